@@ -221,7 +221,7 @@ mod channel_tests {
         assert!(matches!(ev, ChannelEvent::Rejected { implied_watts } if implied_watts > 800.0));
         assert!((ch.total().0 - 100.0).abs() < 1e-9);
         assert_eq!(ch.update(999_950_000, t0 + 3 * s), ChannelEvent::Ok);
-        assert!((ch.total().0 - 150.0).abs() < 1e-9);
+        assert!((ch.total().0 - 100.05).abs() < 1e-9);
     }
 
     #[test]
