@@ -1,7 +1,15 @@
 //! wattprint core: units, sensors, sampling, factors, accounting and estimation.
 //! No async runtime lives here.
 
+pub mod accounting;
 pub mod counter;
+pub mod cpu_table;
+pub mod cpuinfo;
+pub mod estimate;
+pub mod factors;
 pub mod host;
+pub mod location;
+pub mod procfs;
 pub mod sensor;
+pub mod sensors;
 pub mod units;

@@ -1,0 +1,1 @@
+//! Factor datasets shipped in the binary (to be written)
