@@ -10,6 +10,8 @@ pub mod factors;
 pub mod host;
 pub mod location;
 pub mod procfs;
+pub mod record;
+pub mod sampler;
 pub mod sensor;
 pub mod sensors;
 pub mod units;
