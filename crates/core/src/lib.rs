@@ -2,9 +2,11 @@
 //! No async runtime lives here.
 
 pub mod accounting;
+pub mod attribution;
 pub mod counter;
 pub mod cpu_table;
 pub mod cpuinfo;
+pub mod discovery;
 pub mod estimate;
 pub mod factors;
 pub mod host;

@@ -179,3 +179,137 @@ pub fn device_records(snapshot: &Snapshot) -> Vec<DeviceRecord> {
         })
         .collect()
 }
+
+/// What is known about a run before it ends.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    pub id: String,
+    pub project: String,
+    pub tags: BTreeMap<String, String>,
+    pub command: Vec<String>,
+    pub started_at: String,
+    pub host: HostInfo,
+    pub scope: crate::sampler::Scope,
+    pub interval_s: f64,
+}
+
+/// The carbon factors in force for a run, each with its source.
+#[derive(Debug, Clone)]
+pub struct CarbonContext {
+    pub intensity_g_per_kwh: f64,
+    pub intensity_source: String,
+    pub pue: f64,
+    pub location: LocationRecord,
+    pub factors_version: String,
+    /// Warnings to carry into every record (e.g. "location unknown").
+    pub warnings: Vec<String>,
+}
+
+/// How the run ended (absent while it runs).
+#[derive(Debug, Clone, Default)]
+pub struct Ending {
+    pub ended_at: Option<String>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// Static (idle) energy of each device over the run, scaled by the share of the device's energy
+/// charged to the job, and never more than the energy charged. Devices without a known idle
+/// power contribute none (their whole energy counts as dynamic; see docs/methodology.md).
+pub fn static_energy_j(snapshot: &Snapshot) -> f64 {
+    let secs = snapshot.elapsed.as_secs_f64();
+    snapshot
+        .devices
+        .iter()
+        .map(|d| {
+            let Some(idle) = d.device.idle_power_w else {
+                return 0.0;
+            };
+            let share = if d.machine_energy.0 > 0.0 {
+                (d.energy.0 / d.machine_energy.0).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            (idle * secs * share).min(d.energy.0).max(0.0)
+        })
+        .sum()
+}
+
+/// Assemble the run record from the sampler's state.
+pub fn build_record(
+    meta: &RunMeta,
+    carbon: &CarbonContext,
+    snapshot: &Snapshot,
+    status: RunStatus,
+    ending: &Ending,
+    extra_warnings: &[String],
+) -> RunRecord {
+    let by_kind = |k: DeviceKind| -> f64 {
+        snapshot
+            .devices
+            .iter()
+            .filter(|d| d.device.kind == k)
+            .map(|d| d.energy.kwh().0)
+            .sum()
+    };
+    let cpu = by_kind(DeviceKind::Cpu);
+    let gpu = by_kind(DeviceKind::Gpu);
+    let ram = by_kind(DeviceKind::Ram);
+    let it = cpu + gpu + ram;
+    let static_kwh = crate::units::Joules(static_energy_j(snapshot)).kwh().0;
+    let dynamic_kwh = (it - static_kwh).max(0.0);
+    let b = crate::accounting::run_breakdown(
+        dynamic_kwh,
+        static_kwh,
+        carbon.pue,
+        carbon.intensity_g_per_kwh,
+    );
+    let mut warnings = carbon.warnings.clone();
+    for w in snapshot.warnings.iter().chain(extra_warnings) {
+        if !warnings.contains(w) {
+            warnings.push(w.clone());
+        }
+    }
+    RunRecord {
+        schema: SCHEMA.to_string(),
+        id: meta.id.clone(),
+        project: meta.project.clone(),
+        tags: meta.tags.clone(),
+        command: meta.command.clone(),
+        started_at: meta.started_at.clone(),
+        ended_at: ending.ended_at.clone(),
+        duration_s: snapshot.elapsed.as_secs_f64(),
+        status,
+        exit_code: ending.exit_code,
+        signal: ending.signal,
+        host: meta.host.clone(),
+        scope: meta.scope.as_str().to_string(),
+        interval_s: meta.interval_s,
+        energy_kwh: EnergyKwh {
+            cpu,
+            gpu,
+            ram,
+            total: it,
+            dynamic: dynamic_kwh,
+            static_: static_kwh,
+        },
+        devices: device_records(snapshot),
+        methods: Methods {
+            cpu: component_method(snapshot, DeviceKind::Cpu),
+            gpu: component_method(snapshot, DeviceKind::Gpu),
+            ram: component_method(snapshot, DeviceKind::Ram),
+        },
+        pue: carbon.pue,
+        carbon_intensity: CarbonIntensity {
+            g_per_kwh: carbon.intensity_g_per_kwh,
+            source: carbon.intensity_source.clone(),
+        },
+        location: carbon.location.clone(),
+        emissions_kg: b,
+        factors_version: carbon.factors_version.clone(),
+        warnings,
+        samples: snapshot.samples,
+        skipped_ticks: snapshot.skipped_ticks,
+        wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}

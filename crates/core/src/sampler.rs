@@ -129,6 +129,19 @@ impl Default for SamplerConfig {
 /// Callback run from the sampler thread at each checkpoint.
 pub type CheckpointFn = Box<dyn FnMut(&Snapshot) + Send>;
 
+/// Read access to the latest published snapshot of a running sampler.
+#[derive(Clone)]
+pub struct SnapshotWatch(Arc<Mutex<Snapshot>>);
+
+impl SnapshotWatch {
+    pub fn get(&self) -> Snapshot {
+        match self.0.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
 /// A running sampler thread.
 pub struct Sampler {
     stop_tx: mpsc::Sender<()>,
@@ -354,6 +367,11 @@ impl Sampler {
             shared,
             handle,
         }
+    }
+
+    /// A handle other threads can read the latest snapshot from.
+    pub fn watch(&self) -> SnapshotWatch {
+        SnapshotWatch(Arc::clone(&self.shared))
     }
 
     /// Latest state (cheap: a clone of the last published snapshot).

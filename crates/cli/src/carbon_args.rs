@@ -1,0 +1,101 @@
+//! Where a run or estimate happens, and the carbon factors that follow from it.
+
+use anyhow::Result;
+use wattprint_core::factors::{self, Provenance};
+use wattprint_core::location::{self, ResolvedLocation};
+use wattprint_core::record::{CarbonContext, LocationRecord};
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct CarbonArgs {
+    /// Where the energy is used: ISO country (`FR`), zone (`US-CA`, `CA-QC`) or cloud region
+    /// (`aws:eu-west-3`, `gcp:europe-west1`, `azure:francecentral`). Default: $WATTPRINT_LOCATION.
+    #[arg(long, value_name = "LOCATION")]
+    pub location: Option<String>,
+    /// ISO country code (same as `--location CC`).
+    #[arg(long, value_name = "CC", conflicts_with = "location")]
+    pub country: Option<String>,
+    /// Carbon intensity in gCO2e/kWh, overriding the location's.
+    #[arg(long, value_name = "G_PER_KWH")]
+    pub intensity: Option<f64>,
+    /// Power usage effectiveness of the facility (≥ 1), overriding the location's.
+    #[arg(long, value_name = "X")]
+    pub pue: Option<f64>,
+}
+
+pub fn describe(p: &Provenance) -> String {
+    let mut s = p.dataset.clone();
+    let mut bits: Vec<String> = vec![p.source.to_string()];
+    if let Some(y) = p.year {
+        bits.push(y.to_string());
+    }
+    bits.push(p.licence.to_string());
+    if !p.kind.is_empty() {
+        bits.push(p.kind.to_string());
+    }
+    if !p.scope.is_empty() {
+        bits.push(p.scope.to_string());
+    }
+    s.push_str(&format!(" ({})", bits.join(", ")));
+    if !p.note.is_empty() {
+        s.push_str(&format!("; {}", p.note));
+    }
+    s
+}
+
+impl CarbonArgs {
+    /// The location in force: flag, else `WATTPRINT_LOCATION`, else unknown.
+    pub fn location(&self) -> Result<ResolvedLocation> {
+        let given = self
+            .location
+            .clone()
+            .or_else(|| self.country.clone())
+            .or_else(location::location_from_env);
+        let spec = match given.as_deref() {
+            Some(s) => Some(location::parse_location(s).map_err(|e| anyhow::anyhow!("{e}"))?),
+            None => None,
+        };
+        Ok(location::resolve(spec.as_ref(), None))
+    }
+
+    pub fn resolve(&self) -> Result<CarbonContext> {
+        let loc = self.location()?;
+        let mut warnings = Vec::new();
+        let (g, source) = match self.intensity {
+            Some(g) if g.is_finite() && g >= 0.0 => (g, "user (--intensity)".to_string()),
+            Some(g) => anyhow::bail!(
+                "--intensity {g}: must be a non-negative number of gCO2e/kWh, e.g. --intensity 56"
+            ),
+            None => {
+                let mut s = describe(&loc.intensity_provenance);
+                if !loc.known {
+                    s = format!("default: world average, {s}");
+                }
+                (loc.intensity_g_per_kwh, s)
+            }
+        };
+        let (pue, pue_source) = match self.pue {
+            Some(p) if p.is_finite() && p >= 1.0 => (p, "user (--pue)".to_string()),
+            Some(p) => anyhow::bail!("--pue {p}: a PUE is a ratio of at least 1.0, e.g. --pue 1.2"),
+            None => (loc.pue, describe(&loc.pue_provenance)),
+        };
+        if !loc.known && self.intensity.is_none() {
+            warnings.push(
+                "location unknown: valued at the world average intensity; pass --location (e.g. FR, US-CA, aws:eu-west-3) or set WATTPRINT_LOCATION"
+                    .to_string(),
+            );
+        }
+        Ok(CarbonContext {
+            intensity_g_per_kwh: g,
+            intensity_source: source,
+            pue,
+            location: LocationRecord {
+                code: loc.code.clone(),
+                name: loc.name.clone(),
+                known: loc.known,
+                pue_source,
+            },
+            factors_version: factors::FACTORS_VERSION.to_string(),
+            warnings,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! `wattprint doctor`: what this machine offers, what each component will use, and why.
+
+use crate::carbon_args::CarbonArgs;
+use anyhow::Result;
+use serde_json::json;
+use std::path::PathBuf;
+use wattprint_core::discovery::{self, DiscoverOptions};
+use wattprint_core::host::HostPaths;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub carbon: CarbonArgs,
+    /// CPU TDP in watts (all sockets) for the CPU power model.
+    #[arg(long, value_name = "W")]
+    pub cpu_tdp: Option<f64>,
+    /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
+    #[arg(long, value_name = "PATH")]
+    pub nvml_library: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let paths = HostPaths::from_env();
+    let d = discovery::discover(
+        &paths,
+        &DiscoverOptions {
+            cpu_tdp_w: a.cpu_tdp,
+            nvml_library: a.nvml_library.clone(),
+        },
+    );
+    let carbon = a.carbon.resolve()?;
+    let host = discovery::host_info(&paths, &d);
+    let store = crate::store::home_dir()
+        .map(|h| h.join("wattprint.db").display().to_string())
+        .unwrap_or_else(|e| format!("unavailable: {e}"));
+    if a.json {
+        let v = json!({
+            "sysfs_root": paths.sys,
+            "procfs_root": paths.proc,
+            "host": host,
+            "sources": d.sources.iter().map(|s| json!({"source": s.source, "found": s.found, "detail": s.detail})).collect::<Vec<_>>(),
+            "components": d.components.iter().map(|c| json!({"component": c.component, "method": c.method, "detail": c.detail})).collect::<Vec<_>>(),
+            "location": carbon.location,
+            "carbon_intensity": {"g_per_kwh": carbon.intensity_g_per_kwh, "source": carbon.intensity_source},
+            "pue": carbon.pue,
+            "factors_version": carbon.factors_version,
+            "store": store,
+            "warnings": d.warnings.iter().chain(carbon.warnings.iter()).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("wattprint doctor — what this machine offers");
+    println!(
+        "  host: {} · {} · {} logical CPUs · {:.1} GB RAM · {} GPU(s)",
+        host.hostname,
+        host.cpu_model,
+        host.logical_cpus,
+        host.ram_gb,
+        host.gpus.len()
+    );
+    println!(
+        "  roots: sysfs {} · procfs {}",
+        paths.sys.display(),
+        paths.proc.display()
+    );
+    println!("sensors:");
+    for s in &d.sources {
+        println!(
+            "  {:<6} {:<9} {}",
+            s.source,
+            if s.found { "found" } else { "not used" },
+            s.detail
+        );
+    }
+    println!("components:");
+    for c in &d.components {
+        println!(
+            "  {:<4} {:<12} {}",
+            c.component.as_str(),
+            c.method.as_str(),
+            c.detail
+        );
+    }
+    println!("carbon:");
+    println!(
+        "  location {} ({}){}",
+        carbon.location.code,
+        carbon.location.name,
+        if carbon.location.known { "" } else { " — location unknown" }
+    );
+    println!(
+        "  intensity {} gCO2e/kWh — {}",
+        carbon.intensity_g_per_kwh, carbon.intensity_source
+    );
+    println!("  PUE {} — {}", carbon.pue, carbon.location.pue_source);
+    println!("  factors {}", carbon.factors_version);
+    println!("store: {store}");
+    for w in d.warnings.iter().chain(carbon.warnings.iter()) {
+        println!("warning: {w}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,298 @@
+//! `wattprint run [OPTIONS] -- CMD ARGS...`: run a job exactly as it would run without us and
+//! measure the energy it used.
+
+use crate::{child, clock, live::LiveLine, store::Store, summary};
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wattprint_core::discovery::{self, DiscoverOptions};
+use wattprint_core::host::HostPaths;
+use wattprint_core::record::{self, CarbonContext, Ending, RunMeta, RunStatus};
+use wattprint_core::sampler::{Sampler, SamplerConfig, Scope, MIN_INTERVAL};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Project the run belongs to (default: $WATTPRINT_PROJECT, else "default").
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Tag the run, `key=value`; repeatable.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// `machine`: everything the box's devices drew; `process`: the job's share.
+    #[arg(long, value_enum, default_value = "machine")]
+    pub scope: ScopeArg,
+    /// Sampling interval, e.g. `1s`, `100ms` (minimum 10ms).
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// Also write the run record as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// No summary at the end.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// No live status line, even on a terminal.
+    #[arg(long)]
+    pub no_live: bool,
+    #[command(flatten)]
+    pub carbon: crate::carbon_args::CarbonArgs,
+    /// CPU TDP in watts for the CPU power model (all sockets), when the model is used.
+    #[arg(long, value_name = "W")]
+    pub cpu_tdp: Option<f64>,
+    /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
+    #[arg(long, value_name = "PATH")]
+    pub nvml_library: Option<PathBuf>,
+    /// The command to run, after `--`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ScopeArg {
+    Machine,
+    Process,
+}
+
+fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for t in tags {
+        match t.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.insert(k.trim().to_string(), v.to_string());
+            }
+            _ => anyhow::bail!("invalid --tag `{t}`: expected KEY=VALUE, e.g. --tag lr=3e-4"),
+        }
+    }
+    Ok(out)
+}
+
+pub fn parse_interval(s: &str) -> Result<Duration> {
+    let d = wattprint_core::units::parse_duration(s).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+    if d < MIN_INTERVAL {
+        anyhow::bail!(
+            "--interval {s} is below the minimum of 10ms; use e.g. --interval 10ms or more"
+        );
+    }
+    Ok(d)
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    // Validate everything before starting the job.
+    let interval = parse_interval(&a.interval)?;
+    let tags = parse_tags(&a.tags)?;
+    if let Some(w) = a.cpu_tdp {
+        if !(w.is_finite() && w > 0.0) {
+            anyhow::bail!("--cpu-tdp {w}: must be a positive number of watts");
+        }
+    }
+    let carbon: CarbonContext = a.carbon.resolve()?;
+    let scope = match a.scope {
+        ScopeArg::Machine => Scope::Machine,
+        ScopeArg::Process => Scope::Process,
+    };
+    let project = a
+        .project
+        .clone()
+        .or_else(|| std::env::var("WATTPRINT_PROJECT").ok().filter(|p| !p.is_empty()))
+        .unwrap_or_else(|| "default".to_string());
+    let paths = HostPaths::from_env();
+    let say = |msg: &str| {
+        if !a.quiet {
+            eprintln!("wattprint: {msg}");
+        }
+    };
+
+    let disc = discovery::discover(
+        &paths,
+        &DiscoverOptions {
+            cpu_tdp_w: a.cpu_tdp,
+            nvml_library: a.nvml_library.clone(),
+        },
+    );
+    for w in &disc.warnings {
+        say(w);
+    }
+    let host = discovery::host_info(&paths, &disc);
+    let job_pid = Arc::new(AtomicU32::new(0));
+    let attributor = discovery::attributor(scope, &paths, Arc::clone(&job_pid), &disc);
+
+    let mut store = match Store::open_default() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            say(&format!(
+                "warning: local store unavailable ({e:#}); the run will not be saved there{}",
+                if a.json.is_some() { " (the --json file is still written)" } else { "" }
+            ));
+            None
+        }
+    };
+
+    let meta = RunMeta {
+        id: uuid::Uuid::new_v4().to_string(),
+        project,
+        tags,
+        command: a.cmd.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
+        started_at: clock::now_rfc3339(),
+        host,
+        scope,
+        interval_s: interval.as_secs_f64(),
+    };
+    let mut extra_warnings: Vec<String> = disc.warnings.clone();
+
+    // Checkpoints save the record (status running) from the sampler thread.
+    let store_cell: Arc<Mutex<Option<Store>>> = Arc::new(Mutex::new(store.take()));
+    let ckpt_store = Arc::clone(&store_cell);
+    let ckpt_meta = meta.clone();
+    let ckpt_carbon = carbon.clone();
+    let ckpt_warn = extra_warnings.clone();
+    let checkpoint: wattprint_core::sampler::CheckpointFn = Box::new(move |snap| {
+        let rec = record::build_record(
+            &ckpt_meta,
+            &ckpt_carbon,
+            snap,
+            RunStatus::Running,
+            &Ending::default(),
+            &ckpt_warn,
+        );
+        if let Ok(mut guard) = ckpt_store.lock() {
+            if let Some(st) = guard.as_mut() {
+                if let Err(e) = st.save_run(&rec) {
+                    eprintln!("wattprint: warning: checkpoint not saved: {e:#}");
+                }
+            }
+        }
+    });
+    let sampler = Sampler::start(
+        disc.sensors,
+        attributor,
+        SamplerConfig {
+            interval,
+            checkpoint_every: Duration::from_secs(10).max(interval),
+        },
+        Some(checkpoint),
+    );
+    // First checkpoint right away, so even a crash in the first seconds leaves a record.
+    if let Ok(mut guard) = store_cell.lock() {
+        if let Some(st) = guard.as_mut() {
+            let rec = record::build_record(
+                &meta,
+                &carbon,
+                &sampler.snapshot(),
+                RunStatus::Running,
+                &Ending::default(),
+                &extra_warnings,
+            );
+            if let Err(e) = st.save_run(&rec) {
+                say(&format!("warning: run not saved to the local store: {e:#}"));
+            }
+        }
+    }
+
+    let env = vec![("WATTPRINT_RUN_ID".to_string(), meta.id.clone())];
+    let mut child = match child::spawn(&a.cmd, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = sampler.stop();
+            if let Ok(mut guard) = store_cell.lock() {
+                if let Some(st) = guard.as_mut() {
+                    let _ = st.delete_run(&meta.id);
+                }
+            }
+            eprintln!("wattprint: error: {}", e.message);
+            return Ok(e.exit_code);
+        }
+    };
+    let pid = child.id();
+    job_pid.store(pid, Ordering::SeqCst);
+    let forwarder = child::Forwarder::start(pid).ok();
+
+    // Live status line (terminal only), redrawn once a second.
+    let live_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let live_thread = {
+        let mut line = LiveLine::new(!a.no_live && !a.quiet);
+        if line.is_active() {
+            let stop = Arc::clone(&live_stop);
+            let watch = sampler.watch();
+            let live_carbon = carbon.clone();
+            Some(std::thread::spawn(move || {
+                let mut ticks = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    if ticks % 10 == 0 {
+                        line.draw(&summary::live_text(&watch.get(), &live_carbon));
+                    }
+                    ticks += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                line.finish();
+            }))
+        } else {
+            None
+        }
+    };
+
+    child::wait_exited_no_reap(pid);
+    let snapshot = sampler.stop();
+    live_stop.store(true, Ordering::SeqCst);
+    if let Some(t) = live_thread {
+        let _ = t.join();
+    }
+    let status = child.wait();
+    let received = forwarder
+        .map(|f| {
+            let r = f.received.load(Ordering::SeqCst);
+            f.stop();
+            r
+        })
+        .unwrap_or(0);
+    let (code, signal, run_status) = match status {
+        Ok(st) => {
+            let (code, sig) = child::exit_code(st);
+            let rs = if sig.is_some() {
+                RunStatus::Killed
+            } else if code == 0 {
+                RunStatus::Completed
+            } else {
+                RunStatus::Failed
+            };
+            (code, sig, rs)
+        }
+        Err(e) => {
+            extra_warnings.push(format!("could not read the job's exit status: {e}"));
+            (1, None, RunStatus::Failed)
+        }
+    };
+    if received != 0 {
+        extra_warnings.push(format!(
+            "wattprint received signal {received} during the run and passed it to the job"
+        ));
+    }
+    let ending = Ending {
+        ended_at: Some(clock::now_rfc3339()),
+        exit_code: Some(code),
+        signal,
+    };
+    let rec = record::build_record(&meta, &carbon, &snapshot, run_status, &ending, &extra_warnings);
+    if let Ok(mut guard) = store_cell.lock() {
+        if let Some(st) = guard.as_mut() {
+            if let Err(e) = st.save_run(&rec).and_then(|_| st.save_series(&rec.id, &snapshot)) {
+                eprintln!("wattprint: warning: run not saved to the local store: {e:#}");
+            }
+        }
+    }
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&rec)?;
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!(
+                "wattprint: warning: cannot write {}: {e} (the run is in the local store)",
+                path.display()
+            );
+        }
+    }
+    if !a.quiet {
+        eprint!("{}", summary::summary_text(&rec));
+    }
+    Ok(code)
+}

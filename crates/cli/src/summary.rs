@@ -1,0 +1,143 @@
+//! What the user reads on stderr: the end-of-run summary and the live status line.
+
+use std::fmt::Write;
+use wattprint_core::record::{CarbonContext, RunRecord};
+use wattprint_core::sampler::Snapshot;
+use wattprint_core::units::JOULES_PER_KWH;
+
+/// Energy with a unit suited to its size.
+pub fn fmt_energy_kwh(kwh: f64) -> String {
+    let j = kwh * JOULES_PER_KWH;
+    if j.abs() < 3600.0 {
+        format!("{j:.1} J")
+    } else if kwh.abs() < 1.0 {
+        format!("{:.2} Wh", kwh * 1000.0)
+    } else {
+        format!("{kwh:.3} kWh")
+    }
+}
+
+/// Mass of CO2e with a unit suited to its size.
+pub fn fmt_mass_kg(kg: f64) -> String {
+    if kg.abs() < 0.001 {
+        format!("{:.3} mg", kg * 1e6)
+    } else if kg.abs() < 1.0 {
+        format!("{:.2} g", kg * 1000.0)
+    } else {
+        format!("{kg:.3} kg")
+    }
+}
+
+pub fn fmt_duration(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0).floor(), (s % 60.0).floor())
+    } else {
+        format!("{}h{:02}m", (s / 3600.0).floor(), ((s % 3600.0) / 60.0).floor())
+    }
+}
+
+pub fn summary_text(r: &RunRecord) -> String {
+    let mut o = String::new();
+    let short = r.id.get(..8).unwrap_or(&r.id);
+    let exit = match (r.exit_code, r.signal) {
+        (_, Some(s)) => format!("signal {s}"),
+        (Some(c), None) => format!("exit {c}"),
+        _ => "running".into(),
+    };
+    let _ = writeln!(
+        o,
+        "wattprint: run {short} {} ({exit}) in {} · project {} · scope {}",
+        r.status.as_str(),
+        fmt_duration(r.duration_s),
+        r.project,
+        r.scope
+    );
+    let _ = writeln!(
+        o,
+        "  {:<16} {:<5} {:<12} {:>12} {:>10}",
+        "device", "kind", "method", "energy", "avg power"
+    );
+    for d in &r.devices {
+        let method = if d.method.is_measured() {
+            d.method.as_str().to_string()
+        } else {
+            format!("{} (est.)", d.method.as_str())
+        };
+        let _ = writeln!(
+            o,
+            "  {:<16} {:<5} {:<12} {:>12} {:>8.1} W",
+            d.id,
+            d.kind.as_str(),
+            method,
+            fmt_energy_kwh(d.energy_kwh),
+            d.avg_power_w
+        );
+    }
+    let avg_w = if r.duration_s > 0.0 {
+        r.energy_kwh.total * JOULES_PER_KWH / r.duration_s
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        o,
+        "  IT energy {} (dynamic {}, static {}), average {:.1} W; × PUE {} → {}",
+        fmt_energy_kwh(r.energy_kwh.total),
+        fmt_energy_kwh(r.energy_kwh.dynamic),
+        fmt_energy_kwh(r.energy_kwh.static_),
+        avg_w,
+        r.pue,
+        fmt_energy_kwh(r.energy_kwh.total * r.pue)
+    );
+    let _ = writeln!(
+        o,
+        "  emissions {} CO2e (operational {}, embodied {})",
+        fmt_mass_kg(r.emissions_kg.total),
+        fmt_mass_kg(r.emissions_kg.operational),
+        fmt_mass_kg(r.emissions_kg.embodied)
+    );
+    let _ = writeln!(
+        o,
+        "  intensity {} gCO2e/kWh at {} — {}",
+        r.carbon_intensity.g_per_kwh,
+        if r.location.known {
+            format!("{} ({})", r.location.code, r.location.name)
+        } else {
+            "location unknown".to_string()
+        },
+        r.carbon_intensity.source
+    );
+    let _ = writeln!(o, "  PUE {} — {}", r.pue, r.location.pue_source);
+    for w in &r.warnings {
+        let _ = writeln!(o, "  warning: {w}");
+    }
+    let _ = writeln!(o, "  details: wattprint show {short}   (methods: docs/methodology.md)");
+    o
+}
+
+pub fn live_text(s: &Snapshot, c: &CarbonContext) -> String {
+    let kwh = s.total_energy().kwh().0;
+    let w: f64 = s.devices.iter().map(|d| d.last_power.0).sum();
+    let kg = kwh * c.pue * c.intensity_g_per_kwh / 1000.0;
+    format!(
+        " wattprint · {} · {:.1} W · {} · {} CO2e ",
+        fmt_duration(s.elapsed.as_secs_f64()),
+        w,
+        fmt_energy_kwh(kwh),
+        fmt_mass_kg(kg)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_energy_kwh(1.0 / 3.6e6 * 12.0), "12.0 J");
+        assert_eq!(fmt_energy_kwh(0.5), "500.00 Wh");
+        assert_eq!(fmt_energy_kwh(2.0), "2.000 kWh");
+        assert_eq!(fmt_mass_kg(0.5), "500.00 g");
+        assert_eq!(fmt_duration(3725.0), "1h02m");
+    }
+}

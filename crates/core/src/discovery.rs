@@ -1,0 +1,304 @@
+//! Which sensor answers for each component on this machine, and why.
+//!
+//! Preference: CPU — RAPL package counters, else the TDP × load model; RAM — the RAPL DRAM
+//! domain, else the W/GB model; GPU — NVML. Every fallback is reported once, with the reason
+//! and the fix, and the method actually used is what the record says.
+
+use crate::attribution::ProcessTree;
+use crate::host::HostPaths;
+use crate::record::{GpuInfo, HostInfo};
+use crate::sampler::{Attributor, Scope, WholeMachine};
+use crate::sensor::{DeviceKind, Method, Sensor, SensorError};
+use crate::sensors::cpu_model::{CpuModelSensor, TdpSource};
+use crate::sensors::nvml::NvmlSensor;
+use crate::sensors::ram_model::RamModelSensor;
+use crate::sensors::rapl::RaplSensor;
+use crate::{cpuinfo, procfs};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default)]
+pub struct DiscoverOptions {
+    /// User-given CPU TDP (W, all sockets) for the CPU model.
+    pub cpu_tdp_w: Option<f64>,
+    /// libnvidia-ml path (else `WATTPRINT_NVML_LIBRARY`, else the system's).
+    pub nvml_library: Option<PathBuf>,
+}
+
+/// One line of `wattprint doctor`: a component, the method it will use, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentReport {
+    pub component: DeviceKind,
+    pub method: Method,
+    pub detail: String,
+}
+
+/// A sensor source that was looked for, and what was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceReport {
+    pub source: &'static str,
+    pub found: bool,
+    pub detail: String,
+}
+
+pub struct Discovery {
+    pub sensors: Vec<Box<dyn Sensor>>,
+    pub components: Vec<ComponentReport>,
+    pub sources: Vec<SourceReport>,
+    /// Loud messages to show once (unreadable counters, unknown CPU…).
+    pub warnings: Vec<String>,
+    pub gpus: Vec<GpuInfo>,
+    /// NVML indices the job may use per `CUDA_VISIBLE_DEVICES`, when it is set.
+    pub visible_gpus: Option<Vec<u32>>,
+}
+
+fn describe_err(e: &SensorError) -> String {
+    e.to_string()
+}
+
+pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
+    let mut d = Discovery {
+        sensors: Vec::new(),
+        components: Vec::new(),
+        sources: Vec::new(),
+        warnings: Vec::new(),
+        gpus: Vec::new(),
+        visible_gpus: None,
+    };
+
+    // CPU (and maybe DRAM) from RAPL.
+    let mut have_dram = false;
+    let mut have_cpu = false;
+    match RaplSensor::open(paths) {
+        Ok(s) => {
+            let pk: Vec<String> = s
+                .devices()
+                .iter()
+                .filter(|x| x.kind == DeviceKind::Cpu)
+                .map(|x| x.id.clone())
+                .collect();
+            let dr: Vec<String> = s
+                .devices()
+                .iter()
+                .filter(|x| x.kind == DeviceKind::Ram)
+                .map(|x| x.id.clone())
+                .collect();
+            have_cpu = !pk.is_empty();
+            have_dram = !dr.is_empty();
+            d.sources.push(SourceReport {
+                source: "rapl",
+                found: true,
+                detail: format!(
+                    "powercap RAPL readable under {}: {}",
+                    paths.powercap().display(),
+                    pk.iter().chain(dr.iter()).cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+            d.components.push(ComponentReport {
+                component: DeviceKind::Cpu,
+                method: Method::Rapl,
+                detail: format!("RAPL package counters ({})", pk.join(", ")),
+            });
+            if have_dram {
+                d.components.push(ComponentReport {
+                    component: DeviceKind::Ram,
+                    method: Method::RaplDram,
+                    detail: format!("RAPL DRAM counters ({})", dr.join(", ")),
+                });
+            }
+            d.sensors.push(Box::new(s));
+        }
+        Err(e) => {
+            let detail = describe_err(&e);
+            if let SensorError::PermissionDenied { .. } = e {
+                d.warnings.push(format!(
+                    "RAPL energy counters exist but cannot be read: {detail} Until then CPU energy is estimated with the TDP × load model (method tdp-model)."
+                ));
+            }
+            d.sources.push(SourceReport {
+                source: "rapl",
+                found: false,
+                detail,
+            });
+        }
+    }
+    if !have_cpu {
+        match CpuModelSensor::open(paths, opts.cpu_tdp_w) {
+            Ok(s) => {
+                let src = match s.tdp_source() {
+                    TdpSource::Table { model, source } => {
+                        format!("TDP of {model} from the CPU table ({source})")
+                    }
+                    TdpSource::User => "TDP given by --cpu-tdp".to_string(),
+                    TdpSource::DefaultPerThread {
+                        threads,
+                        watts_per_thread,
+                    } => {
+                        d.warnings.push(format!(
+                            "CPU model not found in the CPU power table: assuming {watts_per_thread} W per thread × {threads} threads = {:.0} W at full load (a documented default, not a measurement); pass --cpu-tdp W to set the real TDP",
+                            s.max_power().0
+                        ));
+                        format!(
+                            "default {watts_per_thread} W per thread × {threads} threads (CPU not in the table)"
+                        )
+                    }
+                };
+                for w in s.open_warnings() {
+                    if !d.warnings.contains(&w) {
+                        d.warnings.push(w);
+                    }
+                }
+                d.components.push(ComponentReport {
+                    component: DeviceKind::Cpu,
+                    method: Method::TdpModel,
+                    detail: format!(
+                        "estimated: idle {:.1} W to max {:.1} W linear in CPU load; {src}",
+                        s.idle_power().0,
+                        s.max_power().0
+                    ),
+                });
+                d.sensors.push(Box::new(s));
+            }
+            Err(e) => {
+                d.warnings.push(format!(
+                    "CPU energy not measured: neither RAPL nor the CPU model is usable ({e})"
+                ));
+                d.components.push(ComponentReport {
+                    component: DeviceKind::Cpu,
+                    method: Method::None,
+                    detail: e.to_string(),
+                });
+            }
+        }
+    }
+    if !have_dram {
+        match RamModelSensor::open(paths) {
+            Ok(s) => {
+                d.components.push(ComponentReport {
+                    component: DeviceKind::Ram,
+                    method: Method::Model,
+                    detail: "estimated: 0.3725 W per GB of memory in use (Green Algorithms)"
+                        .to_string(),
+                });
+                d.sensors.push(Box::new(s));
+            }
+            Err(e) => {
+                d.warnings.push(format!("RAM energy not estimated: {e}"));
+                d.components.push(ComponentReport {
+                    component: DeviceKind::Ram,
+                    method: Method::None,
+                    detail: e.to_string(),
+                });
+            }
+        }
+    }
+
+    // GPUs through NVML.
+    match NvmlSensor::open(opts.nvml_library.as_deref()) {
+        Ok(s) => {
+            let mut methods = Vec::new();
+            for g in s.devices() {
+                d.gpus.push(GpuInfo {
+                    index: g.gpu_index.unwrap_or(0),
+                    name: g.name.clone(),
+                    uuid: g.uuid.clone().unwrap_or_default(),
+                });
+                methods.push(format!("{} {} ({})", g.id, g.name, g.method.as_str()));
+            }
+            let method = s
+                .devices()
+                .first()
+                .map(|g| g.method)
+                .unwrap_or(Method::None);
+            d.sources.push(SourceReport {
+                source: "nvml",
+                found: true,
+                detail: format!("{} GPU(s)", s.devices().len()),
+            });
+            d.components.push(ComponentReport {
+                component: DeviceKind::Gpu,
+                method,
+                detail: methods.join("; "),
+            });
+            if let Ok(v) = std::env::var("CUDA_VISIBLE_DEVICES") {
+                let list: Vec<(u32, String)> = d
+                    .gpus
+                    .iter()
+                    .map(|g| (g.index, g.uuid.clone()))
+                    .collect();
+                match crate::sensors::nvml::parse_cuda_visible_devices(&v, &list) {
+                    Ok(ix) => d.visible_gpus = Some(ix),
+                    Err(e) => d.warnings.push(format!(
+                        "CUDA_VISIBLE_DEVICES={v} not understood ({e}); process scope uses the GPUs the job's processes hold"
+                    )),
+                }
+            }
+            d.sensors.push(Box::new(s));
+        }
+        Err(e) => {
+            d.sources.push(SourceReport {
+                source: "nvml",
+                found: false,
+                detail: e.to_string(),
+            });
+            d.components.push(ComponentReport {
+                component: DeviceKind::Gpu,
+                method: Method::None,
+                detail: format!("no GPU measured: {e}"),
+            });
+        }
+    }
+    d
+}
+
+/// Host facts for the run record.
+pub fn host_info(paths: &HostPaths, d: &Discovery) -> HostInfo {
+    let ci = cpuinfo::read_cpuinfo(paths).ok();
+    let ram_gb = procfs::read_meminfo(paths)
+        .map(|m| m.total_bytes as f64 / 1e9)
+        .unwrap_or(0.0);
+    HostInfo {
+        hostname: hostname(),
+        cpu_model: ci
+            .as_ref()
+            .and_then(|c| c.models.first().cloned())
+            .unwrap_or_else(|| "unknown".into()),
+        logical_cpus: ci
+            .as_ref()
+            .map(|c| c.logical_cpus)
+            .filter(|n| *n > 0)
+            .or_else(|| procfs::logical_cpus(paths).ok())
+            .unwrap_or(0),
+        ram_gb,
+        gpus: d.gpus.clone(),
+    }
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The attribution policy for a scope.
+pub fn attributor(
+    scope: Scope,
+    paths: &HostPaths,
+    job_pid: Arc<AtomicU32>,
+    d: &Discovery,
+) -> Box<dyn Attributor> {
+    match scope {
+        Scope::Machine => Box::new(WholeMachine),
+        Scope::Process => Box::new(ProcessTree::new(
+            paths.clone(),
+            job_pid,
+            d.visible_gpus.clone(),
+        )),
+    }
+}
