@@ -90,7 +90,11 @@ pub fn run(a: Args) -> Result<i32> {
         "  location {} ({}){}",
         carbon.location.code,
         carbon.location.name,
-        if carbon.location.known { "" } else { " — location unknown" }
+        if carbon.location.known {
+            ""
+        } else {
+            " — location unknown"
+        }
     );
     println!(
         "  intensity {} gCO2e/kWh — {}",

@@ -46,7 +46,12 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
     /// The command to run, after `--`.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "CMD"
+    )]
     pub cmd: Vec<OsString>,
 }
 
@@ -70,7 +75,8 @@ fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 pub fn parse_interval(s: &str) -> Result<Duration> {
-    let d = wattprint_core::units::parse_duration(s).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+    let d =
+        wattprint_core::units::parse_duration(s).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
     if d < MIN_INTERVAL {
         anyhow::bail!(
             "--interval {s} is below the minimum of 10ms; use e.g. --interval 10ms or more"
@@ -96,7 +102,11 @@ pub fn run(a: Args) -> Result<i32> {
     let project = a
         .project
         .clone()
-        .or_else(|| std::env::var("WATTPRINT_PROJECT").ok().filter(|p| !p.is_empty()))
+        .or_else(|| {
+            std::env::var("WATTPRINT_PROJECT")
+                .ok()
+                .filter(|p| !p.is_empty())
+        })
         .unwrap_or_else(|| "default".to_string());
     let paths = HostPaths::from_env();
     let say = |msg: &str| {
@@ -124,7 +134,11 @@ pub fn run(a: Args) -> Result<i32> {
         Err(e) => {
             say(&format!(
                 "warning: local store unavailable ({e:#}); the run will not be saved there{}",
-                if a.json.is_some() { " (the --json file is still written)" } else { "" }
+                if a.json.is_some() {
+                    " (the --json file is still written)"
+                } else {
+                    ""
+                }
             ));
             None
         }
@@ -134,7 +148,11 @@ pub fn run(a: Args) -> Result<i32> {
         id: uuid::Uuid::new_v4().to_string(),
         project,
         tags,
-        command: a.cmd.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
+        command: a
+            .cmd
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect(),
         started_at: clock::now_rfc3339(),
         host,
         scope,
@@ -205,6 +223,7 @@ pub fn run(a: Args) -> Result<i32> {
             return Ok(e.exit_code);
         }
     };
+    let startup_ms = crate::START.elapsed().as_secs_f64() * 1000.0;
     let pid = child.id();
     job_pid.store(pid, Ordering::SeqCst);
     let forwarder = child::Forwarder::start(pid).ok();
@@ -274,10 +293,21 @@ pub fn run(a: Args) -> Result<i32> {
         exit_code: Some(code),
         signal,
     };
-    let rec = record::build_record(&meta, &carbon, &snapshot, run_status, &ending, &extra_warnings);
+    let mut rec = record::build_record(
+        &meta,
+        &carbon,
+        &snapshot,
+        run_status,
+        &ending,
+        &extra_warnings,
+    );
+    rec.tracker = Some(self_usage(startup_ms));
     if let Ok(mut guard) = store_cell.lock() {
         if let Some(st) = guard.as_mut() {
-            if let Err(e) = st.save_run(&rec).and_then(|_| st.save_series(&rec.id, &snapshot)) {
+            if let Err(e) = st
+                .save_run(&rec)
+                .and_then(|_| st.save_series(&rec.id, &snapshot))
+            {
                 eprintln!("wattprint: warning: run not saved to the local store: {e:#}");
             }
         }
@@ -295,4 +325,25 @@ pub fn run(a: Args) -> Result<i32> {
         eprint!("{}", summary::summary_text(&rec));
     }
     Ok(code)
+}
+
+/// wattprint's own CPU time and peak RSS (RUSAGE_SELF: the job is not included).
+fn self_usage(startup_ms: f64) -> record::TrackerUsage {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0;
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    record::TrackerUsage {
+        cpu_s: if ok {
+            tv(ru.ru_utime) + tv(ru.ru_stime)
+        } else {
+            f64::NAN
+        },
+        max_rss_mb: if ok {
+            ru.ru_maxrss as f64 / 1024.0
+        } else {
+            f64::NAN
+        },
+        startup_ms,
+    }
 }

@@ -42,7 +42,12 @@ enum Command {
     Regions(cmd_regions::Args),
 }
 
+/// When the process started, for the start-up figure in the run record.
+pub static START: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
 fn main() {
+    std::sync::LazyLock::force(&START);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -185,9 +185,14 @@ impl Store {
     pub fn find_run(&self, prefix: &str) -> Result<RunRecord> {
         let p = prefix.trim();
         if p.is_empty() {
-            anyhow::bail!("empty run id: give a run id or a prefix of one (see `wattprint show --help`)");
+            anyhow::bail!(
+                "empty run id: give a run id or a prefix of one (see `wattprint show --help`)"
+            );
         }
-        let escaped = p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = p
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let mut st = self.conn.prepare(
             "SELECT id FROM runs WHERE id LIKE ?1 || '%' ESCAPE '\\' ORDER BY started_at DESC LIMIT 6",
         )?;

@@ -34,7 +34,11 @@ pub fn fmt_duration(s: f64) -> String {
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0).floor(), (s % 60.0).floor())
     } else {
-        format!("{}h{:02}m", (s / 3600.0).floor(), ((s % 3600.0) / 60.0).floor())
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0).floor(),
+            ((s % 3600.0) / 60.0).floor()
+        )
     }
 }
 
@@ -112,7 +116,10 @@ pub fn summary_text(r: &RunRecord) -> String {
     for w in &r.warnings {
         let _ = writeln!(o, "  warning: {w}");
     }
-    let _ = writeln!(o, "  details: wattprint show {short}   (methods: docs/methodology.md)");
+    let _ = writeln!(
+        o,
+        "  details: wattprint show {short}   (methods: docs/methodology.md)"
+    );
     o
 }
 

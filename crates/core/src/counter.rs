@@ -76,6 +76,7 @@ pub fn difference(prev: u64, cur: u64, max_range: Option<u64>) -> Delta {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -189,7 +190,11 @@ impl PowerIntegrator {
         Self::default()
     }
     /// Add a power sample taken at `at`; returns the cumulative energy so far.
-    pub fn update(&mut self, power: crate::units::Watts, at: std::time::Instant) -> crate::units::Joules {
+    pub fn update(
+        &mut self,
+        power: crate::units::Watts,
+        at: std::time::Instant,
+    ) -> crate::units::Joules {
         if let Some((t0, p0)) = self.last {
             let dt = at.saturating_duration_since(t0).as_secs_f64();
             self.total_j += 0.5 * (p0 + power.0) * dt;
@@ -203,6 +208,7 @@ impl PowerIntegrator {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod channel_tests {
     use super::*;
     use std::time::{Duration, Instant};

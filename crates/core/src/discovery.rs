@@ -92,7 +92,11 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                 detail: format!(
                     "powercap RAPL readable under {}: {}",
                     paths.powercap().display(),
-                    pk.iter().chain(dr.iter()).cloned().collect::<Vec<_>>().join(", ")
+                    pk.iter()
+                        .chain(dr.iter())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
             d.components.push(ComponentReport {
@@ -222,11 +226,8 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                 detail: methods.join("; "),
             });
             if let Ok(v) = std::env::var("CUDA_VISIBLE_DEVICES") {
-                let list: Vec<(u32, String)> = d
-                    .gpus
-                    .iter()
-                    .map(|g| (g.index, g.uuid.clone()))
-                    .collect();
+                let list: Vec<(u32, String)> =
+                    d.gpus.iter().map(|g| (g.index, g.uuid.clone())).collect();
                 match crate::sensors::nvml::parse_cuda_visible_devices(&v, &list) {
                     Ok(ix) => d.visible_gpus = Some(ix),
                     Err(e) => d.warnings.push(format!(

@@ -143,6 +143,19 @@ pub struct RunRecord {
     pub samples: u64,
     pub skipped_ticks: u64,
     pub wattprint_version: String,
+    /// What measuring cost: the tracker's own CPU time and peak memory (not the job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker: Option<TrackerUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackerUsage {
+    /// CPU seconds (user + system) used by wattprint itself.
+    pub cpu_s: f64,
+    /// Peak resident memory of wattprint itself, MB.
+    pub max_rss_mb: f64,
+    /// Milliseconds from wattprint's start to the job's spawn.
+    pub startup_ms: f64,
 }
 
 /// Method of one component across its devices.
@@ -311,5 +324,6 @@ pub fn build_record(
         samples: snapshot.samples,
         skipped_ticks: snapshot.skipped_ticks,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
+        tracker: None,
     }
 }

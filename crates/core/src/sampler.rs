@@ -216,7 +216,10 @@ impl State {
         for w in self.attributor.take_warnings() {
             self.warn(w);
         }
-        let t0 = self.last_read.saturating_duration_since(self.start).as_secs_f64();
+        let t0 = self
+            .last_read
+            .saturating_duration_since(self.start)
+            .as_secs_f64();
         let t1 = now.saturating_duration_since(self.start).as_secs_f64();
         let dt = t1 - t0;
         for i in 0..n {

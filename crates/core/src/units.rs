@@ -182,13 +182,17 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_durations() {
         assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
-        assert_eq!(parse_duration("72h").unwrap(), Duration::from_secs(72 * 3600));
+        assert_eq!(
+            parse_duration("72h").unwrap(),
+            Duration::from_secs(72 * 3600)
+        );
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         let d = parse_duration("14.8d").unwrap().as_secs_f64();
@@ -204,7 +208,10 @@ mod tests {
         let e = Joules(3.6e6);
         assert_eq!(e.kwh(), KilowattHours(1.0));
         assert_eq!(KilowattHours(2.0) * GramsPerKwh(475.0), GramsCo2e(950.0));
-        assert_eq!(Watts(10.0).for_duration(Duration::from_secs(3)), Joules(30.0));
+        assert_eq!(
+            Watts(10.0).for_duration(Duration::from_secs(3)),
+            Joules(30.0)
+        );
         assert_eq!(Joules(30.0).over(Duration::from_secs(3)), Watts(10.0));
         assert_eq!(Joules(1.0).over(Duration::ZERO), Watts(0.0));
         assert_eq!(format!("{:.1}", Watts(2.25)), "2.2 W");

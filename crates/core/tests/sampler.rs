@@ -77,7 +77,10 @@ fn integrates_constant_power_between_start_and_stop() {
     let e = snap.devices[0].energy.0;
     // The sampler's window is inside [started, now]: at most the whole wall time.
     assert!(e <= 100.0 * wall + 1e-9, "{e} > {}", 100.0 * wall);
-    assert!(e >= 100.0 * 0.29, "energy {e} J too small for 300 ms at 100 W");
+    assert!(
+        e >= 100.0 * 0.29,
+        "energy {e} J too small for 300 ms at 100 W"
+    );
     assert_eq!(snap.devices[0].energy, snap.devices[0].machine_energy);
     assert!(snap.samples >= 5, "only {} samples", snap.samples);
     let series_total: f64 = snap.devices[0].series.iter().map(|p| p.energy_j).sum();

@@ -1,0 +1,372 @@
+#![allow(clippy::unwrap_used)]
+//! `wattprint run` end to end: the real binary, a real child process, fake sysfs/procfs trees
+//! where a deterministic answer is needed, and the real local SQLite store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wattprint"))
+}
+
+/// A fake machine: one RAPL package + DRAM, 4 CPUs, 16 GB.
+struct FakeHost {
+    dir: tempfile::TempDir,
+}
+
+impl FakeHost {
+    fn new() -> FakeHost {
+        let dir = tempfile::tempdir().unwrap();
+        let h = FakeHost { dir };
+        let pc = h.sys().join("class/powercap");
+        for (zone, name, max) in [
+            ("intel-rapl:0", "package-0", "262143328850"),
+            ("intel-rapl:0:0", "dram", "65712999613"),
+        ] {
+            let z = pc.join(zone);
+            std::fs::create_dir_all(&z).unwrap();
+            std::fs::write(z.join("name"), format!("{name}\n")).unwrap();
+            std::fs::write(z.join("energy_uj"), "1000000\n").unwrap();
+            std::fs::write(z.join("max_energy_range_uj"), format!("{max}\n")).unwrap();
+        }
+        std::fs::create_dir_all(h.proc()).unwrap();
+        std::fs::write(
+            h.proc().join("stat"),
+            "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 25 0 25 250 0 0 0 0 0 0\ncpu1 25 0 25 250 0 0 0 0 0 0\ncpu2 25 0 25 250 0 0 0 0 0 0\ncpu3 25 0 25 250 0 0 0 0 0 0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            h.proc().join("meminfo"),
+            "MemTotal:       16000000 kB\nMemFree:         8000000 kB\nMemAvailable:    8000000 kB\n",
+        )
+        .unwrap();
+        std::fs::write(
+            h.proc().join("cpuinfo"),
+            "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\nphysical id\t: 0\n\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(h.home()).unwrap();
+        h
+    }
+    fn sys(&self) -> PathBuf {
+        self.dir.path().join("sys")
+    }
+    fn proc(&self) -> PathBuf {
+        self.dir.path().join("proc")
+    }
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    fn energy_file(&self, zone: &str) -> PathBuf {
+        self.sys()
+            .join("class/powercap")
+            .join(zone)
+            .join("energy_uj")
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.env("WATTPRINT_SYSFS_ROOT", self.sys())
+            .env("WATTPRINT_PROCFS_ROOT", self.proc())
+            .env("WATTPRINT_HOME", self.home())
+            .env(
+                "WATTPRINT_NVML_LIBRARY",
+                self.dir.path().join("no-libnvidia-ml.so"),
+            )
+            .env_remove("WATTPRINT_LOCATION")
+            .env_remove("CUDA_VISIBLE_DEVICES");
+        c
+    }
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn exit_code_is_the_jobs() {
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "sh", "-c", "echo hello; echo err >&2; exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    // --quiet: only the job's own stderr
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let r = read_json(&json);
+    assert_eq!(r["schema"], "wattprint.run/1");
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["exit_code"], 3);
+    assert_eq!(
+        r["command"],
+        serde_json::json!(["sh", "-c", "echo hello; echo err >&2; exit 3"])
+    );
+    assert_eq!(r["methods"]["cpu"], "rapl");
+    assert_eq!(r["methods"]["ram"], "rapl-dram");
+    assert_eq!(r["methods"]["gpu"], "none");
+    assert_eq!(r["scope"], "machine");
+    for k in ["cpu", "gpu", "ram", "total", "dynamic", "static"] {
+        assert!(r["energy_kwh"][k].is_number(), "energy_kwh.{k}");
+    }
+    for k in [
+        "dynamic",
+        "static",
+        "infrastructure",
+        "embodied",
+        "operational",
+        "total",
+    ] {
+        assert!(r["emissions_kg"][k].is_number(), "emissions_kg.{k}");
+    }
+    assert_eq!(r["carbon_intensity"]["g_per_kwh"], 475.0);
+    assert!(r["carbon_intensity"]["source"]
+        .as_str()
+        .unwrap()
+        .contains("default"));
+    assert_eq!(r["location"]["known"], false);
+    assert!(r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("location unknown")));
+    // stored in the local store too, findable by prefix
+    let id = r["id"].as_str().unwrap();
+    let show = h.cmd().args(["show", "--json", &id[..8]]).output().unwrap();
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let stored: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(stored["id"], r["id"]);
+    assert_eq!(stored["status"], "failed");
+}
+
+#[test]
+fn success_summary_and_stdin_pass_through() {
+    let h = FakeHost::new();
+    let mut child = h
+        .cmd()
+        .args(["run", "--", "sh", "-c", "read x; echo got:$x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"ping\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got:ping\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("completed (exit 0)"), "{err}");
+    assert!(err.contains("cpu:package-0"), "{err}");
+    assert!(err.contains("rapl"), "{err}");
+    assert!(err.contains("location unknown"), "{err}");
+}
+
+#[test]
+fn missing_command_exits_127_with_clear_error() {
+    let h = FakeHost::new();
+    let out = h
+        .cmd()
+        .args(["run", "--", "definitely-not-a-command-xyz", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("definitely-not-a-command-xyz"), "{err}");
+    assert!(err.contains("not found"), "{err}");
+}
+
+#[test]
+fn bad_flags_exit_2_and_start_nothing() {
+    let h = FakeHost::new();
+    let marker = h.dir.path().join("ran");
+    for args in [
+        vec!["--interval", "5ms"],
+        vec!["--interval", "3x"],
+        vec!["--tag", "novalue"],
+        vec!["--intensity", "-4"],
+        vec!["--pue", "0.5"],
+        vec!["--scope", "galaxy"],
+    ] {
+        let out = h
+            .cmd()
+            .arg("run")
+            .args(&args)
+            .args(["--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(args[0]) || err.contains(args[1]),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !marker.exists(),
+            "job must not start with bad flags {args:?}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_reaches_the_job_and_the_record_says_killed() {
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let started = h.dir.path().join("started");
+    let script = format!("touch {}; sleep 30", started.display());
+    let mut child = h
+        .cmd()
+        .args(["run", "--quiet", "--interval", "50ms", "--json"])
+        .arg(&json)
+        .args(["--", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !started.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "job never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "job did not stop on SIGTERM"
+    );
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    let r = read_json(&json);
+    assert_eq!(r["status"], "killed");
+    assert_eq!(r["signal"], libc::SIGTERM);
+    assert_eq!(r["exit_code"], 128 + libc::SIGTERM);
+}
+
+/// Drives the fake package at `pkg_w` and DRAM at `dram_w` until dropped.
+struct Driver {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Driver {
+    fn start(h: &FakeHost, pkg_w: f64, dram_w: f64) -> Driver {
+        let pkg = h.energy_file("intel-rapl:0");
+        let dram = h.energy_file("intel-rapl:0:0");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t0 = Instant::now();
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                let s = t0.elapsed().as_secs_f64();
+                let write = |p: &Path, uj: f64| {
+                    let tmp = p.with_extension("tmp");
+                    std::fs::write(&tmp, format!("{}\n", uj as u64)).unwrap();
+                    std::fs::rename(&tmp, p).unwrap();
+                };
+                write(&pkg, 1_000_000.0 + pkg_w * 1e6 * s);
+                write(&dram, 1_000_000.0 + dram_w * 1e6 * s);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Driver {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn energy_matches_a_fake_package_driven_at_known_power() {
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let driver = Driver::start(&h, 40.0, 4.0);
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--interval", "20ms", "--json"])
+        .arg(&json)
+        .args(["--", "sleep", "1.5"])
+        .output()
+        .unwrap();
+    drop(driver);
+    assert!(out.status.success());
+    let r = read_json(&json);
+    let dur = r["duration_s"].as_f64().unwrap();
+    let cpu_j = r["energy_kwh"]["cpu"].as_f64().unwrap() * 3.6e6;
+    let ram_j = r["energy_kwh"]["ram"].as_f64().unwrap() * 3.6e6;
+    // Truth: 40 W and 4 W over the measured window; tolerance 5 % (counter writes every 2 ms).
+    assert!(
+        (cpu_j - 40.0 * dur).abs() < 0.05 * 40.0 * dur,
+        "cpu {cpu_j} J over {dur} s"
+    );
+    assert!(
+        (ram_j - 4.0 * dur).abs() < 0.05 * 4.0 * dur,
+        "ram {ram_j} J over {dur} s"
+    );
+    let avg = r["devices"][0]["avg_power_w"].as_f64().unwrap();
+    assert!((avg - 40.0).abs() < 2.0, "avg power {avg}");
+}
+
+#[test]
+fn process_scope_charges_the_job_share_on_the_real_procfs() {
+    // Real /proc (the job's process tree must be visible), fake powercap for the energy.
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let driver = Driver::start(&h, 40.0, 4.0);
+    let out = h
+        .cmd()
+        .env_remove("WATTPRINT_PROCFS_ROOT")
+        .args([
+            "run",
+            "--quiet",
+            "--scope",
+            "process",
+            "--interval",
+            "50ms",
+            "--json",
+        ])
+        .arg(&json)
+        // a busy child (grandchild of wattprint through sh) for about a second
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'",
+        ])
+        .output()
+        .unwrap();
+    drop(driver);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&json);
+    assert_eq!(r["scope"], "process");
+    let d = &r["devices"][0];
+    let job = d["energy_kwh"].as_f64().unwrap();
+    let machine = d["machine_energy_kwh"].as_f64().unwrap();
+    assert!(machine > 0.0);
+    // the busy grandchild is charged a real share, never more than the machine drew
+    assert!(job > 0.05 * machine, "job {job} vs machine {machine}");
+    assert!(
+        job <= machine * (1.0 + 1e-9),
+        "job {job} vs machine {machine}"
+    );
+}

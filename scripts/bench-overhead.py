@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Overhead of measuring: one fixed CPU-bound workload run bare, under `wattprint run` (default
+interval and 10 ms), and under CodeCarbon's EmissionsTracker when it can be installed into a venv
+under target/. Prints wall time, CPU seconds, peak RSS and what the tracker added, per mode
+(median of --repeat runs).
+
+    cargo build --release -p wattprint
+    python3 scripts/bench-overhead.py [--repeat 3] [--iterations 30000000] [--no-codecarbon]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKLOAD = "s=0\nfor i in range({n}):\n    s += i * i\nprint(s % 7)\n"
+
+
+def run(cmd, env=None):
+    """Run cmd, return (wall s, cpu s of it and its children, peak rss MB, stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    out = p.stdout.read().decode()
+    err = p.stderr.read().decode()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{err}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, out
+
+
+def codecarbon_python(venv):
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        r = subprocess.run([py, "-m", "pip", "install", "-q", "codecarbon"], capture_output=True)
+        if r.returncode != 0:
+            print("CodeCarbon could not be installed; skipping it:\n" + r.stderr.decode()[-500:])
+            return None
+    r = subprocess.run([py, "-c", "import codecarbon; print(codecarbon.__version__)"], capture_output=True)
+    if r.returncode != 0:
+        return None
+    return py, r.stdout.decode().strip()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=30_000_000)
+    ap.add_argument("--no-codecarbon", action="store_true")
+    ap.add_argument("--wattprint", default=os.path.join(ROOT, "target", "release", "wattprint"))
+    a = ap.parse_args()
+    if not os.path.exists(a.wattprint):
+        sys.exit(f"{a.wattprint} not found: run `cargo build --release -p wattprint` first")
+
+    tmp = tempfile.mkdtemp(prefix="wattprint-bench-")
+    work = os.path.join(tmp, "work.py")
+    with open(work, "w") as f:
+        f.write(WORKLOAD.format(n=a.iterations))
+    env = dict(os.environ, WATTPRINT_HOME=os.path.join(tmp, "home"))
+
+    modes = [("bare", lambda: run([sys.executable, work], env), None)]
+    for label, interval in [("wattprint run (1s)", "1s"), ("wattprint run (10ms)", "10ms")]:
+        def wp(interval=interval):
+            js = os.path.join(tmp, "rec.json")
+            r = run([a.wattprint, "run", "--quiet", "--interval", interval, "--json", js, "--",
+                     sys.executable, work], env)
+            with open(js) as f:
+                rec = json.load(f)
+            return r, rec["tracker"]
+        modes.append((label, wp, "wattprint"))
+    cc = None if a.no_codecarbon else codecarbon_python(os.path.join(ROOT, "target", "bench-venv"))
+    if cc:
+        py, ver = cc
+        ccwork = os.path.join(tmp, "cc.py")
+        with open(ccwork, "w") as f:
+            f.write("from codecarbon import EmissionsTracker\n"
+                    "t = EmissionsTracker(save_to_file=False, log_level='error')\n"
+                    "t.start()\n" + WORKLOAD.format(n=a.iterations) + "t.stop()\n")
+        barepy = lambda: run([py, work], env)
+        modes.append((f"CodeCarbon {ver} (venv python bare)", barepy, None))
+        modes.append((f"CodeCarbon {ver} EmissionsTracker", lambda: run([py, ccwork], env), "codecarbon"))
+
+    results = {}
+    for label, fn, kind in modes:
+        rows = []
+        for _ in range(a.repeat):
+            out = fn()
+            if kind == "wattprint":
+                (wall, cpu, rss, _), tr = out
+                rows.append((wall, cpu, rss, tr["cpu_s"], tr["max_rss_mb"], tr["startup_ms"]))
+            else:
+                wall, cpu, rss, _ = out
+                rows.append((wall, cpu, rss, None, None, None))
+        med = lambda i: statistics.median(r[i] for r in rows) if rows[0][i] is not None else None
+        results[label] = dict(wall=med(0), cpu=med(1), rss=med(2), tcpu=med(3), trss=med(4), start=med(5))
+
+    bare = results["bare"]
+    print(f"workload: python loop of {a.iterations} iterations; median of {a.repeat} runs; {os.cpu_count()} CPUs")
+    print(f"{'mode':<42} {'wall s':>7} {'CPU s':>7} {'peak RSS MB':>11} {'added CPU s':>11} {'added ms CPU/s':>14} {'tracker RSS MB':>14} {'start-up ms':>11}")
+    for label, r in results.items():
+        if r["tcpu"] is not None:
+            added, trss = r["tcpu"], r["trss"]
+        elif label.startswith("CodeCarbon") and "Tracker" in label:
+            base = next(v for k, v in results.items() if k.startswith("CodeCarbon") and "bare" in k)
+            added, trss = r["cpu"] - base["cpu"], r["rss"] - base["rss"]
+        else:
+            added, trss = None, None
+        per_s = (added / bare["wall"] * 1000) if added is not None else None
+        f = lambda v, fmt: (fmt.format(v) if v is not None else "-")
+        print(f"{label:<42} {r['wall']:>7.2f} {r['cpu']:>7.2f} {r['rss']:>11.1f} {f(added, '{:>11.3f}'):>11} "
+              f"{f(per_s, '{:>14.2f}'):>14} {f(trss, '{:>14.1f}'):>14} {f(r['start'], '{:>11.1f}'):>11}")
+
+
+if __name__ == "__main__":
+    main()
