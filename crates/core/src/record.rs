@@ -1,7 +1,9 @@
 //! The run record: what `wattprint run` stores and prints as JSON (`schema` "wattprint.run/1").
 //! Field names are part of the public format; add fields freely, never rename.
 
+use crate::accounting::{AccountInput, Assumption, Intensity};
 use crate::sampler::Snapshot;
+use crate::units::{GramsPerKwh, Joules};
 use crate::sensor::{DeviceKind, Method};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -49,30 +51,7 @@ pub struct HostInfo {
     pub gpus: Vec<GpuInfo>,
 }
 
-/// Energy in kWh per component; `total` is the IT energy (before PUE).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EnergyKwh {
-    pub cpu: f64,
-    pub gpu: f64,
-    pub ram: f64,
-    pub total: f64,
-    /// What the work added above idle.
-    pub dynamic: f64,
-    /// Idle power of the devices used, over the run's duration.
-    #[serde(rename = "static")]
-    pub static_: f64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EmissionsKg {
-    pub dynamic: f64,
-    #[serde(rename = "static")]
-    pub static_: f64,
-    pub infrastructure: f64,
-    pub embodied: f64,
-    pub operational: f64,
-    pub total: f64,
-}
+pub use crate::accounting::{EmissionsKg, EnergyKwh, Equivalents};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceRecord {
@@ -137,6 +116,9 @@ pub struct RunRecord {
     pub carbon_intensity: CarbonIntensity,
     pub location: LocationRecord,
     pub emissions_kg: EmissionsKg,
+    pub equivalents: Equivalents,
+    /// Every factor used, its value, unit and source.
+    pub assumptions: Vec<crate::accounting::Assumption>,
     pub factors_version: String,
     pub warnings: Vec<String>,
     /// Completed sampler reads and ticks skipped by overruns.
@@ -257,28 +239,47 @@ pub fn build_record(
     ending: &Ending,
     extra_warnings: &[String],
 ) -> RunRecord {
-    let by_kind = |k: DeviceKind| -> f64 {
+    let by_kind = |k: DeviceKind| -> Joules {
         snapshot
             .devices
             .iter()
             .filter(|d| d.device.kind == k)
-            .map(|d| d.energy.kwh().0)
+            .map(|d| d.energy)
             .sum()
     };
+    let mut input = AccountInput::new(
+        carbon.pue,
+        Intensity::Constant(GramsPerKwh(carbon.intensity_g_per_kwh)),
+        snapshot.elapsed,
+    );
     let cpu = by_kind(DeviceKind::Cpu);
     let gpu = by_kind(DeviceKind::Gpu);
     let ram = by_kind(DeviceKind::Ram);
     let it = cpu + gpu + ram;
-    let static_kwh = crate::units::Joules(static_energy_j(snapshot)).kwh().0;
-    let dynamic_kwh = (it - static_kwh).max(0.0);
-    let b = crate::accounting::run_breakdown(
-        dynamic_kwh,
-        static_kwh,
-        carbon.pue,
-        carbon.intensity_g_per_kwh,
-    );
+    let static_j = Joules(static_energy_j(snapshot).min(it.0));
+    input.set_components(cpu, gpu, ram, Joules::ZERO, static_j);
+    input.assumptions = vec![
+        Assumption::new(
+            "carbon intensity",
+            carbon.intensity_g_per_kwh,
+            "gCO2e/kWh",
+            &carbon.intensity_source,
+        ),
+        Assumption::new("PUE", carbon.pue, "ratio", &carbon.location.pue_source),
+    ];
+    for d in &snapshot.devices {
+        if let Some(idle) = d.device.idle_power_w {
+            input.assumptions.push(Assumption::new(
+                &format!("idle power of {}", d.device.id),
+                idle,
+                "W",
+                "the device's model (see docs/methodology.md, static energy)",
+            ));
+        }
+    }
+    let b = crate::accounting::account(&input);
     let mut warnings = carbon.warnings.clone();
-    for w in snapshot.warnings.iter().chain(extra_warnings) {
+    for w in snapshot.warnings.iter().chain(extra_warnings).chain(&b.warnings) {
         if !warnings.contains(w) {
             warnings.push(w.clone());
         }
@@ -298,14 +299,7 @@ pub fn build_record(
         host: meta.host.clone(),
         scope: meta.scope.as_str().to_string(),
         interval_s: meta.interval_s,
-        energy_kwh: EnergyKwh {
-            cpu,
-            gpu,
-            ram,
-            total: it,
-            dynamic: dynamic_kwh,
-            static_: static_kwh,
-        },
+        energy_kwh: b.energy_kwh,
         devices: device_records(snapshot),
         methods: Methods {
             cpu: component_method(snapshot, DeviceKind::Cpu),
@@ -318,7 +312,9 @@ pub fn build_record(
             source: carbon.intensity_source.clone(),
         },
         location: carbon.location.clone(),
-        emissions_kg: b,
+        emissions_kg: b.emissions_kg,
+        equivalents: b.equivalents,
+        assumptions: b.assumptions,
         factors_version: carbon.factors_version.clone(),
         warnings,
         samples: snapshot.samples,
