@@ -1,1 +1,450 @@
-//! (to be written)
+//! Parsers for the few `/proc` files wattprint needs: system CPU times (`stat`), memory
+//! (`meminfo`), per-process times (`<pid>/stat`) and the CPU time of a whole process tree.
+//!
+//! Every path is rooted at [`HostPaths::proc`], never at a hard-coded `/proc`, so tests and
+//! containers can point it elsewhere (`WATTPRINT_PROCFS_ROOT`). Formats follow `proc(5)`.
+
+use crate::host::HostPaths;
+use crate::sensor::SensorError;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+const PROC_ADVICE: &str = "wattprint reads /proc to compute CPU load and memory use; \
+     make sure procfs is mounted and readable (in a container, mount the host's /proc and set \
+     WATTPRINT_PROCFS_ROOT to it)";
+
+/// Aggregate CPU time of the machine since boot, in clock ticks (`USER_HZ`, see
+/// [`clock_ticks_per_second`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTimes {
+    /// Ticks spent doing anything but idling or waiting for I/O:
+    /// `total − idle − iowait` (so user, nice, system, irq, softirq and steal).
+    pub busy: u64,
+    /// `user + nice + system + idle + iowait + irq + softirq + steal`. `guest` and `guest_nice`
+    /// are not added: the kernel already counts them inside `user` and `nice`.
+    pub total: u64,
+}
+
+impl CpuTimes {
+    /// Fraction of CPU time that was busy between `earlier` and `self`, clamped to `0..=1`.
+    /// `None` when no tick elapsed (the two reads were too close together to tell).
+    ///
+    /// Differences saturate at zero: `iowait` is known to go backwards on some kernels, which
+    /// must not produce a negative or overflowing load.
+    pub fn load_since(&self, earlier: &CpuTimes) -> Option<f64> {
+        let dt = self.total.saturating_sub(earlier.total);
+        if dt == 0 {
+            return None;
+        }
+        let db = self.busy.saturating_sub(earlier.busy);
+        Some((db as f64 / dt as f64).clamp(0.0, 1.0))
+    }
+}
+
+fn read_to_string(path: &Path) -> Result<String, SensorError> {
+    std::fs::read_to_string(path).map_err(|e| SensorError::io(path, e, PROC_ADVICE))
+}
+
+fn invalid(path: &Path, value: &str, reason: impl Into<String>) -> SensorError {
+    SensorError::Invalid {
+        path: path.to_path_buf(),
+        value: value.chars().take(200).collect(),
+        reason: reason.into(),
+    }
+}
+
+/// Parse the aggregate `cpu ` line of a `/proc/stat` text. `path` only names the file in errors.
+pub fn parse_cpu_times(text: &str, path: &Path) -> Result<CpuTimes, SensorError> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu ") || l.starts_with("cpu\t"))
+        .ok_or_else(|| SensorError::Missing {
+            what: "aggregate `cpu` line in /proc/stat".into(),
+            path: path.to_path_buf(),
+        })?;
+    let mut fields = Vec::with_capacity(10);
+    for tok in line.split_whitespace().skip(1) {
+        let v: u64 = tok.parse().map_err(|_| {
+            invalid(
+                path,
+                line,
+                format!("`{tok}` is not a tick count; expected non-negative integers after `cpu`"),
+            )
+        })?;
+        fields.push(v);
+    }
+    if fields.len() < 4 {
+        return Err(invalid(
+            path,
+            line,
+            "expected at least user, nice, system and idle tick counts",
+        ));
+    }
+    let get = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    let (idle, iowait) = (get(3), get(4));
+    let total = (0..8).map(get).fold(0u64, u64::saturating_add);
+    let busy = total.saturating_sub(idle).saturating_sub(iowait);
+    Ok(CpuTimes { busy, total })
+}
+
+/// Read the machine's aggregate CPU times from `<proc>/stat`.
+pub fn read_cpu_times(paths: &HostPaths) -> Result<CpuTimes, SensorError> {
+    let path = paths.proc_file("stat");
+    parse_cpu_times(&read_to_string(&path)?, &path)
+}
+
+/// Number of logical CPUs: the `cpuN` lines of `<proc>/stat` (online CPUs).
+pub fn logical_cpus(paths: &HostPaths) -> Result<usize, SensorError> {
+    let path = paths.proc_file("stat");
+    let text = read_to_string(&path)?;
+    let n = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    if n == 0 {
+        return Err(SensorError::Missing {
+            what: "per-CPU `cpuN` lines in /proc/stat".into(),
+            path,
+        });
+    }
+    Ok(n)
+}
+
+/// System memory from `<proc>/meminfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemInfo {
+    /// `MemTotal` in bytes.
+    pub total_bytes: u64,
+    /// `MemAvailable` in bytes: the kernel's estimate of memory available to start new
+    /// applications without swapping (page cache that can be dropped counts as available).
+    pub available_bytes: u64,
+}
+
+impl MemInfo {
+    /// Memory in use: `MemTotal − MemAvailable`, in bytes.
+    pub fn used_bytes(&self) -> u64 {
+        self.total_bytes.saturating_sub(self.available_bytes)
+    }
+}
+
+/// Parse a `/proc/meminfo` text (`MemTotal` and `MemAvailable`, in kB = 1024 bytes).
+pub fn parse_meminfo(text: &str, path: &Path) -> Result<MemInfo, SensorError> {
+    let mut total = None;
+    let mut avail = None;
+    for line in text.lines() {
+        let Some((k, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let slot = match k.trim() {
+            "MemTotal" => &mut total,
+            "MemAvailable" => &mut avail,
+            _ => continue,
+        };
+        let mut it = rest.split_whitespace();
+        let num = it.next().unwrap_or("");
+        let v: u64 = num
+            .parse()
+            .map_err(|_| invalid(path, line, "expected `<number> kB` after the field name"))?;
+        let mult = match it.next() {
+            Some("kB") | None => 1024,
+            Some(u) => {
+                return Err(invalid(
+                    path,
+                    line,
+                    format!("unexpected unit `{u}`; /proc/meminfo values are in kB"),
+                ))
+            }
+        };
+        *slot = Some(v.saturating_mul(mult));
+    }
+    let missing = |what: &str| SensorError::Missing {
+        what: format!("`{what}` in /proc/meminfo (MemAvailable needs Linux 3.14 or later)"),
+        path: path.to_path_buf(),
+    };
+    let total_bytes = total.ok_or_else(|| missing("MemTotal"))?;
+    let available_bytes = avail.ok_or_else(|| missing("MemAvailable"))?;
+    Ok(MemInfo {
+        total_bytes,
+        available_bytes,
+    })
+}
+
+/// Read `<proc>/meminfo`.
+pub fn read_meminfo(paths: &HostPaths) -> Result<MemInfo, SensorError> {
+    let path = paths.proc_file("meminfo");
+    parse_meminfo(&read_to_string(&path)?, &path)
+}
+
+/// The fields of `/proc/<pid>/stat` wattprint uses. Times are in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: u32,
+    pub ppid: u32,
+    /// User-mode time of the process itself.
+    pub utime: u64,
+    /// Kernel-mode time of the process itself.
+    pub stime: u64,
+    /// User time of children the process has waited for (reaped), cumulative.
+    pub cutime: u64,
+    /// Kernel time of children the process has waited for (reaped), cumulative.
+    pub cstime: u64,
+    /// Resident set size in pages.
+    pub rss_pages: u64,
+}
+
+impl ProcStat {
+    /// `utime + stime + cutime + cstime`: the CPU time of the process and of its reaped
+    /// descendants.
+    pub fn ticks(&self) -> u64 {
+        self.utime
+            .saturating_add(self.stime)
+            .saturating_add(self.cutime)
+            .saturating_add(self.cstime)
+    }
+}
+
+/// Parse one `/proc/<pid>/stat` line. The command name (field 2) is in parentheses and may
+/// itself contain spaces and parentheses, so the line is split at the **last** `)`.
+pub fn parse_pid_stat(text: &str, path: &Path) -> Result<ProcStat, SensorError> {
+    let line = text.trim_end();
+    let open = line.find('(');
+    let close = line.rfind(')');
+    let (Some(open), Some(close)) = (open, close) else {
+        return Err(invalid(path, line, "expected `pid (comm) state ppid ...`"));
+    };
+    if close < open {
+        return Err(invalid(path, line, "expected `pid (comm) state ppid ...`"));
+    }
+    let pid_s = line[..open].trim();
+    let pid: u32 = pid_s
+        .parse()
+        .map_err(|_| invalid(path, line, format!("`{pid_s}` is not a process id")))?;
+    // After `)`: state(3) ppid(4) pgrp(5) session(6) tty_nr(7) tpgid(8) flags(9) minflt(10)
+    // cminflt(11) majflt(12) cmajflt(13) utime(14) stime(15) cutime(16) cstime(17)
+    // priority(18) nice(19) num_threads(20) itrealvalue(21) starttime(22) vsize(23) rss(24)
+    let rest: Vec<&str> = line[close + 1..].split_whitespace().collect();
+    // field n (1-based, proc(5)) is rest[n - 3]
+    let field = |n: usize, name: &str| -> Result<i64, SensorError> {
+        let s = rest.get(n - 3).ok_or_else(|| {
+            invalid(
+                path,
+                line,
+                format!("too few fields: `{name}` (field {n}) is missing"),
+            )
+        })?;
+        s.parse::<i64>().map_err(|_| {
+            invalid(
+                path,
+                line,
+                format!("`{name}` (field {n}) `{s}` is not an integer"),
+            )
+        })
+    };
+    let nonneg = |v: i64| v.max(0) as u64;
+    let ppid = field(4, "ppid")?;
+    let ppid = u32::try_from(ppid)
+        .map_err(|_| invalid(path, line, format!("ppid `{ppid}` is not a process id")))?;
+    Ok(ProcStat {
+        pid,
+        ppid,
+        utime: nonneg(field(14, "utime")?),
+        stime: nonneg(field(15, "stime")?),
+        cutime: nonneg(field(16, "cutime")?),
+        cstime: nonneg(field(17, "cstime")?),
+        rss_pages: nonneg(field(24, "rss")?),
+    })
+}
+
+/// Read and parse `<proc>/<pid>/stat`. A process that does not exist gives
+/// [`SensorError::Missing`].
+pub fn read_pid_stat(paths: &HostPaths, pid: u32) -> Result<ProcStat, SensorError> {
+    let path = paths.proc_file(format!("{pid}/stat"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_pid_stat(&text, &path),
+        Err(e) if is_gone(&e) => Err(SensorError::Missing {
+            what: format!("process {pid}"),
+            path,
+        }),
+        Err(e) => Err(SensorError::io(&path, e, PROC_ADVICE)),
+    }
+}
+
+/// True for the errors a process that exited between listing and reading gives.
+fn is_gone(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// CPU time and memory of a process and all its live descendants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TreeUsage {
+    /// Σ over the tree of `utime + stime + cutime + cstime`, in clock ticks. `cutime`/`cstime`
+    /// carry the time of descendants already reaped by a process of the tree.
+    pub ticks: u64,
+    /// The root and every live descendant, sorted.
+    pub pids: Vec<u32>,
+    /// Σ of resident set sizes, bytes (shared pages are counted once per process).
+    pub rss_bytes: u64,
+}
+
+/// CPU ticks, pids and RSS of `root_pid` and every descendant (children, grandchildren, ...).
+///
+/// Scans `<proc>/[0-9]*/stat` once and builds the parent → children map. Processes that vanish
+/// between the directory listing and the read have exited and are skipped silently; their time
+/// reappears in their parent's `cutime`/`cstime` once the parent reaps them. Processes whose
+/// stat is unreadable (another user's, with procfs mounted `hidepid=1`) are skipped too.
+/// Limitations: a descendant whose parent exits is re-parented (to init or a subreaper) and
+/// leaves the tree; the time of a descendant that exits un-reaped by a tree member is lost; a
+/// setuid descendant hidden by `hidepid` is missed.
+///
+/// Errors: the root does not exist ([`SensorError::Missing`]); `<proc>` cannot be listed; a
+/// stat file is malformed ([`SensorError::Invalid`]).
+pub fn process_tree_usage(paths: &HostPaths, root_pid: u32) -> Result<TreeUsage, SensorError> {
+    let dir = &paths.proc;
+    let entries = std::fs::read_dir(dir).map_err(|e| SensorError::io(dir, e, PROC_ADVICE))?;
+    let mut stats: HashMap<u32, ProcStat> = HashMap::new();
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let st = match read_pid_stat(paths, pid) {
+            Ok(st) => st,
+            Err(SensorError::Missing { .. }) => continue, // exited mid-scan: normal
+            // Another user's process under `hidepid=1`: it cannot be ours unless setuid.
+            Err(SensorError::PermissionDenied { .. }) if pid != root_pid => continue,
+            Err(e) => return Err(e),
+        };
+        children.entry(st.ppid).or_default().push(pid);
+        stats.insert(pid, st);
+    }
+    if !stats.contains_key(&root_pid) {
+        return Err(SensorError::Missing {
+            what: format!("process {root_pid} (it may have exited)"),
+            path: paths.proc_file(format!("{root_pid}/stat")),
+        });
+    }
+    let page = page_size();
+    let mut usage = TreeUsage::default();
+    let mut seen = HashSet::new();
+    let mut stack = vec![root_pid];
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some(st) = stats.get(&pid) {
+            usage.ticks = usage.ticks.saturating_add(st.ticks());
+            usage.rss_bytes = usage
+                .rss_bytes
+                .saturating_add(st.rss_pages.saturating_mul(page));
+            usage.pids.push(pid);
+        }
+        if let Some(kids) = children.get(&pid) {
+            // `seen` guards against cycles, which a real kernel never produces
+            stack.extend(kids.iter().copied());
+        }
+    }
+    usage.pids.sort_unstable();
+    Ok(usage)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, `USER_HZ`), the unit of `/proc` times.
+/// Falls back to 100, the value on every mainstream Linux architecture, if sysconf fails.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if v > 0 {
+        v as u64
+    } else {
+        100
+    }
+}
+
+/// Memory page size in bytes (`sysconf(_SC_PAGESIZE)`), 4096 if sysconf fails.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_line_sums_without_guest() {
+        let p = Path::new("/x/stat");
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let t = parse_cpu_times("cpu  100 20 30 400 50 6 4 10 70 5\ncpu0 1 2 3 4\n", p).unwrap();
+        assert_eq!(t.total, 100 + 20 + 30 + 400 + 50 + 6 + 4 + 10);
+        assert_eq!(t.busy, 100 + 20 + 30 + 6 + 4 + 10);
+        // old kernels with only four fields
+        let t = parse_cpu_times("cpu 1 2 3 4\n", p).unwrap();
+        assert_eq!((t.busy, t.total), (6, 10));
+        assert!(matches!(
+            parse_cpu_times("cpu 1 x 3 4\n", p),
+            Err(SensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_cpu_times("intr 1 2\n", p),
+            Err(SensorError::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn load_clamps_and_handles_no_ticks() {
+        let a = CpuTimes {
+            busy: 100,
+            total: 1000,
+        };
+        let b = CpuTimes {
+            busy: 150,
+            total: 1100,
+        };
+        assert!((b.load_since(&a).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(a.load_since(&a), None);
+        // busy went backwards (iowait accounting quirk): saturates to 0
+        let c = CpuTimes {
+            busy: 90,
+            total: 1100,
+        };
+        assert_eq!(c.load_since(&a), Some(0.0));
+    }
+
+    #[test]
+    fn pid_stat_with_nasty_comm() {
+        let p = Path::new("/x/42/stat");
+        let line = "42 (my (weird) proc) S 7 42 42 0 -1 4194304 100 0 0 0 11 22 33 44 20 0 1 0 123 4096 250 18446744073709551615";
+        let st = parse_pid_stat(line, p).unwrap();
+        assert_eq!(
+            st,
+            ProcStat {
+                pid: 42,
+                ppid: 7,
+                utime: 11,
+                stime: 22,
+                cutime: 33,
+                cstime: 44,
+                rss_pages: 250
+            }
+        );
+        assert!(matches!(
+            parse_pid_stat("42 (x) S 7 1 2", p),
+            Err(SensorError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_pid_stat("garbage", p),
+            Err(SensorError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,243 @@
+#![allow(clippy::unwrap_used)]
+//! procfs parsers on fake /proc trees.
+
+use std::fs;
+use std::path::Path;
+use wattprint_core::host::HostPaths;
+use wattprint_core::procfs::{self, CpuTimes, MemInfo, ProcStat};
+use wattprint_core::sensor::SensorError;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
+/// A `/proc/<pid>/stat` line with the given fields (others filled with plausible values).
+fn stat_line(pid: u32, comm: &str, ppid: u32, t: [u64; 4], rss: u64) -> String {
+    format!(
+        "{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 1234 0 5 0 {} {} {} {} 20 0 3 0 98765 123456789 {rss} 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 2 0 0 0 0 0",
+        t[0], t[1], t[2], t[3]
+    )
+}
+
+fn fake() -> (tempfile::TempDir, HostPaths) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = HostPaths::new(dir.path().join("sys"), dir.path().join("proc"));
+    fs::create_dir_all(&paths.proc).unwrap();
+    (dir, paths)
+}
+
+#[test]
+fn cpu_times_and_logical_cpus() {
+    let (_d, paths) = fake();
+    write(
+        &paths.proc,
+        "stat",
+        "cpu  1000 50 300 8000 200 10 20 30 400 0\ncpu0 500 25 150 4000 100 5 10 15 200 0\ncpu1 500 25 150 4000 100 5 10 15 200 0\nintr 12345\nctxt 999\nbtime 1700000000\n",
+    );
+    let t = procfs::read_cpu_times(&paths).unwrap();
+    // guest (400) is inside user already and must not be added again
+    assert_eq!(t.total, 1000 + 50 + 300 + 8000 + 200 + 10 + 20 + 30);
+    assert_eq!(t.busy, t.total - 8000 - 200);
+    assert_eq!(procfs::logical_cpus(&paths).unwrap(), 2);
+
+    let later = CpuTimes {
+        busy: t.busy + 300,
+        total: t.total + 400,
+    };
+    assert!((later.load_since(&t).unwrap() - 0.75).abs() < 1e-12);
+}
+
+#[test]
+fn missing_stat_is_missing_error() {
+    let (_d, paths) = fake();
+    let e = procfs::read_cpu_times(&paths).unwrap_err();
+    assert!(matches!(e, SensorError::Missing { .. }), "{e}");
+    assert!(e.to_string().contains("stat"), "{e}");
+}
+
+#[test]
+fn meminfo() {
+    let (_d, paths) = fake();
+    write(
+        &paths.proc,
+        "meminfo",
+        "MemTotal:       16384000 kB\nMemFree:         1000000 kB\nMemAvailable:    4096000 kB\nBuffers:          100 kB\nHugePages_Total:       0\n",
+    );
+    let m = procfs::read_meminfo(&paths).unwrap();
+    assert_eq!(
+        m,
+        MemInfo {
+            total_bytes: 16_384_000 * 1024,
+            available_bytes: 4_096_000 * 1024
+        }
+    );
+    assert_eq!(m.used_bytes(), (16_384_000 - 4_096_000) * 1024);
+
+    write(
+        &paths.proc,
+        "meminfo",
+        "MemTotal:       16384000 kB\nMemFree: 5 kB\n",
+    );
+    let e = procfs::read_meminfo(&paths).unwrap_err();
+    assert!(e.to_string().contains("MemAvailable"), "{e}");
+    write(
+        &paths.proc,
+        "meminfo",
+        "MemTotal: lots kB\nMemAvailable: 1 kB\n",
+    );
+    assert!(matches!(
+        procfs::read_meminfo(&paths),
+        Err(SensorError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn pid_stat_comm_with_spaces_and_parens() {
+    let (_d, paths) = fake();
+    write(
+        &paths.proc,
+        "4242/stat",
+        &stat_line(4242, "my (weird) proc", 17, [11, 22, 33, 44], 250),
+    );
+    let st = procfs::read_pid_stat(&paths, 4242).unwrap();
+    assert_eq!(
+        st,
+        ProcStat {
+            pid: 4242,
+            ppid: 17,
+            utime: 11,
+            stime: 22,
+            cutime: 33,
+            cstime: 44,
+            rss_pages: 250
+        }
+    );
+    assert_eq!(st.ticks(), 110);
+    // a comm made of `) (` confusion: only the last ')' closes it
+    write(
+        &paths.proc,
+        "4243/stat",
+        &stat_line(4243, ") S 1 2 3 (", 17, [1, 2, 3, 4], 5),
+    );
+    let st = procfs::read_pid_stat(&paths, 4243).unwrap();
+    assert_eq!((st.ppid, st.utime, st.cstime, st.rss_pages), (17, 1, 4, 5));
+}
+
+#[test]
+fn malformed_and_vanished_pid_stat() {
+    let (_d, paths) = fake();
+    write(&paths.proc, "77/stat", "77 (short) S 1 2 3\n");
+    let e = procfs::read_pid_stat(&paths, 77).unwrap_err();
+    assert!(matches!(e, SensorError::Invalid { .. }), "{e}");
+    write(&paths.proc, "79/stat", "79 no parens S 1\n");
+    assert!(matches!(
+        procfs::read_pid_stat(&paths, 79),
+        Err(SensorError::Invalid { .. })
+    ));
+    write(
+        &paths.proc,
+        "80/stat",
+        "80 (x) S 1 1 1 0 -1 0 0 0 0 0 ten 2 3 4 20 0 1 0 5 6 7\n",
+    );
+    let e = procfs::read_pid_stat(&paths, 80).unwrap_err();
+    assert!(e.to_string().contains("utime"), "{e}");
+    assert!(matches!(
+        procfs::read_pid_stat(&paths, 999),
+        Err(SensorError::Missing { .. })
+    ));
+}
+
+#[test]
+fn process_tree_with_grandchildren() {
+    let (_d, paths) = fake();
+    let p = &paths.proc;
+    write(
+        p,
+        "1/stat",
+        &stat_line(1, "systemd", 0, [1000, 1000, 1000, 1000], 3000),
+    );
+    write(
+        p,
+        "100/stat",
+        &stat_line(100, "wattprint run", 1, [10, 20, 30, 40], 100),
+    );
+    write(
+        p,
+        "101/stat",
+        &stat_line(101, "my (weird) proc", 100, [1, 2, 3, 4], 200),
+    );
+    write(
+        p,
+        "102/stat",
+        &stat_line(102, "python train.py", 101, [100, 200, 0, 0], 300),
+    );
+    write(
+        p,
+        "103/stat",
+        &stat_line(103, "dataloader 0", 102, [5, 5, 0, 0], 400),
+    );
+    write(p, "104/stat", &stat_line(104, "sh", 100, [7, 0, 0, 0], 10));
+    write(
+        p,
+        "200/stat",
+        &stat_line(200, "unrelated", 1, [9999, 9999, 0, 0], 5000),
+    );
+    write(
+        p,
+        "201/stat",
+        &stat_line(201, "unrelated child", 200, [9999, 0, 0, 0], 5000),
+    );
+    // a pid listed but gone by the time it is read: a directory without stat
+    fs::create_dir_all(p.join("105")).unwrap();
+    // non-pid entries are ignored
+    write(p, "self/stat", "garbage");
+    write(p, "meminfo", "MemTotal: 1 kB\n");
+
+    let u = procfs::process_tree_usage(&paths, 100).unwrap();
+    assert_eq!(u.pids, vec![100, 101, 102, 103, 104]);
+    assert_eq!(
+        u.ticks,
+        (10 + 20 + 30 + 40) + (1 + 2 + 3 + 4) + 300 + 10 + 7
+    );
+    assert_eq!(
+        u.rss_bytes,
+        (100 + 200 + 300 + 400 + 10) * procfs::page_size()
+    );
+
+    // a subtree root
+    let u = procfs::process_tree_usage(&paths, 102).unwrap();
+    assert_eq!(u.pids, vec![102, 103]);
+    assert_eq!(u.ticks, 310);
+
+    // the root itself gone
+    let e = procfs::process_tree_usage(&paths, 105).unwrap_err();
+    assert!(matches!(e, SensorError::Missing { .. }), "{e}");
+
+    // a malformed stat anywhere is reported, not skipped
+    write(p, "300/stat", "300 (broken");
+    let e = procfs::process_tree_usage(&paths, 100).unwrap_err();
+    assert!(matches!(e, SensorError::Invalid { .. }), "{e}");
+}
+
+#[test]
+fn sysconf_values_are_sane() {
+    let hz = procfs::clock_ticks_per_second();
+    assert!((10..=10_000).contains(&hz), "{hz}");
+    let page = procfs::page_size();
+    assert!(page >= 4096 && page.is_power_of_two(), "{page}");
+}
+
+#[test]
+fn real_proc_self_if_present() {
+    // On Linux, our own process tree must contain us.
+    let paths = HostPaths::default();
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let me = std::process::id();
+    let u = procfs::process_tree_usage(&paths, me).unwrap();
+    assert!(u.pids.contains(&me));
+    assert!(u.rss_bytes > 0);
+}
