@@ -11,7 +11,7 @@ use wattprint_core::host::HostPaths;
 pub struct Args {
     #[command(flatten)]
     pub carbon: CarbonArgs,
-    /// CPU TDP in watts (all sockets) for the CPU power model.
+    /// CPU TDP in watts per package (socket) for the CPU power model.
     #[arg(long, value_name = "W")]
     pub cpu_tdp: Option<f64>,
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).

@@ -1,8 +1,339 @@
-//! (to be written)
+//! `wattprint estimate`: energy and emissions of a job from hardware × time × place, the way
+//! the Green Algorithms and ML CO2 Impact calculators do, with every factor's source shown.
+
+use crate::carbon_args::CarbonArgs;
+use crate::summary::{fmt_energy_kwh, fmt_mass_kg};
+use anyhow::{bail, Result};
+use serde_json::json;
+use wattprint_core::accounting::Breakdown;
+use wattprint_core::cpu_table::{self, CpuMatch};
+use wattprint_core::estimate::{self, EmbodiedSpec, EstimateInput};
+use wattprint_core::factors::embodied::embodied as embodied_coefficients;
+use wattprint_core::factors::gpu::{gpu_lookup, GpuMatch};
+use wattprint_core::units::{parse_duration, GramsPerKwh};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// GPU model, e.g. `a100 sxm`, `h100 sxm`, `t4` (see `wattprint factors gpu`).
+    #[arg(long, value_name = "MODEL", conflicts_with = "gpu_watts")]
+    pub gpu: Option<String>,
+    /// Power per GPU in watts, instead of a model.
+    #[arg(long, value_name = "W")]
+    pub gpu_watts: Option<f64>,
+    /// Number of GPUs (default 1 when a GPU is given).
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
+    /// CPU model, e.g. `Xeon Platinum 8375C` (see `wattprint factors cpu`).
+    #[arg(long, value_name = "MODEL", conflicts_with = "cpu_watts")]
+    pub cpu: Option<String>,
+    /// Power per CPU socket in watts, instead of a model.
+    #[arg(long, value_name = "W")]
+    pub cpu_watts: Option<f64>,
+    /// Number of CPU sockets (default 1 when a CPU is given).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Number of CPU cores (Green Algorithms style), with --core-watts.
+    #[arg(long, value_name = "N")]
+    pub cores: Option<u32>,
+    /// Power per core in watts (default: Green Algorithms "Any", 12 W).
+    #[arg(long, value_name = "W")]
+    pub core_watts: Option<f64>,
+    /// Memory in GB (0.3725 W/GB, Green Algorithms).
+    #[arg(long, value_name = "GB")]
+    pub memory: Option<f64>,
+    /// Any other constant draw of the whole system, W.
+    #[arg(long, value_name = "W")]
+    pub watts: Option<f64>,
+    /// Processor utilisation 0–1 (default 1).
+    #[arg(long, value_name = "U", default_value_t = 1.0)]
+    pub utilization: f64,
+    /// Duration of one run: `72h`, `14.8d`, `90m`, or seconds.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: String,
+    /// Number of runs (e.g. a grid search).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub runs: u32,
+    /// Idle energy of the facility to include, kWh (before PUE).
+    #[arg(long, value_name = "E")]
+    pub static_kwh: Option<f64>,
+    #[command(flatten)]
+    pub carbon: CarbonArgs,
+    /// Include embodied emissions (defaults from the shipped data).
+    #[arg(long)]
+    pub embodied: bool,
+    /// Servers whose embodied emissions are allocated (default 1).
+    #[arg(long, value_name = "N")]
+    pub servers: Option<u32>,
+    /// Embodied emissions per server (excluding GPUs), kgCO2e.
+    #[arg(long, value_name = "KG")]
+    pub embodied_kg_per_server: Option<f64>,
+    /// Embodied emissions per GPU, kgCO2e.
+    #[arg(long, value_name = "KG")]
+    pub embodied_kg_per_gpu: Option<f64>,
+    /// Hardware lifetime, e.g. `6y`, `4y`, `35040h`.
+    #[arg(long, value_name = "DURATION")]
+    pub lifetime: Option<String>,
+    /// Fraction of its lifetime the hardware is in use (0–1].
+    #[arg(long, value_name = "R")]
+    pub use_rate: Option<f64>,
+    /// Machine-readable output: the run record's energy_kwh/emissions_kg plus assumptions.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("not implemented yet")
+fn list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    items.iter().map(f).collect::<Vec<_>>().join("\n  ")
+}
+
+/// GPU power per device from a model name, with its source.
+fn gpu_power(model: &str) -> Result<(String, f64, String)> {
+    match gpu_lookup(model) {
+        GpuMatch::Found(g) => Ok((
+            g.name.clone(),
+            g.tdp_w,
+            crate::carbon_args::describe(&g.provenance),
+        )),
+        GpuMatch::Ambiguous(c) => bail!(
+            "--gpu `{model}` matches several models; which one?\n  {}\ngive one of these names (e.g. --gpu \"{}\"), or --gpu-watts W",
+            list(&c, |g| format!("{} ({} W)", g.name, g.tdp_w)),
+            c.first().map(|g| g.name.as_str()).unwrap_or("")
+        ),
+        GpuMatch::Unknown => bail!(
+            "--gpu `{model}` is not in the GPU table; see `wattprint factors gpu` for the known models, or give --gpu-watts W"
+        ),
+    }
+}
+
+/// CPU power per socket from a model name, with its source.
+fn cpu_power(model: &str) -> Result<(String, f64, String)> {
+    match cpu_table::lookup(model) {
+        CpuMatch::Found {
+            model: m,
+            tdp_w,
+            source,
+            ..
+        } => Ok((m, tdp_w, source.to_string())),
+        CpuMatch::Ambiguous { candidates } => bail!(
+            "--cpu `{model}` matches several models with different TDPs; which one?\n  {}\ngive the full name, or --cpu-watts W",
+            list(&candidates, |(m, w)| format!("{m} ({w} W)"))
+        ),
+        CpuMatch::Unknown => {
+            let near = cpu_table::search(model);
+            if near.is_empty() {
+                bail!("--cpu `{model}` is not in the CPU table (a model number such as `8375C` is needed); give --cpu-watts W, or search with `wattprint factors cpu QUERY`")
+            }
+            bail!(
+                "--cpu `{model}` does not name one model; candidates:\n  {}\ngive the full name, or --cpu-watts W",
+                list(&near.iter().take(12).collect::<Vec<_>>(), |(m, w, _)| format!("{m} ({w} W)"))
+            )
+        }
+    }
+}
+
+fn positive(name: &str, v: Option<f64>) -> Result<()> {
+    if let Some(x) = v {
+        if !x.is_finite() || x < 0.0 {
+            bail!("{name} {x}: must be a non-negative number");
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let duration = parse_duration(&a.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    for (n, v) in [
+        ("--gpu-watts", a.gpu_watts),
+        ("--cpu-watts", a.cpu_watts),
+        ("--core-watts", a.core_watts),
+        ("--memory", a.memory),
+        ("--watts", a.watts),
+        ("--static-kwh", a.static_kwh),
+        ("--embodied-kg-per-server", a.embodied_kg_per_server),
+        ("--embodied-kg-per-gpu", a.embodied_kg_per_gpu),
+    ] {
+        positive(n, v)?;
+    }
+    if !(0.0..=1.0).contains(&a.utilization) {
+        bail!(
+            "--utilization {}: must be between 0 and 1 (for 80 % give 0.8)",
+            a.utilization
+        );
+    }
+    let carbon = a.carbon.resolve()?;
+    let mut input = EstimateInput::new(
+        duration,
+        carbon.pue,
+        GramsPerKwh(carbon.intensity_g_per_kwh),
+    );
+    input.sources.pue = Some(carbon.location.pue_source.clone());
+    input.sources.intensity = Some(carbon.intensity_source.clone());
+    let mut hardware = Vec::new();
+
+    if let Some(m) = &a.gpu {
+        let (name, w, src) = gpu_power(m)?;
+        input.gpu_watts = Some(w);
+        input.sources.gpu_watts = Some(format!("{name}: {src}"));
+        hardware.push(format!("{} × {name} ({w} W)", a.gpus.unwrap_or(1)));
+        input.gpus = a.gpus.unwrap_or(1);
+    } else if let Some(w) = a.gpu_watts {
+        input.gpu_watts = Some(w);
+        input.gpus = a.gpus.unwrap_or(1);
+        hardware.push(format!("{} × GPU at {w} W", input.gpus));
+    } else if let Some(n) = a.gpus {
+        input.gpus = n;
+        hardware.push(format!("{n} × GPU (power not given)"));
+    }
+    if let Some(m) = &a.cpu {
+        let (name, w, src) = cpu_power(m)?;
+        input.cpu_watts = Some(w);
+        input.sources.cpu_watts = Some(format!("{name}: {src}"));
+        input.cpus = a.cpus.unwrap_or(1);
+        hardware.push(format!("{} × {name} ({w} W)", input.cpus));
+    } else if let Some(w) = a.cpu_watts {
+        input.cpu_watts = Some(w);
+        input.cpus = a.cpus.unwrap_or(1);
+        hardware.push(format!("{} × CPU at {w} W", input.cpus));
+    } else if let Some(n) = a.cpus {
+        input.cpus = n;
+    }
+    if let Some(n) = a.cores {
+        input.cores = n;
+        input.core_watts = a.core_watts;
+        hardware.push(format!(
+            "{n} cores{}",
+            a.core_watts.map(|w| format!(" at {w} W")).unwrap_or_default()
+        ));
+    } else if a.core_watts.is_some() {
+        bail!("--core-watts needs --cores N");
+    }
+    if let Some(gb) = a.memory {
+        input.memory_gb = gb;
+        hardware.push(format!("{gb} GB memory"));
+    }
+    if let Some(w) = a.watts {
+        input.other_watts = w;
+        hardware.push(format!("{w} W other"));
+    }
+    input.utilization = a.utilization;
+    input.runs = a.runs;
+    input.static_kwh = a.static_kwh.unwrap_or(0.0);
+
+    let wants_embodied = a.embodied
+        || a.servers.is_some()
+        || a.embodied_kg_per_server.is_some()
+        || a.embodied_kg_per_gpu.is_some()
+        || a.lifetime.is_some()
+        || a.use_rate.is_some();
+    if wants_embodied {
+        let d = embodied_coefficients();
+        let lifetime = match &a.lifetime {
+            Some(l) => parse_duration(l).map_err(|e| anyhow::anyhow!("--lifetime: {e}"))?,
+            None => std::time::Duration::from_secs_f64(d.lifetime_hours * 3600.0),
+        };
+        let use_rate = a.use_rate.unwrap_or(1.0);
+        if !(use_rate > 0.0 && use_rate <= 1.0) {
+            bail!("--use-rate {use_rate}: must be in (0, 1], e.g. 0.85");
+        }
+        let mut src = Vec::new();
+        src.push(match a.embodied_kg_per_server {
+            Some(_) => "per-server kg given by the user".to_string(),
+            None => format!(
+                "server {} kgCO2e (wattprint factors embodied: server_base)",
+                d.server_base_kg
+            ),
+        });
+        src.push(match a.embodied_kg_per_gpu {
+            Some(_) => "per-GPU kg given by the user".to_string(),
+            None => format!(
+                "GPU {} kgCO2e each (wattprint factors embodied: gpu)",
+                d.per_gpu_kg
+            ),
+        });
+        src.push(match a.lifetime {
+            Some(_) => "lifetime given by the user".to_string(),
+            None => format!(
+                "lifetime {} h (wattprint factors embodied: lifetime_hours)",
+                d.lifetime_hours
+            ),
+        });
+        input.embodied = Some(EmbodiedSpec {
+            servers: a.servers.unwrap_or(1),
+            kg_per_server: a.embodied_kg_per_server.unwrap_or(d.server_base_kg),
+            gpus: input.gpus,
+            kg_per_gpu: a.embodied_kg_per_gpu.unwrap_or(d.per_gpu_kg),
+            lifetime,
+            use_rate,
+            source: src.join("; "),
+        });
+    }
+
+    let b: Breakdown = estimate::estimate(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut warnings = carbon.warnings.clone();
+    warnings.extend(b.warnings.iter().cloned());
+    if a.json {
+        let v = json!({
+            "schema": "wattprint.estimate/1",
+            "energy_kwh": b.energy_kwh,
+            "emissions_kg": b.emissions_kg,
+            "equivalents": b.equivalents,
+            "assumptions": b.assumptions,
+            "pue": b.pue,
+            "carbon_intensity": {"g_per_kwh": carbon.intensity_g_per_kwh, "source": carbon.intensity_source},
+            "location": carbon.location,
+            "duration_s": duration.as_secs_f64(),
+            "runs": a.runs,
+            "factors_version": carbon.factors_version,
+            "warnings": warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!(
+        "Estimate: {} for {} × {} run(s)",
+        if hardware.is_empty() {
+            "no hardware".to_string()
+        } else {
+            hardware.join(" + ")
+        },
+        a.duration,
+        a.runs
+    );
+    let e = &b.energy_kwh;
+    println!(
+        "  energy   IT {} (gpu {}, cpu {}, ram {}, other {}) + infrastructure {} = {}",
+        fmt_energy_kwh(e.it.0),
+        fmt_energy_kwh(e.gpu.0),
+        fmt_energy_kwh(e.cpu.0),
+        fmt_energy_kwh(e.ram.0),
+        fmt_energy_kwh(e.other.0),
+        fmt_energy_kwh(e.infrastructure.0),
+        fmt_energy_kwh(e.facility.0)
+    );
+    let m = &b.emissions_kg;
+    println!(
+        "  emissions {} CO2e = operational {} (dynamic {}, static {}, infrastructure {}) + embodied {}",
+        fmt_mass_kg(m.total),
+        fmt_mass_kg(m.operational),
+        fmt_mass_kg(m.dynamic),
+        fmt_mass_kg(m.static_),
+        fmt_mass_kg(m.infrastructure),
+        fmt_mass_kg(m.embodied)
+    );
+    let q = &b.equivalents;
+    println!(
+        "  ≈ {:.1} km by car · {:.1} tree-months · {:.2} Paris–London flights · {:.0} phone charges",
+        q.car_km, q.tree_months, q.flights_paris_london, q.phone_charges
+    );
+    println!(
+        "  at {} ({}): {} gCO2e/kWh, PUE {}",
+        carbon.location.code, carbon.location.name, carbon.intensity_g_per_kwh, carbon.pue
+    );
+    println!("assumptions:");
+    for x in &b.assumptions {
+        println!("  {} = {} {} — {}", x.name, x.value, x.unit, x.source);
+    }
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    Ok(0)
 }

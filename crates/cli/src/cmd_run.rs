@@ -39,7 +39,7 @@ pub struct Args {
     pub no_live: bool,
     #[command(flatten)]
     pub carbon: crate::carbon_args::CarbonArgs,
-    /// CPU TDP in watts for the CPU power model (all sockets), when the model is used.
+    /// CPU TDP in watts per package (socket) for the CPU power model, when it is used.
     #[arg(long, value_name = "W")]
     pub cpu_tdp: Option<f64>,
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).

@@ -118,7 +118,7 @@ impl Store {
                 rec.status.as_str(),
                 rec.started_at,
                 rec.ended_at,
-                rec.energy_kwh.total,
+                rec.energy_kwh.total.0,
                 rec.emissions_kg.total,
                 json,
                 now

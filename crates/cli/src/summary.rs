@@ -80,19 +80,19 @@ pub fn summary_text(r: &RunRecord) -> String {
         );
     }
     let avg_w = if r.duration_s > 0.0 {
-        r.energy_kwh.total * JOULES_PER_KWH / r.duration_s
+        r.energy_kwh.total.0 * JOULES_PER_KWH / r.duration_s
     } else {
         0.0
     };
     let _ = writeln!(
         o,
         "  IT energy {} (dynamic {}, static {}), average {:.1} W; × PUE {} → {}",
-        fmt_energy_kwh(r.energy_kwh.total),
-        fmt_energy_kwh(r.energy_kwh.dynamic),
-        fmt_energy_kwh(r.energy_kwh.static_),
+        fmt_energy_kwh(r.energy_kwh.total.0),
+        fmt_energy_kwh(r.energy_kwh.dynamic.0),
+        fmt_energy_kwh(r.energy_kwh.static_.0),
         avg_w,
         r.pue,
-        fmt_energy_kwh(r.energy_kwh.total * r.pue)
+        fmt_energy_kwh(r.energy_kwh.facility.0)
     );
     let _ = writeln!(
         o,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Default)]
 pub struct DiscoverOptions {
-    /// User-given CPU TDP (W, all sockets) for the CPU model.
+    /// User-given CPU TDP (W per package) for the CPU model.
     pub cpu_tdp_w: Option<f64>,
     /// libnvidia-ml path (else `WATTPRINT_NVML_LIBRARY`, else the system's).
     pub nvml_library: Option<PathBuf>,
@@ -129,7 +129,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
     }
     if !have_cpu {
         match CpuModelSensor::open(paths, opts.cpu_tdp_w) {
-            Ok(s) => {
+            Ok(mut s) => {
                 let src = match s.tdp_source() {
                     TdpSource::Table { model, source } => {
                         format!("TDP of {model} from the CPU table ({source})")
@@ -139,16 +139,12 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                         threads,
                         watts_per_thread,
                     } => {
-                        d.warnings.push(format!(
-                            "CPU model not found in the CPU power table: assuming {watts_per_thread} W per thread × {threads} threads = {:.0} W at full load (a documented default, not a measurement); pass --cpu-tdp W to set the real TDP",
-                            s.max_power().0
-                        ));
                         format!(
                             "default {watts_per_thread} W per thread × {threads} threads (CPU not in the table)"
                         )
                     }
                 };
-                for w in s.open_warnings() {
+                for w in s.take_warnings() {
                     if !d.warnings.contains(&w) {
                         d.warnings.push(w);
                     }
@@ -226,10 +222,13 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                 detail: methods.join("; "),
             });
             if let Ok(v) = std::env::var("CUDA_VISIBLE_DEVICES") {
-                let list: Vec<(u32, String)> =
-                    d.gpus.iter().map(|g| (g.index, g.uuid.clone())).collect();
-                match crate::sensors::nvml::parse_cuda_visible_devices(&v, &list) {
-                    Ok(ix) => d.visible_gpus = Some(ix),
+                match s.visible_gpus(&v) {
+                    Ok(cv) => {
+                        if let Some(why) = cv.ignored {
+                            d.warnings.push(format!("CUDA_VISIBLE_DEVICES={v}: {why}"));
+                        }
+                        d.visible_gpus = Some(cv.indices);
+                    }
                     Err(e) => d.warnings.push(format!(
                         "CUDA_VISIBLE_DEVICES={v} not understood ({e}); process scope uses the GPUs the job's processes hold"
                     )),

@@ -270,7 +270,7 @@ pub fn build_record(
     for d in &snapshot.devices {
         if let Some(idle) = d.device.idle_power_w {
             input.assumptions.push(Assumption::new(
-                &format!("idle power of {}", d.device.id),
+                format!("idle power of {}", d.device.id),
                 idle,
                 "W",
                 "the device's model (see docs/methodology.md, static energy)",

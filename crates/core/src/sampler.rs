@@ -222,8 +222,9 @@ impl State {
             .as_secs_f64();
         let t1 = now.saturating_duration_since(self.start).as_secs_f64();
         let dt = t1 - t0;
-        for i in 0..n {
-            let mut delta = cum[i] - self.prev[i];
+        let prev = std::mem::take(&mut self.prev);
+        for (i, (&now_j, &prev_j)) in cum.iter().zip(prev.iter()).enumerate() {
+            let mut delta = now_j - prev_j;
             if !delta.is_finite() || delta < 0.0 {
                 let id = self.snap.devices[i].device.id.clone();
                 self.warn(format!(
