@@ -12,9 +12,9 @@
 //! * per SSD: 100 kgCO2e, per HDD: 50 kgCO2e, per additional CPU socket: 100 kgCO2e;
 //! * lifetime: CCF `SERVER_EXPECTED_LIFESPAN` 35 040 h (4 years).
 //!
-//! Server total = base + 150·gpus + 533/384·max(0, dram − 16) + 100·ssd + 50·hdd
-//! + 100·(sockets − 1); a share of it is allocated to a job as `total × hours / lifetime`
-//! (SCI / CCF linear allocation).
+//! Server total = `base + 150·gpus + 533/384·max(0, dram − 16) + 100·ssd + 50·hdd +
+//! 100·(sockets − 1)`. A job's share is `total × hours / lifetime` (SCI / CCF linear
+//! allocation).
 
 use super::table;
 use super::Provenance;

@@ -52,8 +52,10 @@ pub struct GpuSpec {
     pub avg_provenance: Option<Provenance>,
 }
 
-/// Result of [`gpu_lookup`].
+/// Result of [`gpu_lookup`]. (`Found` holds the spec by value, as the API was specified; the
+/// enum is short-lived, so its size does not matter.)
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum GpuMatch {
     Found(GpuSpec),
     /// Several models match; ask for a more specific name.
