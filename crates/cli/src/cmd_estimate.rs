@@ -201,7 +201,9 @@ pub fn run(a: Args) -> Result<i32> {
         input.core_watts = a.core_watts;
         hardware.push(format!(
             "{n} cores{}",
-            a.core_watts.map(|w| format!(" at {w} W")).unwrap_or_default()
+            a.core_watts
+                .map(|w| format!(" at {w} W"))
+                .unwrap_or_default()
         ));
     } else if a.core_watts.is_some() {
         bail!("--core-watts needs --cores N");

@@ -239,7 +239,7 @@ pub fn run(a: Args) -> Result<i32> {
             Some(std::thread::spawn(move || {
                 let mut ticks = 0u32;
                 while !stop.load(Ordering::SeqCst) {
-                    if ticks % 10 == 0 {
+                    if ticks.is_multiple_of(10) {
                         line.draw(&summary::live_text(&watch.get(), &live_carbon));
                     }
                     ticks += 1;

@@ -58,10 +58,6 @@ impl Store {
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn migrate(&mut self) -> Result<()> {
         let version: i64 = self
             .conn
@@ -158,14 +154,6 @@ impl Store {
             })?)),
             None => Ok(None),
         }
-    }
-
-    pub fn count_samples(&self, id: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM samples WHERE run_id = ?1",
-            params![id],
-            |r| r.get(0),
-        )?)
     }
 }
 

@@ -9,7 +9,9 @@ use wattprint_core::attribution::ProcessTree;
 use wattprint_core::host::HostPaths;
 use wattprint_core::sampler::Attributor;
 use wattprint_core::sensor::{Device, DeviceKind, Method, Sensor};
-use wattprint_core::sensors::{cpu_model::CpuModelSensor, ram_model::RamModelSensor, rapl::RaplSensor};
+use wattprint_core::sensors::{
+    cpu_model::CpuModelSensor, ram_model::RamModelSensor, rapl::RaplSensor,
+};
 
 fn write(p: &std::path::Path, s: &str) {
     if let Some(d) = p.parent() {
@@ -21,14 +23,21 @@ fn write(p: &std::path::Path, s: &str) {
 fn fake_host(dir: &std::path::Path) -> HostPaths {
     let sys = dir.join("sys");
     let proc = dir.join("proc");
-    for (zone, name) in [("intel-rapl:0", "package-0"), ("intel-rapl:0:0", "dram"), ("intel-rapl:1", "package-1")] {
+    for (zone, name) in [
+        ("intel-rapl:0", "package-0"),
+        ("intel-rapl:0:0", "dram"),
+        ("intel-rapl:1", "package-1"),
+    ] {
         let z = sys.join("class/powercap").join(zone);
         write(&z.join("name"), &format!("{name}\n"));
         write(&z.join("energy_uj"), "123456789\n");
         write(&z.join("max_energy_range_uj"), "262143328850\n");
     }
     write(&proc.join("stat"), "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 50 0 50 500 0 0 0 0 0 0\ncpu1 50 0 50 500 0 0 0 0 0 0\n");
-    write(&proc.join("meminfo"), "MemTotal:       16000000 kB\nMemFree:         8000000 kB\nMemAvailable:    8000000 kB\n");
+    write(
+        &proc.join("meminfo"),
+        "MemTotal:       16000000 kB\nMemFree:         8000000 kB\nMemAvailable:    8000000 kB\n",
+    );
     write(&proc.join("cpuinfo"), "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\nphysical id\t: 0\n\n");
     HostPaths::new(sys, proc)
 }

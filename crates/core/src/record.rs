@@ -3,8 +3,8 @@
 
 use crate::accounting::{AccountInput, Assumption, Intensity};
 use crate::sampler::Snapshot;
-use crate::units::{GramsPerKwh, Joules};
 use crate::sensor::{DeviceKind, Method};
+use crate::units::{GramsPerKwh, Joules};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -279,7 +279,12 @@ pub fn build_record(
     }
     let b = crate::accounting::account(&input);
     let mut warnings = carbon.warnings.clone();
-    for w in snapshot.warnings.iter().chain(extra_warnings).chain(&b.warnings) {
+    for w in snapshot
+        .warnings
+        .iter()
+        .chain(extra_warnings)
+        .chain(&b.warnings)
+    {
         if !warnings.contains(w) {
             warnings.push(w.clone());
         }
