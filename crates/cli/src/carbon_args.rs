@@ -22,24 +22,18 @@ pub struct CarbonArgs {
     pub pue: Option<f64>,
 }
 
+/// One line: key, dataset, year, licence, kind, scope.
 pub fn describe(p: &Provenance) -> String {
-    let mut s = p.dataset.clone();
-    let mut bits: Vec<String> = vec![p.source.to_string()];
-    if let Some(y) = p.year {
-        bits.push(y.to_string());
+    p.to_string()
+}
+
+/// The line plus the dataset's notes (upstream source, caveats).
+pub fn describe_full(p: &Provenance) -> String {
+    if p.note.is_empty() {
+        p.to_string()
+    } else {
+        format!("{p}; {}", p.note)
     }
-    bits.push(p.licence.to_string());
-    if !p.kind.is_empty() {
-        bits.push(p.kind.to_string());
-    }
-    if !p.scope.is_empty() {
-        bits.push(p.scope.to_string());
-    }
-    s.push_str(&format!(" ({})", bits.join(", ")));
-    if !p.note.is_empty() {
-        s.push_str(&format!("; {}", p.note));
-    }
-    s
 }
 
 impl CarbonArgs {
@@ -54,14 +48,20 @@ impl CarbonArgs {
             Some(s) => Some(location::parse_location(s).map_err(|e| anyhow::anyhow!("{e}"))?),
             None => None,
         };
-        Ok(location::resolve(spec.as_ref(), None))
+        // Value the run at its own year's factors where the data has them.
+        let year = time::OffsetDateTime::now_utc().year();
+        Ok(location::resolve(spec.as_ref(), u16::try_from(year).ok()))
     }
 
     pub fn resolve(&self) -> Result<CarbonContext> {
         let loc = self.location()?;
         let mut warnings = Vec::new();
-        let (g, source) = match self.intensity {
-            Some(g) if g.is_finite() && g >= 0.0 => (g, "user (--intensity)".to_string()),
+        let (g, source, detail) = match self.intensity {
+            Some(g) if g.is_finite() && g >= 0.0 => (
+                g,
+                "user (--intensity)".to_string(),
+                "given by the user with --intensity".to_string(),
+            ),
             Some(g) => anyhow::bail!(
                 "--intensity {g}: must be a non-negative number of gCO2e/kWh, e.g. --intensity 56"
             ),
@@ -70,13 +70,25 @@ impl CarbonArgs {
                 if !loc.known {
                     s = format!("default: world average, {s}");
                 }
-                (loc.intensity_g_per_kwh, s)
+                (
+                    loc.intensity_g_per_kwh,
+                    s,
+                    describe_full(&loc.intensity_provenance),
+                )
             }
         };
-        let (pue, pue_source) = match self.pue {
-            Some(p) if p.is_finite() && p >= 1.0 => (p, "user (--pue)".to_string()),
+        let (pue, pue_source, pue_detail) = match self.pue {
+            Some(p) if p.is_finite() && p >= 1.0 => (
+                p,
+                "user (--pue)".to_string(),
+                "given by the user with --pue".to_string(),
+            ),
             Some(p) => anyhow::bail!("--pue {p}: a PUE is a ratio of at least 1.0, e.g. --pue 1.2"),
-            None => (loc.pue, describe(&loc.pue_provenance)),
+            None => (
+                loc.pue,
+                describe(&loc.pue_provenance),
+                describe_full(&loc.pue_provenance),
+            ),
         };
         if !loc.known && self.intensity.is_none() {
             warnings.push(
@@ -87,6 +99,8 @@ impl CarbonArgs {
         Ok(CarbonContext {
             intensity_g_per_kwh: g,
             intensity_source: source,
+            intensity_detail: detail,
+            pue_detail,
             pue,
             location: LocationRecord {
                 code: loc.code.clone(),

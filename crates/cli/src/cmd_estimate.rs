@@ -165,8 +165,8 @@ pub fn run(a: Args) -> Result<i32> {
         carbon.pue,
         GramsPerKwh(carbon.intensity_g_per_kwh),
     );
-    input.sources.pue = Some(carbon.location.pue_source.clone());
-    input.sources.intensity = Some(carbon.intensity_source.clone());
+    input.sources.pue = Some(carbon.pue_detail.clone());
+    input.sources.intensity = Some(carbon.intensity_detail.clone());
     let mut hardware = Vec::new();
 
     if let Some(m) = &a.gpu {

@@ -122,8 +122,10 @@ pub fn run(a: Args) -> Result<i32> {
             nvml_library: a.nvml_library.clone(),
         },
     );
-    for w in &disc.warnings {
-        say(w);
+    let mut shown: Vec<String> = Vec::new();
+    for w in disc.warnings.iter().chain(carbon.warnings.iter()) {
+        say(&format!("warning: {w}"));
+        shown.push(w.clone());
     }
     let host = discovery::host_info(&paths, &disc);
     let job_pid = Arc::new(AtomicU32::new(0));
@@ -322,7 +324,7 @@ pub fn run(a: Args) -> Result<i32> {
         }
     }
     if !a.quiet {
-        eprint!("{}", summary::summary_text(&rec));
+        eprint!("{}", summary::summary_text(&rec, &shown));
     }
     Ok(code)
 }

@@ -18,7 +18,7 @@ pub fn run(a: Args) -> Result<i32> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rec)?);
     } else {
-        print!("{}", crate::summary::summary_text(&rec));
+        print!("{}", crate::summary::summary_text(&rec, &[]));
     }
     Ok(0)
 }

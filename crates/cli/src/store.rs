@@ -199,3 +199,83 @@ impl Store {
         }
     }
 }
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub project: Option<String>,
+    /// `(key, value)` pairs that must all be present in the run's tags.
+    pub tags: Vec<(String, String)>,
+    pub status: Option<String>,
+    /// RFC 3339 lower bound on `started_at`.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl Store {
+    /// Runs matching `f`, newest first.
+    pub fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRecord>> {
+        let mut sql = String::from("SELECT record FROM runs WHERE 1=1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(p) = &f.project {
+            args.push(p.clone());
+            sql.push_str(&format!(" AND project = ?{}", args.len()));
+        }
+        if let Some(s) = &f.status {
+            args.push(s.clone());
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        }
+        if let Some(s) = &f.since {
+            args.push(s.clone());
+            sql.push_str(&format!(" AND started_at >= ?{}", args.len()));
+        }
+        sql.push_str(" ORDER BY started_at DESC");
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let rec: RunRecord = serde_json::from_str(&row?)?;
+            if f.tags
+                .iter()
+                .all(|(k, v)| rec.tags.get(k).is_some_and(|x| x == v))
+            {
+                out.push(rec);
+                if f.limit.is_some_and(|l| out.len() >= l) {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored power series of a run: per device id, its points in time order.
+    pub fn series(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<(String, Vec<wattprint_core::sampler::SeriesPoint>)>> {
+        let mut st = self.conn.prepare(
+            "SELECT device_id, t0, t1, energy_j FROM samples WHERE run_id = ?1 ORDER BY device_id, t0",
+        )?;
+        let mut out: Vec<(String, Vec<wattprint_core::sampler::SeriesPoint>)> = Vec::new();
+        let rows = st.query_map(params![run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                wattprint_core::sampler::SeriesPoint {
+                    t0: r.get(1)?,
+                    t1: r.get(2)?,
+                    energy_j: r.get(3)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (dev, p) = row?;
+            match out.last_mut() {
+                Some((d, v)) if *d == dev => v.push(p),
+                _ => out.push((dev, vec![p])),
+            }
+        }
+        Ok(out)
+    }
+}

@@ -42,7 +42,8 @@ pub fn fmt_duration(s: f64) -> String {
     }
 }
 
-pub fn summary_text(r: &RunRecord) -> String {
+/// The end-of-run summary; warnings in `shown` were already printed and are not repeated.
+pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
     let mut o = String::new();
     let short = r.id.get(..8).unwrap_or(&r.id);
     let exit = match (r.exit_code, r.signal) {
@@ -113,8 +114,12 @@ pub fn summary_text(r: &RunRecord) -> String {
         r.carbon_intensity.source
     );
     let _ = writeln!(o, "  PUE {} — {}", r.pue, r.location.pue_source);
-    for w in &r.warnings {
+    let earlier = r.warnings.iter().filter(|w| shown.contains(w)).count();
+    for w in r.warnings.iter().filter(|w| !shown.contains(w)) {
         let _ = writeln!(o, "  warning: {w}");
+    }
+    if earlier > 0 {
+        let _ = writeln!(o, "  ({earlier} warning(s) shown when the run started)");
     }
     let _ = writeln!(
         o,

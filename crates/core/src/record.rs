@@ -193,7 +193,11 @@ pub struct RunMeta {
 pub struct CarbonContext {
     pub intensity_g_per_kwh: f64,
     pub intensity_source: String,
+    /// The source with the dataset's notes, for the assumptions list.
+    pub intensity_detail: String,
     pub pue: f64,
+    /// Where the PUE came from, with notes.
+    pub pue_detail: String,
     pub location: LocationRecord,
     pub factors_version: String,
     /// Warnings to carry into every record (e.g. "location unknown").
@@ -263,9 +267,9 @@ pub fn build_record(
             "carbon intensity",
             carbon.intensity_g_per_kwh,
             "gCO2e/kWh",
-            &carbon.intensity_source,
+            &carbon.intensity_detail,
         ),
-        Assumption::new("PUE", carbon.pue, "ratio", &carbon.location.pue_source),
+        Assumption::new("PUE", carbon.pue, "ratio", &carbon.pue_detail),
     ];
     for d in &snapshot.devices {
         if let Some(idle) = d.device.idle_power_w {

@@ -1,0 +1,74 @@
+//! The `wattprint` command line, as a library so that tests can reach its parts.
+
+use clap::{Parser, Subcommand};
+
+pub mod carbon_args;
+pub mod child;
+pub mod clock;
+pub mod cmd_doctor;
+pub mod cmd_estimate;
+pub mod cmd_factors;
+pub mod cmd_regions;
+pub mod cmd_run;
+pub mod cmd_show;
+pub mod live;
+pub mod store;
+pub mod summary;
+
+#[derive(Parser)]
+#[command(
+    name = "wattprint",
+    version,
+    about = "Measure, estimate and cut the carbon emissions of machine-learning work"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a job and measure the energy and emissions it caused.
+    Run(cmd_run::Args),
+    /// What this machine offers: sensors found, methods used, location in force.
+    Doctor(cmd_doctor::Args),
+    /// Show a stored run.
+    Show(cmd_show::Args),
+    /// Estimate energy and emissions from hardware × time × place.
+    Estimate(cmd_estimate::Args),
+    /// List and search the shipped factors, with their sources.
+    Factors(cmd_factors::Args),
+    /// Rank cloud regions by carbon intensity × PUE.
+    Regions(cmd_regions::Args),
+}
+
+/// When the process started, for the start-up figure in the run record.
+pub static START: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+/// Parse the command line, run the command and exit with its code.
+pub fn cli_main() -> ! {
+    std::sync::LazyLock::force(&START);
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            e.exit();
+        }
+    };
+    let result = match cli.command {
+        Command::Run(a) => cmd_run::run(a),
+        Command::Doctor(a) => cmd_doctor::run(a),
+        Command::Show(a) => cmd_show::run(a),
+        Command::Estimate(a) => cmd_estimate::run(a),
+        Command::Factors(a) => cmd_factors::run(a),
+        Command::Regions(a) => cmd_regions::run(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("wattprint: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
