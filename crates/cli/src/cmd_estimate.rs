@@ -13,6 +13,7 @@ use wattprint_core::factors::gpu::{gpu_lookup, GpuMatch};
 use wattprint_core::units::{parse_duration, GramsPerKwh};
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// GPU model, e.g. `a100 sxm`, `h100 sxm`, `t4` (see `wattprint factors gpu`).
     #[arg(long, value_name = "MODEL", conflicts_with = "gpu_watts")]
@@ -21,7 +22,7 @@ pub struct Args {
     #[arg(long, value_name = "W")]
     pub gpu_watts: Option<f64>,
     /// Number of GPUs (default 1 when a GPU is given).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub gpus: Option<u32>,
     /// CPU model, e.g. `Xeon Platinum 8375C` (see `wattprint factors cpu`).
     #[arg(long, value_name = "MODEL", conflicts_with = "cpu_watts")]
@@ -30,10 +31,10 @@ pub struct Args {
     #[arg(long, value_name = "W")]
     pub cpu_watts: Option<f64>,
     /// Number of CPU sockets (default 1 when a CPU is given).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub cpus: Option<u32>,
     /// Number of CPU cores (Green Algorithms style), with --core-watts.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub cores: Option<u32>,
     /// Power per core in watts (default: Green Algorithms "Any", 12 W).
     #[arg(long, value_name = "W")]
@@ -51,7 +52,7 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub duration: String,
     /// Number of runs (e.g. a grid search).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, allow_negative_numbers = true, value_parser = parse_count)]
     pub runs: u32,
     /// Idle energy of the facility to include, kWh (before PUE).
     #[arg(long, value_name = "E")]
@@ -62,7 +63,7 @@ pub struct Args {
     #[arg(long)]
     pub embodied: bool,
     /// Servers whose embodied emissions are allocated (default 1).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub servers: Option<u32>,
     /// Embodied emissions per server (excluding GPUs), kgCO2e.
     #[arg(long, value_name = "KG")]
@@ -79,6 +80,13 @@ pub struct Args {
     /// Machine-readable output: the run record's energy_kwh/emissions_kg plus assumptions.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A count: a whole number ≥ 0.
+fn parse_count(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("`{s}` is not a count: give a whole number ≥ 0, e.g. 8"))
 }
 
 fn list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {

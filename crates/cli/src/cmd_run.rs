@@ -15,6 +15,7 @@ use wattprint_core::record::{self, CarbonContext, Ending, RunMeta, RunStatus};
 use wattprint_core::sampler::{Sampler, SamplerConfig, Scope, MIN_INTERVAL};
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// Project the run belongs to (default: $WATTPRINT_PROJECT, else "default").
     #[arg(long)]

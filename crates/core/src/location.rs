@@ -84,13 +84,16 @@ pub enum LocationError {
     )]
     UnknownProvider { provider: String },
     #[error(
-        "unknown {provider} region '{region}'; closest: {}; list them all with `wattprint regions --provider {provider}`",
+        "unknown {provider} region '{region}'; {}: {}; list them with their intensity using `wattprint regions --provider {provider}`",
+        if *close { "closest" } else { "valid regions" },
         join_or_none(suggestions)
     )]
     UnknownRegion {
         provider: Provider,
         region: String,
         suggestions: Vec<String>,
+        /// Whether `suggestions` are near matches (else: every valid region).
+        close: bool,
     },
     #[error(
         "unknown location '{input}': expected {FORMS}; closest: {}; list them all with \
@@ -178,10 +181,13 @@ pub fn parse_location(s: &str) -> Result<LocationSpec, LocationError> {
         }
         let region = provider.normalise_region(r);
         let all: Vec<String> = provider_regions(provider).map(|c| c.id.clone()).collect();
+        let near = closest(&format!("{provider}:{region}"), &all, 6);
+        let close = !near.is_empty();
         return Err(LocationError::UnknownRegion {
-            suggestions: closest(&format!("{provider}:{region}"), &all, 6),
+            suggestions: if close { near } else { all },
             provider,
             region,
+            close,
         });
     }
     let up = s.to_ascii_uppercase();

@@ -164,7 +164,10 @@ fn cloud_of(s: &str, flag: &str) -> Result<&'static CloudRegion, LocationError> 
             .ok_or_else(|| LocationError::UnknownRegion {
                 provider,
                 region,
-                suggestions: Vec::new(),
+                suggestions: super::cloud::provider_regions(provider)
+                    .map(|c| c.id.clone())
+                    .collect(),
+                close: false,
             }),
         other => Err(LocationError::NotCloud {
             flag: flag.to_string(),
