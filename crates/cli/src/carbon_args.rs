@@ -44,6 +44,10 @@ impl CarbonArgs {
             .clone()
             .or_else(|| self.country.clone())
             .or_else(location::location_from_env);
+        let given = match given {
+            Some(g) => Some(g),
+            None => crate::config::Config::load()?.location(),
+        };
         let spec = match given.as_deref() {
             Some(s) => Some(location::parse_location(s).map_err(|e| anyhow::anyhow!("{e}"))?),
             None => None,

@@ -1,7 +1,9 @@
 //! `wattprint run [OPTIONS] -- CMD ARGS...`: run a job exactly as it would run without us and
 //! measure the energy it used.
 
-use crate::{child, clock, live::LiveLine, store::Store, summary};
+use crate::config::Config;
+use crate::monitor::{self, Monitor, MonitorConfig, MonitorState};
+use crate::{child, clock, live::LiveLine, store, store::Store, summary};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -11,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wattprint_core::discovery::{self, DiscoverOptions};
 use wattprint_core::host::HostPaths;
+use wattprint_core::limits::{self, BudgetAction, LimitKind};
 use wattprint_core::record::{self, CarbonContext, Ending, RunMeta, RunStatus};
 use wattprint_core::sampler::{Sampler, SamplerConfig, Scope, MIN_INTERVAL};
+use wattprint_core::units::parse_duration;
 
 #[derive(clap::Args)]
 #[command(allow_negative_numbers = true)]
@@ -26,9 +30,9 @@ pub struct Args {
     /// `machine`: everything the box's devices drew; `process`: the job's share.
     #[arg(long, value_enum, default_value = "machine")]
     pub scope: ScopeArg,
-    /// Sampling interval, e.g. `1s`, `100ms` (minimum 10ms).
-    #[arg(long, default_value = "1s")]
-    pub interval: String,
+    /// Sampling interval, e.g. `1s`, `100ms` (minimum 10ms; default 1s or the config file's).
+    #[arg(long)]
+    pub interval: Option<String>,
     /// Also write the run record as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -43,6 +47,30 @@ pub struct Args {
     /// CPU TDP in watts per package (socket) for the CPU power model, when it is used.
     #[arg(long, value_name = "W")]
     pub cpu_tdp: Option<f64>,
+    /// Stop the job after this long, e.g. `72h` (a cap: always stops).
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+    /// Energy budget of the run (IT energy, kWh).
+    #[arg(long, value_name = "E")]
+    pub budget_kwh: Option<f64>,
+    /// Carbon budget of the run (total emissions, kg CO2e).
+    #[arg(long, value_name = "M")]
+    pub budget_kg: Option<f64>,
+    /// What a reached budget does: stop the job (default) or only warn.
+    #[arg(long, value_enum)]
+    pub budget_action: Option<ActionArg>,
+    /// Signal sent to stop the job (then SIGKILL after the grace period).
+    #[arg(long, default_value = "TERM", value_name = "SIGNAL")]
+    pub stop_signal: String,
+    /// Time the job is given to checkpoint and exit after the stop signal.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub grace: String,
+    /// Stop as soon as the prediction's lower bound (P10) exceeds a budget (after 5 % of the job).
+    #[arg(long)]
+    pub predict_stop: bool,
+    /// Expected duration of the job, for predictions (else the progress file is used).
+    #[arg(long, value_name = "DURATION")]
+    pub expected_duration: Option<String>,
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
     #[arg(long, value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
@@ -54,6 +82,12 @@ pub struct Args {
         value_name = "CMD"
     )]
     pub cmd: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ActionArg {
+    Warn,
+    Stop,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -88,7 +122,51 @@ pub fn parse_interval(s: &str) -> Result<Duration> {
 
 pub fn run(a: Args) -> Result<i32> {
     // Validate everything before starting the job.
-    let interval = parse_interval(&a.interval)?;
+    let config = Config::load()?;
+    let interval = parse_interval(
+        a.interval
+            .as_deref()
+            .or(config.interval().as_deref())
+            .unwrap_or("1s"),
+    )?;
+    let opt_duration = |flag: &str, v: &Option<String>| -> Result<Option<Duration>> {
+        v.as_deref()
+            .map(|s| parse_duration(s).map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+            .transpose()
+    };
+    let max_duration = opt_duration("--max-duration", &a.max_duration)?;
+    let expected_duration = opt_duration("--expected-duration", &a.expected_duration)?;
+    let grace = parse_duration(&a.grace).map_err(|e| anyhow::anyhow!("--grace: {e}"))?;
+    let stop_signal =
+        monitor::parse_signal(&a.stop_signal).map_err(|e| anyhow::anyhow!("--stop-signal: {e}"))?;
+    for (flag, v) in [("--budget-kwh", a.budget_kwh), ("--budget-kg", a.budget_kg)] {
+        if let Some(x) = v {
+            if !(x.is_finite() && x > 0.0) {
+                anyhow::bail!("{flag} {x}: a budget must be a positive number");
+            }
+        }
+    }
+    if max_duration.is_some_and(|d| d.is_zero()) {
+        anyhow::bail!("--max-duration must be longer than zero, e.g. --max-duration 72h");
+    }
+    let mut user_limits = config.user_limits()?;
+    if let Some(d) = max_duration {
+        user_limits.max_duration_s = Some(d.as_secs_f64());
+    }
+    if a.budget_kwh.is_some() {
+        user_limits.budget_kwh = a.budget_kwh;
+    }
+    if a.budget_kg.is_some() {
+        user_limits.budget_kg = a.budget_kg;
+    }
+    if let Some(act) = a.budget_action {
+        user_limits.action = match act {
+            ActionArg::Warn => BudgetAction::Warn,
+            ActionArg::Stop => BudgetAction::Stop,
+        };
+    }
+    user_limits.predict_stop |= a.predict_stop;
+    let (limits, limit_notes) = limits::combine(&config.institution_limits()?, &user_limits);
     let tags = parse_tags(&a.tags)?;
     if let Some(w) = a.cpu_tdp {
         if !(w.is_finite() && w > 0.0) {
@@ -124,7 +202,12 @@ pub fn run(a: Args) -> Result<i32> {
         },
     );
     let mut shown: Vec<String> = Vec::new();
-    for w in disc.warnings.iter().chain(carbon.warnings.iter()) {
+    for w in disc
+        .warnings
+        .iter()
+        .chain(carbon.warnings.iter())
+        .chain(limit_notes.iter())
+    {
         say(&format!("warning: {w}"));
         shown.push(w.clone());
     }
@@ -162,6 +245,16 @@ pub fn run(a: Args) -> Result<i32> {
         interval_s: interval.as_secs_f64(),
     };
     let mut extra_warnings: Vec<String> = disc.warnings.clone();
+    extra_warnings.extend(limit_notes.iter().cloned());
+    let mon_state = Arc::new(Mutex::new(MonitorState::default()));
+    let record_limits = (!limits.is_empty()).then(|| limits.clone());
+    // The job reports its progress (a fraction, or done/total) into this file.
+    let progress_file = store::home_dir()
+        .ok()
+        .map(|h| h.join("progress"))
+        .and_then(|d| std::fs::create_dir_all(&d).ok().map(|_| d))
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("{}.progress", meta.id));
 
     // Checkpoints save the record (status running) from the sampler thread.
     let store_cell: Arc<Mutex<Option<Store>>> = Arc::new(Mutex::new(store.take()));
@@ -169,8 +262,10 @@ pub fn run(a: Args) -> Result<i32> {
     let ckpt_meta = meta.clone();
     let ckpt_carbon = carbon.clone();
     let ckpt_warn = extra_warnings.clone();
+    let ckpt_mon = Arc::clone(&mon_state);
+    let ckpt_limits = record_limits.clone();
     let checkpoint: wattprint_core::sampler::CheckpointFn = Box::new(move |snap| {
-        let rec = record::build_record(
+        let mut rec = record::build_record(
             &ckpt_meta,
             &ckpt_carbon,
             snap,
@@ -178,6 +273,11 @@ pub fn run(a: Args) -> Result<i32> {
             &Ending::default(),
             &ckpt_warn,
         );
+        rec.limits = ckpt_limits.clone();
+        if let Ok(m) = ckpt_mon.lock() {
+            rec.limit_events = m.events.clone();
+            rec.prediction = m.prediction.clone();
+        }
         if let Ok(mut guard) = ckpt_store.lock() {
             if let Some(st) = guard.as_mut() {
                 if let Err(e) = st.save_run(&rec) {
@@ -212,7 +312,13 @@ pub fn run(a: Args) -> Result<i32> {
         }
     }
 
-    let env = vec![("WATTPRINT_RUN_ID".to_string(), meta.id.clone())];
+    let env = vec![
+        ("WATTPRINT_RUN_ID".to_string(), meta.id.clone()),
+        (
+            "WATTPRINT_PROGRESS_FILE".to_string(),
+            progress_file.display().to_string(),
+        ),
+    ];
     let mut child = match child::spawn(&a.cmd, &env) {
         Ok(c) => c,
         Err(e) => {
@@ -230,6 +336,22 @@ pub fn run(a: Args) -> Result<i32> {
     let pid = child.id();
     job_pid.store(pid, Ordering::SeqCst);
     let forwarder = child::Forwarder::start(pid).ok();
+    let monitor = Monitor::start(
+        MonitorConfig {
+            limits: limits.clone(),
+            tick: (interval / 5).clamp(Duration::from_millis(10), Duration::from_millis(200)),
+            kg_per_kwh: carbon.pue * carbon.intensity_g_per_kwh / 1000.0,
+            progress_file: Some(progress_file.clone()),
+            expected_duration,
+            stop_signal,
+            grace,
+            quiet: a.quiet,
+        },
+        sampler.watch(),
+        pid,
+        std::time::Instant::now(),
+        Arc::clone(&mon_state),
+    );
 
     // Live status line (terminal only), redrawn once a second.
     let live_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -239,11 +361,17 @@ pub fn run(a: Args) -> Result<i32> {
             let stop = Arc::clone(&live_stop);
             let watch = sampler.watch();
             let live_carbon = carbon.clone();
+            let live_mon = Arc::clone(&mon_state);
             Some(std::thread::spawn(move || {
                 let mut ticks = 0u32;
                 while !stop.load(Ordering::SeqCst) {
                     if ticks.is_multiple_of(10) {
-                        line.draw(&summary::live_text(&watch.get(), &live_carbon));
+                        let pred = live_mon.lock().ok().and_then(|m| m.prediction.clone());
+                        line.draw(&summary::live_text(
+                            &watch.get(),
+                            &live_carbon,
+                            pred.as_ref(),
+                        ));
                     }
                     ticks += 1;
                     std::thread::sleep(Duration::from_millis(100));
@@ -256,7 +384,9 @@ pub fn run(a: Args) -> Result<i32> {
     };
 
     child::wait_exited_no_reap(pid);
+    let mon = monitor.finish();
     let snapshot = sampler.stop();
+    let _ = std::fs::remove_file(&progress_file);
     live_stop.store(true, Ordering::SeqCst);
     if let Some(t) = live_thread {
         let _ = t.join();
@@ -269,7 +399,7 @@ pub fn run(a: Args) -> Result<i32> {
             r
         })
         .unwrap_or(0);
-    let (code, signal, run_status) = match status {
+    let (code, signal, mut run_status) = match status {
         Ok(st) => {
             let (code, sig) = child::exit_code(st);
             let rs = if sig.is_some() {
@@ -286,6 +416,13 @@ pub fn run(a: Args) -> Result<i32> {
             (1, None, RunStatus::Failed)
         }
     };
+    if let Some(st) = &mon.stopped {
+        run_status = match st.limit {
+            LimitKind::MaxDuration => RunStatus::StoppedByCap,
+            _ => RunStatus::StoppedByBudget,
+        };
+    }
+    extra_warnings.extend(mon.warnings.iter().cloned());
     if received != 0 {
         extra_warnings.push(format!(
             "wattprint received signal {received} during the run and passed it to the job"
@@ -305,6 +442,10 @@ pub fn run(a: Args) -> Result<i32> {
         &extra_warnings,
     );
     rec.tracker = Some(self_usage(startup_ms));
+    rec.limits = record_limits;
+    rec.limit_events = mon.events;
+    rec.stopped = mon.stopped;
+    rec.prediction = mon.prediction;
     if let Ok(mut guard) = store_cell.lock() {
         if let Some(st) = guard.as_mut() {
             if let Err(e) = st

@@ -11,7 +11,9 @@ pub mod cmd_factors;
 pub mod cmd_regions;
 pub mod cmd_run;
 pub mod cmd_show;
+pub mod config;
 pub mod live;
+pub mod monitor;
 pub mod store;
 pub mod summary;
 

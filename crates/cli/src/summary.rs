@@ -1,6 +1,7 @@
 //! What the user reads on stderr: the end-of-run summary and the live status line.
 
 use std::fmt::Write;
+use wattprint_core::prediction::Prediction;
 use wattprint_core::record::{CarbonContext, RunRecord};
 use wattprint_core::sampler::Snapshot;
 use wattprint_core::units::JOULES_PER_KWH;
@@ -114,6 +115,33 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
         r.carbon_intensity.source
     );
     let _ = writeln!(o, "  PUE {} — {}", r.pue, r.location.pue_source);
+    if let Some(st) = &r.stopped {
+        let _ = writeln!(
+            o,
+            "  stopped by the {} at {} (signal {}{})",
+            st.limit.describe(),
+            fmt_duration(st.at_s),
+            st.signal,
+            if st.killed_after_grace {
+                ", then SIGKILL after the grace period"
+            } else {
+                ""
+            }
+        );
+    }
+    for ev in &r.limit_events {
+        let _ = writeln!(o, "  limit: {}", ev.message);
+    }
+    if let Some(p) = &r.prediction {
+        let _ = writeln!(
+            o,
+            "  predicted final (at {:.0} % done): {} ({}–{}, P10–P90)",
+            p.fraction_done * 100.0,
+            fmt_energy_kwh(p.final_kwh.p50),
+            fmt_energy_kwh(p.final_kwh.p10),
+            fmt_energy_kwh(p.final_kwh.p90)
+        );
+    }
     let earlier = r.warnings.iter().filter(|w| shown.contains(w)).count();
     for w in r.warnings.iter().filter(|w| !shown.contains(w)) {
         let _ = writeln!(o, "  warning: {w}");
@@ -128,17 +156,27 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
     o
 }
 
-pub fn live_text(s: &Snapshot, c: &CarbonContext) -> String {
+pub fn live_text(s: &Snapshot, c: &CarbonContext, p: Option<&Prediction>) -> String {
     let kwh = s.total_energy().kwh().0;
     let w: f64 = s.devices.iter().map(|d| d.last_power.0).sum();
     let kg = kwh * c.pue * c.intensity_g_per_kwh / 1000.0;
-    format!(
-        " wattprint · {} · {:.1} W · {} · {} CO2e ",
+    let mut t = format!(
+        " wattprint · {} · {:.1} W · {} · {} CO2e",
         fmt_duration(s.elapsed.as_secs_f64()),
         w,
         fmt_energy_kwh(kwh),
         fmt_mass_kg(kg)
-    )
+    );
+    if let Some(p) = p {
+        t.push_str(&format!(
+            " · {:.0} % done → {} ({}–{}) ",
+            p.fraction_done * 100.0,
+            fmt_mass_kg(p.final_kg.p50),
+            fmt_mass_kg(p.final_kg.p10),
+            fmt_mass_kg(p.final_kg.p90)
+        ));
+    }
+    t
 }
 
 #[cfg(test)]

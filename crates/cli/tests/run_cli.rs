@@ -2,86 +2,11 @@
 //! `wattprint run` end to end: the real binary, a real child process, fake sysfs/procfs trees
 //! where a deterministic answer is needed, and the real local SQLite store.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_wattprint"))
-}
-
-/// A fake machine: one RAPL package + DRAM, 4 CPUs, 16 GB.
-struct FakeHost {
-    dir: tempfile::TempDir,
-}
-
-impl FakeHost {
-    fn new() -> FakeHost {
-        let dir = tempfile::tempdir().unwrap();
-        let h = FakeHost { dir };
-        let pc = h.sys().join("class/powercap");
-        for (zone, name, max) in [
-            ("intel-rapl:0", "package-0", "262143328850"),
-            ("intel-rapl:0:0", "dram", "65712999613"),
-        ] {
-            let z = pc.join(zone);
-            std::fs::create_dir_all(&z).unwrap();
-            std::fs::write(z.join("name"), format!("{name}\n")).unwrap();
-            std::fs::write(z.join("energy_uj"), "1000000\n").unwrap();
-            std::fs::write(z.join("max_energy_range_uj"), format!("{max}\n")).unwrap();
-        }
-        std::fs::create_dir_all(h.proc()).unwrap();
-        std::fs::write(
-            h.proc().join("stat"),
-            "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 25 0 25 250 0 0 0 0 0 0\ncpu1 25 0 25 250 0 0 0 0 0 0\ncpu2 25 0 25 250 0 0 0 0 0 0\ncpu3 25 0 25 250 0 0 0 0 0 0\n",
-        )
-        .unwrap();
-        std::fs::write(
-            h.proc().join("meminfo"),
-            "MemTotal:       16000000 kB\nMemFree:         8000000 kB\nMemAvailable:    8000000 kB\n",
-        )
-        .unwrap();
-        std::fs::write(
-            h.proc().join("cpuinfo"),
-            "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\nphysical id\t: 0\n\n",
-        )
-        .unwrap();
-        std::fs::create_dir_all(h.home()).unwrap();
-        h
-    }
-    fn sys(&self) -> PathBuf {
-        self.dir.path().join("sys")
-    }
-    fn proc(&self) -> PathBuf {
-        self.dir.path().join("proc")
-    }
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-    fn energy_file(&self, zone: &str) -> PathBuf {
-        self.sys()
-            .join("class/powercap")
-            .join(zone)
-            .join("energy_uj")
-    }
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(bin());
-        c.env("WATTPRINT_SYSFS_ROOT", self.sys())
-            .env("WATTPRINT_PROCFS_ROOT", self.proc())
-            .env("WATTPRINT_HOME", self.home())
-            .env(
-                "WATTPRINT_NVML_LIBRARY",
-                self.dir.path().join("no-libnvidia-ml.so"),
-            )
-            .env_remove("WATTPRINT_LOCATION")
-            .env_remove("CUDA_VISIBLE_DEVICES");
-        c
-    }
-}
-
-fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
+mod common;
+use common::{read_json, Driver, FakeHost};
 
 #[test]
 fn exit_code_is_the_jobs() {
@@ -248,48 +173,6 @@ fn sigterm_reaches_the_job_and_the_record_says_killed() {
     assert_eq!(r["status"], "killed");
     assert_eq!(r["signal"], libc::SIGTERM);
     assert_eq!(r["exit_code"], 128 + libc::SIGTERM);
-}
-
-/// Drives the fake package at `pkg_w` and DRAM at `dram_w` until dropped.
-struct Driver {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Driver {
-    fn start(h: &FakeHost, pkg_w: f64, dram_w: f64) -> Driver {
-        let pkg = h.energy_file("intel-rapl:0");
-        let dram = h.energy_file("intel-rapl:0:0");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let t0 = Instant::now();
-        let thread = std::thread::spawn(move || {
-            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
-                let s = t0.elapsed().as_secs_f64();
-                let write = |p: &Path, uj: f64| {
-                    let tmp = p.with_extension("tmp");
-                    std::fs::write(&tmp, format!("{}\n", uj as u64)).unwrap();
-                    std::fs::rename(&tmp, p).unwrap();
-                };
-                write(&pkg, 1_000_000.0 + pkg_w * 1e6 * s);
-                write(&dram, 1_000_000.0 + dram_w * 1e6 * s);
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
-        Driver {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]

@@ -22,6 +22,10 @@ pub enum RunStatus {
     Failed,
     /// Ended by a signal.
     Killed,
+    /// Stopped by wattprint because an energy or carbon budget was reached (or predicted to be).
+    StoppedByBudget,
+    /// Stopped by wattprint because the duration cap was reached.
+    StoppedByCap,
 }
 
 impl RunStatus {
@@ -31,6 +35,8 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Killed => "killed",
+            RunStatus::StoppedByBudget => "stopped_by_budget",
+            RunStatus::StoppedByCap => "stopped_by_cap",
         }
     }
 }
@@ -125,9 +131,34 @@ pub struct RunRecord {
     pub samples: u64,
     pub skipped_ticks: u64,
     pub wattprint_version: String,
+    /// Caps and budgets in force, when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::limits::Limits>,
+    /// Limits approached (80 %), reached, or predicted to be exceeded, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit_events: Vec<crate::limits::LimitEvent>,
+    /// How wattprint stopped the job, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<StopInfo>,
+    /// The latest prediction of the final totals (progress file or expected duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<crate::prediction::Prediction>,
     /// What measuring cost: the tracker's own CPU time and peak memory (not the job's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracker: Option<TrackerUsage>,
+}
+
+/// How a job was stopped by a limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopInfo {
+    pub limit: crate::limits::LimitKind,
+    /// Seconds since the start when the stop signal was sent.
+    pub at_s: f64,
+    /// Signal sent first (e.g. 15 for SIGTERM).
+    pub signal: i32,
+    pub grace_s: f64,
+    /// Whether the job outlived its grace period and was sent SIGKILL.
+    pub killed_after_grace: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,5 +361,9 @@ pub fn build_record(
         skipped_ticks: snapshot.skipped_ticks,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
         tracker: None,
+        limits: None,
+        limit_events: Vec::new(),
+        stopped: None,
+        prediction: None,
     }
 }

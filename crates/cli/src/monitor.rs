@@ -1,0 +1,275 @@
+//! Watching a running job against its caps and budgets, predicting its final totals, and
+//! stopping it cleanly: the stop signal, a grace period to checkpoint, then SIGKILL.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wattprint_core::limits::{
+    BudgetAction, EventLevel, LimitEvent, LimitKind, LimitTracker, Limits, Spent,
+};
+use wattprint_core::prediction::{self, Basis, Prediction};
+use wattprint_core::record::StopInfo;
+use wattprint_core::sampler::SnapshotWatch;
+
+/// Settings of the monitor.
+pub struct MonitorConfig {
+    pub limits: Limits,
+    /// How often limits are checked.
+    pub tick: Duration,
+    /// kg CO2e per kWh of IT energy (PUE × intensity), to turn energy into emissions live.
+    pub kg_per_kwh: f64,
+    pub progress_file: Option<PathBuf>,
+    pub expected_duration: Option<Duration>,
+    pub stop_signal: i32,
+    pub grace: Duration,
+    pub quiet: bool,
+}
+
+/// What the monitor saw and did, shared with the run command.
+#[derive(Debug, Default, Clone)]
+pub struct MonitorState {
+    pub events: Vec<LimitEvent>,
+    pub stopped: Option<StopInfo>,
+    pub prediction: Option<Prediction>,
+    pub warnings: Vec<String>,
+}
+
+pub struct Monitor {
+    pub state: Arc<Mutex<MonitorState>>,
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn send(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on the job's pid with a valid signal number.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Whether the job has exited (without reaping it).
+fn exited(pid: u32) -> bool {
+    // SAFETY: siginfo_t is plain data; waitid with WNOHANG|WNOWAIT only inspects the child.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // With WNOHANG, si_pid stays 0 while the child runs.
+    r != 0 || unsafe { info.si_pid() } != 0
+}
+
+impl Monitor {
+    /// Start watching job `pid`; `state` is shared with whoever wants to read it live.
+    pub fn start(
+        cfg: MonitorConfig,
+        watch: SnapshotWatch,
+        pid: u32,
+        started: Instant,
+        state: Arc<Mutex<MonitorState>>,
+    ) -> Monitor {
+        let done = Arc::new(AtomicBool::new(false));
+        let (st, dn) = (Arc::clone(&state), Arc::clone(&done));
+        let thread = std::thread::Builder::new()
+            .name("wattprint-monitor".into())
+            .spawn(move || run(cfg, watch, pid, started, st, dn))
+            .ok();
+        Monitor {
+            state,
+            done,
+            thread,
+        }
+    }
+
+    pub fn finish(mut self) -> MonitorState {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        match self.state.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+fn say(quiet: bool, msg: &str) {
+    if !quiet {
+        eprintln!("wattprint: {msg}");
+    }
+}
+
+fn run(
+    cfg: MonitorConfig,
+    watch: SnapshotWatch,
+    pid: u32,
+    started: Instant,
+    state: Arc<Mutex<MonitorState>>,
+    done: Arc<AtomicBool>,
+) {
+    let mut tracker = LimitTracker::new(cfg.limits.clone());
+    let mut energy_hist: Vec<(f64, f64)> = vec![(0.0, 0.0)];
+    let mut progress_hist: Vec<(f64, f64)> = Vec::new();
+    let mut last_samples = 0;
+    let mut last_progress_read = Instant::now() - Duration::from_secs(10);
+    let mut progress_warned = false;
+    let mut stop_at: Option<(Instant, LimitKind)> = None;
+    while !done.load(Ordering::SeqCst) {
+        std::thread::sleep(cfg.tick);
+        let now = Instant::now();
+        let elapsed = now.duration_since(started).as_secs_f64();
+        let snap = watch.get();
+        let kwh = snap.total_energy().kwh().0;
+        if snap.samples != last_samples {
+            last_samples = snap.samples;
+            energy_hist.push((snap.elapsed.as_secs_f64(), kwh));
+            // keep the history bounded: thin the older half when it grows
+            if energy_hist.len() > 4096 {
+                let keep: Vec<(f64, f64)> = energy_hist
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 2 == 0)
+                    .map(|(_, x)| *x)
+                    .collect();
+                energy_hist = keep;
+            }
+        }
+        if let Some(pf) = &cfg.progress_file {
+            if now.duration_since(last_progress_read) >= Duration::from_millis(500) {
+                last_progress_read = now;
+                match std::fs::read_to_string(pf) {
+                    Ok(t) if !t.trim().is_empty() => match prediction::parse_progress(&t) {
+                        Ok(p) => {
+                            if progress_hist.last().is_none_or(|(_, q)| *q != p) {
+                                progress_hist.push((elapsed, p));
+                            }
+                        }
+                        Err(e) => {
+                            if !progress_warned {
+                                progress_warned = true;
+                                let w = format!("progress file {}: {e}", pf.display());
+                                say(cfg.quiet, &format!("warning: {w}"));
+                                if let Ok(mut s) = state.lock() {
+                                    s.warnings.push(w);
+                                }
+                            }
+                        }
+                    },
+                    _ => {}
+                }
+            }
+        }
+        let basis = match cfg.expected_duration {
+            Some(d) => Some(Basis::ExpectedDuration(d.as_secs_f64())),
+            None if !progress_hist.is_empty() => Some(Basis::Progress),
+            None => None,
+        };
+        let pred = basis
+            .and_then(|b| prediction::predict(&energy_hist, &progress_hist, b, cfg.kg_per_kwh));
+        let spent = Spent {
+            elapsed_s: elapsed,
+            kwh,
+            kg: kwh * cfg.kg_per_kwh,
+        };
+        let events = tracker.check(&spent, pred.as_ref());
+        if let Ok(mut s) = state.lock() {
+            if pred.is_some() {
+                s.prediction = pred.clone();
+            }
+            for ev in &events {
+                s.events.push(ev.clone());
+            }
+        }
+        for ev in events {
+            match ev.level {
+                EventLevel::Warning => say(cfg.quiet, &format!("warning: {}", ev.message)),
+                EventLevel::Reached | EventLevel::Predicted => {
+                    // The duration cap always stops; budgets stop unless the action is warn.
+                    let stop = ev.kind == LimitKind::MaxDuration
+                        || cfg.limits.action == BudgetAction::Stop;
+                    if stop && stop_at.is_none() {
+                        say(
+                            cfg.quiet,
+                            &format!(
+                                "{}; stopping the job (signal {}, grace {:.0} s)",
+                                ev.message,
+                                cfg.stop_signal,
+                                cfg.grace.as_secs_f64()
+                            ),
+                        );
+                        send(pid, cfg.stop_signal);
+                        stop_at = Some((now, ev.kind));
+                        if let Ok(mut s) = state.lock() {
+                            s.stopped = Some(StopInfo {
+                                limit: ev.kind,
+                                at_s: elapsed,
+                                signal: cfg.stop_signal,
+                                grace_s: cfg.grace.as_secs_f64(),
+                                killed_after_grace: false,
+                            });
+                        }
+                    } else if !stop {
+                        say(
+                            cfg.quiet,
+                            &format!(
+                                "warning: {} (budget action is warn: the job goes on)",
+                                ev.message
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some((t, _)) = stop_at {
+            if now.duration_since(t) >= cfg.grace && !exited(pid) {
+                say(
+                    cfg.quiet,
+                    "the job outlived its grace period; sending SIGKILL",
+                );
+                send(pid, libc::SIGKILL);
+                if let Ok(mut s) = state.lock() {
+                    if let Some(st) = s.stopped.as_mut() {
+                        st.killed_after_grace = true;
+                    }
+                }
+                // nothing more to do: wait for the run command to finish us
+                while !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(cfg.tick);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Parse a signal given as a name (`TERM`, `SIGTERM`, `INT`, ...) or a number.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    let t = s.trim().to_ascii_uppercase();
+    if let Ok(n) = t.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let name = t.strip_prefix("SIG").unwrap_or(&t);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a signal: use TERM, INT, HUP, QUIT, USR1, USR2, KILL or a number"
+            ))
+        }
+    };
+    Ok(n)
+}
