@@ -26,6 +26,7 @@ pub struct ProcessTree {
     prev_busy: Option<u64>,
     warnings: Vec<String>,
     warned_procfs: bool,
+    scanner: procfs::TreeScanner,
 }
 
 impl ProcessTree {
@@ -38,6 +39,7 @@ impl ProcessTree {
             prev_busy: None,
             warnings: Vec::new(),
             warned_procfs: false,
+            scanner: procfs::TreeScanner::default(),
         }
     }
 
@@ -67,7 +69,7 @@ impl Attributor for ProcessTree {
         let tree = if pid == 0 {
             None
         } else {
-            match procfs::process_tree_usage(&self.paths, pid) {
+            match self.scanner.usage(&self.paths, pid) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     self.warn_procfs(&e);

@@ -303,8 +303,47 @@ pub struct TreeUsage {
 /// Errors: the root does not exist ([`SensorError::Missing`]); `<proc>` cannot be listed; a
 /// stat file is malformed ([`SensorError::Invalid`]).
 pub fn process_tree_usage(paths: &HostPaths, root_pid: u32) -> Result<TreeUsage, SensorError> {
+    TreeScanner::default().usage(paths, root_pid)
+}
+
+/// A process-tree scanner for repeated use on the same job: it remembers the pids it has seen
+/// outside the job's tree and does not read their `stat` again (a process never joins a tree it
+/// was not born into: orphans are re-parented to init or a subreaper, never to the job). A full
+/// rescan every [`TreeScanner::FULL_RESCAN`] catches a pid reused by a new process of the job
+/// between two reads. On a busy machine this turns a scan of every `/proc/<pid>/stat` per
+/// sample into reading only the job's processes and the newcomers.
+#[derive(Debug, Default)]
+pub struct TreeScanner {
+    others: HashSet<u32>,
+    last_full: Option<std::time::Instant>,
+}
+
+impl TreeScanner {
+    pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub fn usage(&mut self, paths: &HostPaths, root_pid: u32) -> Result<TreeUsage, SensorError> {
+        if self
+            .last_full
+            .is_none_or(|t| t.elapsed() >= Self::FULL_RESCAN)
+        {
+            self.others.clear();
+            self.last_full = Some(std::time::Instant::now());
+        }
+        let usage = scan_tree(paths, root_pid, &self.others)?;
+        self.others = usage.1;
+        Ok(usage.0)
+    }
+}
+
+/// One scan skipping `skip`; returns the usage and the pids seen outside the tree.
+fn scan_tree(
+    paths: &HostPaths,
+    root_pid: u32,
+    skip: &HashSet<u32>,
+) -> Result<(TreeUsage, HashSet<u32>), SensorError> {
     let dir = &paths.proc;
     let entries = std::fs::read_dir(dir).map_err(|e| SensorError::io(dir, e, PROC_ADVICE))?;
+    let mut others: HashSet<u32> = HashSet::new();
     let mut stats: HashMap<u32, ProcStat> = HashMap::new();
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for entry in entries {
@@ -313,6 +352,10 @@ pub fn process_tree_usage(paths: &HostPaths, root_pid: u32) -> Result<TreeUsage,
         let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
+        if skip.contains(&pid) {
+            others.insert(pid);
+            continue;
+        }
         let st = match read_pid_stat(paths, pid) {
             Ok(st) => st,
             Err(SensorError::Missing { .. }) => continue, // exited mid-scan: normal
@@ -349,8 +392,13 @@ pub fn process_tree_usage(paths: &HostPaths, root_pid: u32) -> Result<TreeUsage,
             stack.extend(kids.iter().copied());
         }
     }
+    for pid in stats.keys() {
+        if !seen.contains(pid) {
+            others.insert(*pid);
+        }
+    }
     usage.pids.sort_unstable();
-    Ok(usage)
+    Ok((usage, others))
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, `USER_HZ`), the unit of `/proc` times.

@@ -241,3 +241,36 @@ fn real_proc_self_if_present() {
     assert!(u.pids.contains(&me));
     assert!(u.rss_bytes > 0);
 }
+
+#[test]
+fn tree_scanner_finds_newcomers_and_skips_known_outsiders() {
+    let (_d, paths) = fake();
+    let root = &paths.proc;
+    write(
+        root,
+        "100/stat",
+        &stat_line(100, "job", 1, [10, 0, 0, 0], 1),
+    );
+    write(
+        root,
+        "200/stat",
+        &stat_line(200, "other", 1, [500, 0, 0, 0], 1),
+    );
+    let mut sc = wattprint_core::procfs::TreeScanner::default();
+    let u = sc.usage(&paths, 100).unwrap();
+    assert_eq!(u.pids, vec![100]);
+    assert_eq!(u.ticks, 10);
+    // a child of the job appears, and the outsider's stat becomes unreadable garbage: the
+    // outsider is not read again (it is known not to be ours), the newcomer is found
+    write(
+        root,
+        "101/stat",
+        &stat_line(101, "worker", 100, [7, 0, 0, 0], 1),
+    );
+    write(root, "200/stat", "garbage");
+    let u = sc.usage(&paths, 100).unwrap();
+    assert_eq!(u.pids, vec![100, 101]);
+    assert_eq!(u.ticks, 17);
+    // the stateless scan reads everything, and so reports the garbage
+    assert!(wattprint_core::procfs::process_tree_usage(&paths, 100).is_err());
+}
