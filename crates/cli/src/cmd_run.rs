@@ -483,11 +483,23 @@ fn self_usage(startup_ms: f64) -> record::TrackerUsage {
         } else {
             f64::NAN
         },
-        max_rss_mb: if ok {
-            ru.ru_maxrss as f64 / 1024.0
-        } else {
-            f64::NAN
-        },
+        // VmHWM is this program's own peak; ru_maxrss also counts the image that exec'd us
+        // (Linux keeps the pre-exec high-water mark), which would charge us our parent's size.
+        max_rss_mb: own_peak_rss_kb()
+            .map(|kb| kb as f64 / 1024.0)
+            .unwrap_or(if ok {
+                ru.ru_maxrss as f64 / 1024.0
+            } else {
+                f64::NAN
+            }),
         startup_ms,
     }
+}
+
+/// Peak resident set of this process (`VmHWM` of the real `/proc/self/status`), kB.
+fn own_peak_rss_kb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
