@@ -12,6 +12,7 @@ pub mod factors;
 pub mod host;
 pub mod location;
 pub mod procfs;
+pub mod providers;
 pub mod record;
 pub mod sampler;
 pub mod sensor;
