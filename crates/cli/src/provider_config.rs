@@ -167,7 +167,15 @@ pub fn timeout() -> Result<Duration> {
 /// `WATTPRINT_INTENSITY_CACHE=off`).
 pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<Configured> {
     let timeout = timeout()?;
-    let url = |var: &str, default: &str| env(var).unwrap_or_else(|| default.to_string());
+    let url = |var: &str, default: &str| -> Result<String> {
+        match env(var) {
+            None => Ok(default.to_string()),
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Ok(v),
+            Some(v) => bail!(
+                "{var}={v:?}: a base URL must start with https:// (or http://), e.g. {default}"
+            ),
+        }
+    };
     let provider: Box<dyn IntensityProvider> = match kind {
         ProviderKind::ElectricityMaps => {
             let Some(token) = env(electricity_maps::TOKEN_ENV) else {
@@ -184,7 +192,7 @@ pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<
             };
             Box::new(
                 ElectricityMaps::new(
-                    &url(electricity_maps::URL_ENV, electricity_maps::DEFAULT_URL),
+                    &url(electricity_maps::URL_ENV, electricity_maps::DEFAULT_URL)?,
                     &token,
                     timeout,
                 )
@@ -192,7 +200,7 @@ pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<
             )
         }
         ProviderKind::Uk => Box::new(UkCarbonIntensity::new(
-            &url(uk::URL_ENV, uk::DEFAULT_URL),
+            &url(uk::URL_ENV, uk::DEFAULT_URL)?,
             timeout,
         )),
         ProviderKind::WattTime => {
@@ -206,7 +214,7 @@ pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<
                 );
             };
             Box::new(WattTime::new(
-                &url(watttime::URL_ENV, watttime::DEFAULT_URL),
+                &url(watttime::URL_ENV, watttime::DEFAULT_URL)?,
                 &user,
                 &pass,
                 timeout,

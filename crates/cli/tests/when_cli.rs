@@ -362,6 +362,14 @@ fn provider_errors_exit_2_with_the_fix() {
             "not a provider",
         ),
         (
+            vec![
+                ("WATTPRINT_UK_CI_URL", "ftp://x"),
+                ("WATTPRINT_INTENSITY_PROVIDER", "uk"),
+            ],
+            vec!["--duration", "1h"],
+            "must start with https://",
+        ),
+        (
             vec![("WATTPRINT_INTENSITY_PROVIDER", "watttime")],
             vec!["--duration", "1h"],
             "WATTPRINT_WATTTIME_PASSWORD",

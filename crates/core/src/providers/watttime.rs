@@ -216,11 +216,11 @@ pub fn parse_moer(
     let period = match meta.and_then(|m| m.get("data_point_period_seconds")) {
         None | Some(Value::Null) => 300,
         Some(Value::Number(n)) => match n.as_i64() {
-            Some(p) if p > 0 => p,
+            Some(p) if (1..=86_400).contains(&p) => p,
             _ => {
                 return Err(garbage(
                     NAME,
-                    "`meta.data_point_period_seconds` is not a positive integer",
+                    "`meta.data_point_period_seconds` is not an integer between 1 and 86400",
                     &body,
                 ))
             }

@@ -445,7 +445,11 @@ pub fn wait_plan(
     zone: &str,
     q: &WaitQuery,
 ) -> Result<StartDecision, PlanError> {
-    let horizon = q.within_s.max(0) + q.duration_s.unwrap_or(0).max(0) + 3600;
+    let horizon = q
+        .within_s
+        .max(0)
+        .saturating_add(q.duration_s.unwrap_or(0).max(0))
+        .saturating_add(3600);
     let points = provider.forecast(
         zone,
         Duration::from_secs(u64::try_from(horizon).unwrap_or(0)),
