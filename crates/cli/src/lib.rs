@@ -11,9 +11,11 @@ pub mod cmd_factors;
 pub mod cmd_regions;
 pub mod cmd_run;
 pub mod cmd_show;
+pub mod cmd_when;
 pub mod config;
 pub mod live;
 pub mod monitor;
+pub mod provider_config;
 pub mod store;
 pub mod summary;
 
@@ -42,6 +44,8 @@ enum Command {
     Factors(cmd_factors::Args),
     /// Rank cloud regions by carbon intensity × PUE.
     Regions(cmd_regions::Args),
+    /// The cleanest time to start a job, from a carbon-intensity forecast.
+    When(cmd_when::Args),
 }
 
 /// When the process started, for the start-up figure in the run record.
@@ -65,6 +69,7 @@ pub fn cli_main() -> ! {
         Command::Estimate(a) => cmd_estimate::run(a),
         Command::Factors(a) => cmd_factors::run(a),
         Command::Regions(a) => cmd_regions::run(a),
+        Command::When(a) => cmd_when::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod location;
 pub mod prediction;
 pub mod procfs;
+pub mod providers;
 pub mod record;
 pub mod sampler;
 pub mod sensor;

@@ -1,0 +1,431 @@
+#![allow(clippy::unwrap_used)]
+//! `wattprint when` end to end: the real binary against a real HTTP server on loopback
+//! (127.0.0.1, port 0) reached through the providers' base-URL variables, with a temporary
+//! `WATTPRINT_HOME` for the cache.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use wattprint_core::providers::{iso, now_unix};
+
+struct Server {
+    url: String,
+    log: Arc<Log>,
+}
+
+impl Server {
+    fn start(handler: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (h, l) = (Arc::new(handler), log.clone());
+        std::thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                let (h, l) = (h.clone(), l.clone());
+                std::thread::spawn(move || serve(s, &*h, &l));
+            }
+        });
+        Server { url, log }
+    }
+    fn paths(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0.clone())
+            .collect()
+    }
+    fn header(&self, i: usize, name: &str) -> Option<String> {
+        self.log.lock().unwrap()[i]
+            .1
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+}
+
+type Log = Mutex<Vec<(String, Vec<(String, String)>)>>;
+
+fn serve(stream: TcpStream, handler: &(dyn Fn(&str) -> (u16, String) + Send + Sync), log: &Log) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    log.lock().unwrap().push((path.clone(), headers));
+    let (code, body) = handler(&path);
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// The binary with every provider setting cleared and a fresh home.
+fn wattprint(home: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wattprint"));
+    c.args(args).env("WATTPRINT_HOME", home);
+    for v in [
+        "WATTPRINT_LOCATION",
+        "WATTPRINT_INTENSITY_PROVIDER",
+        "WATTPRINT_ELECTRICITYMAPS_TOKEN",
+        "WATTPRINT_ELECTRICITYMAPS_URL",
+        "WATTPRINT_ELECTRICITYMAPS_FACTOR",
+        "WATTPRINT_UK_CI_URL",
+        "WATTPRINT_WATTTIME_URL",
+        "WATTPRINT_WATTTIME_USERNAME",
+        "WATTPRINT_WATTTIME_PASSWORD",
+        "WATTPRINT_PROVIDER_TIMEOUT",
+        "WATTPRINT_INTENSITY_CACHE",
+        "WATTPRINT_DEBUG",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// An Electricity Maps forecast from the current hour: 100 + i, except hours 8–10 at 20.
+fn em_forecast_server(hours: i64) -> (Server, i64) {
+    let h = now_unix().div_euclid(3600) * 3600;
+    let s = Server::start(move |path| {
+        if !path.starts_with("/v3/carbon-intensity/forecast?zone=FR") {
+            return (404, r#"{"message":"Zone does not exist"}"#.into());
+        }
+        let f: Vec<String> = (0..hours)
+            .map(|i| {
+                let g = if (8..11).contains(&i) { 20 } else { 100 + i };
+                format!(
+                    r#"{{"carbonIntensity":{g},"datetime":"{}"}}"#,
+                    iso::format(h + i * 3600).replace('Z', ".000Z")
+                )
+            })
+            .collect();
+        (
+            200,
+            format!(
+                r#"{{"zone":"FR","forecast":[{}],"updatedAt":"x"}}"#,
+                f.join(",")
+            ),
+        )
+    });
+    (s, h)
+}
+
+#[test]
+fn when_finds_the_clean_window_from_electricity_maps() {
+    let (s, h) = em_forecast_server(48);
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("WATTPRINT_ELECTRICITYMAPS_URL", s.url.as_str()),
+        ("WATTPRINT_ELECTRICITYMAPS_TOKEN", "secret-token"),
+    ];
+    let o = wattprint(
+        home.path(),
+        &env,
+        &[
+            "when",
+            "--location",
+            "FR",
+            "--duration",
+            "3h",
+            "--within",
+            "24h",
+            "--kwh",
+            "10",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["provider"], "electricitymaps");
+    assert_eq!(v["selected_by"], "WATTPRINT_ELECTRICITYMAPS_TOKEN is set");
+    assert_eq!(v["signal"], "average");
+    assert_eq!(v["best"]["start"].as_i64().unwrap(), h + 8 * 3600);
+    assert_eq!(v["best"]["end"].as_i64().unwrap(), h + 11 * 3600);
+    assert_eq!(v["best"]["g_per_kwh"].as_f64().unwrap(), 20.0);
+    let now_g = v["start_now"]["g_per_kwh"].as_f64().unwrap();
+    assert!((100.0..=104.0).contains(&now_g), "{now_g}");
+    let pct = v["saving_percent"].as_f64().unwrap();
+    assert!((pct - (now_g - 20.0) / now_g * 100.0).abs() < 1e-9);
+    let saving_kg = v["saving_kg"].as_f64().unwrap();
+    assert!((saving_kg - 10.0 * (now_g - 20.0) / 1000.0).abs() < 1e-12);
+    assert_eq!(v["best"]["emissions_kg"].as_f64().unwrap(), 0.2);
+    // The window stays inside --within.
+    assert!(v["horizon_end"].as_i64().unwrap() <= v["now"].as_i64().unwrap() + 24 * 3600);
+    assert_eq!(s.header(0, "auth-token").as_deref(), Some("secret-token"));
+    // Cached under $WATTPRINT_HOME/cache/intensity/: a second call does not reach the server.
+    let files: Vec<_> = std::fs::read_dir(home.path().join("cache/intensity"))
+        .unwrap()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let o = wattprint(
+        home.path(),
+        &env,
+        &["when", "--location", "FR", "--duration", "3h"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s.paths().len(), 1, "served from the cache: {:?}", s.paths());
+    let text = stdout(&o);
+    let best = iso::format(h + 8 * 3600);
+    assert!(
+        text.contains(&format!("{} {} UTC", &best[..10], &best[11..16])),
+        "{text}"
+    );
+    assert!(
+        text.contains("saving") && text.contains("20.0 gCO2e/kWh"),
+        "{text}"
+    );
+    // --no-cache asks again.
+    let o = wattprint(
+        home.path(),
+        &env,
+        &["when", "--location", "FR", "--duration", "3h", "--no-cache"],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(s.paths().len(), 2);
+}
+
+#[test]
+fn a_job_longer_than_the_forecast_is_refused() {
+    let (s, _) = em_forecast_server(6);
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("WATTPRINT_ELECTRICITYMAPS_URL", s.url.as_str()),
+        ("WATTPRINT_ELECTRICITYMAPS_TOKEN", "t"),
+    ];
+    let o = wattprint(
+        home.path(),
+        &env,
+        &["when", "--location", "FR", "--duration", "8h"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("longer than the usable forecast horizon") && e.contains("8h"),
+        "{e}"
+    );
+    // Longer than --within: refused before any request.
+    let o = wattprint(
+        home.path(),
+        &env,
+        &[
+            "when",
+            "--location",
+            "FR",
+            "--duration",
+            "8h",
+            "--within",
+            "4h",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--within"), "{}", stderr(&o));
+    assert_eq!(s.paths().len(), 1);
+}
+
+#[test]
+fn without_a_provider_when_says_how_to_configure_one() {
+    let home = tempfile::tempdir().unwrap();
+    let o = wattprint(
+        home.path(),
+        &[],
+        &["when", "--location", "FR", "--duration", "6h"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    for needle in [
+        "no carbon-intensity forecast provider is configured",
+        "WATTPRINT_ELECTRICITYMAPS_TOKEN",
+        "WATTPRINT_WATTTIME_USERNAME",
+        "--provider uk",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in {e}");
+    }
+    assert!(stdout(&o).is_empty());
+    // `none` switches providers off explicitly, even with a token present.
+    let o = wattprint(
+        home.path(),
+        &[
+            ("WATTPRINT_INTENSITY_PROVIDER", "none"),
+            ("WATTPRINT_ELECTRICITYMAPS_TOKEN", "t"),
+            ("WATTPRINT_ELECTRICITYMAPS_URL", "http://127.0.0.1:9"),
+        ],
+        &["when", "--location", "FR", "--duration", "6h"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no carbon-intensity forecast provider"));
+}
+
+#[test]
+fn uk_provider_by_flag_with_default_zone() {
+    let half = now_unix().div_euclid(1800) * 1800;
+    let s = Server::start(move |path| {
+        if !(path.starts_with("/intensity/") && path.ends_with("/fw48h")) {
+            return (404, "{}".into());
+        }
+        let periods: Vec<String> = (0..96)
+            .map(|i| {
+                let a = half + i * 1800;
+                let g = if (20..24).contains(&i) { 35 } else { 180 };
+                format!(
+                    r#"{{"from":"{}","to":"{}","intensity":{{"forecast":{g},"actual":null,"index":"moderate"}}}}"#,
+                    iso::format_minutes(a),
+                    iso::format_minutes(a + 1800)
+                )
+            })
+            .collect();
+        (200, format!(r#"{{"data":[{}]}}"#, periods.join(",")))
+    });
+    let home = tempfile::tempdir().unwrap();
+    let o = wattprint(
+        home.path(),
+        &[("WATTPRINT_UK_CI_URL", s.url.as_str())],
+        &["when", "--provider", "uk", "--duration", "2h", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["zone"], "GB");
+    assert_eq!(v["best"]["start"].as_i64().unwrap(), half + 20 * 1800);
+    assert_eq!(v["best"]["g_per_kwh"].as_f64().unwrap(), 35.0);
+    assert_eq!(v["start_now"]["g_per_kwh"].as_f64().unwrap(), 180.0);
+    assert!((v["saving_percent"].as_f64().unwrap() - (180.0 - 35.0) / 180.0 * 100.0).abs() < 1e-9);
+    assert!(s.paths()[0].starts_with("/intensity/"));
+}
+
+#[test]
+fn provider_errors_exit_2_with_the_fix() {
+    let s = Server::start(|_| (401, r#"{"message":"Invalid auth-token"}"#.into()));
+    let home = tempfile::tempdir().unwrap();
+    let o = wattprint(
+        home.path(),
+        &[
+            ("WATTPRINT_ELECTRICITYMAPS_URL", s.url.as_str()),
+            ("WATTPRINT_ELECTRICITYMAPS_TOKEN", "wrong"),
+        ],
+        &["when", "--location", "FR", "--duration", "1h"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("unauthorized") && e.contains("WATTPRINT_ELECTRICITYMAPS_TOKEN"),
+        "{e}"
+    );
+    // Garbage is reported, not a panic.
+    let s = Server::start(|_| (200, "<html>maintenance</html>".into()));
+    let o = wattprint(
+        home.path(),
+        &[
+            ("WATTPRINT_ELECTRICITYMAPS_URL", s.url.as_str()),
+            ("WATTPRINT_ELECTRICITYMAPS_TOKEN", "t"),
+        ],
+        &["when", "--location", "FR", "--duration", "1h"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unexpected response"), "{}", stderr(&o));
+    // Bad flags and settings.
+    for (env, args, needle) in [
+        (vec![], vec!["--duration", "soon"], "--duration"),
+        (vec![], vec!["--duration", "1h", "--kwh=-3"], "--kwh"),
+        (
+            vec![("WATTPRINT_PROVIDER_TIMEOUT", "fast")],
+            vec!["--duration", "1h"],
+            "WATTPRINT_PROVIDER_TIMEOUT",
+        ),
+        (
+            vec![("WATTPRINT_INTENSITY_PROVIDER", "bogus")],
+            vec!["--duration", "1h"],
+            "not a provider",
+        ),
+        (
+            vec![
+                ("WATTPRINT_UK_CI_URL", "ftp://x"),
+                ("WATTPRINT_INTENSITY_PROVIDER", "uk"),
+            ],
+            vec!["--duration", "1h"],
+            "must start with https://",
+        ),
+        (
+            vec![("WATTPRINT_INTENSITY_PROVIDER", "watttime")],
+            vec!["--duration", "1h"],
+            "WATTPRINT_WATTTIME_PASSWORD",
+        ),
+    ] {
+        let mut env = env;
+        env.push(("WATTPRINT_ELECTRICITYMAPS_TOKEN", "t"));
+        env.push(("WATTPRINT_ELECTRICITYMAPS_URL", "http://127.0.0.1:9"));
+        let mut a = vec!["when", "--location", "FR"];
+        a.extend(args);
+        let o = wattprint(home.path(), &env, &a);
+        assert_eq!(o.status.code(), Some(2), "{a:?}");
+        assert!(stderr(&o).contains(needle), "{a:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn watttime_marginal_signal_is_labelled() {
+    let now5 = now_unix().div_euclid(300) * 300;
+    let s = Server::start(move |path| {
+        if path == "/login" {
+            return (200, r#"{"token":"tk"}"#.into());
+        }
+        let data: Vec<String> = (0..288)
+            .map(|i| {
+                let lbs = if (100..124).contains(&i) { 500 } else { 1500 };
+                format!(
+                    r#"{{"point_time":"{}","value":{lbs}}}"#,
+                    iso::format(now5 + i * 300).replace('Z', "+00:00")
+                )
+            })
+            .collect();
+        (
+            200,
+            format!(
+                r#"{{"data":[{}],"meta":{{"region":"CAISO_NORTH","signal_type":"co2_moer","units":"lbs_co2_per_mwh","data_point_period_seconds":300,"generated_at":"{}"}}}}"#,
+                data.join(","),
+                iso::format(now5)
+            ),
+        )
+    });
+    let home = tempfile::tempdir().unwrap();
+    let o = wattprint(
+        home.path(),
+        &[
+            ("WATTPRINT_WATTTIME_URL", s.url.as_str()),
+            ("WATTPRINT_WATTTIME_USERNAME", "u"),
+            ("WATTPRINT_WATTTIME_PASSWORD", "p"),
+        ],
+        &["when", "--location", "CAISO_NORTH", "--duration", "2h"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("watttime, marginal signal"), "{text}");
+    assert!(text.contains("marginal signal: the saving"), "{text}");
+    // 500 lbs/MWh = 226.8 g/kWh.
+    assert!(text.contains("226.8 gCO2e/kWh"), "{text}");
+    assert_eq!(s.paths()[0], "/login");
+}

@@ -1,0 +1,407 @@
+//! Live and forecast grid carbon intensity: one synchronous trait, three providers, a disk cache,
+//! the best-window search behind `wattprint when`, and the static-factor fallback used to value
+//! a run hour by hour.
+//!
+//! * [`IntensityProvider`]: `latest`, `history`, `forecast` for a zone, each answering
+//!   [`IntensityPoint`]s in gCO2e/kWh, each point carrying its [`Signal`] (average or marginal)
+//!   and whether it is an actual value or a forecast.
+//! * Providers: [`electricity_maps::ElectricityMaps`] (v3, average, life-cycle by default),
+//!   [`uk::UkCarbonIntensity`] (NESO Carbon Intensity API, average, direct, no key) and
+//!   [`watttime::WattTime`] (v3, marginal MOER, lbs/MWh converted to g/kWh).
+//! * [`cache::CachedProvider`]: JSON files under `$WATTPRINT_HOME/cache/intensity/`, one per
+//!   provider + zone + query, with a time to live per kind of query.
+//! * [`window`]: the pure best-window search and the start decision for `run --start-when-clean`.
+//!
+//! Signals are never mixed: every function here that combines points ([`hourly_series`],
+//! [`single_signal`], [`window::best_window`]) refuses a mix of average and marginal points.
+//!
+//! Nothing here reaches a host on its own: a provider is built only from explicit
+//! configuration (see `docs/live-intensity.md`), and every HTTP call has a timeout.
+
+use crate::accounting::Intensity;
+use crate::units::GramsPerKwh;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+pub mod cache;
+pub mod electricity_maps;
+pub mod http;
+pub mod iso;
+pub mod uk;
+pub mod watttime;
+pub mod window;
+
+pub use cache::{Cache, CachedProvider};
+pub use electricity_maps::{ElectricityMaps, EmissionFactorType};
+pub use uk::UkCarbonIntensity;
+pub use watttime::WattTime;
+
+/// Default timeout of one HTTP request to a provider.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an intensity value means.
+///
+/// * `Average`: emissions of all the electricity generated (or consumed) in the zone divided by
+///   that electricity; what accounting uses (GHG Protocol location-based).
+/// * `Marginal`: emissions of the generator that responds to one more kWh of demand
+///   (WattTime MOER); what load shifting optimises. The two are never combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    Average,
+    Marginal,
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Average => "average",
+            Signal::Marginal => "marginal",
+        })
+    }
+}
+
+/// Whether a point was measured/estimated after the fact or forecast ahead of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointKind {
+    Actual,
+    Forecast,
+}
+
+impl fmt::Display for PointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PointKind::Actual => "actual",
+            PointKind::Forecast => "forecast",
+        })
+    }
+}
+
+/// One intensity value over the half-open interval `[start, end)` (unix seconds, UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntensityPoint {
+    pub start: i64,
+    pub end: i64,
+    /// gCO2e per kWh (WattTime's lbs/MWh already converted).
+    pub g_per_kwh: f64,
+    pub signal: Signal,
+    pub kind: PointKind,
+    /// Provider, zone and variant, e.g. `electricitymaps FR lifecycle`.
+    pub source: String,
+}
+
+/// Why a provider could not answer. Every message says what to check or do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// HTTP 401/403 on a credentialed call.
+    #[error("{provider}: unauthorized (HTTP {status}): {hint}")]
+    Unauthorized {
+        provider: &'static str,
+        status: u16,
+        hint: String,
+    },
+    /// HTTP 429.
+    #[error("{provider}: rate limited (HTTP 429){}; wait before asking again (cached answers are reused meanwhile)",
+        match .retry_after_s { Some(s) => format!(", retry after {s} s"), None => String::new() })]
+    RateLimited {
+        provider: &'static str,
+        retry_after_s: Option<u64>,
+    },
+    /// HTTP 5xx.
+    #[error("{provider}: server error (HTTP {status}): {excerpt}; the service is failing, try again later")]
+    Server {
+        provider: &'static str,
+        status: u16,
+        excerpt: String,
+    },
+    /// Other HTTP 4xx (a request the provider refused).
+    #[error("{provider}: request refused (HTTP {status}): {excerpt}")]
+    BadRequest {
+        provider: &'static str,
+        status: u16,
+        excerpt: String,
+    },
+    /// No complete answer within the configured timeout.
+    #[error("{provider}: no answer within {ms} ms; check the network or raise WATTPRINT_PROVIDER_TIMEOUT (e.g. 30s)")]
+    Timeout { provider: &'static str, ms: u64 },
+    /// Connection refused, DNS failure, TLS failure, connection reset...
+    #[error("{provider}: network error reaching {url}: {detail}")]
+    Network {
+        provider: &'static str,
+        url: String,
+        detail: String,
+    },
+    /// A body that is not what the provider documents.
+    #[error("{provider}: unexpected response: {what} (body starts: {excerpt:?})")]
+    Garbage {
+        provider: &'static str,
+        what: String,
+        excerpt: String,
+    },
+    /// The provider (or the account's plan) does not offer this.
+    #[error("{provider}: not supported: {what}")]
+    NotSupported {
+        provider: &'static str,
+        what: String,
+    },
+    /// The provider does not know the zone.
+    #[error("{provider}: unknown zone `{zone}`: {hint}")]
+    UnknownZone {
+        provider: &'static str,
+        zone: String,
+        hint: String,
+    },
+}
+
+/// A source of grid carbon intensity. Synchronous: implementations block on their HTTP calls,
+/// each bounded by a timeout.
+pub trait IntensityProvider: Send + Sync {
+    /// Short stable name (`electricitymaps`, `uk`, `watttime`), also used in cache keys.
+    fn name(&self) -> &'static str;
+    /// The signal every point of this provider carries.
+    fn signal(&self) -> Signal;
+    /// The most recent value for `zone`.
+    fn latest(&self, zone: &str) -> Result<IntensityPoint, ProviderError>;
+    /// Values over `[from, to)` (unix seconds), sorted by start; points overlapping the range
+    /// are kept whole.
+    fn history(&self, zone: &str, from: i64, to: i64)
+        -> Result<Vec<IntensityPoint>, ProviderError>;
+    /// Forecast values from now on, up to `horizon` ahead where the provider has them, sorted
+    /// by start. The point covering the present instant is included.
+    fn forecast(&self, zone: &str, horizon: Duration)
+        -> Result<Vec<IntensityPoint>, ProviderError>;
+}
+
+impl<T: IntensityProvider + ?Sized> IntensityProvider for Box<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn signal(&self) -> Signal {
+        (**self).signal()
+    }
+    fn latest(&self, zone: &str) -> Result<IntensityPoint, ProviderError> {
+        (**self).latest(zone)
+    }
+    fn history(
+        &self,
+        zone: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<IntensityPoint>, ProviderError> {
+        (**self).history(zone, from, to)
+    }
+    fn forecast(
+        &self,
+        zone: &str,
+        horizon: Duration,
+    ) -> Result<Vec<IntensityPoint>, ProviderError> {
+        (**self).forecast(zone, horizon)
+    }
+}
+
+/// Why points could not be combined.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SeriesError {
+    #[error("no intensity points to combine")]
+    Empty,
+    #[error("refusing to combine {first} and {other} intensity points ({first_source} vs {other_source}): average and marginal signals measure different things and are never mixed")]
+    MixedSignals {
+        first: Signal,
+        other: Signal,
+        first_source: String,
+        other_source: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The one signal all `points` share; an error on an empty slice or a mix.
+pub fn single_signal(points: &[IntensityPoint]) -> Result<Signal, SeriesError> {
+    let first = points.first().ok_or(SeriesError::Empty)?;
+    match points.iter().find(|p| p.signal != first.signal) {
+        None => Ok(first.signal),
+        Some(o) => Err(SeriesError::MixedSignals {
+            first: first.signal,
+            other: o.signal,
+            first_source: first.source.clone(),
+            other_source: o.source.clone(),
+        }),
+    }
+}
+
+/// Sorted, non-overlapping, well-formed copy of `points` (all of one signal):
+///
+/// * points with `end <= start` or a non-finite or negative value are dropped;
+/// * where two points cover exactly the same interval, the actual value wins over the forecast;
+/// * otherwise, where points overlap, the earlier-starting one wins and the later one is
+///   trimmed to start where the earlier ends (and dropped if nothing is left).
+pub fn normalize(points: &[IntensityPoint]) -> Result<Vec<IntensityPoint>, SeriesError> {
+    single_signal(points)?;
+    let mut v: Vec<IntensityPoint> = points
+        .iter()
+        .filter(|p| p.end > p.start && p.g_per_kwh.is_finite() && p.g_per_kwh >= 0.0)
+        .cloned()
+        .collect();
+    // Actual before forecast for the same start, so that it wins the overlap rule below.
+    v.sort_by_key(|p| (p.start, p.kind == PointKind::Forecast));
+    let mut out: Vec<IntensityPoint> = Vec::with_capacity(v.len());
+    for mut p in v {
+        if let Some(prev) = out.last() {
+            p.start = p.start.max(prev.end);
+        }
+        if p.end > p.start {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The points as an [`Intensity::Hourly`] series for [`crate::accounting::operational_emissions`]
+/// (any resolution: hourly, half-hourly, 5-minute). Refuses a mix of signals; overlaps are
+/// resolved as in [`normalize`].
+pub fn hourly_series(points: &[IntensityPoint]) -> Result<Intensity, SeriesError> {
+    let norm = normalize(points)?;
+    if norm.is_empty() {
+        return Err(SeriesError::Invalid(
+            "every intensity point was empty or invalid (end <= start, negative or non-finite value)"
+                .into(),
+        ));
+    }
+    Intensity::hourly(
+        norm.iter()
+            .map(|p| (p.start, p.end, GramsPerKwh(p.g_per_kwh)))
+            .collect(),
+    )
+    .map_err(|e| SeriesError::Invalid(e.to_string()))
+}
+
+/// The intensity used to value one run, and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIntensity {
+    pub intensity: Intensity,
+    pub signal: Signal,
+    /// e.g. `electricitymaps FR lifecycle: 3 hourly points (3 actual)` or the static source.
+    pub source: String,
+    /// Set when a provider was configured but could not be used: why, and that the static
+    /// factor was used instead.
+    pub fallback_reason: Option<String>,
+    /// Caveats that do not change the source (partial coverage, forecast values used...).
+    pub notes: Vec<String>,
+}
+
+/// The intensity to value a run over `[start, end)` (unix seconds).
+///
+/// With a provider, its history for the run's span becomes an hourly series (each interval of
+/// the run valued at that interval's intensity). Without one, or when the provider fails or
+/// returns nothing usable, the static factor `static_fallback = (g_per_kwh, source)` is used
+/// (an average signal) and `fallback_reason` says why. Signals are never mixed: the run is
+/// valued wholly by the provider or wholly by the static factor.
+pub fn intensity_for_run(
+    provider: Option<&dyn IntensityProvider>,
+    zone: &str,
+    start: i64,
+    end: i64,
+    static_fallback: (f64, String),
+) -> RunIntensity {
+    let (g, static_source) = static_fallback;
+    let fallback = |reason: Option<String>| RunIntensity {
+        intensity: Intensity::Constant(GramsPerKwh(g)),
+        signal: Signal::Average,
+        source: static_source.clone(),
+        fallback_reason: reason,
+        notes: Vec::new(),
+    };
+    let Some(p) = provider else {
+        return fallback(None);
+    };
+    let (from, to) = (start.min(end), start.max(end).max(start.min(end) + 1));
+    let points = match p.history(zone, from, to) {
+        Ok(points) => points,
+        Err(e) => {
+            return fallback(Some(format!(
+                "{e}; valued at the static factor instead ({g} gCO2e/kWh, {static_source})"
+            )))
+        }
+    };
+    let used: Vec<IntensityPoint> = points
+        .into_iter()
+        .filter(|q| q.end > from && q.start < to)
+        .collect();
+    if used.is_empty() {
+        return fallback(Some(format!(
+            "{}: no intensity data for {zone} over the run; valued at the static factor instead ({g} gCO2e/kWh, {static_source})",
+            p.name()
+        )));
+    }
+    let intensity = match hourly_series(&used) {
+        Ok(i) => i,
+        Err(e) => {
+            return fallback(Some(format!(
+                "{}: {e}; valued at the static factor instead ({g} gCO2e/kWh, {static_source})",
+                p.name()
+            )))
+        }
+    };
+    let signal = used[0].signal;
+    let n_actual = used.iter().filter(|q| q.kind == PointKind::Actual).count();
+    let n_forecast = used.len() - n_actual;
+    let mut notes = Vec::new();
+    if n_forecast > 0 {
+        notes.push(format!(
+            "{n_forecast} of {} intervals are forecast values (no actual value published yet)",
+            used.len()
+        ));
+    }
+    let covered: i64 = match &intensity {
+        Intensity::Hourly(s) => s.iter().map(|&(a, b, _)| b.min(to) - a.max(from)).sum(),
+        Intensity::Constant(_) => to - from,
+    };
+    if covered < to - from {
+        notes.push(format!(
+            "the provider's data covers {covered} s of the run's {} s; the rest is valued at the nearest interval",
+            to - from
+        ));
+    }
+    if signal == Signal::Marginal {
+        notes.push(
+            "marginal signal (emissions of the responding generator), not an average: not comparable with average-intensity totals"
+                .into(),
+        );
+    }
+    let first_source = used[0].source.clone();
+    RunIntensity {
+        intensity,
+        signal,
+        source: format!(
+            "{first_source}: {} points ({n_actual} actual, {n_forecast} forecast)",
+            used.len()
+        ),
+        fallback_reason: None,
+        notes,
+    }
+}
+
+/// Now, in unix seconds.
+pub fn now_unix() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The first `max` characters of `body`, control characters replaced, for error messages.
+pub fn excerpt(body: &str, max: usize) -> String {
+    let s: String = body
+        .trim()
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.trim().chars().count() > max {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
