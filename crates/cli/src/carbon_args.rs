@@ -114,6 +114,8 @@ impl CarbonArgs {
             },
             factors_version: factors::FACTORS_VERSION.to_string(),
             warnings,
+            series: None,
+            signal: None,
         })
     }
 }

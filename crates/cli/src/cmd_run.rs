@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::monitor::{self, Monitor, MonitorConfig, MonitorState};
+use crate::provider_config::{self, ProviderKind};
 use crate::{child, clock, live::LiveLine, store, store::Store, summary};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use wattprint_core::discovery::{self, DiscoverOptions};
 use wattprint_core::host::HostPaths;
 use wattprint_core::limits::{self, BudgetAction, LimitKind};
+use wattprint_core::providers::{self, window, window::WaitQuery};
 use wattprint_core::record::{self, CarbonContext, Ending, RunMeta, RunStatus};
 use wattprint_core::sampler::{Sampler, SamplerConfig, Scope, MIN_INTERVAL};
 use wattprint_core::units::parse_duration;
@@ -71,6 +73,22 @@ pub struct Args {
     /// Expected duration of the job, for predictions (else the progress file is used).
     #[arg(long, value_name = "DURATION")]
     pub expected_duration: Option<String>,
+    /// Live intensity provider to value the run hour by hour (default: as configured by
+    /// environment; see `wattprint when --help`). Without one, the static factor is used.
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderKind>,
+    /// Grid zone for the provider (default: the location, e.g. `FR`, `GB`).
+    #[arg(long, value_name = "ZONE")]
+    pub zone: Option<String>,
+    /// Wait for the cleanest start in the forecast (or for --threshold), then start.
+    #[arg(long)]
+    pub start_when_clean: bool,
+    /// With --start-when-clean: wait at most this long.
+    #[arg(long, value_name = "DURATION", default_value = "12h")]
+    pub within: String,
+    /// With --start-when-clean: start as soon as the intensity is at or below G gCO2e/kWh.
+    #[arg(long, value_name = "G")]
+    pub threshold: Option<f64>,
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
     #[arg(long, value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
@@ -167,13 +185,23 @@ pub fn run(a: Args) -> Result<i32> {
     }
     user_limits.predict_stop |= a.predict_stop;
     let (limits, limit_notes) = limits::combine(&config.institution_limits()?, &user_limits);
+    let within = parse_duration(&a.within).map_err(|e| anyhow::anyhow!("--within: {e}"))?;
+    if let Some(g) = a.threshold {
+        if !(g.is_finite() && g >= 0.0) {
+            anyhow::bail!("--threshold {g}: must be a non-negative intensity in gCO2e/kWh");
+        }
+    }
+    if (a.threshold.is_some() || a.within != "12h") && !a.start_when_clean {
+        anyhow::bail!("--within and --threshold only apply with --start-when-clean");
+    }
+    let provider = provider_config::configured(a.provider, false)?;
     let tags = parse_tags(&a.tags)?;
     if let Some(w) = a.cpu_tdp {
         if !(w.is_finite() && w > 0.0) {
             anyhow::bail!("--cpu-tdp {w}: must be a positive number of watts");
         }
     }
-    let carbon: CarbonContext = a.carbon.resolve()?;
+    let mut carbon: CarbonContext = a.carbon.resolve()?;
     let scope = match a.scope {
         ScopeArg::Machine => Scope::Machine,
         ScopeArg::Process => Scope::Process,
@@ -193,6 +221,47 @@ pub fn run(a: Args) -> Result<i32> {
             eprintln!("wattprint: {msg}");
         }
     };
+    let zone = a.zone.clone().or_else(|| {
+        (carbon.location.known && !carbon.location.code.contains(':'))
+            .then(|| carbon.location.code.clone())
+            .or_else(|| {
+                provider
+                    .as_ref()
+                    .and_then(|p| p.kind.default_zone().map(str::to_string))
+            })
+    });
+    let mut start_note: Option<String> = None;
+    if a.start_when_clean {
+        let Some(p) = provider.as_ref() else {
+            anyhow::bail!(
+                "--start-when-clean needs a forecast provider. {}",
+                provider_config::not_configured_help()
+            );
+        };
+        let Some(z) = zone.as_deref() else {
+            anyhow::bail!(
+                "--start-when-clean needs a grid zone: pass --zone ({}) or --location",
+                p.kind.zone_examples()
+            );
+        };
+        let decision = window::wait_plan(
+            p.provider.as_ref(),
+            z,
+            &WaitQuery {
+                now: unix_now() as i64,
+                within_s: within.as_secs() as i64,
+                threshold_g_per_kwh: a.threshold,
+                duration_s: expected_duration.map(|d| d.as_secs() as i64),
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("--start-when-clean: {e}"))?;
+        p.flush_debug_notes();
+        wait_until(decision.start_at, &decision.reason, a.quiet);
+        start_note = Some(format!(
+            "started when clean: {} (expected {:.0} gCO2e/kWh vs {:.0} at the first possible start)",
+            decision.reason, decision.expected_g_per_kwh, decision.now_g_per_kwh
+        ));
+    }
 
     let disc = discovery::discover(
         &paths,
@@ -243,9 +312,11 @@ pub fn run(a: Args) -> Result<i32> {
         host,
         scope,
         interval_s: interval.as_secs_f64(),
+        start_unix: unix_now(),
     };
     let mut extra_warnings: Vec<String> = disc.warnings.clone();
     extra_warnings.extend(limit_notes.iter().cloned());
+    extra_warnings.extend(start_note);
     let mon_state = Arc::new(Mutex::new(MonitorState::default()));
     let record_limits = (!limits.is_empty()).then(|| limits.clone());
     // The job reports its progress (a fraction, or done/total) into this file.
@@ -433,6 +504,42 @@ pub fn run(a: Args) -> Result<i32> {
         exit_code: Some(code),
         signal,
     };
+    if let (Some(p), Some(z)) = (provider.as_ref(), zone.as_deref()) {
+        let end = meta.start_unix + snapshot.elapsed.as_secs_f64();
+        let ri = providers::intensity_for_run(
+            Some(p.provider.as_ref()),
+            z,
+            meta.start_unix.floor() as i64,
+            end.ceil() as i64,
+            (carbon.intensity_g_per_kwh, carbon.intensity_source.clone()),
+        );
+        p.flush_debug_notes();
+        match ri.fallback_reason {
+            Some(why) => extra_warnings.push(format!(
+                "live intensity not used ({why}); valued at the static factor"
+            )),
+            None => {
+                carbon.intensity_source = ri.source.clone();
+                carbon.intensity_detail = ri.source.clone();
+                carbon.signal = Some(
+                    match ri.signal {
+                        providers::Signal::Average => "average",
+                        providers::Signal::Marginal => "marginal",
+                    }
+                    .to_string(),
+                );
+                match &ri.intensity {
+                    wattprint_core::accounting::Intensity::Hourly(_) => {
+                        carbon.series = Some(ri.intensity.clone())
+                    }
+                    wattprint_core::accounting::Intensity::Constant(g) => {
+                        carbon.intensity_g_per_kwh = g.0
+                    }
+                }
+            }
+        }
+        extra_warnings.extend(ri.notes);
+    }
     let mut rec = record::build_record(
         &meta,
         &carbon,
@@ -502,4 +609,46 @@ fn own_peak_rss_kb() -> Option<u64> {
     s.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Wait until unix time `t`, with a visible countdown (a line redrawn on a terminal, else one
+/// line per minute).
+fn wait_until(t: i64, reason: &str, quiet: bool) {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = f64::NEG_INFINITY;
+    if !quiet {
+        eprintln!("wattprint: {reason}");
+    }
+    loop {
+        let left = t as f64 - unix_now();
+        if left <= 0.0 {
+            break;
+        }
+        if !quiet {
+            let h = (left / 3600.0).floor();
+            let m = ((left % 3600.0) / 60.0).floor();
+            let s = (left % 60.0).floor();
+            let text = format!("wattprint: starting in {h:02}:{m:02}:{s:02} (waiting for cleaner power; Ctrl-C to give up)");
+            if tty {
+                let mut e = std::io::stderr().lock();
+                let _ = write!(e, "\r\x1b[2K{text}");
+                let _ = e.flush();
+            } else if last_line - left >= 60.0 || last_line.is_infinite() {
+                eprintln!("{text}");
+                last_line = left;
+            }
+        }
+        std::thread::sleep(Duration::from_secs_f64(left.clamp(0.0, 1.0)));
+    }
+    if tty && !quiet {
+        eprint!("\r\x1b[2K");
+    }
 }

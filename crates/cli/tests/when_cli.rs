@@ -429,3 +429,146 @@ fn watttime_marginal_signal_is_labelled() {
     assert!(text.contains("226.8 gCO2e/kWh"), "{text}");
     assert_eq!(s.paths()[0], "/login");
 }
+
+/// GB half-hour slots from an hour ago to two days ahead at `g`, for any range or forecast.
+fn uk_flat_server(g: u32, status: u16) -> Server {
+    let half = now_unix().div_euclid(1800) * 1800;
+    Server::start(move |path| {
+        if status != 200 {
+            return (status, "{}".into());
+        }
+        if !path.starts_with("/intensity/") {
+            return (404, "{}".into());
+        }
+        let periods: Vec<String> = (-2..96)
+            .map(|i| {
+                let a = half + i * 1800;
+                format!(
+                    r#"{{"from":"{}","to":"{}","intensity":{{"forecast":{g},"actual":{g},"index":"low"}}}}"#,
+                    iso::format_minutes(a),
+                    iso::format_minutes(a + 1800)
+                )
+            })
+            .collect();
+        (200, format!(r#"{{"data":[{}]}}"#, periods.join(",")))
+    })
+}
+
+fn run_json(home: &std::path::Path, env: &[(&str, &str)], extra: &[&str]) -> (Output, Value) {
+    let js = home.join("r.json");
+    let mut args = vec![
+        "run",
+        "--quiet",
+        "--interval",
+        "50ms",
+        "--json",
+        js.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "sleep", "0.3"]);
+    let mut env = env.to_vec();
+    env.push(("WATTPRINT_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1"));
+    let o = wattprint(home, &env, &args);
+    let v = serde_json::from_str(&std::fs::read_to_string(&js).unwrap_or_default())
+        .unwrap_or(Value::Null);
+    (o, v)
+}
+
+#[test]
+fn run_is_valued_hour_by_hour_with_a_live_provider() {
+    let s = uk_flat_server(120, 200);
+    let home = tempfile::tempdir().unwrap();
+    let (o, r) = run_json(
+        home.path(),
+        &[("WATTPRINT_UK_CI_URL", s.url.as_str())],
+        &["--provider", "uk"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ci = &r["carbon_intensity"];
+    assert_eq!(ci["resolution"], "hourly", "{r}");
+    assert_eq!(ci["signal"], "average");
+    assert!(
+        (ci["g_per_kwh"].as_f64().unwrap() - 120.0).abs() < 1e-6,
+        "{ci}"
+    );
+    assert!(ci["source"].as_str().unwrap().contains("uk"), "{ci}");
+    // operational emissions = facility energy × 120 g/kWh
+    let it = r["energy_kwh"]["total"].as_f64().unwrap();
+    let pue = r["pue"].as_f64().unwrap();
+    let op = r["emissions_kg"]["operational"].as_f64().unwrap();
+    assert!(
+        (op - it * pue * 0.120).abs() <= 1e-9 * op.max(1e-12),
+        "{op} vs {}",
+        it * pue * 0.12
+    );
+    assert!(s.paths().iter().any(|p| p.starts_with("/intensity/")));
+}
+
+#[test]
+fn a_failing_provider_falls_back_to_the_static_factor_and_says_so() {
+    let s = uk_flat_server(120, 500);
+    let home = tempfile::tempdir().unwrap();
+    let (o, r) = run_json(
+        home.path(),
+        &[("WATTPRINT_UK_CI_URL", s.url.as_str())],
+        &["--provider", "uk", "--location", "GB"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(r["carbon_intensity"]["resolution"], "constant");
+    let static_gb = r["carbon_intensity"]["g_per_kwh"].as_f64().unwrap();
+    assert!(static_gb > 0.0 && (static_gb - 120.0).abs() > 1.0);
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("live intensity not used")),
+        "{r}"
+    );
+}
+
+#[test]
+fn start_when_clean_starts_at_once_under_the_threshold_and_needs_a_provider() {
+    let s = uk_flat_server(50, 200);
+    let home = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let (o, r) = run_json(
+        home.path(),
+        &[("WATTPRINT_UK_CI_URL", s.url.as_str())],
+        &[
+            "--provider",
+            "uk",
+            "--start-when-clean",
+            "--threshold",
+            "100",
+            "--within",
+            "6h",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(t.elapsed().as_secs_f64() < 10.0);
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("started when clean")),
+        "{r}"
+    );
+    // without a provider: exit 2, how to configure one, and the job never ran
+    let marker = home.path().join("ran");
+    let o = wattprint(
+        home.path(),
+        &[],
+        &[
+            "run",
+            "--start-when-clean",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("provider"), "{}", stderr(&o));
+    assert!(!marker.exists());
+}

@@ -83,9 +83,17 @@ pub struct Methods {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CarbonIntensity {
+    /// The intensity applied: the constant factor, or with an hourly series the
+    /// energy-weighted mean of the intervals the run covered.
     pub g_per_kwh: f64,
     /// Where the value came from, in words (dataset, year, licence), or "default: ...".
     pub source: String,
+    /// `average` or `marginal` (a live provider's signal; static factors are averages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// `constant` or `hourly` (each interval valued at its own intensity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,6 +225,8 @@ pub struct RunMeta {
     pub host: HostInfo,
     pub scope: crate::sampler::Scope,
     pub interval_s: f64,
+    /// Unix time (s) of the sampler's start, to place the series on the calendar.
+    pub start_unix: f64,
 }
 
 /// The carbon factors in force for a run, each with its source.
@@ -233,6 +243,11 @@ pub struct CarbonContext {
     pub factors_version: String,
     /// Warnings to carry into every record (e.g. "location unknown").
     pub warnings: Vec<String>,
+    /// A time series from a live provider; when set, each interval of the run is valued at its
+    /// own intensity instead of the constant above.
+    pub series: Option<crate::accounting::Intensity>,
+    /// The series' signal (`average` / `marginal`).
+    pub signal: Option<String>,
 }
 
 /// How the run ended (absent while it runs).
@@ -265,6 +280,29 @@ pub fn static_energy_j(snapshot: &Snapshot) -> f64 {
         .sum()
 }
 
+/// The run's energy per sampled interval, on the calendar: `(start, end, J)` in unix seconds,
+/// summed over devices (every device is sampled at the same instants).
+pub fn energy_by_interval(snapshot: &Snapshot, start_unix: f64) -> Vec<(i64, i64, Joules)> {
+    let mut sums: std::collections::HashMap<(u64, u64), f64> = std::collections::HashMap::new();
+    for d in &snapshot.devices {
+        for p in &d.series {
+            *sums.entry((p.t0.to_bits(), p.t1.to_bits())).or_default() += p.energy_j;
+        }
+    }
+    let mut out: Vec<(f64, f64, f64)> = sums
+        .into_iter()
+        .map(|((a, b), e)| (f64::from_bits(a), f64::from_bits(b), e))
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out.into_iter()
+        .map(|(a, b, e)| {
+            let s = (start_unix + a).floor() as i64;
+            let t = ((start_unix + b).ceil() as i64).max(s + 1);
+            (s, t, Joules(e))
+        })
+        .collect()
+}
+
 /// Assemble the run record from the sampler's state.
 pub fn build_record(
     meta: &RunMeta,
@@ -284,9 +322,15 @@ pub fn build_record(
     };
     let mut input = AccountInput::new(
         carbon.pue,
-        Intensity::Constant(GramsPerKwh(carbon.intensity_g_per_kwh)),
+        carbon
+            .series
+            .clone()
+            .unwrap_or(Intensity::Constant(GramsPerKwh(carbon.intensity_g_per_kwh))),
         snapshot.elapsed,
     );
+    if carbon.series.is_some() {
+        input.energy_by_interval = energy_by_interval(snapshot, meta.start_unix);
+    }
     let cpu = by_kind(DeviceKind::Cpu);
     let gpu = by_kind(DeviceKind::Gpu);
     let ram = by_kind(DeviceKind::Ram);
@@ -348,8 +392,21 @@ pub fn build_record(
         },
         pue: carbon.pue,
         carbon_intensity: CarbonIntensity {
-            g_per_kwh: carbon.intensity_g_per_kwh,
+            g_per_kwh: if carbon.series.is_some() {
+                b.intensity_g_per_kwh
+            } else {
+                carbon.intensity_g_per_kwh
+            },
             source: carbon.intensity_source.clone(),
+            signal: Some(carbon.signal.clone().unwrap_or_else(|| "average".into())),
+            resolution: Some(
+                if carbon.series.is_some() {
+                    "hourly"
+                } else {
+                    "constant"
+                }
+                .into(),
+            ),
         },
         location: carbon.location.clone(),
         emissions_kg: b.emissions_kg,
