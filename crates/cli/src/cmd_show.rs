@@ -6,7 +6,7 @@ use crate::store::Store;
 use crate::summary::{fmt_duration, fmt_energy_kwh, fmt_mass_kg};
 use anyhow::Result;
 use std::fmt::Write;
-use wattprint_core::record::RunRecord;
+use wattprint_core::record::{RunRecord, RunStatus};
 use wattprint_core::sampler::SeriesPoint;
 
 #[derive(clap::Args)]
@@ -25,10 +25,25 @@ pub fn run(a: Args) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&rec)?);
     } else {
         let series = store.series(&rec.id)?;
-        print!("{}", crate::summary::summary_text(&rec, &[]));
+        let mut summary = crate::summary::summary_text(&rec, &[]);
+        if rec.status != RunStatus::Running && rec.exit_code.is_none() && rec.signal.is_none() {
+            // An imported run has an outcome but no exit code.
+            summary = summary.replacen(" (running) in ", " (exit code unknown) in ", 1);
+        }
+        print!("{summary}");
         print!("{}", details_text(&rec, &series));
     }
     Ok(0)
+}
+
+/// Three significant digits, without exponent (`0.0000335`, `12.3`, `4560`).
+pub fn sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{}", if x.is_finite() { 0.0 } else { x });
+    }
+    let mag = x.abs().log10().floor() as i32;
+    let decimals = (2 - mag).clamp(0, 15) as usize;
+    format!("{x:.decimals$}")
 }
 
 fn kv(o: &mut String, k: &str, v: impl std::fmt::Display) {
@@ -62,14 +77,18 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     };
     kv(&mut o, "status", format!("{} ({exit})", r.status.as_str()));
     kv(&mut o, "scope", &r.scope);
-    kv(
-        &mut o,
-        "sampling",
-        format!(
-            "every {} s, {} reads, {} ticks skipped",
-            r.interval_s, r.samples, r.skipped_ticks
-        ),
-    );
+    if r.samples == 0 && r.interval_s == 0.0 {
+        kv(&mut o, "sampling", "none (not measured by wattprint)");
+    } else {
+        kv(
+            &mut o,
+            "sampling",
+            format!(
+                "every {} s, {} reads, {} ticks skipped",
+                r.interval_s, r.samples, r.skipped_ticks
+            ),
+        );
+    }
     kv(
         &mut o,
         "methods",
@@ -156,20 +175,24 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     kv(
         &mut o,
         "car",
-        format!("{:.3} km (EU average car)", q.car_km),
+        format!("{} km (EU average car)", sig(q.car_km)),
     );
-    kv(&mut o, "trees", format!("{:.3} tree-months", q.tree_months));
+    kv(
+        &mut o,
+        "trees",
+        format!("{} tree-months", sig(q.tree_months)),
+    );
     kv(
         &mut o,
         "phones",
-        format!("{:.2} smartphone charges", q.phone_charges),
+        format!("{} smartphone charges", sig(q.phone_charges)),
     );
     kv(
         &mut o,
         "flights",
         format!(
-            "{:.6} Paris–London passenger flights",
-            q.flights_paris_london
+            "{} Paris–London passenger flights",
+            sig(q.flights_paris_london)
         ),
     );
 

@@ -908,7 +908,7 @@ fn show_prints_the_full_record() {
         "emissions breakdown",
         "infrastructure",
         "equivalents",
-        "km (EU average car)",
+        "car            0.471 km (EU average car)",
         "assumptions",
         "carbon intensity = 100 gCO2e/kWh",
         "source: test intensity (detail)",
