@@ -7,12 +7,18 @@ pub mod child;
 pub mod clock;
 pub mod cmd_doctor;
 pub mod cmd_estimate;
+pub mod cmd_export;
 pub mod cmd_factors;
+pub mod cmd_import;
+pub mod cmd_projects;
 pub mod cmd_regions;
+pub mod cmd_rm;
 pub mod cmd_run;
+pub mod cmd_runs;
 pub mod cmd_show;
 pub mod cmd_when;
 pub mod config;
+pub mod interchange;
 pub mod live;
 pub mod monitor;
 pub mod provider_config;
@@ -38,6 +44,16 @@ enum Command {
     Doctor(cmd_doctor::Args),
     /// Show a stored run.
     Show(cmd_show::Args),
+    /// List stored runs, newest first (filter by project, tag, status, time).
+    Runs(cmd_runs::Args),
+    /// Per-project totals: runs, energy, emissions, waste (failed/killed runs), idle share.
+    Projects(cmd_projects::Args),
+    /// Remove stored runs (an id prefix is enough).
+    Rm(cmd_rm::Args),
+    /// Export stored runs: CodeCarbon emissions.csv, plain CSV or JSON Lines.
+    Export(cmd_export::Args),
+    /// Import runs from another tool's file (CodeCarbon emissions.csv).
+    Import(cmd_import::Args),
     /// Estimate energy and emissions from hardware × time × place.
     Estimate(cmd_estimate::Args),
     /// List and search the shipped factors, with their sources.
@@ -66,6 +82,11 @@ pub fn cli_main() -> ! {
         Command::Run(a) => cmd_run::run(a),
         Command::Doctor(a) => cmd_doctor::run(a),
         Command::Show(a) => cmd_show::run(a),
+        Command::Runs(a) => cmd_runs::run(a),
+        Command::Projects(a) => cmd_projects::run(a),
+        Command::Rm(a) => cmd_rm::run(a),
+        Command::Export(a) => cmd_export::run(a),
+        Command::Import(a) => cmd_import::run(a),
         Command::Estimate(a) => cmd_estimate::run(a),
         Command::Factors(a) => cmd_factors::run(a),
         Command::Regions(a) => cmd_regions::run(a),

@@ -50,7 +50,8 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
     let exit = match (r.exit_code, r.signal) {
         (_, Some(s)) => format!("signal {s}"),
         (Some(c), None) => format!("exit {c}"),
-        _ => "running".into(),
+        _ if r.status == wattprint_core::record::RunStatus::Running => "running".into(),
+        _ => "exit code unknown".into(),
     };
     let _ = writeln!(
         o,

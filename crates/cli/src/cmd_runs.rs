@@ -1,0 +1,176 @@
+//! `wattprint runs`: the stored runs, newest first, filtered by project, tags, status and time.
+
+use crate::store::{RunFilter, RunRow, Store};
+use crate::summary::{fmt_duration, fmt_energy_kwh, fmt_mass_kg};
+use anyhow::Result;
+use std::fmt::Write;
+use wattprint_core::record::Methods;
+
+/// Filters shared by `runs`, `projects` and `export`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only runs of this project.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only runs with this tag, `key=value`; repeatable (all must match).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Only runs with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// Only runs started since WHEN: an RFC 3339 time (2025-03-01T12:00:00Z), a date
+    /// (2025-03-01, UTC) or a duration back from now (7d, 12h, 30m).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    Running,
+    Completed,
+    Failed,
+    Killed,
+}
+
+impl StatusArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusArg::Running => "running",
+            StatusArg::Completed => "completed",
+            StatusArg::Failed => "failed",
+            StatusArg::Killed => "killed",
+        }
+    }
+}
+
+impl FilterArgs {
+    /// The store filter, every value checked (a bad `--tag` or `--since` is an error).
+    pub fn to_filter(&self) -> Result<RunFilter> {
+        let mut tags = Vec::new();
+        for t in &self.tags {
+            match t.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    tags.push((k.trim().to_string(), v.to_string()))
+                }
+                _ => anyhow::bail!("invalid --tag `{t}`: expected KEY=VALUE, e.g. --tag lr=3e-4"),
+            }
+        }
+        if let Some(s) = &self.since {
+            crate::store::parse_since(s, time::OffsetDateTime::now_utc())?;
+        }
+        Ok(RunFilter {
+            project: self.project.clone(),
+            tags,
+            status: self.status.map(|s| s.as_str().to_string()),
+            since: self.since.clone(),
+            limit: None,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// At most N runs (the newest).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print the matching run records as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let mut f = a.filter.to_filter()?;
+    f.limit = a.limit;
+    let store = Store::open_default()?;
+    if a.json {
+        let recs = store.list_runs(&f)?;
+        println!("{}", serde_json::to_string_pretty(&recs)?);
+        return Ok(0);
+    }
+    let rows = store.list_rows(&f)?;
+    if rows.is_empty() {
+        let total = store.count_runs()?;
+        if total == 0 {
+            eprintln!(
+                "wattprint: no runs in {} yet; measure one with `wattprint run -- CMD`",
+                store.path().display()
+            );
+        } else {
+            eprintln!("wattprint: no run matches ({total} stored); loosen the filters");
+        }
+        return Ok(0);
+    }
+    print!("{}", table(&rows));
+    Ok(0)
+}
+
+/// `2025-03-01 12:00` (UTC) from an RFC 3339 time; the text as is when it does not parse.
+pub fn short_time(rfc3339: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::parse(rfc3339, &Rfc3339)
+        .ok()
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&fmt).ok())
+        .unwrap_or_else(|| rfc3339.to_string())
+}
+
+/// Methods in a few characters: the one method when all components share it.
+pub fn short_methods(m: &Methods) -> String {
+    if m.cpu == m.gpu && m.gpu == m.ram {
+        return m.cpu.clone();
+    }
+    format!("cpu={} gpu={} ram={}", m.cpu, m.gpu, m.ram)
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The runs table, with a totals line.
+pub fn table(rows: &[RunRow]) -> String {
+    let pw = rows
+        .iter()
+        .map(|r| r.project.chars().count())
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 24);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<8}  {:<16}  {:>8}  {:<9}  {:<pw$}  {:>11}  {:>10}  METHODS",
+        "ID", "STARTED (UTC)", "DURATION", "STATUS", "PROJECT", "ENERGY", "EMISSIONS"
+    );
+    let (mut kwh, mut kg) = (0.0, 0.0);
+    for r in rows {
+        kwh += r.energy_kwh;
+        kg += r.emissions_kg;
+        let _ = writeln!(
+            o,
+            "{:<8}  {:<16}  {:>8}  {:<9}  {:<pw$}  {:>11}  {:>10}  {}",
+            r.id.get(..8).unwrap_or(&r.id),
+            short_time(&r.started_at),
+            fmt_duration(r.duration_s),
+            r.status,
+            clip(&r.project, pw),
+            fmt_energy_kwh(r.energy_kwh),
+            fmt_mass_kg(r.emissions_kg),
+            short_methods(&r.methods)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "{} run(s) · IT energy {} · emissions {} CO2e",
+        rows.len(),
+        fmt_energy_kwh(kwh),
+        fmt_mass_kg(kg)
+    );
+    o
+}
