@@ -9,9 +9,11 @@ pub mod cmd_doctor;
 pub mod cmd_estimate;
 pub mod cmd_factors;
 pub mod cmd_regions;
+pub mod cmd_report;
 pub mod cmd_run;
 pub mod cmd_show;
 pub mod live;
+pub mod report;
 pub mod store;
 pub mod summary;
 
@@ -40,6 +42,8 @@ enum Command {
     Factors(cmd_factors::Args),
     /// Rank cloud regions by carbon intensity × PUE.
     Regions(cmd_regions::Args),
+    /// Report on a run or a project: HTML with plots, Markdown, model card or JSON.
+    Report(cmd_report::Args),
 }
 
 /// When the process started, for the start-up figure in the run record.
@@ -63,6 +67,7 @@ pub fn cli_main() -> ! {
         Command::Estimate(a) => cmd_estimate::run(a),
         Command::Factors(a) => cmd_factors::run(a),
         Command::Regions(a) => cmd_regions::run(a),
+        Command::Report(a) => cmd_report::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
