@@ -12,6 +12,7 @@ pub mod cmd_factors;
 pub mod cmd_import;
 pub mod cmd_projects;
 pub mod cmd_regions;
+pub mod cmd_report;
 pub mod cmd_rm;
 pub mod cmd_run;
 pub mod cmd_runs;
@@ -22,6 +23,7 @@ pub mod interchange;
 pub mod live;
 pub mod monitor;
 pub mod provider_config;
+pub mod report;
 pub mod store;
 pub mod summary;
 
@@ -62,6 +64,8 @@ enum Command {
     Regions(cmd_regions::Args),
     /// The cleanest time to start a job, from a carbon-intensity forecast.
     When(cmd_when::Args),
+    /// Report on a run or a project: HTML with plots, Markdown, model card or JSON.
+    Report(cmd_report::Args),
 }
 
 /// When the process started, for the start-up figure in the run record.
@@ -91,6 +95,7 @@ pub fn cli_main() -> ! {
         Command::Factors(a) => cmd_factors::run(a),
         Command::Regions(a) => cmd_regions::run(a),
         Command::When(a) => cmd_when::run(a),
+        Command::Report(a) => cmd_report::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
