@@ -116,6 +116,7 @@ impl CarbonArgs {
             warnings,
             series: None,
             signal: None,
+            embodied: None,
         })
     }
 }

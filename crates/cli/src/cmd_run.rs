@@ -73,6 +73,14 @@ pub struct Args {
     /// Expected duration of the job, for predictions (else the progress file is used).
     #[arg(long, value_name = "DURATION")]
     pub expected_duration: Option<String>,
+    /// The run's share (0–1] of the machine's manufacturing emissions; needed on virtual
+    /// machines (e.g. VM vCPUs / host threads). Default: the whole machine in machine scope,
+    /// the job's share of the measured energy in process scope.
+    #[arg(long, value_name = "F")]
+    pub embodied_share: Option<f64>,
+    /// Do not count embodied (manufacturing) emissions.
+    #[arg(long, conflicts_with = "embodied_share")]
+    pub no_embodied: bool,
     /// Live intensity provider to value the run hour by hour (default: as configured by
     /// environment; see `wattprint when --help`). Without one, the static factor is used.
     #[arg(long, value_enum)]
@@ -196,6 +204,11 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let provider = provider_config::configured(a.provider, false)?;
     let tags = parse_tags(&a.tags)?;
+    if let Some(f) = a.embodied_share {
+        if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+            anyhow::bail!("--embodied-share {f}: must be a fraction in (0, 1], e.g. 0.125 for 8 of 64 threads");
+        }
+    }
     if let Some(w) = a.cpu_tdp {
         if !(w.is_finite() && w > 0.0) {
             anyhow::bail!("--cpu-tdp {w}: must be a positive number of watts");
@@ -281,6 +294,25 @@ pub fn run(a: Args) -> Result<i32> {
         shown.push(w.clone());
     }
     let host = discovery::host_info(&paths, &disc);
+    let cpu_info = wattprint_core::cpuinfo::read_cpuinfo(&paths).ok();
+    let mut embodied_note: Option<String> = None;
+    carbon.embodied = if a.no_embodied {
+        None
+    } else if cpu_info.as_ref().is_some_and(|c| c.hypervisor) && a.embodied_share.is_none() {
+        embodied_note = Some(
+            "embodied emissions not counted: this is a virtual machine and its share of the host's hardware is unknown; pass --embodied-share F (e.g. vCPUs / host threads) to include them"
+                .to_string(),
+        );
+        None
+    } else {
+        Some(record::RunEmbodied {
+            components: record::host_embodied(
+                &host,
+                cpu_info.as_ref().map(|c| c.sockets as u32).unwrap_or(1),
+            ),
+            share: a.embodied_share,
+        })
+    };
     let job_pid = Arc::new(AtomicU32::new(0));
     let attributor = discovery::attributor(scope, &paths, Arc::clone(&job_pid), &disc);
 
@@ -315,6 +347,7 @@ pub fn run(a: Args) -> Result<i32> {
         start_unix: unix_now(),
     };
     let mut extra_warnings: Vec<String> = disc.warnings.clone();
+    extra_warnings.extend(embodied_note);
     extra_warnings.extend(limit_notes.iter().cloned());
     extra_warnings.extend(start_note);
     let mon_state = Arc::new(Mutex::new(MonitorState::default()));

@@ -253,3 +253,67 @@ fn process_scope_charges_the_job_share_on_the_real_procfs() {
         "job {job} vs machine {machine}"
     );
 }
+
+#[test]
+fn embodied_share_of_the_server_is_charged_and_vms_say_why_not() {
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--interval", "50ms", "--json"])
+        .arg(&json)
+        .args(["--", "sleep", "0.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = read_json(&json);
+    // 1 socket, no GPU: the base server (1000 kg with 16 GB) plus 1.388 kg per GB of DRAM
+    // above 16 GB, over 35 040 h (CCF)
+    let dur_h = r["duration_s"].as_f64().unwrap() / 3600.0;
+    let ram_gb = r["host"]["ram_gb"].as_f64().unwrap();
+    let e = r["emissions_kg"]["embodied"].as_f64().unwrap();
+    let want = (1000.0 + 1.388020833 * (ram_gb - 16.0).max(0.0)) * dur_h / 35040.0;
+    assert!(
+        (e - want).abs() < 1e-9 * want.max(1e-12) + 1e-15,
+        "{e} vs {want}"
+    );
+    let total = r["emissions_kg"]["total"].as_f64().unwrap();
+    let op = r["emissions_kg"]["operational"].as_f64().unwrap();
+    assert!((total - op - e).abs() < 1e-15);
+    // a VM: its share of the host is unknown, so embodied is left out, and the record says so
+    let cpuinfo = h.proc().join("cpuinfo");
+    std::fs::write(
+        &cpuinfo,
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\nflags\t\t: fpu hypervisor\n\n",
+    )
+    .unwrap();
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = read_json(&json);
+    assert_eq!(r["emissions_kg"]["embodied"], 0.0);
+    assert!(r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("--embodied-share")));
+    // ...unless the user gives the share
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--embodied-share", "0.25", "--json"])
+        .arg(&json)
+        .args(["--", "sleep", "0.2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = read_json(&json);
+    let dur_h = r["duration_s"].as_f64().unwrap() / 3600.0;
+    let e = r["emissions_kg"]["embodied"].as_f64().unwrap();
+    let want = 0.25 * (1000.0 + 1.388020833 * (ram_gb - 16.0).max(0.0)) * dur_h / 35040.0;
+    assert!((e - want).abs() < 1e-9 * want, "{e} vs {want}");
+}

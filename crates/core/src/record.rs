@@ -248,6 +248,67 @@ pub struct CarbonContext {
     pub series: Option<crate::accounting::Intensity>,
     /// The series' signal (`average` / `marginal`).
     pub signal: Option<String>,
+    /// Manufacturing emissions of the hardware the run used, and a fixed share of it when the
+    /// run holds only part of the machine (e.g. a VM). `None`: embodied emissions not counted
+    /// (and a warning says why).
+    pub embodied: Option<RunEmbodied>,
+}
+
+/// The hardware whose manufacturing emissions a run is charged for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEmbodied {
+    pub components: Vec<crate::accounting::EmbodiedComponent>,
+    /// The run's share of that hardware; `None`: the whole machine in machine scope, and the
+    /// job's share of the machine's measured energy in process scope.
+    pub share: Option<f64>,
+}
+
+/// Embodied components of a host from the shipped coefficients (Cloud Carbon Footprint's
+/// server model: a base server with 1 socket and 16 GB, plus sockets, DRAM and GPUs).
+pub fn host_embodied(host: &HostInfo, sockets: u32) -> Vec<crate::accounting::EmbodiedComponent> {
+    let c = crate::factors::embodied::embodied();
+    let life = c.lifetime_hours;
+    let src = |what: &str| {
+        crate::factors::embodied::embodied_factor(what)
+            .map(|f| format!("{}; lifetime {life} h; {}", f.unit, f.provenance))
+            .unwrap_or_else(|| "wattprint factors embodied".to_string())
+    };
+    let mut v = vec![crate::accounting::EmbodiedComponent {
+        name: "server (1 socket, 16 GB)".into(),
+        kg_co2e: c.server_base_kg,
+        count: 1.0,
+        lifetime_hours: life,
+        source: src("server_base"),
+    }];
+    if sockets > 1 {
+        v.push(crate::accounting::EmbodiedComponent {
+            name: "additional CPU socket".into(),
+            kg_co2e: c.per_cpu_socket_kg,
+            count: f64::from(sockets - 1),
+            lifetime_hours: life,
+            source: src("cpu_socket"),
+        });
+    }
+    let extra_gb = (host.ram_gb - c.dram_baseline_gb).max(0.0);
+    if extra_gb > 0.0 {
+        v.push(crate::accounting::EmbodiedComponent {
+            name: "DRAM above 16 GB (GB)".into(),
+            kg_co2e: c.per_gb_dram_kg,
+            count: extra_gb,
+            lifetime_hours: life,
+            source: src("dram_gb"),
+        });
+    }
+    if !host.gpus.is_empty() {
+        v.push(crate::accounting::EmbodiedComponent {
+            name: "GPU".into(),
+            kg_co2e: c.per_gpu_kg,
+            count: host.gpus.len() as f64,
+            lifetime_hours: life,
+            source: src("gpu"),
+        });
+    }
+    v
 }
 
 /// How the run ended (absent while it runs).
@@ -330,6 +391,24 @@ pub fn build_record(
     );
     if carbon.series.is_some() {
         input.energy_by_interval = energy_by_interval(snapshot, meta.start_unix);
+    }
+    if let Some(e) = &carbon.embodied {
+        let share = e.share.unwrap_or_else(|| {
+            let machine: f64 = snapshot.devices.iter().map(|d| d.machine_energy.0).sum();
+            let charged: f64 = snapshot.devices.iter().map(|d| d.energy.0).sum();
+            if machine > 0.0 {
+                (charged / machine).clamp(0.0, 1.0)
+            } else {
+                1.0
+            }
+        });
+        if share > 0.0 {
+            input.embodied = Some(crate::accounting::EmbodiedInput {
+                components: e.components.clone(),
+                use_rate: 1.0,
+                share,
+            });
+        }
     }
     let cpu = by_kind(DeviceKind::Cpu);
     let gpu = by_kind(DeviceKind::Gpu);
