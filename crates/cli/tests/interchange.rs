@@ -196,6 +196,7 @@ fn record(s: &Spec) -> RunRecord {
         warnings: vec![],
         series: None,
         signal: None,
+        embodied: None,
     };
     let (code, signal) = match s.status {
         RunStatus::Failed => (Some(1), None),
