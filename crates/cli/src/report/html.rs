@@ -27,13 +27,15 @@ p.sub { color: #555; margin: 0 0 16px; }
 .kpi .v { font-size: 1.3em; font-weight: 600; }
 .kpi .k { font-size: 0.8em; color: #555; }
 table { border-collapse: collapse; width: 100%; font-size: 0.88em; margin: 6px 0; }
-th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #e4e4e4; vertical-align: top; }
+th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #e4e4e4; vertical-align: top;
+  overflow-wrap: anywhere; }
 th { background: #f3f3f3; font-weight: 600; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.wasted td { background: #fdecea; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 0.85em; border: 1px solid #bbb; }
 .badge.completed { background: #e8f5e9; border-color: #81c784; }
-.badge.failed, .badge.killed { background: #fdecea; border-color: #e57373; }
+.badge.failed, .badge.killed, .badge.stopped_by_budget, .badge.stopped_by_cap {
+  background: #fdecea; border-color: #e57373; }
 .badge.running { background: #fff8e1; border-color: #ffb74d; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.9em;
   background: #f5f5f5; padding: 0 3px; border-radius: 3px; overflow-wrap: break-word; }
