@@ -99,7 +99,7 @@ fn energy_budget_stops_within_one_interval_of_the_expected_time() {
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");
     // Package 360 W + DRAM 0 W: 0.0002 kWh = 720 J is reached after 2 s.
-    let driver = Driver::start(&h, 360.0, 0.0);
+    let driver = Driver::constant(&h, 360.0, 0.0);
     let interval = 0.1;
     let out = h
         .cmd()
@@ -142,7 +142,7 @@ fn energy_budget_stops_within_one_interval_of_the_expected_time() {
 fn budget_action_warn_lets_the_job_finish() {
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");
-    let driver = Driver::start(&h, 360.0, 0.0);
+    let driver = Driver::constant(&h, 360.0, 0.0);
     let out = h
         .cmd()
         .args([
@@ -173,7 +173,7 @@ fn budget_action_warn_lets_the_job_finish() {
 fn progress_file_prediction_is_recorded_and_covers_the_truth() {
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");
-    let driver = Driver::start(&h, 100.0, 0.0);
+    let driver = Driver::constant(&h, 100.0, 0.0);
     // 3 s job reporting progress every 0.1 s as done/total
     let script = "i=0; while [ $i -lt 30 ]; do echo \"$i/30\" > \"$WATTPRINT_PROGRESS_FILE\"; sleep 0.1; i=$((i+1)); done";
     let out = h
@@ -205,7 +205,7 @@ fn progress_file_prediction_is_recorded_and_covers_the_truth() {
 fn predict_stop_stops_before_the_budget_is_burnt() {
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");
-    let driver = Driver::start(&h, 360.0, 0.0);
+    let driver = Driver::constant(&h, 360.0, 0.0);
     // 10 s expected at 360 W = 0.001 kWh; budget 0.0005 kWh would be reached at 5 s, but the
     // prediction's P10 exceeds it much earlier (after the 5 % minimum, i.e. 0.5 s).
     let out = h

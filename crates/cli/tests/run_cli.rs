@@ -179,7 +179,7 @@ fn sigterm_reaches_the_job_and_the_record_says_killed() {
 fn energy_matches_a_fake_package_driven_at_known_power() {
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");
-    let driver = Driver::start(&h, 40.0, 4.0);
+    let driver = Driver::constant(&h, 40.0, 4.0);
     let out = h
         .cmd()
         .args(["run", "--quiet", "--interval", "20ms", "--json"])
@@ -211,7 +211,7 @@ fn process_scope_charges_the_job_share_on_the_real_procfs() {
     // Real /proc (the job's process tree must be visible), fake powercap for the energy.
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");
-    let driver = Driver::start(&h, 40.0, 4.0);
+    let driver = Driver::constant(&h, 40.0, 4.0);
     let out = h
         .cmd()
         .env_remove("WATTPRINT_PROCFS_ROOT")

@@ -10,7 +10,7 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wattprint"))
 }
 
-/// A fake machine: one RAPL package + DRAM, 4 CPUs, 16 GB.
+/// A fake machine: one RAPL package + DRAM, 4 CPUs, 16 GB; its own store.
 pub struct FakeHost {
     pub dir: tempfile::TempDir,
 }
@@ -58,6 +58,9 @@ impl FakeHost {
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
     }
+    pub fn db(&self) -> PathBuf {
+        self.home().join("wattprint.db")
+    }
     pub fn energy_file(&self, zone: &str) -> PathBuf {
         self.sys()
             .join("class/powercap")
@@ -74,38 +77,55 @@ impl FakeHost {
                 self.dir.path().join("no-libnvidia-ml.so"),
             )
             .env_remove("WATTPRINT_LOCATION")
+            .env_remove("WATTPRINT_PROJECT")
             .env_remove("CUDA_VISIBLE_DEVICES");
         c
     }
+    /// `wattprint ARGS`, asserting success; stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "wattprint {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
 }
 
-pub fn read_json(p: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-/// Drives the fake package at `pkg_w` and DRAM at `dram_w` until dropped.
+/// Drives the fake package and DRAM counters at `power(t)` watts until dropped.
 pub struct Driver {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Driver {
-    pub fn start(h: &FakeHost, pkg_w: f64, dram_w: f64) -> Driver {
-        let pkg = h.energy_file("intel-rapl:0");
-        let dram = h.energy_file("intel-rapl:0:0");
+    /// `pkg(t)` and `dram(t)`: power in watts at `t` seconds; energy is their integral.
+    pub fn start(
+        h: &FakeHost,
+        pkg: impl Fn(f64) -> f64 + Send + 'static,
+        dram: impl Fn(f64) -> f64 + Send + 'static,
+    ) -> Driver {
+        let pkg_file = h.energy_file("intel-rapl:0");
+        let dram_file = h.energy_file("intel-rapl:0:0");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
-        let t0 = Instant::now();
         let thread = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let (mut e_pkg, mut e_dram, mut last) = (1e6, 1e6, 0.0);
             while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
                 let s = t0.elapsed().as_secs_f64();
+                let dt = s - last;
+                e_pkg += pkg(s) * 1e6 * dt;
+                e_dram += dram(s) * 1e6 * dt;
+                last = s;
                 let write = |p: &Path, uj: f64| {
                     let tmp = p.with_extension("tmp");
                     std::fs::write(&tmp, format!("{}\n", uj as u64)).unwrap();
                     std::fs::rename(&tmp, p).unwrap();
                 };
-                write(&pkg, 1_000_000.0 + pkg_w * 1e6 * s);
-                write(&dram, 1_000_000.0 + dram_w * 1e6 * s);
+                write(&pkg_file, e_pkg);
+                write(&dram_file, e_dram);
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
@@ -123,4 +143,15 @@ impl Drop for Driver {
             let _ = t.join();
         }
     }
+}
+
+impl Driver {
+    /// Constant package and DRAM power.
+    pub fn constant(h: &FakeHost, pkg_w: f64, dram_w: f64) -> Driver {
+        Driver::start(h, move |_| pkg_w, move |_| dram_w)
+    }
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
