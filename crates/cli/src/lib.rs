@@ -5,11 +5,13 @@ use clap::{Parser, Subcommand};
 pub mod carbon_args;
 pub mod child;
 pub mod clock;
+pub mod cmd_admin;
 pub mod cmd_doctor;
 pub mod cmd_estimate;
 pub mod cmd_factors;
 pub mod cmd_regions;
 pub mod cmd_run;
+pub mod cmd_serve;
 pub mod cmd_show;
 pub mod live;
 pub mod store;
@@ -40,6 +42,10 @@ enum Command {
     Factors(cmd_factors::Args),
     /// Rank cloud regions by carbon intensity × PUE.
     Regions(cmd_regions::Args),
+    /// Run the central server: JSON API for runs, totals and budgets (SQLite or PostgreSQL).
+    Serve(cmd_serve::Args),
+    /// Manage the server's organisations, teams, users and API tokens (on its database).
+    Admin(cmd_admin::Args),
 }
 
 /// When the process started, for the start-up figure in the run record.
@@ -63,6 +69,8 @@ pub fn cli_main() -> ! {
         Command::Estimate(a) => cmd_estimate::run(a),
         Command::Factors(a) => cmd_factors::run(a),
         Command::Regions(a) => cmd_regions::run(a),
+        Command::Serve(a) => cmd_serve::run(a),
+        Command::Admin(a) => cmd_admin::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

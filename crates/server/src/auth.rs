@@ -204,6 +204,7 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -13,6 +13,8 @@ pub mod db;
 pub mod limits;
 pub mod openapi;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 
 pub use app::{router, serve, Config};
 

@@ -109,6 +109,7 @@ pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) ->
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -279,6 +279,7 @@ pub fn month_of(t: time::OffsetDateTime) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -263,6 +263,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Db>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

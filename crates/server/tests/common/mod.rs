@@ -4,7 +4,6 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use wattprint_server::admin::{self, TokenSpec};
 use wattprint_server::app::AppState;
 use wattprint_server::limits::Limits;
@@ -16,58 +15,12 @@ pub enum Backend {
     Postgres,
 }
 
-pub const PG_ENV: &str = "WATTPRINT_TEST_POSTGRES_URL";
-
-/// The PostgreSQL URL for tests; panics (fails the test) with how to get one when unset.
-pub fn pg_base_url() -> String {
-    match std::env::var(PG_ENV) {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => panic!(
-            "{PG_ENV} is not set: the PostgreSQL half of the server tests needs a server on which \
-             it may create databases. `.ci/run` starts a throwaway cluster and sets it; by hand \
-             (as root, prefix initdb and pg_ctl with `runuser -u postgres --`):\n  \
-             initdb -D /tmp/wp-pg -A trust -U wattprint\n  \
-             pg_ctl -D /tmp/wp-pg -o '-h 127.0.0.1 -p 55432 -k /tmp' -w start\n  \
-             export {PG_ENV}=postgres://wattprint@127.0.0.1:55432/postgres"
-        ),
-    }
-}
-
-/// `url` with its database name replaced.
-pub fn with_dbname(url: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
-    let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
-    format!("{scheme}://{authority}/{db}{query}")
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 /// A fresh, empty PostgreSQL database; returns its URL.
 pub async fn fresh_pg_database() -> String {
-    let base = pg_base_url();
-    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+    let base = wattprint_server::testing::pg_base_url();
+    wattprint_server::testing::fresh_pg_database(&base)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}={base}: {e}"));
-    tokio::spawn(conn);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .subsec_nanos();
-    let name = format!(
-        "wp_test_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
-    );
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    with_dbname(&base, &name)
 }
 
 /// A database URL for the backend (a temp SQLite file kept alive by the returned dir).
