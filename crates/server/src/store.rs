@@ -114,7 +114,11 @@ pub struct NewToken {
 pub struct NewRun {
     pub org_id: i64,
     pub team_id: i64,
-    pub project_id: i64,
+    /// The run's project, by name.
+    pub project: String,
+    /// Its id when already known (a project token's); otherwise the project is looked up, and
+    /// created on first use, once the upload is known not to conflict.
+    pub project_id: Option<i64>,
     pub run_id: String,
     pub user: Option<String>,
     pub status: String,
@@ -632,7 +636,8 @@ impl Store {
 
     // ---- runs ----
 
-    /// Insert or advance a run, with optional samples, idempotently (see [`Outcome`]).
+    /// Insert or advance a run, with optional samples, idempotently (see [`Outcome`]). Nothing is
+    /// written when the run exists under another project.
     pub async fn upsert_run(&self, run: &NewRun, samples: &[Sample]) -> Result<Outcome> {
         let existing = self
             .db
@@ -643,16 +648,24 @@ impl Store {
                 vec![run.team_id.into(), run.run_id.clone().into()],
             )
             .await?;
-        let existing = match existing.first() {
+        let (existing, project_id) = match existing.first() {
             Some(r) => {
-                if r.i64(0)? != run.project_id {
+                let name = r.text(1)?;
+                if name != run.project {
                     return Ok(Outcome::ProjectConflict {
-                        existing_project: r.text(1)?,
+                        existing_project: name,
                     });
                 }
-                Some((r.i64(2)?, r.f64(3)?, r.f64(4)?))
+                (Some((r.i64(2)?, r.f64(3)?, r.f64(4)?)), r.i64(0)?)
             }
-            None => None,
+            None => match run.project_id {
+                Some(id) => (None, id),
+                None => (
+                    None,
+                    self.ensure_project(run.org_id, run.team_id, &run.project)
+                        .await?,
+                ),
+            },
         };
         let now = crate::now_rfc3339();
         let mut stmts = vec![Stmt::new(
@@ -678,7 +691,7 @@ impl Store {
             vec![
                 run.org_id.into(),
                 run.team_id.into(),
-                run.project_id.into(),
+                project_id.into(),
                 run.run_id.clone().into(),
                 run.user.clone().into(),
                 run.status.clone().into(),

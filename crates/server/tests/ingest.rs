@@ -149,6 +149,11 @@ async fn run_cannot_change_project(b: Backend) {
         )
         .await;
     assert_error(&got, 409, "already belongs to project \"a\"");
+    assert_eq!(
+        s.count("projects").await,
+        1,
+        "the refused upload created no project"
+    );
     let (_, r) = s.get(&tok, "/runs/r").await;
     assert_eq!(r["project"], "a");
     assert_eq!(r["energy_kwh"], 0.5);

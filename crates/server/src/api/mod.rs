@@ -71,6 +71,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": self.error, "detail": self.detail});
         let mut r = (self.status, axum::Json(body)).into_response();
+        // A refused request's body may be partly unread (413, or refused before reading it):
+        // close the connection so that neither side mistakes the rest of it for a new request.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -220,19 +220,16 @@ pub async fn ingest(
                     rec.project
                 )));
             }
-            pid
+            Some(pid)
         }
-        _ => st
-            .store
-            .ensure_project(org_id, team_id, &rec.project)
-            .await
-            .map_err(ApiError::internal)?,
+        _ => None,
     };
     let started = parse_time("started_at", &rec.started_at)?;
     let status_rank = i64::from(rec.status != RunStatus::Running);
     let run = NewRun {
         org_id,
         team_id,
+        project: rec.project.clone(),
         project_id,
         run_id: rec.id.clone(),
         user,
