@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 pub mod carbon_args;
 pub mod child;
 pub mod clock;
+pub mod cmd_admin;
 pub mod cmd_doctor;
 pub mod cmd_estimate;
 pub mod cmd_export;
@@ -16,6 +17,7 @@ pub mod cmd_report;
 pub mod cmd_rm;
 pub mod cmd_run;
 pub mod cmd_runs;
+pub mod cmd_serve;
 pub mod cmd_show;
 pub mod cmd_when;
 pub mod config;
@@ -66,6 +68,10 @@ enum Command {
     When(cmd_when::Args),
     /// Report on a run or a project: HTML with plots, Markdown, model card or JSON.
     Report(cmd_report::Args),
+    /// Run the central server: JSON API for runs, totals and budgets (SQLite or PostgreSQL).
+    Serve(cmd_serve::Args),
+    /// Manage the server's organisations, teams, users and API tokens (on its database).
+    Admin(cmd_admin::Args),
 }
 
 /// When the process started, for the start-up figure in the run record.
@@ -96,6 +102,8 @@ pub fn cli_main() -> ! {
         Command::Regions(a) => cmd_regions::run(a),
         Command::When(a) => cmd_when::run(a),
         Command::Report(a) => cmd_report::run(a),
+        Command::Serve(a) => cmd_serve::run(a),
+        Command::Admin(a) => cmd_admin::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

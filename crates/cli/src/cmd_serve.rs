@@ -1,0 +1,134 @@
+//! `wattprint serve`: the central server (JSON API under /api/v1) on SQLite or PostgreSQL.
+//! The server itself is the `wattprint-server` crate; this module only parses flags.
+
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+use wattprint_server::limits::Limits;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  wattprint serve\n  \
+wattprint serve --listen 127.0.0.1:8080 --database sqlite:///var/lib/wattprint/server.db\n  \
+wattprint serve --database postgres://wattprint@%2Frun%2Fpostgresql/wattprint\n\n\
+Bootstrap: wattprint admin team create physics && wattprint admin token create --team physics --role admin\n\
+See docs/server.md.")]
+pub struct Args {
+    /// Address to listen on, HOST:PORT (port 0 picks a free one). The server speaks plain HTTP:
+    /// keep it on loopback or behind a TLS reverse proxy.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    pub listen: String,
+    /// sqlite://PATH (embedded, created on first start) or postgres://USER@HOST:PORT/DBNAME.
+    /// Default: $WATTPRINT_DATABASE, else sqlite://$WATTPRINT_HOME/server.db.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Largest request body: bytes, or with a unit (KiB, MiB).
+    #[arg(long, default_value = "2MiB", value_name = "SIZE")]
+    pub max_body: String,
+    /// Longest a request may take, body upload included (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
+    /// Sustained requests per second allowed per token (0 turns the rate limit off).
+    #[arg(long, default_value_t = 100.0, value_name = "N")]
+    pub rate_limit: f64,
+    /// Requests a token may make in a burst above the sustained rate.
+    #[arg(long, default_value_t = 200.0, value_name = "N")]
+    pub burst: f64,
+}
+
+/// The database to use: the flag, else `$WATTPRINT_DATABASE`, else SQLite in the home directory.
+pub fn database_url(flag: Option<String>) -> Result<String> {
+    if let Some(d) = flag {
+        return Ok(d);
+    }
+    if let Some(d) = std::env::var_os("WATTPRINT_DATABASE").filter(|v| !v.is_empty()) {
+        return d
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("WATTPRINT_DATABASE is not valid UTF-8"));
+    }
+    let home = crate::store::home_dir()?;
+    Ok(format!("sqlite://{}", home.join("server.db").display()))
+}
+
+/// `2MiB`, `512KiB`, `1MB`, `4096`.
+pub fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a size: use e.g. 2MiB, 512KiB or 1048576"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        u => bail!("{s:?}: unknown size unit {u:?}; use B, KiB, MiB, GiB, kB, MB or GB"),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > usize::MAX as f64 {
+        bail!("{s:?} is not a usable size");
+    }
+    Ok(bytes as usize)
+}
+
+pub fn limits(a: &Args) -> Result<Limits> {
+    let max_body_bytes = parse_size(&a.max_body).context("--max-body")?;
+    let request_timeout = wattprint_core::units::parse_duration(&a.request_timeout)
+        .map_err(|e| anyhow::anyhow!("--request-timeout: {e}"))?;
+    if request_timeout < Duration::from_millis(10) {
+        bail!("--request-timeout {} is too short", a.request_timeout);
+    }
+    if !a.rate_limit.is_finite() || a.rate_limit < 0.0 {
+        bail!("--rate-limit must be a number >= 0 (0 turns it off)");
+    }
+    if !a.burst.is_finite() || a.burst < 1.0 {
+        bail!("--burst must be at least 1");
+    }
+    Ok(Limits {
+        max_body_bytes,
+        request_timeout,
+        rate_per_s: a.rate_limit,
+        burst: a.burst,
+    })
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let limits = limits(&a)?;
+    let database = database_url(a.database.clone())?;
+    let loopback = a.listen.starts_with("127.")
+        || a.listen.starts_with("localhost:")
+        || a.listen.starts_with("[::1]:");
+    if !loopback {
+        eprintln!(
+            "wattprint serve: warning: listening on {} in plain HTTP; tokens travel in clear unless a TLS reverse proxy is in front",
+            a.listen
+        );
+    }
+    wattprint_server::app::run_blocking(wattprint_server::Config {
+        listen: a.listen,
+        database,
+        limits,
+    })?;
+    Ok(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("2MiB").unwrap(), 2 * 1024 * 1024);
+        assert_eq!(parse_size("512 KiB").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("2XB").is_err());
+        assert!(parse_size("0").is_err());
+    }
+}

@@ -1,0 +1,417 @@
+//! Runs: ingest (idempotent upsert of checkpoints and final records), samples, listing, one run.
+
+use super::{
+    check_finite, check_ident, check_len, check_line, check_nonneg, check_text, month_of,
+    parse_time, query, typed, ApiError, JsonBody,
+};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::store::{NewRun, Outcome, Role, RunFilter, Sample};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wattprint_core::record::{RunRecord, RunStatus, SCHEMA};
+
+/// Longest run id.
+pub const MAX_RUN_ID: usize = 128;
+/// Longest team, project, user, device or tag name.
+pub const MAX_NAME: usize = 200;
+/// Most samples in one request.
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// Check every field of a run record: names and lengths, and finite non-negative energies,
+/// emissions, durations and powers.
+pub fn validate_record(r: &RunRecord) -> Result<(), ApiError> {
+    if r.schema != SCHEMA {
+        return Err(ApiError::invalid(format!(
+            "schema is {:?}; this server accepts {SCHEMA:?}",
+            r.schema
+        )));
+    }
+    check_ident("id", &r.id, MAX_RUN_ID)?;
+    check_ident("project", &r.project, MAX_NAME)?;
+    if r.tags.len() > 256 {
+        return Err(ApiError::invalid(format!(
+            "tags has {} entries; the limit is 256",
+            r.tags.len()
+        )));
+    }
+    for (k, v) in &r.tags {
+        check_ident("tags key", k, MAX_NAME)?;
+        check_text(&format!("tags.{k}"), v, 4096)?;
+    }
+    check_len("command", &r.command, 4096)?;
+    for (i, a) in r.command.iter().enumerate() {
+        check_text(&format!("command[{i}]"), a, 65_536)?;
+    }
+    parse_time("started_at", &r.started_at).map_err(|_| {
+        ApiError::invalid(format!(
+            "started_at {:?} is not an RFC 3339 time",
+            r.started_at
+        ))
+    })?;
+    if let Some(e) = &r.ended_at {
+        parse_time("ended_at", e)
+            .map_err(|_| ApiError::invalid(format!("ended_at {e:?} is not an RFC 3339 time")))?;
+    }
+    check_nonneg("duration_s", r.duration_s)?;
+    check_nonneg("interval_s", r.interval_s)?;
+    check_line("host.hostname", &r.host.hostname, 255)?;
+    check_line("host.cpu_model", &r.host.cpu_model, 1024)?;
+    check_nonneg("host.ram_gb", r.host.ram_gb)?;
+    check_len("host.gpus", &r.host.gpus, 256)?;
+    for (i, g) in r.host.gpus.iter().enumerate() {
+        check_line(&format!("host.gpus[{i}].name"), &g.name, 1024)?;
+        check_line(&format!("host.gpus[{i}].uuid"), &g.uuid, 256)?;
+    }
+    check_line("scope", &r.scope, 64)?;
+    let e = &r.energy_kwh;
+    for (n, x) in [
+        ("cpu", e.cpu.0),
+        ("gpu", e.gpu.0),
+        ("ram", e.ram.0),
+        ("other", e.other.0),
+        ("dynamic", e.dynamic.0),
+        ("static", e.static_.0),
+        ("it", e.it.0),
+        ("infrastructure", e.infrastructure.0),
+        ("facility", e.facility.0),
+        ("total", e.total.0),
+    ] {
+        check_nonneg(&format!("energy_kwh.{n}"), x)?;
+    }
+    check_len("devices", &r.devices, 1024)?;
+    for (i, d) in r.devices.iter().enumerate() {
+        check_ident(&format!("devices[{i}].id"), &d.id, MAX_NAME)?;
+        check_line(&format!("devices[{i}].name"), &d.name, 1024)?;
+        check_nonneg(&format!("devices[{i}].energy_kwh"), d.energy_kwh)?;
+        check_nonneg(&format!("devices[{i}].avg_power_w"), d.avg_power_w)?;
+        check_nonneg(
+            &format!("devices[{i}].machine_energy_kwh"),
+            d.machine_energy_kwh,
+        )?;
+        if let Some(p) = d.idle_power_w {
+            check_nonneg(&format!("devices[{i}].idle_power_w"), p)?;
+        }
+    }
+    check_line("methods.cpu", &r.methods.cpu, 256)?;
+    check_line("methods.gpu", &r.methods.gpu, 256)?;
+    check_line("methods.ram", &r.methods.ram, 256)?;
+    check_finite("pue", r.pue)?;
+    if r.pue < 1.0 {
+        return Err(ApiError::invalid(format!(
+            "pue is {}; a PUE is facility energy / IT energy, so at least 1",
+            r.pue
+        )));
+    }
+    check_nonneg("carbon_intensity.g_per_kwh", r.carbon_intensity.g_per_kwh)?;
+    check_text("carbon_intensity.source", &r.carbon_intensity.source, 8192)?;
+    check_line("location.code", &r.location.code, 256)?;
+    check_line("location.name", &r.location.name, 1024)?;
+    check_text("location.pue_source", &r.location.pue_source, 8192)?;
+    let m = &r.emissions_kg;
+    for (n, x) in [
+        ("dynamic", m.dynamic),
+        ("static", m.static_),
+        ("infrastructure", m.infrastructure),
+        ("embodied", m.embodied),
+        ("operational", m.operational),
+        ("total", m.total),
+    ] {
+        check_nonneg(&format!("emissions_kg.{n}"), x)?;
+    }
+    let q = &r.equivalents;
+    for (n, x) in [
+        ("car_km", q.car_km),
+        ("tree_months", q.tree_months),
+        ("flights_paris_london", q.flights_paris_london),
+        ("flights_paris_dublin", q.flights_paris_dublin),
+        (
+            "flights_new_york_san_francisco",
+            q.flights_new_york_san_francisco,
+        ),
+        ("phone_charges", q.phone_charges),
+    ] {
+        check_nonneg(&format!("equivalents.{n}"), x)?;
+    }
+    check_len("assumptions", &r.assumptions, 1024)?;
+    for (i, a) in r.assumptions.iter().enumerate() {
+        check_line(&format!("assumptions[{i}].name"), &a.name, 1024)?;
+        check_finite(&format!("assumptions[{i}].value"), a.value)?;
+        check_line(&format!("assumptions[{i}].unit"), &a.unit, 64)?;
+        check_text(&format!("assumptions[{i}].source"), &a.source, 16_384)?;
+    }
+    check_line("factors_version", &r.factors_version, 64)?;
+    check_len("warnings", &r.warnings, 1024)?;
+    for (i, w) in r.warnings.iter().enumerate() {
+        check_text(&format!("warnings[{i}]"), w, 8192)?;
+    }
+    check_line("wattprint_version", &r.wattprint_version, 64)?;
+    if let Some(t) = &r.tracker {
+        check_nonneg("tracker.cpu_s", t.cpu_s)?;
+        check_nonneg("tracker.max_rss_mb", t.max_rss_mb)?;
+        check_nonneg("tracker.startup_ms", t.startup_ms)?;
+    }
+    Ok(())
+}
+
+/// Check samples: device ids, finite non-negative times and energies, `t1 >= t0`.
+pub fn validate_samples(path: &str, s: &[Sample]) -> Result<(), ApiError> {
+    check_len(path, s, MAX_SAMPLES)?;
+    for (i, x) in s.iter().enumerate() {
+        check_ident(&format!("{path}[{i}].device_id"), &x.device_id, MAX_NAME)?;
+        check_nonneg(&format!("{path}[{i}].t0"), x.t0)?;
+        check_nonneg(&format!("{path}[{i}].t1"), x.t1)?;
+        check_nonneg(&format!("{path}[{i}].energy_j"), x.energy_j)?;
+        if x.t1 < x.t0 {
+            return Err(ApiError::invalid(format!(
+                "{path}[{i}]: t1 ({}) is before t0 ({})",
+                x.t1, x.t0
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/runs`: a run record (`wattprint.run/1`), optionally with `series` (samples) and, for
+/// tokens not tied to a user, `user`. Idempotent: see [`Outcome`].
+pub async fn ingest(
+    State(st): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(Role::Member, "uploading runs")?;
+    let Some(team_id) = auth.team_id() else {
+        return Err(ApiError::forbidden(
+            "an organisation-wide token cannot upload runs; use a team or project token",
+        ));
+    };
+    let Value::Object(mut obj) = body else {
+        return Err(ApiError::invalid(
+            "the body must be a JSON object: a wattprint.run/1 record, optionally with `series` and `user`",
+        ));
+    };
+    // Not `samples`: the record already has a `samples` field (the sampler's read count).
+    let samples: Vec<Sample> = match obj.remove("series") {
+        Some(v) => typed(v, "series")?,
+        None => Vec::new(),
+    };
+    let body_user: Option<String> = match obj.remove("user") {
+        Some(v) => typed(v, "user")?,
+        None => None,
+    };
+    let record_value = Value::Object(obj);
+    let rec: RunRecord = typed(record_value.clone(), "run record")?;
+    validate_record(&rec)?;
+    validate_samples("series", &samples)?;
+    if let Some(u) = &body_user {
+        check_ident("user", u, MAX_NAME)?;
+    }
+    let user = auth.token.user.clone().or(body_user);
+    let org_id = auth.token.org_id;
+    let project_id = match (auth.token.project_id, &auth.token.project) {
+        (Some(pid), Some(pname)) => {
+            if *pname != rec.project {
+                return Err(ApiError::forbidden(format!(
+                    "this token is scoped to project {pname:?}; the run names project {:?}",
+                    rec.project
+                )));
+            }
+            Some(pid)
+        }
+        _ => None,
+    };
+    let started = parse_time("started_at", &rec.started_at)?;
+    let status_rank = i64::from(rec.status != RunStatus::Running);
+    let run = NewRun {
+        org_id,
+        team_id,
+        project: rec.project.clone(),
+        project_id,
+        run_id: rec.id.clone(),
+        user,
+        status: rec.status.as_str().to_string(),
+        status_rank,
+        started_at: rec.started_at.clone(),
+        started_unix: started.unix_timestamp(),
+        ended_at: rec.ended_at.clone(),
+        month: month_of(started),
+        duration_s: rec.duration_s,
+        energy_kwh: rec.energy_kwh.total.0,
+        facility_kwh: rec.energy_kwh.facility.0,
+        emissions_kg: rec.emissions_kg.total,
+        hostname: rec.host.hostname.clone(),
+        record: serde_json::to_string(&record_value).map_err(|e| ApiError::internal(e.into()))?,
+    };
+    let outcome = st
+        .store
+        .upsert_run(&run, &samples)
+        .await
+        .map_err(ApiError::internal)?;
+    if let Outcome::ProjectConflict { existing_project } = &outcome {
+        return Err(ApiError::conflict(format!(
+            "run {:?} already belongs to project {existing_project:?}; a run cannot move between projects (run ids are unique per team)",
+            rec.id
+        )));
+    }
+    let code = if outcome == Outcome::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(json!({
+            "run_id": rec.id,
+            "outcome": outcome.as_str(),
+            "status": rec.status.as_str(),
+            "samples": samples.len(),
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct SamplesBody {
+    pub samples: Vec<Sample>,
+}
+
+/// `POST /api/v1/runs/{id}/samples`: upsert samples of a run (by device and start time).
+pub async fn add_samples(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(Role::Member, "uploading samples")?;
+    if auth.team_id().is_none() {
+        return Err(ApiError::forbidden(
+            "an organisation-wide token cannot upload samples; use a team or project token",
+        ));
+    }
+    let b: SamplesBody = typed(body, "samples body")?;
+    validate_samples("samples", &b.samples)?;
+    match st
+        .store
+        .add_samples(&auth.scope(), &id, &b.samples)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(n) => Ok(Json(json!({"run_id": id, "samples": n}))),
+        None => Err(not_found(&id)),
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    // The same answer whether the run is absent or belongs to another team.
+    ApiError::not_found(format!("no run {id:?} visible to this token"))
+}
+
+/// Filters of `GET /runs` and `GET /totals`.
+#[derive(Debug, Default, Deserialize)]
+pub struct FilterQuery {
+    pub team: Option<String>,
+    pub project: Option<String>,
+    pub status: Option<String>,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    pub group_by: Option<String>,
+}
+
+impl FilterQuery {
+    pub fn filter(&self, auth: &Auth) -> Result<RunFilter, ApiError> {
+        let mut f = RunFilter::new(auth.scope());
+        f.team = self.team.clone();
+        f.project = self.project.clone();
+        if let Some(s) = &self.status {
+            if !["running", "completed", "failed", "killed"].contains(&s.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "status={s:?}: use running, completed, failed or killed"
+                )));
+            }
+            f.status = Some(s.clone());
+        }
+        f.user = self.user.clone();
+        f.host = self.host.clone();
+        if let Some(s) = &self.since {
+            f.since_unix = Some(parse_time("since", s)?.unix_timestamp());
+        }
+        if let Some(s) = &self.until {
+            f.until_unix = Some(parse_time("until", s)?.unix_timestamp());
+        }
+        Ok(f)
+    }
+}
+
+/// `GET /api/v1/runs`: runs visible to the token, newest first, filtered.
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    q: Result<Query<FilterQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let f = q.filter(&auth)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit={limit}: use 1 to 1000"
+        )));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::bad_request("offset must not be negative"));
+    }
+    let runs = st
+        .store
+        .list_runs(&f, limit, offset)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({"runs": runs, "limit": limit, "offset": offset}),
+    ))
+}
+
+/// `GET /api/v1/runs/{id}`: one run with its record as received.
+pub async fn get(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some((summary, record)) = st
+        .store
+        .get_run(&auth.scope(), &id)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Err(not_found(&id));
+    };
+    let record: Value = serde_json::from_str(&record).map_err(|e| ApiError::internal(e.into()))?;
+    let mut v = serde_json::to_value(&summary).map_err(|e| ApiError::internal(e.into()))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("record".into(), record);
+    }
+    Ok(Json(v))
+}
+
+/// `GET /api/v1/runs/{id}/samples`.
+pub async fn samples(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match st
+        .store
+        .samples(&auth.scope(), &id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(s) => Ok(Json(json!({"run_id": id, "samples": s}))),
+        None => Err(not_found(&id)),
+    }
+}

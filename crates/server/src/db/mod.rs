@@ -1,0 +1,309 @@
+//! The database layer: one [`Db`] trait, implemented for SQLite ([`sqlite::SqliteDb`], rusqlite)
+//! and PostgreSQL ([`postgres::PgDb`], tokio-postgres + deadpool). Both run the same SQL: queries
+//! are written once with `?` placeholders (rewritten to `$1, $2…` for PostgreSQL) in the subset
+//! of SQL both dialects share (`ON CONFLICT … DO UPDATE … WHERE`, `RETURNING`, `CAST`), and the
+//! same versioned migrations ([`migrations`]) are applied on start. The domain logic on top lives
+//! once in [`crate::store`].
+
+use anyhow::{bail, Result};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
+/// A bound parameter. Integers are 64-bit and reals are doubles on both databases (PostgreSQL
+/// columns are `BIGINT` / `DOUBLE PRECISION`, so the types match exactly).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    I(i64),
+    F(f64),
+    T(String),
+    /// A nullable integer.
+    OptI(Option<i64>),
+    /// A nullable text.
+    OptT(Option<String>),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::I(v)
+    }
+}
+impl From<f64> for Val {
+    fn from(v: f64) -> Val {
+        Val::F(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::T(v.to_string())
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Val {
+        Val::T(v)
+    }
+}
+impl From<&String> for Val {
+    fn from(v: &String) -> Val {
+        Val::T(v.clone())
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Val {
+        Val::OptI(v)
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Val {
+        Val::OptT(v)
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Val {
+        Val::OptT(v.map(str::to_string))
+    }
+}
+
+/// One value read back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    I(i64),
+    F(f64),
+    T(String),
+}
+
+/// One row read back, with typed accessors that fail loudly on a schema mismatch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Cell>);
+
+impl Row {
+    fn cell(&self, i: usize) -> Result<&Cell> {
+        match self.0.get(i) {
+            Some(c) => Ok(c),
+            None => bail!(
+                "database row has {} columns, wanted column {i}",
+                self.0.len()
+            ),
+        }
+    }
+    pub fn i64(&self, i: usize) -> Result<i64> {
+        match self.cell(i)? {
+            Cell::I(v) => Ok(*v),
+            c => bail!("column {i}: expected an integer, got {c:?}"),
+        }
+    }
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            _ => self.i64(i).map(Some),
+        }
+    }
+    pub fn f64(&self, i: usize) -> Result<f64> {
+        match self.cell(i)? {
+            Cell::F(v) => Ok(*v),
+            // SQLite stores a REAL that happens to be integral as REAL, but sums of an empty
+            // set coalesced to 0 come back as INTEGER.
+            Cell::I(v) => Ok(*v as f64),
+            c => bail!("column {i}: expected a number, got {c:?}"),
+        }
+    }
+    pub fn text(&self, i: usize) -> Result<String> {
+        match self.cell(i)? {
+            Cell::T(v) => Ok(v.clone()),
+            c => bail!("column {i}: expected text, got {c:?}"),
+        }
+    }
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            _ => self.text(i).map(Some),
+        }
+    }
+}
+
+/// One statement of a transaction.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: String,
+    pub params: Vec<Val>,
+}
+
+impl Stmt {
+    pub fn new(sql: impl Into<String>, params: Vec<Val>) -> Stmt {
+        Stmt {
+            sql: sql.into(),
+            params,
+        }
+    }
+}
+
+/// What one statement of a transaction gave: its rows (for `SELECT` / `RETURNING`) and, for
+/// statements without rows, how many rows it changed.
+#[derive(Debug, Clone, Default)]
+pub struct StmtResult {
+    pub rows: Vec<Row>,
+    pub changed: u64,
+}
+
+/// Which SQL dialect a [`Db`] speaks; only migrations and locking differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// The database: read queries and all-or-nothing write transactions.
+#[async_trait]
+pub trait Db: Send + Sync {
+    fn dialect(&self) -> Dialect;
+    /// Where the data lives, for messages (never includes a password).
+    fn describe(&self) -> String;
+    /// A read-only query.
+    async fn query(&self, sql: &str, params: Vec<Val>) -> Result<Vec<Row>>;
+    /// Run the statements in one transaction; any error rolls all of them back. A statement
+    /// whose SQL contains `RETURNING` or starts with `SELECT` gives rows.
+    async fn transaction(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>>;
+}
+
+/// Whether a statement yields rows (both backends decide the same way).
+pub(crate) fn returns_rows(sql: &str) -> bool {
+    let t = sql.trim_start();
+    t.len() >= 6 && t[..6].eq_ignore_ascii_case("select")
+        || t.to_ascii_uppercase().contains("RETURNING")
+}
+
+/// Rewrite `?` placeholders to PostgreSQL's `$1, $2…` (outside quoted literals).
+pub fn pg_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut in_quote = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                in_quote = !in_quote;
+                out.push(c);
+            }
+            '?' if !in_quote => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A parsed `--database` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` or `sqlite:PATH` (`sqlite:///abs/path` for an absolute path).
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…` or `postgresql://…`, passed to tokio-postgres as given.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(s: &str) -> Result<DatabaseUrl> {
+        let s = s.trim();
+        if let Some(rest) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                bail!("the database URL {s:?} names no file; use sqlite://PATH, e.g. sqlite:///var/lib/wattprint/server.db");
+            }
+            return Ok(DatabaseUrl::Sqlite(rest.into()));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(s.to_string()));
+        }
+        bail!(
+            "unsupported database URL {:?}: use sqlite://PATH (embedded) or postgres://USER@HOST:PORT/DBNAME",
+            redact(s)
+        )
+    }
+}
+
+/// The URL with any password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Open the database named by `url` and bring its schema up to date.
+pub async fn open(url: &str) -> Result<Arc<dyn Db>> {
+    let db: Arc<dyn Db> = match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Sqlite(p) => Arc::new(sqlite::SqliteDb::open(&p).await?),
+        DatabaseUrl::Postgres(u) => Arc::new(postgres::PgDb::open(&u).await?),
+    };
+    migrations::migrate(db.as_ref()).await?;
+    Ok(db)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            pg_placeholders("SELECT ? , '?' , ? WHERE x = ?"),
+            "SELECT $1 , '?' , $2 WHERE x = $3"
+        );
+    }
+
+    #[test]
+    fn urls_parse() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:rel.db").unwrap(),
+            DatabaseUrl::Sqlite("rel.db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        let e = DatabaseUrl::parse("mysql://u:secret@h/db").unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_passwords() {
+        assert_eq!(redact("postgres://u:pw@h:5/d"), "postgres://u:***@h:5/d");
+        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+    }
+
+    #[test]
+    fn rows_are_detected() {
+        assert!(returns_rows("  select 1"));
+        assert!(returns_rows("INSERT INTO x VALUES (1) RETURNING id"));
+        assert!(!returns_rows("UPDATE x SET y = 1"));
+    }
+}

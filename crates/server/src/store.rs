@@ -1,0 +1,993 @@
+//! Domain operations on top of [`Db`]: accounts, tokens, runs, samples, totals and budgets.
+//! Written once; every statement runs unchanged on SQLite and PostgreSQL.
+
+use crate::db::{Db, Row, Stmt, Val};
+use anyhow::{anyhow, Result};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A role within a team (or project, or organisation for an organisation-wide token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads runs, totals and budgets.
+    Viewer,
+    /// Also ingests runs and samples.
+    Member,
+    /// Also manages budgets and tokens.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// What a token may see: an organisation, optionally narrowed to a team and a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub org_id: i64,
+    pub team_id: Option<i64>,
+    pub project_id: Option<i64>,
+}
+
+impl Scope {
+    /// ` AND a.org_id = ? [AND a.team_id = ?] [AND a.project_id = ?]`, pushing the values.
+    fn sql(&self, alias: &str, params: &mut Vec<Val>) -> String {
+        let mut s = format!(" AND {alias}.org_id = ?");
+        params.push(self.org_id.into());
+        if let Some(t) = self.team_id {
+            s.push_str(&format!(" AND {alias}.team_id = ?"));
+            params.push(t.into());
+        }
+        if let Some(p) = self.project_id {
+            s.push_str(&format!(" AND {alias}.project_id = ?"));
+            params.push(p.into());
+        }
+        s
+    }
+}
+
+/// A stored API token (never the secret: only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    /// The first characters of the token, to recognise it in listings.
+    pub prefix: String,
+    pub name: String,
+    #[serde(skip)]
+    pub org_id: i64,
+    pub org: String,
+    #[serde(skip)]
+    pub team_id: Option<i64>,
+    pub team: Option<String>,
+    #[serde(skip)]
+    pub project_id: Option<i64>,
+    pub project: Option<String>,
+    #[serde(skip)]
+    pub user_id: Option<i64>,
+    pub user: Option<String>,
+    pub role: Role,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl TokenRecord {
+    pub fn scope(&self) -> Scope {
+        Scope {
+            org_id: self.org_id,
+            team_id: self.team_id,
+            project_id: self.project_id,
+        }
+    }
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub prefix: String,
+    pub hash: String,
+    pub name: String,
+    pub org_id: i64,
+    pub team_id: Option<i64>,
+    pub project_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub role: Role,
+}
+
+/// One run (checkpoint or final record) to upsert, with the columns derived from its record.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub org_id: i64,
+    pub team_id: i64,
+    /// The run's project, by name.
+    pub project: String,
+    /// Its id when already known (a project token's); otherwise the project is looked up, and
+    /// created on first use, once the upload is known not to conflict.
+    pub project_id: Option<i64>,
+    pub run_id: String,
+    pub user: Option<String>,
+    pub status: String,
+    /// 0 while running, 1 once ended (completed, failed or killed).
+    pub status_rank: i64,
+    pub started_at: String,
+    pub started_unix: i64,
+    pub ended_at: Option<String>,
+    /// `YYYY-MM` of `started_at`, UTC.
+    pub month: String,
+    pub duration_s: f64,
+    pub energy_kwh: f64,
+    pub facility_kwh: f64,
+    pub emissions_kg: f64,
+    pub hostname: String,
+    /// The record as received (JSON text).
+    pub record: String,
+}
+
+/// One sample of a device's energy series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub device_id: String,
+    pub t0: f64,
+    pub t1: f64,
+    pub energy_j: f64,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// First upload of this run.
+    Created,
+    /// A newer checkpoint or the final record replaced the stored one.
+    Updated,
+    /// Same progress as stored (a retry): nothing changed.
+    Duplicate,
+    /// Older than what is stored (a late checkpoint, or a checkpoint after the final record):
+    /// ignored so totals never go backwards.
+    Stale,
+    /// The run already exists under another project of the team.
+    ProjectConflict { existing_project: String },
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Stale => "stale",
+            Outcome::ProjectConflict { .. } => "conflict",
+        }
+    }
+}
+
+/// A run as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub org: String,
+    pub team: String,
+    pub project: String,
+    pub user: Option<String>,
+    pub status: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub duration_s: f64,
+    pub energy_kwh: f64,
+    pub facility_kwh: f64,
+    pub emissions_kg: f64,
+    pub hostname: String,
+    /// Uploads that advanced the run (first upload included).
+    pub checkpoints: i64,
+    pub received_at: String,
+    pub updated_at: String,
+}
+
+/// Filters for listings and totals.
+#[derive(Debug, Clone)]
+pub struct RunFilter {
+    pub scope: Scope,
+    pub team: Option<String>,
+    pub project: Option<String>,
+    pub status: Option<String>,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    /// Runs started at or after (unix seconds).
+    pub since_unix: Option<i64>,
+    /// Runs started before (unix seconds).
+    pub until_unix: Option<i64>,
+}
+
+impl RunFilter {
+    pub fn new(scope: Scope) -> RunFilter {
+        RunFilter {
+            scope,
+            team: None,
+            project: None,
+            status: None,
+            user: None,
+            host: None,
+            since_unix: None,
+            until_unix: None,
+        }
+    }
+
+    fn sql(&self, params: &mut Vec<Val>) -> String {
+        let mut s = self.scope.sql("r", params);
+        let mut eq = |col: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                s.push_str(&format!(" AND {col} = ?"));
+                params.push(v.into());
+            }
+        };
+        eq("t.name", &self.team);
+        eq("p.name", &self.project);
+        eq("r.status", &self.status);
+        eq("r.user_name", &self.user);
+        eq("r.hostname", &self.host);
+        if let Some(v) = self.since_unix {
+            s.push_str(" AND r.started_unix >= ?");
+            params.push(v.into());
+        }
+        if let Some(v) = self.until_unix {
+            s.push_str(" AND r.started_unix < ?");
+            params.push(v.into());
+        }
+        s
+    }
+}
+
+/// How totals are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Org,
+    Team,
+    Project,
+    User,
+    Month,
+    Status,
+    Host,
+}
+
+impl GroupBy {
+    pub const ALL: &'static str = "org, team, project, user, month, status, host";
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        Some(match s {
+            "org" => GroupBy::Org,
+            "team" => GroupBy::Team,
+            "project" => GroupBy::Project,
+            "user" => GroupBy::User,
+            "month" => GroupBy::Month,
+            "status" => GroupBy::Status,
+            "host" => GroupBy::Host,
+            _ => return None,
+        })
+    }
+    /// (selected key columns: key, team-or-NULL; GROUP BY columns)
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            GroupBy::Org => ("o.name, NULL", "r.org_id, o.name"),
+            GroupBy::Team => ("t.name, NULL", "r.team_id, t.name"),
+            GroupBy::Project => ("p.name, t.name", "r.project_id, p.name, t.name"),
+            GroupBy::User => ("r.user_name, NULL", "r.user_name"),
+            GroupBy::Month => ("r.month, NULL", "r.month"),
+            GroupBy::Status => ("r.status, NULL", "r.status"),
+            GroupBy::Host => ("r.hostname, NULL", "r.hostname"),
+        }
+    }
+}
+
+/// One group of totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TotalsRow {
+    /// The group's name (null for runs without a user when grouping by user).
+    pub key: Option<String>,
+    /// The project's team, when grouping by project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    pub runs: i64,
+    pub duration_s: f64,
+    pub energy_kwh: f64,
+    pub facility_kwh: f64,
+    pub emissions_kg: f64,
+}
+
+/// A monthly emissions budget for a team or one of its projects.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Budget {
+    pub id: i64,
+    pub name: String,
+    pub team: String,
+    pub project: Option<String>,
+    pub kg_per_month: f64,
+    /// The month `used_kg` covers (`YYYY-MM`, UTC).
+    pub month: String,
+    /// Emissions of runs started this month in the budget's team or project.
+    pub used_kg: f64,
+    /// `kg_per_month - used_kg` (negative when over).
+    pub left_kg: f64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const RUN_COLUMNS: &str =
+    "r.run_id, o.name, t.name, p.name, r.user_name, r.status, r.started_at, r.ended_at, \
+     r.duration_s, r.energy_kwh, r.facility_kwh, r.emissions_kg, r.hostname, r.checkpoints, \
+     r.received_at, r.updated_at";
+const RUN_FROM: &str =
+    "FROM runs r JOIN orgs o ON o.id = r.org_id JOIN teams t ON t.id = r.team_id \
+     JOIN projects p ON p.id = r.project_id";
+
+fn run_summary(r: &Row) -> Result<RunSummary> {
+    Ok(RunSummary {
+        run_id: r.text(0)?,
+        org: r.text(1)?,
+        team: r.text(2)?,
+        project: r.text(3)?,
+        user: r.opt_text(4)?,
+        status: r.text(5)?,
+        started_at: r.text(6)?,
+        ended_at: r.opt_text(7)?,
+        duration_s: r.f64(8)?,
+        energy_kwh: r.f64(9)?,
+        facility_kwh: r.f64(10)?,
+        emissions_kg: r.f64(11)?,
+        hostname: r.text(12)?,
+        checkpoints: r.i64(13)?,
+        received_at: r.text(14)?,
+        updated_at: r.text(15)?,
+    })
+}
+
+const TOKEN_SELECT: &str = "SELECT k.id, k.prefix, k.name, k.org_id, o.name, k.team_id, t.name, \
+     k.project_id, p.name, k.user_id, u.name, k.role, k.created_at, k.last_used_at, k.revoked_at \
+     FROM api_tokens k JOIN orgs o ON o.id = k.org_id LEFT JOIN teams t ON t.id = k.team_id \
+     LEFT JOIN projects p ON p.id = k.project_id LEFT JOIN users u ON u.id = k.user_id";
+
+fn token_record(r: &Row) -> Result<TokenRecord> {
+    let role = r.text(11)?;
+    Ok(TokenRecord {
+        id: r.i64(0)?,
+        prefix: r.text(1)?,
+        name: r.text(2)?,
+        org_id: r.i64(3)?,
+        org: r.text(4)?,
+        team_id: r.opt_i64(5)?,
+        team: r.opt_text(6)?,
+        project_id: r.opt_i64(7)?,
+        project: r.opt_text(8)?,
+        user_id: r.opt_i64(9)?,
+        user: r.opt_text(10)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| anyhow!("stored token has unknown role {role:?}"))?,
+        created_at: r.text(12)?,
+        last_used_at: r.opt_text(13)?,
+        revoked_at: r.opt_text(14)?,
+    })
+}
+
+/// Rows per multi-row samples insert (4 parameters each, well under both databases' limits).
+const SAMPLE_CHUNK: usize = 1000;
+
+/// Samples upsert statements for one run (deduplicated by device and start: the last wins).
+fn sample_stmts(team_id: i64, run_id: &str, samples: &[Sample]) -> Vec<Stmt> {
+    let mut uniq: std::collections::BTreeMap<(String, u64), &Sample> = Default::default();
+    for s in samples {
+        uniq.insert((s.device_id.clone(), s.t0.to_bits()), s);
+    }
+    let all: Vec<&Sample> = uniq.into_values().collect();
+    all.chunks(SAMPLE_CHUNK)
+        .map(|chunk| {
+            let mut params = Vec::with_capacity(chunk.len() * 4 + 2);
+            let values = vec![
+                "(CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION))";
+                chunk.len()
+            ]
+            .join(", ");
+            for s in chunk {
+                params.push(Val::T(s.device_id.clone()));
+                params.push(Val::F(s.t0));
+                params.push(Val::F(s.t1));
+                params.push(Val::F(s.energy_j));
+            }
+            params.push(team_id.into());
+            params.push(run_id.into());
+            Stmt::new(
+                format!(
+                    "INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
+                     SELECT r.pk, v.column1, v.column2, v.column3, v.column4 \
+                     FROM (VALUES {values}) AS v, runs r WHERE r.team_id = ? AND r.run_id = ? \
+                     ON CONFLICT (run_pk, device_id, t0) DO UPDATE SET t1 = excluded.t1, energy_j = excluded.energy_j"
+                ),
+                params,
+            )
+        })
+        .collect()
+}
+
+/// The server's data, on whichever database.
+#[derive(Clone)]
+pub struct Store {
+    pub db: Arc<dyn Db>,
+}
+
+impl Store {
+    pub fn new(db: Arc<dyn Db>) -> Store {
+        Store { db }
+    }
+
+    async fn one_i64(&self, sql: &str, params: Vec<Val>) -> Result<Option<i64>> {
+        let rows = self.db.query(sql, params).await?;
+        rows.first().map(|r| r.i64(0)).transpose()
+    }
+
+    async fn insert_returning_id(&self, sql: &str, params: Vec<Val>) -> Result<i64> {
+        let res = self.db.transaction(vec![Stmt::new(sql, params)]).await?;
+        res.first()
+            .and_then(|r| r.rows.first())
+            .ok_or_else(|| anyhow!("insert returned no id"))?
+            .i64(0)
+    }
+
+    // ---- organisations, teams, projects, users ----
+
+    pub async fn org_id(&self, name: &str) -> Result<Option<i64>> {
+        self.one_i64("SELECT id FROM orgs WHERE name = ?", vec![name.into()])
+            .await
+    }
+
+    pub async fn create_org(&self, name: &str) -> Result<i64> {
+        self.insert_returning_id(
+            "INSERT INTO orgs (name, created_at) VALUES (?, ?) RETURNING id",
+            vec![name.into(), crate::now_rfc3339().into()],
+        )
+        .await
+    }
+
+    pub async fn team_id(&self, org_id: i64, name: &str) -> Result<Option<i64>> {
+        self.one_i64(
+            "SELECT id FROM teams WHERE org_id = ? AND name = ?",
+            vec![org_id.into(), name.into()],
+        )
+        .await
+    }
+
+    pub async fn create_team(&self, org_id: i64, name: &str) -> Result<i64> {
+        self.insert_returning_id(
+            "INSERT INTO teams (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
+            vec![org_id.into(), name.into(), crate::now_rfc3339().into()],
+        )
+        .await
+    }
+
+    pub async fn project_id(&self, team_id: i64, name: &str) -> Result<Option<i64>> {
+        self.one_i64(
+            "SELECT id FROM projects WHERE team_id = ? AND name = ?",
+            vec![team_id.into(), name.into()],
+        )
+        .await
+    }
+
+    /// The project's id, creating it on first use (concurrent creators get the same id).
+    pub async fn ensure_project(&self, org_id: i64, team_id: i64, name: &str) -> Result<i64> {
+        if let Some(id) = self.project_id(team_id, name).await? {
+            return Ok(id);
+        }
+        self.db
+            .transaction(vec![Stmt::new(
+                "INSERT INTO projects (org_id, team_id, name, created_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (team_id, name) DO NOTHING",
+                vec![
+                    org_id.into(),
+                    team_id.into(),
+                    name.into(),
+                    crate::now_rfc3339().into(),
+                ],
+            )])
+            .await?;
+        self.project_id(team_id, name)
+            .await?
+            .ok_or_else(|| anyhow!("project {name:?} vanished after creation"))
+    }
+
+    pub async fn user_id(&self, org_id: i64, name: &str) -> Result<Option<i64>> {
+        self.one_i64(
+            "SELECT id FROM users WHERE org_id = ? AND name = ?",
+            vec![org_id.into(), name.into()],
+        )
+        .await
+    }
+
+    pub async fn create_user(&self, org_id: i64, name: &str) -> Result<i64> {
+        self.insert_returning_id(
+            "INSERT INTO users (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
+            vec![org_id.into(), name.into(), crate::now_rfc3339().into()],
+        )
+        .await
+    }
+
+    /// Give a user a role in a team (replacing any previous one).
+    pub async fn set_membership(&self, user_id: i64, team_id: i64, role: Role) -> Result<()> {
+        self.db
+            .transaction(vec![Stmt::new(
+                "INSERT INTO memberships (user_id, team_id, role, created_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (user_id, team_id) DO UPDATE SET role = excluded.role",
+                vec![
+                    user_id.into(),
+                    team_id.into(),
+                    role.as_str().into(),
+                    crate::now_rfc3339().into(),
+                ],
+            )])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn membership(&self, user_id: i64, team_id: i64) -> Result<Option<Role>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT role FROM memberships WHERE user_id = ? AND team_id = ?",
+                vec![user_id.into(), team_id.into()],
+            )
+            .await?;
+        match rows.first() {
+            Some(r) => Ok(Role::parse(&r.text(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    // ---- tokens ----
+
+    pub async fn create_token(&self, t: &NewToken) -> Result<i64> {
+        self.insert_returning_id(
+            "INSERT INTO api_tokens (prefix, hash, name, org_id, team_id, project_id, user_id, role, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            vec![
+                t.prefix.clone().into(),
+                t.hash.clone().into(),
+                t.name.clone().into(),
+                t.org_id.into(),
+                t.team_id.into(),
+                t.project_id.into(),
+                t.user_id.into(),
+                t.role.as_str().into(),
+                crate::now_rfc3339().into(),
+            ],
+        )
+        .await
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let rows = self
+            .db
+            .query(
+                &format!("{TOKEN_SELECT} WHERE k.hash = ?"),
+                vec![hash.into()],
+            )
+            .await?;
+        rows.first().map(token_record).transpose()
+    }
+
+    pub async fn token_by_id(&self, id: i64) -> Result<Option<TokenRecord>> {
+        let rows = self
+            .db
+            .query(&format!("{TOKEN_SELECT} WHERE k.id = ?"), vec![id.into()])
+            .await?;
+        rows.first().map(token_record).transpose()
+    }
+
+    /// Tokens inside `scope` (all tokens when `None`), newest first.
+    pub async fn list_tokens(&self, scope: Option<&Scope>) -> Result<Vec<TokenRecord>> {
+        let mut params = Vec::new();
+        let filter = scope.map(|s| s.sql("k", &mut params)).unwrap_or_default();
+        let rows = self
+            .db
+            .query(
+                &format!("{TOKEN_SELECT} WHERE 1 = 1{filter} ORDER BY k.id DESC"),
+                params,
+            )
+            .await?;
+        rows.iter().map(token_record).collect()
+    }
+
+    /// Revoke a token inside `scope` (any token when `None`). False when no such token.
+    pub async fn revoke_token(&self, id: i64, scope: Option<&Scope>) -> Result<bool> {
+        let mut params = vec![crate::now_rfc3339().into(), id.into()];
+        let filter = scope.map(|s| s.sql("k", &mut params)).unwrap_or_default();
+        // The alias keeps the scope filter's column references valid on both databases.
+        let res = self
+            .db
+            .transaction(vec![Stmt::new(
+                format!(
+                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) \
+                     WHERE id IN (SELECT k.id FROM api_tokens k WHERE k.id = ?{filter})"
+                ),
+                params,
+            )])
+            .await?;
+        Ok(res.first().map(|r| r.changed).unwrap_or(0) > 0)
+    }
+
+    pub async fn touch_token(&self, id: i64) -> Result<()> {
+        self.db
+            .transaction(vec![Stmt::new(
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
+                vec![crate::now_rfc3339().into(), id.into()],
+            )])
+            .await?;
+        Ok(())
+    }
+
+    // ---- runs ----
+
+    /// Insert or advance a run, with optional samples, idempotently (see [`Outcome`]). Nothing is
+    /// written when the run exists under another project.
+    pub async fn upsert_run(&self, run: &NewRun, samples: &[Sample]) -> Result<Outcome> {
+        let existing = self
+            .db
+            .query(
+                "SELECT r.project_id, p.name, r.status_rank, r.duration_s, r.energy_kwh \
+                 FROM runs r JOIN projects p ON p.id = r.project_id \
+                 WHERE r.team_id = ? AND r.run_id = ?",
+                vec![run.team_id.into(), run.run_id.clone().into()],
+            )
+            .await?;
+        let (existing, project_id) = match existing.first() {
+            Some(r) => {
+                let name = r.text(1)?;
+                if name != run.project {
+                    return Ok(Outcome::ProjectConflict {
+                        existing_project: name,
+                    });
+                }
+                (Some((r.i64(2)?, r.f64(3)?, r.f64(4)?)), r.i64(0)?)
+            }
+            None => match run.project_id {
+                Some(id) => (None, id),
+                None => (
+                    None,
+                    self.ensure_project(run.org_id, run.team_id, &run.project)
+                        .await?,
+                ),
+            },
+        };
+        let now = crate::now_rfc3339();
+        let mut stmts = vec![Stmt::new(
+            "INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status_rank, \
+               started_at, started_unix, ended_at, month, duration_s, energy_kwh, facility_kwh, \
+               emissions_kg, hostname, record, checkpoints, received_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) \
+             ON CONFLICT (team_id, run_id) DO UPDATE SET \
+               user_name = COALESCE(excluded.user_name, runs.user_name), \
+               status = excluded.status, status_rank = excluded.status_rank, \
+               ended_at = excluded.ended_at, duration_s = excluded.duration_s, \
+               energy_kwh = excluded.energy_kwh, facility_kwh = excluded.facility_kwh, \
+               emissions_kg = excluded.emissions_kg, hostname = excluded.hostname, \
+               record = excluded.record, checkpoints = runs.checkpoints + 1, \
+               updated_at = excluded.updated_at \
+             WHERE runs.project_id = excluded.project_id AND ( \
+               excluded.status_rank > runs.status_rank \
+               OR (excluded.status_rank = runs.status_rank \
+                   AND excluded.duration_s >= runs.duration_s \
+                   AND excluded.energy_kwh >= runs.energy_kwh \
+                   AND (excluded.duration_s > runs.duration_s OR excluded.energy_kwh > runs.energy_kwh))) \
+             RETURNING checkpoints",
+            vec![
+                run.org_id.into(),
+                run.team_id.into(),
+                project_id.into(),
+                run.run_id.clone().into(),
+                run.user.clone().into(),
+                run.status.clone().into(),
+                run.status_rank.into(),
+                run.started_at.clone().into(),
+                run.started_unix.into(),
+                run.ended_at.clone().into(),
+                run.month.clone().into(),
+                run.duration_s.into(),
+                run.energy_kwh.into(),
+                run.facility_kwh.into(),
+                run.emissions_kg.into(),
+                run.hostname.clone().into(),
+                run.record.clone().into(),
+                now.clone().into(),
+                now.into(),
+            ],
+        )];
+        stmts.extend(sample_stmts(run.team_id, &run.run_id, samples));
+        let res = self.db.transaction(stmts).await?;
+        let applied = res
+            .first()
+            .and_then(|r| r.rows.first())
+            .map(|r| r.i64(0))
+            .transpose()?;
+        Ok(match (applied, existing) {
+            (Some(1), _) => Outcome::Created,
+            (Some(_), _) => Outcome::Updated,
+            (None, Some((rank, dur, e)))
+                if rank == run.status_rank && dur == run.duration_s && e == run.energy_kwh =>
+            {
+                Outcome::Duplicate
+            }
+            (None, _) => Outcome::Stale,
+        })
+    }
+
+    /// The team and internal key of a run visible in `scope`.
+    async fn run_team(&self, scope: &Scope, run_id: &str) -> Result<Option<i64>> {
+        let mut params = vec![run_id.into()];
+        let filter = scope.sql("r", &mut params);
+        self.one_i64(
+            &format!(
+                "SELECT r.team_id FROM runs r WHERE r.run_id = ?{filter} ORDER BY r.pk LIMIT 1"
+            ),
+            params,
+        )
+        .await
+    }
+
+    /// Upsert samples of a run visible in `scope`; `None` when there is no such run.
+    pub async fn add_samples(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+        samples: &[Sample],
+    ) -> Result<Option<usize>> {
+        let Some(team_id) = self.run_team(scope, run_id).await? else {
+            return Ok(None);
+        };
+        let stmts = sample_stmts(team_id, run_id, samples);
+        if !stmts.is_empty() {
+            self.db.transaction(stmts).await?;
+        }
+        Ok(Some(samples.len()))
+    }
+
+    /// A run and its record as received.
+    pub async fn get_run(
+        &self,
+        scope: &Scope,
+        run_id: &str,
+    ) -> Result<Option<(RunSummary, String)>> {
+        let mut params = vec![run_id.into()];
+        let filter = scope.sql("r", &mut params);
+        let rows = self
+            .db
+            .query(
+                &format!(
+                    "SELECT {RUN_COLUMNS}, r.record {RUN_FROM} WHERE r.run_id = ?{filter} ORDER BY r.pk LIMIT 1"
+                ),
+                params,
+            )
+            .await?;
+        match rows.first() {
+            Some(r) => Ok(Some((run_summary(r)?, r.text(16)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs matching `f`, newest first.
+    pub async fn list_runs(
+        &self,
+        f: &RunFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RunSummary>> {
+        let mut params = Vec::new();
+        let filter = f.sql(&mut params);
+        params.push(limit.into());
+        params.push(offset.into());
+        let rows = self
+            .db
+            .query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} {RUN_FROM} WHERE 1 = 1{filter} \
+                     ORDER BY r.started_unix DESC, r.pk DESC LIMIT ? OFFSET ?"
+                ),
+                params,
+            )
+            .await?;
+        rows.iter().map(run_summary).collect()
+    }
+
+    /// The samples of a run visible in `scope`, by device then time.
+    pub async fn samples(&self, scope: &Scope, run_id: &str) -> Result<Option<Vec<Sample>>> {
+        let Some(team_id) = self.run_team(scope, run_id).await? else {
+            return Ok(None);
+        };
+        let rows = self
+            .db
+            .query(
+                "SELECT s.device_id, s.t0, s.t1, s.energy_j FROM samples s JOIN runs r ON r.pk = s.run_pk \
+                 WHERE r.team_id = ? AND r.run_id = ? ORDER BY s.device_id, s.t0",
+                vec![team_id.into(), run_id.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Sample {
+                    device_id: r.text(0)?,
+                    t0: r.f64(1)?,
+                    t1: r.f64(2)?,
+                    energy_j: r.f64(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Totals of the runs matching `f`, grouped.
+    pub async fn totals(&self, f: &RunFilter, by: GroupBy) -> Result<Vec<TotalsRow>> {
+        let (keys, group) = by.columns();
+        let mut params = Vec::new();
+        let filter = f.sql(&mut params);
+        let rows = self
+            .db
+            .query(
+                &format!(
+                    "SELECT {keys}, COUNT(*), COALESCE(SUM(r.duration_s), 0.0), \
+                     COALESCE(SUM(r.energy_kwh), 0.0), COALESCE(SUM(r.facility_kwh), 0.0), \
+                     COALESCE(SUM(r.emissions_kg), 0.0) {RUN_FROM} WHERE 1 = 1{filter} \
+                     GROUP BY {group} ORDER BY {group}"
+                ),
+                params,
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TotalsRow {
+                    key: r.opt_text(0)?,
+                    team: r.opt_text(1)?,
+                    runs: r.i64(2)?,
+                    duration_s: r.f64(3)?,
+                    energy_kwh: r.f64(4)?,
+                    facility_kwh: r.f64(5)?,
+                    emissions_kg: r.f64(6)?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- budgets ----
+
+    /// Create or update the budget of a team (project `None`) or of one of its projects.
+    /// Returns the budget's id and whether it was created.
+    pub async fn upsert_budget(
+        &self,
+        org_id: i64,
+        team_id: i64,
+        project_id: Option<i64>,
+        name: &str,
+        kg_per_month: f64,
+    ) -> Result<(i64, bool)> {
+        let mut params = vec![team_id.into()];
+        let proj = match project_id {
+            Some(p) => {
+                params.push(p.into());
+                "project_id = ?"
+            }
+            None => "project_id IS NULL",
+        };
+        let now = crate::now_rfc3339();
+        let existing = self
+            .one_i64(
+                &format!("SELECT id FROM budgets WHERE team_id = ? AND {proj}"),
+                params,
+            )
+            .await?;
+        match existing {
+            Some(id) => {
+                self.db
+                    .transaction(vec![Stmt::new(
+                        "UPDATE budgets SET name = ?, kg_per_month = ?, updated_at = ? WHERE id = ?",
+                        vec![name.into(), kg_per_month.into(), now.into(), id.into()],
+                    )])
+                    .await?;
+                Ok((id, false))
+            }
+            None => {
+                let id = self
+                    .insert_returning_id(
+                        "INSERT INTO budgets (org_id, team_id, project_id, name, kg_per_month, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                        vec![
+                            org_id.into(),
+                            team_id.into(),
+                            project_id.into(),
+                            name.into(),
+                            kg_per_month.into(),
+                            now.clone().into(),
+                            now.into(),
+                        ],
+                    )
+                    .await?;
+                Ok((id, true))
+            }
+        }
+    }
+
+    /// Budgets visible in `scope`, with what `month` used of them.
+    pub async fn list_budgets(&self, scope: &Scope, month: &str) -> Result<Vec<Budget>> {
+        let mut params = Vec::new();
+        let filter = scope.sql("b", &mut params);
+        let rows = self
+            .db
+            .query(
+                &format!(
+                    "SELECT b.id, b.name, t.name, p.name, b.kg_per_month, b.created_at, b.updated_at, \
+                       b.team_id, b.project_id \
+                     FROM budgets b JOIN teams t ON t.id = b.team_id \
+                     LEFT JOIN projects p ON p.id = b.project_id WHERE 1 = 1{filter} ORDER BY b.id"
+                ),
+                params,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let team_id = r.i64(7)?;
+            let project_id = r.opt_i64(8)?;
+            let mut p = vec![team_id.into(), month.into()];
+            let proj = match project_id {
+                Some(id) => {
+                    p.push(id.into());
+                    " AND project_id = ?"
+                }
+                None => "",
+            };
+            let used = self
+                .db
+                .query(
+                    &format!(
+                        "SELECT COALESCE(SUM(emissions_kg), 0.0) FROM runs WHERE team_id = ? AND month = ?{proj}"
+                    ),
+                    p,
+                )
+                .await?;
+            let used_kg = used.first().map(|u| u.f64(0)).transpose()?.unwrap_or(0.0);
+            let kg = r.f64(4)?;
+            out.push(Budget {
+                id: r.i64(0)?,
+                name: r.text(1)?,
+                team: r.text(2)?,
+                project: r.opt_text(3)?,
+                kg_per_month: kg,
+                month: month.to_string(),
+                used_kg,
+                left_kg: kg - used_kg,
+                created_at: r.text(5)?,
+                updated_at: r.text(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Delete a budget visible in `scope`; false when there is none.
+    pub async fn delete_budget(&self, scope: &Scope, id: i64) -> Result<bool> {
+        let mut params = vec![id.into()];
+        let filter = scope.sql("b", &mut params);
+        let res = self
+            .db
+            .transaction(vec![Stmt::new(
+                format!("DELETE FROM budgets WHERE id IN (SELECT b.id FROM budgets b WHERE b.id = ?{filter})"),
+                params,
+            )])
+            .await?;
+        Ok(res.first().map(|r| r.changed).unwrap_or(0) > 0)
+    }
+}
