@@ -115,10 +115,15 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
         }
         Err(e) => {
             let detail = describe_err(&e);
-            if let SensorError::PermissionDenied { .. } = e {
-                d.warnings.push(format!(
+            match e {
+                SensorError::PermissionDenied { .. } => d.warnings.push(format!(
                     "RAPL energy counters exist but cannot be read: {detail} Until then CPU energy is estimated with the TDP × load model (method tdp-model)."
-                ));
+                )),
+                // No powercap/RAPL at all (VMs, non-x86): the method says it; doctor explains.
+                SensorError::Missing { .. } | SensorError::Unsupported(_) => {}
+                _ => d.warnings.push(format!(
+                    "RAPL energy counters are unusable ({detail}); CPU energy is estimated with the TDP × load model (method tdp-model)"
+                )),
             }
             d.sources.push(SourceReport {
                 source: "rapl",
