@@ -93,6 +93,38 @@ fn success_summary_and_stdin_pass_through() {
     assert!(err.contains("cpu:package-0"), "{err}");
     assert!(err.contains("rapl"), "{err}");
     assert!(err.contains("location unknown"), "{err}");
+    // stderr is not a terminal: no live line, no escape sequences
+    assert!(!err.contains('\x1b'), "{err}");
+}
+
+#[test]
+fn live_line_on_a_terminal_stays_out_of_the_jobs_lines() {
+    // util-linux `script` gives the run a pseudo-terminal of 24 rows
+    let h = FakeHost::new();
+    let inner = format!(
+        "stty rows 24 cols 100; WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} {} run --interval 100ms -- sh -c 'for i in 1 2 3; do echo line$i; sleep 1.1; done'",
+        h.sys().display(),
+        h.proc().display(),
+        h.home().display(),
+        common::bin().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .output()
+        .expect("util-linux `script` is needed for the terminal test");
+    assert!(out.status.success());
+    let t = String::from_utf8_lossy(&out.stdout);
+    // the job's rows scroll in rows 1..23; the status is drawn on row 24 between a cursor save
+    // and restore, so a job line is never split by it
+    assert!(t.contains("\x1b[1;23r"), "{t:?}");
+    let draws = t.matches("\x1b7\x1b[24;1H\x1b[2K\x1b[7m wattprint").count();
+    assert!(draws >= 2, "{t:?}");
+    for i in 1..=3 {
+        assert!(t.contains(&format!("line{i}\r\n")), "line{i} split: {t:?}");
+    }
+    // the whole terminal is given back at the end
+    assert!(t.contains("\x1b[r"), "{t:?}");
+    assert!(t.contains("completed (exit 0)"));
 }
 
 #[test]
