@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=30_000_000)
     ap.add_argument("--no-codecarbon", action="store_true")
+    ap.add_argument("--no-steady", action="store_true", help="skip the steady-state measurement")
     ap.add_argument("--wattprint", default=os.path.join(ROOT, "target", "release", "wattprint"))
     a = ap.parse_args()
     if not os.path.exists(a.wattprint):
@@ -115,6 +116,29 @@ def main():
         f = lambda v, fmt: (fmt.format(v) if v is not None else "-")
         print(f"{label:<42} {r['wall']:>7.2f} {r['cpu']:>7.2f} {r['rss']:>11.1f} {f(added, '{:>11.3f}'):>11} "
               f"{f(per_s, '{:>14.2f}'):>14} {f(trss, '{:>14.1f}'):>14} {f(r['start'], '{:>11.1f}'):>11}")
+    if not a.no_steady:
+        steady_state(a.wattprint, env, tmp, a.repeat)
+
+
+def steady_state(wattprint, env, tmp, repeat):
+    """Tracker CPU per second of job, without the fixed start-up and shutdown cost: the slope of
+    wattprint's own CPU time between a 2 s and a 12 s `sleep` job."""
+    print()
+    print("steady state (tracker CPU per second of job, from `sleep 2` vs `sleep 12`):")
+    for interval in ["1s", "100ms", "10ms"]:
+        cpu = {}
+        for secs in (2, 12):
+            vals = []
+            for _ in range(repeat):
+                js = os.path.join(tmp, "steady.json")
+                run([wattprint, "run", "--quiet", "--interval", interval, "--json", js, "--",
+                     "sleep", str(secs)], env)
+                with open(js) as f:
+                    vals.append(json.load(f)["tracker"]["cpu_s"])
+            cpu[secs] = statistics.median(vals)
+        slope = (cpu[12] - cpu[2]) / 10.0
+        print(f"  --interval {interval:<6} {slope * 1000:8.3f} ms CPU per s of job "
+              f"({slope * 100:.3f} % of one core); fixed cost {max(cpu[2] - 2 * slope, 0) * 1000:.1f} ms CPU")
 
 
 if __name__ == "__main__":

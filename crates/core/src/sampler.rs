@@ -104,6 +104,28 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The same state without the power series: cheap to copy, for live readers (the status
+    /// line, limit checks) that need totals only.
+    pub fn without_series(&self) -> Snapshot {
+        Snapshot {
+            elapsed: self.elapsed,
+            devices: self
+                .devices
+                .iter()
+                .map(|d| DeviceTotal {
+                    device: d.device.clone(),
+                    energy: d.energy,
+                    machine_energy: d.machine_energy,
+                    last_power: d.last_power,
+                    series: Vec::new(),
+                })
+                .collect(),
+            warnings: self.warnings.clone(),
+            samples: self.samples,
+            skipped_ticks: self.skipped_ticks,
+        }
+    }
+
     pub fn total_energy(&self) -> Joules {
         self.devices.iter().map(|d| d.energy).sum()
     }
@@ -129,7 +151,7 @@ impl Default for SamplerConfig {
 /// Callback run from the sampler thread at each checkpoint.
 pub type CheckpointFn = Box<dyn FnMut(&Snapshot) + Send>;
 
-/// Read access to the latest published snapshot of a running sampler.
+/// Read access to the latest published snapshot of a running sampler (totals, no series).
 #[derive(Clone)]
 pub struct SnapshotWatch(Arc<Mutex<Snapshot>>);
 
@@ -160,6 +182,8 @@ struct State {
     start: Instant,
     last_read: Instant,
     failing: Vec<bool>,
+    /// The devices, in reading order (fixed once the sampler starts).
+    device_list: Vec<Device>,
 }
 
 impl State {
@@ -211,8 +235,7 @@ impl State {
                 }
             }
         }
-        let devices: Vec<Device> = self.snap.devices.iter().map(|d| d.device.clone()).collect();
-        let shares = self.attributor.shares(&devices, &pids);
+        let shares = self.attributor.shares(&self.device_list, &pids);
         for w in self.attributor.take_warnings() {
             self.warn(w);
         }
@@ -317,7 +340,14 @@ impl Sampler {
             start,
             last_read: start,
             failing,
+            device_list: Vec::new(),
         };
+        state.device_list = state
+            .snap
+            .devices
+            .iter()
+            .map(|d| d.device.clone())
+            .collect();
         // Baseline: whatever the sensors accumulated before `start` is not the job's.
         state.read(start);
         for d in &mut state.snap.devices {
@@ -326,7 +356,7 @@ impl Sampler {
             d.series.clear();
         }
         state.snap.samples = 0;
-        let shared = Arc::new(Mutex::new(state.snap.clone()));
+        let shared = Arc::new(Mutex::new(state.snap.without_series()));
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let shared2 = Arc::clone(&shared);
         let interval = config.interval.max(MIN_INTERVAL);
@@ -351,8 +381,10 @@ impl Sampler {
                         state.snap.skipped_ticks += next - tick - 1;
                     }
                     tick = next.max(tick + 1);
+                    // Readers between samples need totals only: publish them without the series.
+                    let light = state.snap.without_series();
                     if let Ok(mut s) = shared2.lock() {
-                        *s = state.snap.clone();
+                        *s = light;
                     }
                     if now.saturating_duration_since(last_ckpt) >= config.checkpoint_every {
                         last_ckpt = now;
@@ -378,7 +410,7 @@ impl Sampler {
         SnapshotWatch(Arc::clone(&self.shared))
     }
 
-    /// Latest state (cheap: a clone of the last published snapshot).
+    /// Latest state, without the power series (see [`Snapshot::without_series`]).
     pub fn snapshot(&self) -> Snapshot {
         match self.shared.lock() {
             Ok(s) => s.clone(),
