@@ -1,6 +1,7 @@
 //! Where a run or estimate happens, and the carbon factors that follow from it.
 
 use anyhow::Result;
+use wattprint_core::cloud_metadata;
 use wattprint_core::factors::{self, Provenance};
 use wattprint_core::location::{self, ResolvedLocation};
 use wattprint_core::record::{CarbonContext, LocationRecord};
@@ -8,7 +9,8 @@ use wattprint_core::record::{CarbonContext, LocationRecord};
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct CarbonArgs {
     /// Where the energy is used: ISO country (`FR`), zone (`US-CA`, `CA-QC`) or cloud region
-    /// (`aws:eu-west-3`, `gcp:europe-west1`, `azure:francecentral`). Default: $WATTPRINT_LOCATION.
+    /// (`aws:eu-west-3`, `gcp:europe-west1`, `azure:francecentral`), or `detect` to ask the cloud
+    /// metadata service at 169.254.169.254 (opt-in). Default: $WATTPRINT_LOCATION, then config.
     #[arg(long, value_name = "LOCATION")]
     pub location: Option<String>,
     /// ISO country code (same as `--location CC`).
@@ -37,8 +39,15 @@ pub fn describe_full(p: &Provenance) -> String {
 }
 
 impl CarbonArgs {
-    /// The location in force: flag, else `WATTPRINT_LOCATION`, else unknown.
+    /// The location in force: flag, else `WATTPRINT_LOCATION`, else the config files, else
+    /// unknown. `detect` (opt-in) asks the cloud metadata service.
     pub fn location(&self) -> Result<ResolvedLocation> {
+        Ok(self.location_with_notes()?.0)
+    }
+
+    /// [`CarbonArgs::location`] plus notes to show (e.g. why detection failed).
+    pub fn location_with_notes(&self) -> Result<(ResolvedLocation, Vec<String>)> {
+        let mut notes = Vec::new();
         let given = self
             .location
             .clone()
@@ -48,18 +57,37 @@ impl CarbonArgs {
             Some(g) => Some(g),
             None => crate::config::Config::load()?.location(),
         };
+        let given = match given {
+            Some(g) if g.trim().eq_ignore_ascii_case("detect") => {
+                match cloud_metadata::detect(None, std::time::Duration::from_millis(800)) {
+                    Ok(code) => {
+                        notes.push(format!(
+                            "location {code} detected from the cloud metadata service"
+                        ));
+                        Some(code)
+                    }
+                    Err(why) => {
+                        notes.push(format!("location detection failed: {why}"));
+                        None
+                    }
+                }
+            }
+            other => other,
+        };
         let spec = match given.as_deref() {
             Some(s) => Some(location::parse_location(s).map_err(|e| anyhow::anyhow!("{e}"))?),
             None => None,
         };
         // Value the run at its own year's factors where the data has them.
         let year = time::OffsetDateTime::now_utc().year();
-        Ok(location::resolve(spec.as_ref(), u16::try_from(year).ok()))
+        Ok((
+            location::resolve(spec.as_ref(), u16::try_from(year).ok()),
+            notes,
+        ))
     }
 
     pub fn resolve(&self) -> Result<CarbonContext> {
-        let loc = self.location()?;
-        let mut warnings = Vec::new();
+        let (loc, mut warnings) = self.location_with_notes()?;
         let (g, source, detail) = match self.intensity {
             Some(g) if g.is_finite() && g >= 0.0 => (
                 g,

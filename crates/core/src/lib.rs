@@ -3,6 +3,7 @@
 
 pub mod accounting;
 pub mod attribution;
+pub mod cloud_metadata;
 pub mod counter;
 pub mod cpu_table;
 pub mod cpuinfo;
