@@ -6,8 +6,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::Command;
 
-/// Serves `handler(method, path, headers) -> (status, body)` on 127.0.0.1:0.
-fn serve(handler: fn(&str, &str, &[(String, String)]) -> (u16, String)) -> String {
+/// `(method, path, headers) -> (status, body)`.
+type Handler = fn(&str, &str, &[(String, String)]) -> (u16, String);
+
+/// Serves `handler` on 127.0.0.1:0.
+fn serve(handler: Handler) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
