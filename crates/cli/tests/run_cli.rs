@@ -211,7 +211,7 @@ fn sigterm_reaches_the_job_and_the_record_says_killed() {
 fn energy_matches_a_fake_package_driven_at_known_power() {
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");
-    let driver = Driver::constant(&h, 40.0, 4.0);
+    let driver = Driver::constant(&h, 100.0, 4.0);
     let out = h
         .cmd()
         .args(["run", "--quiet", "--interval", "20ms", "--json"])
@@ -225,9 +225,9 @@ fn energy_matches_a_fake_package_driven_at_known_power() {
     let dur = r["duration_s"].as_f64().unwrap();
     let cpu_j = r["energy_kwh"]["cpu"].as_f64().unwrap() * 3.6e6;
     let ram_j = r["energy_kwh"]["ram"].as_f64().unwrap() * 3.6e6;
-    // Truth: 40 W and 4 W over the measured window; tolerance 5 % (counter writes every 2 ms).
+    // Truth: 100 W and 4 W over the measured window; tolerance 5 % (counter writes every 2 ms).
     assert!(
-        (cpu_j - 40.0 * dur).abs() < 0.05 * 40.0 * dur,
+        (cpu_j - 100.0 * dur).abs() < 0.05 * 100.0 * dur,
         "cpu {cpu_j} J over {dur} s"
     );
     assert!(
@@ -235,7 +235,19 @@ fn energy_matches_a_fake_package_driven_at_known_power() {
         "ram {ram_j} J over {dur} s"
     );
     let avg = r["devices"][0]["avg_power_w"].as_f64().unwrap();
-    assert!((avg - 40.0).abs() < 2.0, "avg power {avg}");
+    assert!((avg - 100.0).abs() < 5.0, "avg power {avg}");
+    // Static part: the package's idle power estimated from the CPU table (8375C: 300 W TDP ×
+    // 0.211 = 63.4 W) over the run; the rest is dynamic.
+    let idle = r["devices"][0]["idle_power_w"].as_f64().unwrap();
+    assert!((idle - 300.0 * 0.74 / 3.5).abs() < 1e-9, "{idle}");
+    let static_j = r["energy_kwh"]["static"].as_f64().unwrap() * 3.6e6;
+    assert!(
+        (static_j - idle * dur).abs() < 1e-6 * idle * dur,
+        "{static_j} vs {}",
+        idle * dur
+    );
+    let dyn_j = r["energy_kwh"]["dynamic"].as_f64().unwrap() * 3.6e6;
+    assert!((dyn_j + static_j - cpu_j - ram_j).abs() < 1e-6);
 }
 
 #[test]

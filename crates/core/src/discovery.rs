@@ -111,7 +111,22 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                     detail: format!("RAPL DRAM counters ({})", dr.join(", ")),
                 });
             }
-            d.sensors.push(Box::new(s));
+            let idle = rapl_idle(paths);
+            if let (Some((w, model)), Some(c)) = (
+                &idle,
+                d.components
+                    .iter_mut()
+                    .find(|c| c.component == DeviceKind::Cpu),
+            ) {
+                c.detail.push_str(&format!(
+                    "; static (idle) part estimated at {w:.1} W per package ({model} TDP × 0.211)"
+                ));
+            }
+            d.sensors.push(Box::new(WithIdle::new(Box::new(s), |dev| {
+                (dev.kind == DeviceKind::Cpu)
+                    .then(|| idle.as_ref().map(|(w, _)| *w))
+                    .flatten()
+            })));
         }
         Err(e) => {
             let detail = describe_err(&e);
@@ -239,7 +254,12 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                     )),
                 }
             }
-            d.sensors.push(Box::new(s));
+            d.sensors.push(Box::new(WithIdle::new(Box::new(s), |dev| {
+                match crate::factors::gpu::gpu_lookup(&dev.name) {
+                    crate::factors::gpu::GpuMatch::Found(g) => g.idle_w,
+                    _ => None,
+                }
+            })));
         }
         Err(e) => {
             d.sources.push(SourceReport {
@@ -255,6 +275,63 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
         }
     }
     d
+}
+
+/// Idle power per RAPL package estimated from the CPU table: TDP × the CPU model's idle ratio
+/// (see sensors-cpu-ram-models.md). `None` when the CPU is not in the table.
+fn rapl_idle(paths: &HostPaths) -> Option<(f64, String)> {
+    let ci = cpuinfo::read_cpuinfo(paths).ok()?;
+    match crate::cpu_table::lookup(ci.models.first()?) {
+        crate::cpu_table::CpuMatch::Found { tdp_w, model, .. } => {
+            Some((tdp_w * crate::sensors::cpu_model::IDLE_FRACTION, model))
+        }
+        _ => None,
+    }
+}
+
+/// A sensor whose devices carry an idle power estimated from the factor tables, so that the
+/// accounting can split measured energy into static and dynamic parts.
+struct WithIdle {
+    inner: Box<dyn Sensor>,
+    devices: Vec<crate::sensor::Device>,
+}
+
+impl WithIdle {
+    fn new(
+        inner: Box<dyn Sensor>,
+        idle: impl Fn(&crate::sensor::Device) -> Option<f64>,
+    ) -> WithIdle {
+        let devices = inner
+            .devices()
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                if d.idle_power_w.is_none() {
+                    d.idle_power_w = idle(&d);
+                }
+                d
+            })
+            .collect();
+        WithIdle { inner, devices }
+    }
+}
+
+impl Sensor for WithIdle {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn devices(&self) -> &[crate::sensor::Device] {
+        &self.devices
+    }
+    fn read(&mut self, now: std::time::Instant) -> Result<crate::sensor::Reading, SensorError> {
+        self.inner.read(now)
+    }
+    fn take_warnings(&mut self) -> Vec<String> {
+        self.inner.take_warnings()
+    }
+    fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
+        self.inner.device_pids()
+    }
 }
 
 /// Host facts for the run record.
