@@ -395,7 +395,7 @@ pub fn run(a: Args) -> Result<i32> {
         attributor,
         SamplerConfig {
             interval,
-            checkpoint_every: Duration::from_secs(10).max(interval),
+            checkpoint_every: checkpoint_every()?.max(interval),
         },
         Some(checkpoint),
     );
@@ -683,5 +683,21 @@ fn wait_until(t: i64, reason: &str, quiet: bool) {
     }
     if tty && !quiet {
         eprint!("\r\x1b[2K");
+    }
+}
+
+/// How often the running record is saved: every 10 s, or `WATTPRINT_CHECKPOINT_EVERY` (e.g.
+/// `2s`; at most 10 s, so a crash never loses more than that).
+fn checkpoint_every() -> Result<Duration> {
+    match std::env::var("WATTPRINT_CHECKPOINT_EVERY") {
+        Ok(v) if !v.trim().is_empty() => {
+            let d = parse_duration(&v)
+                .map_err(|e| anyhow::anyhow!("WATTPRINT_CHECKPOINT_EVERY: {e}"))?;
+            if d < Duration::from_millis(100) || d > Duration::from_secs(10) {
+                anyhow::bail!("WATTPRINT_CHECKPOINT_EVERY={v}: must be between 100ms and 10s");
+            }
+            Ok(d)
+        }
+        _ => Ok(Duration::from_secs(10)),
     }
 }

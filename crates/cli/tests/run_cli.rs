@@ -361,3 +361,43 @@ fn embodied_share_of_the_server_is_charged_and_vms_say_why_not() {
     let want = 0.25 * (1000.0 + 1.388020833 * (ram_gb - 16.0).max(0.0)) * dur_h / 35040.0;
     assert!((e - want).abs() < 1e-9 * want, "{e} vs {want}");
 }
+
+#[test]
+fn a_crash_of_the_tracker_keeps_the_last_checkpoint() {
+    let h = FakeHost::new();
+    let driver = Driver::constant(&h, 50.0, 0.0);
+    let mut child = h
+        .cmd()
+        .env("WATTPRINT_CHECKPOINT_EVERY", "300ms")
+        .args(["run", "--quiet", "--interval", "50ms", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // the tracker dies without a chance to save anything more
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    drop(driver);
+    let out = h.cmd().args(["runs", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| v["runs"].as_array().unwrap().clone());
+    assert_eq!(runs.len(), 1, "{v}");
+    let id = runs[0]["id"].as_str().unwrap();
+    let out = h.cmd().args(["show", "--json", id]).output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["status"], "running");
+    // the last checkpoint is at most 300 ms (+ one interval) before the crash at 1.5 s
+    let kwh = r["energy_kwh"]["total"].as_f64().unwrap();
+    let j = kwh * 3.6e6;
+    assert!(j > 50.0 * 1.0 && j < 50.0 * 1.6, "{j} J checkpointed");
+    // the job itself is not ours to clean up: it was orphaned with the tracker
+}
