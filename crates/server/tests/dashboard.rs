@@ -815,3 +815,46 @@ async fn pages_of_runs_are_paged() {
         .await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_follow_a_run_from_checkpoint_to_final_record() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let d = Dash::new(&s);
+    let (_, tok) = s.token("physics", None, Role::Member).await;
+    let cookie = d.login(&tok).await;
+    // A checkpoint: 6 minutes, 0.02 kWh; its GPU idled at 50 W: 0.005 kWh.
+    let mut cp = rec(
+        "job",
+        "climate",
+        "alice",
+        "running",
+        "2025-02-01T00:00:00Z",
+        0.02,
+        0.004,
+    );
+    cp["duration_s"] = json!(360.0);
+    upload(&s, &tok, &cp).await;
+    let team = d.page(&cookie, "/dashboard/teams/physics").await;
+    let (at, text) = by_id(&team, "idle-gpu-energy");
+    assert!(close(attr(&at, "data-kwh").parse().unwrap(), 0.005), "{at}");
+    assert_eq!(text, "0.005 kWh");
+    assert_eq!(by_id(&team, "total-energy").1, "0.020 kWh");
+    // The final record replaces it (1 h): the totals and the record-derived figures follow at once.
+    let fin = rec(
+        "job",
+        "climate",
+        "alice",
+        "failed",
+        "2025-02-01T00:00:00Z",
+        2.0,
+        0.4,
+    );
+    let (c, v) = s.post(&tok, "/runs", &fin).await;
+    assert_eq!((c, v["outcome"].as_str()), (200, Some("updated")), "{v}");
+    let team = d.page(&cookie, "/dashboard/teams/physics").await;
+    let (at, _) = by_id(&team, "idle-gpu-energy");
+    assert!(close(attr(&at, "data-kwh").parse().unwrap(), 0.05), "{at}");
+    assert_eq!(by_id(&team, "total-energy").1, "2.00 kWh");
+    assert_eq!(by_id(&team, "waste-emissions").1, "0.400 kg CO2e");
+    s.stop().await;
+}

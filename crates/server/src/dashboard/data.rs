@@ -93,7 +93,8 @@ pub fn derive(rec: &RunRecord) -> Derived {
     d
 }
 
-/// Derived figures by run (internal key), valid for the run's `updated_at`.
+/// Derived figures by run (internal key), valid for the run's version (`updated_at` and
+/// `checkpoints`, which both change whenever an upload replaces the record).
 #[derive(Default)]
 pub struct DerivedCache {
     map: Mutex<HashMap<i64, (String, Derived)>>,
@@ -117,7 +118,8 @@ pub struct Lite {
     pub energy_kwh: f64,
     pub facility_kwh: f64,
     pub emissions_kg: f64,
-    pub updated_at: String,
+    /// `updated_at#checkpoints`: changes whenever the stored record does.
+    pub version: String,
 }
 
 /// The runs matching `f` (whose scope is the token's), with their derived figures.
@@ -131,7 +133,7 @@ pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>>
         .query(
             &format!(
                 "SELECT r.pk, t.name, p.name, r.user_name, r.status, r.month, r.duration_s, \
-                 r.energy_kwh, r.facility_kwh, r.emissions_kg, r.updated_at \
+                 r.energy_kwh, r.facility_kwh, r.emissions_kg, r.updated_at, r.checkpoints \
                  FROM runs r JOIN teams t ON t.id = r.team_id JOIN projects p ON p.id = r.project_id \
                  WHERE 1 = 1{filter}"
             ),
@@ -151,7 +153,7 @@ pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>>
             energy_kwh: r.f64(7)?,
             facility_kwh: r.f64(8)?,
             emissions_kg: r.f64(9)?,
-            updated_at: r.text(10)?,
+            version: format!("{}#{}", r.text(10)?, r.i64(11)?),
         });
     }
     let missing: Vec<i64> = {
@@ -161,7 +163,7 @@ pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>>
             .lock()
             .map_err(|_| anyhow::anyhow!("cache lock poisoned"))?;
         runs.iter()
-            .filter(|x| m.get(&x.pk).is_none_or(|(u, _)| *u != x.updated_at))
+            .filter(|x| m.get(&x.pk).is_none_or(|(v, _)| *v != x.version))
             .map(|x| x.pk)
             .collect()
     };
@@ -174,13 +176,15 @@ pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>>
             .store
             .db
             .query(
-                &format!("SELECT pk, updated_at, record FROM runs WHERE pk IN ({marks})"),
+                &format!(
+                    "SELECT pk, updated_at, checkpoints, record FROM runs WHERE pk IN ({marks})"
+                ),
                 params,
             )
             .await?;
         for r in &recs {
             let pk = r.i64(0)?;
-            let d = match serde_json::from_str::<RunRecord>(&r.text(2)?) {
+            let d = match serde_json::from_str::<RunRecord>(&r.text(3)?) {
                 Ok(rec) => derive(&rec),
                 Err(e) => {
                     eprintln!(
@@ -192,7 +196,7 @@ pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>>
                     }
                 }
             };
-            fresh.insert(pk, (r.text(1)?, d));
+            fresh.insert(pk, (format!("{}#{}", r.text(1)?, r.i64(2)?), d));
         }
     }
     let mut m = st
@@ -413,7 +417,7 @@ mod tests {
                 energy_kwh: kg * 4.0,
                 facility_kwh: kg * 5.0,
                 emissions_kg: kg,
-                updated_at: String::new(),
+                version: String::new(),
             },
             Derived::default(),
         )
@@ -445,14 +449,9 @@ mod tests {
         );
         assert_eq!(s[0], ("b".to_string(), vec![0.0, 0.0, 0.0, 2.0]));
         assert_eq!(s[1], ("a".to_string(), vec![1.0, 0.0, 0.0, 0.0]));
-        let s = monthly_series(
-            &runs,
-            &["2025-02".to_string()],
-            |x| x.team.clone(),
-            |x| x.emissions_kg,
-            1,
-        );
-        assert_eq!(s, vec![("2 others".to_string(), vec![2.0])]);
+        let both = ["2024-11".to_string(), "2025-02".to_string()];
+        let s = monthly_series(&runs, &both, |x| x.team.clone(), |x| x.emissions_kg, 1);
+        assert_eq!(s, vec![("2 others".to_string(), vec![1.0, 2.0])]);
     }
 
     #[test]
