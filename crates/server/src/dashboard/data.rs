@@ -318,13 +318,15 @@ pub fn trend_months(runs: &[(Lite, Derived)], now: &str, n: i64) -> Vec<String> 
     (start..=end).map(month_name).collect()
 }
 
-/// Per-series monthly values (`value` of each run), series ordered by their total, at most
-/// `max_series` named ones (the rest summed as "others").
+/// Per-series monthly values (`value` of each run), series ordered by their total `rank` (the
+/// same order, and the same series, for every `value` ranked alike: charts side by side share
+/// colours), at most `max_series` of them (past that, the last one sums the rest as "N others").
 pub fn monthly_series(
     runs: &[(Lite, Derived)],
     months: &[String],
     series: impl Fn(&Lite) -> String,
     value: impl Fn(&Lite) -> f64,
+    rank: impl Fn(&Lite) -> f64,
     max_series: usize,
 ) -> Vec<(String, Vec<f64>)> {
     let pos: HashMap<&str, usize> = months
@@ -332,18 +334,23 @@ pub fn monthly_series(
         .enumerate()
         .map(|(i, m)| (m.as_str(), i))
         .collect();
-    let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut by: BTreeMap<String, (f64, Vec<f64>)> = BTreeMap::new();
     for (x, _) in runs {
         let Some(&i) = pos.get(x.month.as_str()) else {
             continue;
         };
-        by.entry(series(x))
-            .or_insert_with(|| vec![0.0; months.len()])[i] += value(x);
+        let e = by
+            .entry(series(x))
+            .or_insert_with(|| (0.0, vec![0.0; months.len()]));
+        e.0 += rank(x);
+        e.1[i] += value(x);
     }
-    let mut v: Vec<(String, Vec<f64>)> = by.into_iter().collect();
-    v.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()));
+    let mut v: Vec<(String, (f64, Vec<f64>))> = by.into_iter().collect();
+    // Largest first; ties by name (the map's order, kept by the stable sort).
+    v.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    let mut v: Vec<(String, Vec<f64>)> = v.into_iter().map(|(k, (_, vals))| (k, vals)).collect();
     if v.len() > max_series {
-        let rest = v.split_off(max_series - 1);
+        let rest = v.split_off(max_series.max(1) - 1);
         let mut others = vec![0.0; months.len()];
         for (_, vals) in &rest {
             for (o, x) in others.iter_mut().zip(vals) {
@@ -445,12 +452,27 @@ mod tests {
             &trend_months(&runs, "2025-02", 12),
             |x| x.team.clone(),
             |x| x.emissions_kg,
+            |x| x.emissions_kg,
             8,
         );
+        // Ranked by emissions, energy comes in the same order (a's energy is larger here).
+        let mut runs2 = runs.clone();
+        runs2[0].0.energy_kwh = 100.0;
+        let e = monthly_series(
+            &runs2,
+            &trend_months(&runs2, "2025-02", 12),
+            |x| x.team.clone(),
+            |x| x.energy_kwh,
+            |x| x.emissions_kg,
+            8,
+        );
+        assert_eq!(e[0].0, "b");
+        assert_eq!(e[1], ("a".to_string(), vec![100.0, 0.0, 0.0, 0.0]));
         assert_eq!(s[0], ("b".to_string(), vec![0.0, 0.0, 0.0, 2.0]));
         assert_eq!(s[1], ("a".to_string(), vec![1.0, 0.0, 0.0, 0.0]));
         let both = ["2024-11".to_string(), "2025-02".to_string()];
-        let s = monthly_series(&runs, &both, |x| x.team.clone(), |x| x.emissions_kg, 1);
+        let kg = |x: &Lite| x.emissions_kg;
+        let s = monthly_series(&runs, &both, |x| x.team.clone(), kg, kg, 1);
         assert_eq!(s, vec![("2 others".to_string(), vec![1.0, 2.0])]);
     }
 

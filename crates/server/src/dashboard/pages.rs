@@ -176,8 +176,9 @@ fn kpis(o: &mut String, a: &Agg) {
 
 fn trend(o: &mut String, runs: &[(Lite, Derived)], by: &str, series: impl Fn(&Lite) -> String) {
     let months = data::trend_months(runs, &this_month(), TREND_MONTHS);
-    let kg = data::monthly_series(runs, &months, &series, |x| x.emissions_kg, 8);
-    let kwh = data::monthly_series(runs, &months, &series, |x| x.energy_kwh, 8);
+    let by_kg = |x: &Lite| x.emissions_kg;
+    let kg = data::monthly_series(runs, &months, &series, by_kg, by_kg, 8);
+    let kwh = data::monthly_series(runs, &months, &series, |x| x.energy_kwh, by_kg, 8);
     let _ = write!(
         o,
         "<div class=\"grid2\"><section class=\"box\" id=\"trend-emissions\">{}</section>\
