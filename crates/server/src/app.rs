@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/me"), get(meta::me))
         .route(&p("/health"), get(meta::health))
         .route(&p("/openapi.json"), get(meta::openapi))
+        .merge(crate::dashboard::router(state.clone()))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod dashboard;
 pub mod db;
 pub mod limits;
 pub mod openapi;

@@ -226,7 +226,7 @@ impl RunFilter {
         }
     }
 
-    fn sql(&self, params: &mut Vec<Val>) -> String {
+    pub(crate) fn sql(&self, params: &mut Vec<Val>) -> String {
         let mut s = self.scope.sql("r", params);
         let mut eq = |col: &str, v: &Option<String>| {
             if let Some(v) = v {

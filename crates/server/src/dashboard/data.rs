@@ -1,0 +1,543 @@
+//! What the pages show, read through the store with the token's scope: one scan of the visible
+//! runs' summary columns, plus figures that only the stored records hold (idle GPU energy,
+//! static energy, operational and embodied emissions), derived once per run and version and
+//! kept in memory ([`DerivedCache`]).
+
+use super::DashState;
+use crate::db::Val;
+use crate::store::RunFilter;
+use anyhow::Result;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use wattprint_core::record::RunRecord;
+use wattprint_core::sensor::DeviceKind;
+
+/// Statuses counted as waste: the run's energy bought no result.
+pub const WASTE_STATUSES: &[&str] = &["failed", "killed", "stopped_by_budget", "stopped_by_cap"];
+
+pub fn is_waste(status: &str) -> bool {
+    WASTE_STATUSES.contains(&status)
+}
+
+/// Figures read from a run's stored record.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Derived {
+    /// Energy charged to the run's GPUs, kWh.
+    pub gpu_kwh: f64,
+    /// Idle (static) energy of the run's GPUs, kWh (see [`derive`]).
+    pub idle_gpu_kwh: f64,
+    /// Its emissions: idle kWh × PUE × intensity, kg CO2e.
+    pub idle_gpu_kg: f64,
+    /// Static energy of all devices (`energy_kwh.static`), kWh.
+    pub static_kwh: f64,
+    /// `emissions_kg.operational`.
+    pub operational_kg: f64,
+    /// `emissions_kg.embodied`.
+    pub embodied_kg: f64,
+    /// GPUs with no idle power, neither in the record nor in the GPU table.
+    pub gpus_without_idle: u32,
+    /// The record could not be read (counted, and left out of these figures).
+    pub unreadable: bool,
+}
+
+/// Idle power of a GPU model from the GPU table (CCF min watts), memoised by name.
+fn table_idle_w(name: &str) -> Option<f64> {
+    static MEMO: Mutex<BTreeMap<String, Option<f64>>> = Mutex::new(BTreeMap::new());
+    if let Ok(m) = MEMO.lock() {
+        if let Some(v) = m.get(name) {
+            return *v;
+        }
+    }
+    let v = match wattprint_core::factors::gpu::gpu_lookup(name) {
+        wattprint_core::factors::gpu::GpuMatch::Found(g) => g.idle_w,
+        _ => None,
+    };
+    if let Ok(mut m) = MEMO.lock() {
+        if m.len() < 4096 {
+            m.insert(name.to_string(), v);
+        }
+    }
+    v
+}
+
+/// The figures of one record. A GPU's idle energy is computed as the record computes static
+/// energy (`wattprint_core::record::static_energy_j`): idle power × duration × the share of the
+/// device's energy charged to the run, never more than that energy. The idle power is the
+/// device's own (`devices[].idle_power_w`) or else the GPU table's for its model name.
+pub fn derive(rec: &RunRecord) -> Derived {
+    let mut d = Derived {
+        static_kwh: rec.energy_kwh.static_.0,
+        operational_kg: rec.emissions_kg.operational,
+        embodied_kg: rec.emissions_kg.embodied,
+        ..Derived::default()
+    };
+    for dev in rec.devices.iter().filter(|x| x.kind == DeviceKind::Gpu) {
+        d.gpu_kwh += dev.energy_kwh;
+        let Some(idle_w) = dev.idle_power_w.or_else(|| table_idle_w(&dev.name)) else {
+            d.gpus_without_idle += 1;
+            continue;
+        };
+        let share = if dev.machine_energy_kwh > 0.0 {
+            (dev.energy_kwh / dev.machine_energy_kwh).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let kwh = (idle_w * rec.duration_s * share / 3.6e6)
+            .min(dev.energy_kwh)
+            .max(0.0);
+        if kwh.is_finite() {
+            d.idle_gpu_kwh += kwh;
+        }
+    }
+    d.idle_gpu_kg = d.idle_gpu_kwh * rec.pue * rec.carbon_intensity.g_per_kwh / 1000.0;
+    d
+}
+
+/// Derived figures by run (internal key), valid for the run's version (`updated_at` and
+/// `checkpoints`, which both change whenever an upload replaces the record).
+#[derive(Default)]
+pub struct DerivedCache {
+    map: Mutex<HashMap<i64, (String, Derived)>>,
+}
+
+/// Most runs kept in the cache before it is emptied and refilled on demand.
+const CACHE_MAX: usize = 500_000;
+/// Records read per query.
+const CHUNK: usize = 200;
+
+/// One visible run's summary columns.
+#[derive(Debug, Clone)]
+pub struct Lite {
+    pub pk: i64,
+    pub team: String,
+    pub project: String,
+    pub user: Option<String>,
+    pub status: String,
+    pub month: String,
+    pub duration_s: f64,
+    pub energy_kwh: f64,
+    pub facility_kwh: f64,
+    pub emissions_kg: f64,
+    /// `updated_at#checkpoints`: changes whenever the stored record does.
+    pub version: String,
+}
+
+/// The runs matching `f` (whose scope is the token's), with their derived figures.
+pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>> {
+    let mut params = Vec::new();
+    let filter = f.sql(&mut params);
+    let rows = st
+        .app
+        .store
+        .db
+        .query(
+            &format!(
+                "SELECT r.pk, t.name, p.name, r.user_name, r.status, r.month, r.duration_s, \
+                 r.energy_kwh, r.facility_kwh, r.emissions_kg, r.updated_at, r.checkpoints \
+                 FROM runs r JOIN teams t ON t.id = r.team_id JOIN projects p ON p.id = r.project_id \
+                 WHERE 1 = 1{filter}"
+            ),
+            params,
+        )
+        .await?;
+    let mut runs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        runs.push(Lite {
+            pk: r.i64(0)?,
+            team: r.text(1)?,
+            project: r.text(2)?,
+            user: r.opt_text(3)?,
+            status: r.text(4)?,
+            month: r.text(5)?,
+            duration_s: r.f64(6)?,
+            energy_kwh: r.f64(7)?,
+            facility_kwh: r.f64(8)?,
+            emissions_kg: r.f64(9)?,
+            version: format!("{}#{}", r.text(10)?, r.i64(11)?),
+        });
+    }
+    let missing: Vec<i64> = {
+        let m = st
+            .derived
+            .map
+            .lock()
+            .map_err(|_| anyhow::anyhow!("cache lock poisoned"))?;
+        runs.iter()
+            .filter(|x| m.get(&x.pk).is_none_or(|(v, _)| *v != x.version))
+            .map(|x| x.pk)
+            .collect()
+    };
+    let mut fresh: HashMap<i64, (String, Derived)> = HashMap::with_capacity(missing.len());
+    for chunk in missing.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let params: Vec<Val> = chunk.iter().map(|&pk| pk.into()).collect();
+        let recs = st
+            .app
+            .store
+            .db
+            .query(
+                &format!(
+                    "SELECT pk, updated_at, checkpoints, record FROM runs WHERE pk IN ({marks})"
+                ),
+                params,
+            )
+            .await?;
+        for r in &recs {
+            let pk = r.i64(0)?;
+            let d = match serde_json::from_str::<RunRecord>(&r.text(3)?) {
+                Ok(rec) => derive(&rec),
+                Err(e) => {
+                    eprintln!(
+                        "wattprint serve: dashboard: the record of run #{pk} cannot be read: {e}"
+                    );
+                    Derived {
+                        unreadable: true,
+                        ..Derived::default()
+                    }
+                }
+            };
+            fresh.insert(pk, (format!("{}#{}", r.text(1)?, r.i64(2)?), d));
+        }
+    }
+    let mut m = st
+        .derived
+        .map
+        .lock()
+        .map_err(|_| anyhow::anyhow!("cache lock poisoned"))?;
+    if m.len() + fresh.len() > CACHE_MAX {
+        m.clear();
+    }
+    let out = runs
+        .into_iter()
+        .map(|x| {
+            let d = fresh
+                .get(&x.pk)
+                .map(|v| v.1)
+                .or_else(|| m.get(&x.pk).map(|v| v.1))
+                .unwrap_or_default();
+            (x, d)
+        })
+        .collect();
+    m.extend(fresh);
+    Ok(out)
+}
+
+/// Sums over a set of runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Agg {
+    pub runs: i64,
+    pub duration_s: f64,
+    pub energy_kwh: f64,
+    pub facility_kwh: f64,
+    pub emissions_kg: f64,
+    pub wasted_runs: i64,
+    pub wasted_kwh: f64,
+    pub wasted_kg: f64,
+    pub gpu_kwh: f64,
+    pub idle_gpu_kwh: f64,
+    pub idle_gpu_kg: f64,
+    pub static_kwh: f64,
+    pub operational_kg: f64,
+    pub embodied_kg: f64,
+    pub gpus_without_idle: i64,
+    pub unreadable: i64,
+}
+
+impl Agg {
+    pub fn add(&mut self, x: &Lite, d: &Derived) {
+        self.runs += 1;
+        self.duration_s += x.duration_s;
+        self.energy_kwh += x.energy_kwh;
+        self.facility_kwh += x.facility_kwh;
+        self.emissions_kg += x.emissions_kg;
+        if is_waste(&x.status) {
+            self.wasted_runs += 1;
+            self.wasted_kwh += x.energy_kwh;
+            self.wasted_kg += x.emissions_kg;
+        }
+        self.gpu_kwh += d.gpu_kwh;
+        self.idle_gpu_kwh += d.idle_gpu_kwh;
+        self.idle_gpu_kg += d.idle_gpu_kg;
+        self.static_kwh += d.static_kwh;
+        self.operational_kg += d.operational_kg;
+        self.embodied_kg += d.embodied_kg;
+        self.gpus_without_idle += i64::from(d.gpus_without_idle);
+        self.unreadable += i64::from(d.unreadable);
+    }
+
+    pub fn of<'a>(runs: impl IntoIterator<Item = &'a (Lite, Derived)>) -> Agg {
+        let mut a = Agg::default();
+        for (x, d) in runs {
+            a.add(x, d);
+        }
+        a
+    }
+}
+
+/// Sums grouped by a key, largest emissions first.
+pub fn group_by<K: Ord + Clone>(
+    runs: &[(Lite, Derived)],
+    key: impl Fn(&Lite) -> K,
+) -> Vec<(K, Agg)> {
+    let mut m: BTreeMap<K, Agg> = BTreeMap::new();
+    for (x, d) in runs {
+        m.entry(key(x)).or_default().add(x, d);
+    }
+    let mut v: Vec<(K, Agg)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.emissions_kg.total_cmp(&a.1.emissions_kg));
+    v
+}
+
+/// `YYYY-MM` → months since year 0.
+fn month_index(m: &str) -> Option<i64> {
+    let (y, mo) = m.split_once('-')?;
+    Some(y.parse::<i64>().ok()? * 12 + mo.parse::<i64>().ok()? - 1)
+}
+
+fn month_name(i: i64) -> String {
+    format!("{:04}-{:02}", i.div_euclid(12), i.rem_euclid(12) + 1)
+}
+
+/// The months a trend shows: up to `n`, ending with the later of `now` and the last month
+/// with a run (with the last month with a run when none falls in the `n` months to `now`),
+/// starting no earlier than the first month with a run.
+pub fn trend_months(runs: &[(Lite, Derived)], now: &str, n: i64) -> Vec<String> {
+    let idx: Vec<i64> = runs
+        .iter()
+        .filter_map(|r| month_index(&r.0.month))
+        .collect();
+    let (Some(&first), Some(&last)) = (idx.iter().min(), idx.iter().max()) else {
+        return Vec::new();
+    };
+    let mut end = last.max(month_index(now).unwrap_or(last));
+    if last < end - n + 1 {
+        // No run in the last `n` months: show the last months that had runs instead.
+        end = last;
+    }
+    let start = first.max(end - n + 1);
+    (start..=end).map(month_name).collect()
+}
+
+/// Per-series monthly values (`value` of each run), series ordered by their total `rank` (the
+/// same order, and the same series, for every `value` ranked alike: charts side by side share
+/// colours), at most `max_series` of them (past that, the last one sums the rest as "N others").
+pub fn monthly_series(
+    runs: &[(Lite, Derived)],
+    months: &[String],
+    series: impl Fn(&Lite) -> String,
+    value: impl Fn(&Lite) -> f64,
+    rank: impl Fn(&Lite) -> f64,
+    max_series: usize,
+) -> Vec<(String, Vec<f64>)> {
+    let pos: HashMap<&str, usize> = months
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
+    let mut by: BTreeMap<String, (f64, Vec<f64>)> = BTreeMap::new();
+    for (x, _) in runs {
+        let Some(&i) = pos.get(x.month.as_str()) else {
+            continue;
+        };
+        let e = by
+            .entry(series(x))
+            .or_insert_with(|| (0.0, vec![0.0; months.len()]));
+        e.0 += rank(x);
+        e.1[i] += value(x);
+    }
+    let mut v: Vec<(String, (f64, Vec<f64>))> = by.into_iter().collect();
+    // Largest first; ties by name (the map's order, kept by the stable sort).
+    v.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    let mut v: Vec<(String, Vec<f64>)> = v.into_iter().map(|(k, (_, vals))| (k, vals)).collect();
+    if v.len() > max_series {
+        let rest = v.split_off(max_series.max(1) - 1);
+        let mut others = vec![0.0; months.len()];
+        for (_, vals) in &rest {
+            for (o, x) in others.iter_mut().zip(vals) {
+                *o += x;
+            }
+        }
+        v.push((format!("{} others", rest.len()), others));
+    }
+    v
+}
+
+/// One row of a lower-carbon comparison.
+#[derive(Debug, Clone)]
+pub struct RegionRow {
+    pub id: String,
+    pub name: String,
+    /// Grid intensity × PUE, g CO2e per kWh of IT energy.
+    pub effective_g_per_kwh: f64,
+    /// What the same IT energy would have emitted there (operational), kg.
+    pub would_kg: f64,
+    /// Operational emissions avoided, kg, and as a percentage.
+    pub saved_kg: f64,
+    pub saved_percent: Option<f64>,
+}
+
+/// The `n` cloud regions with the lowest effective intensity, each with what `it_kwh` of IT
+/// energy would have emitted there, against `operational_kg` actually emitted
+/// (`wattprint_core::factors::ranking`: emissions = kWh × intensity × PUE / 1000).
+pub fn lower_carbon(it_kwh: f64, operational_kg: f64, n: usize) -> Vec<RegionRow> {
+    use wattprint_core::factors::ranking::{rank_regions, saving};
+    let Ok(ranks) = rank_regions(None) else {
+        return Vec::new();
+    };
+    let actual_eff = if it_kwh > 0.0 {
+        operational_kg * 1000.0 / it_kwh
+    } else {
+        0.0
+    };
+    ranks
+        .into_iter()
+        .take(n)
+        .map(|r| {
+            let s = saving(actual_eff, r.effective_g_per_kwh, Some(it_kwh));
+            RegionRow {
+                would_kg: it_kwh * r.effective_g_per_kwh / 1000.0,
+                saved_kg: s.kg.unwrap_or(0.0),
+                saved_percent: s.percent,
+                effective_g_per_kwh: r.effective_g_per_kwh,
+                id: r.id,
+                name: r.name,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn lite(month: &str, team: &str, kg: f64) -> (Lite, Derived) {
+        (
+            Lite {
+                pk: 0,
+                team: team.into(),
+                project: "p".into(),
+                user: None,
+                status: "completed".into(),
+                month: month.into(),
+                duration_s: 1.0,
+                energy_kwh: kg * 4.0,
+                facility_kwh: kg * 5.0,
+                emissions_kg: kg,
+                version: String::new(),
+            },
+            Derived::default(),
+        )
+    }
+
+    #[test]
+    fn months_span_data_and_now() {
+        let runs = vec![lite("2024-11", "a", 1.0), lite("2025-02", "b", 2.0)];
+        assert_eq!(
+            trend_months(&runs, "2025-03", 12),
+            vec!["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
+        );
+        assert_eq!(
+            trend_months(&runs, "2025-03", 2),
+            vec!["2025-02", "2025-03"]
+        );
+        assert!(trend_months(&[], "2025-03", 12).is_empty());
+        // Old data: the months that had runs, not an empty year.
+        assert_eq!(
+            trend_months(&runs, "2027-01", 3),
+            vec!["2024-12", "2025-01", "2025-02"]
+        );
+        let s = monthly_series(
+            &runs,
+            &trend_months(&runs, "2025-02", 12),
+            |x| x.team.clone(),
+            |x| x.emissions_kg,
+            |x| x.emissions_kg,
+            8,
+        );
+        // Ranked by emissions, energy comes in the same order (a's energy is larger here).
+        let mut runs2 = runs.clone();
+        runs2[0].0.energy_kwh = 100.0;
+        let e = monthly_series(
+            &runs2,
+            &trend_months(&runs2, "2025-02", 12),
+            |x| x.team.clone(),
+            |x| x.energy_kwh,
+            |x| x.emissions_kg,
+            8,
+        );
+        assert_eq!(e[0].0, "b");
+        assert_eq!(e[1], ("a".to_string(), vec![100.0, 0.0, 0.0, 0.0]));
+        assert_eq!(s[0], ("b".to_string(), vec![0.0, 0.0, 0.0, 2.0]));
+        assert_eq!(s[1], ("a".to_string(), vec![1.0, 0.0, 0.0, 0.0]));
+        let both = ["2024-11".to_string(), "2025-02".to_string()];
+        let kg = |x: &Lite| x.emissions_kg;
+        let s = monthly_series(&runs, &both, |x| x.team.clone(), kg, kg, 1);
+        assert_eq!(s, vec![("2 others".to_string(), vec![1.0, 2.0])]);
+    }
+
+    #[test]
+    fn waste_and_groups() {
+        let mut runs = vec![lite("2025-01", "a", 1.0), lite("2025-01", "b", 3.0)];
+        runs[0].0.status = "failed".into();
+        let a = Agg::of(&runs);
+        assert_eq!((a.runs, a.wasted_runs), (2, 1));
+        assert_eq!((a.emissions_kg, a.wasted_kg, a.wasted_kwh), (4.0, 1.0, 4.0));
+        let g = group_by(&runs, |x| x.team.clone());
+        assert_eq!(g[0].0, "b");
+    }
+
+    #[test]
+    fn lower_carbon_regions_are_cheaper_and_consistent() {
+        let rows = lower_carbon(100.0, 40.0, 3);
+        assert_eq!(rows.len(), 3);
+        for w in rows.windows(2) {
+            assert!(w[0].effective_g_per_kwh <= w[1].effective_g_per_kwh);
+        }
+        for r in &rows {
+            assert!((r.would_kg - 100.0 * r.effective_g_per_kwh / 1000.0).abs() < 1e-9);
+            assert!((r.saved_kg - (40.0 - r.would_kg)).abs() < 1e-9, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn idle_gpu_energy_follows_the_static_energy_rule() {
+        let v = serde_json::json!({
+            "schema": "wattprint.run/1", "id": "r", "project": "p", "tags": {}, "command": [],
+            "started_at": "2025-01-01T00:00:00Z", "ended_at": null, "duration_s": 3600.0,
+            "status": "completed", "exit_code": 0,
+            "host": {"hostname": "h", "cpu_model": "c", "logical_cpus": 1, "ram_gb": 1.0, "gpus": []},
+            "scope": "process", "interval_s": 1.0,
+            "energy_kwh": {"cpu": 0.0, "gpu": 0.5, "ram": 0.0, "other": 0.0, "dynamic": 0.4,
+                           "static": 0.1, "it": 0.5, "infrastructure": 0.0, "facility": 0.5, "total": 0.5},
+            "devices": [
+                {"id": "gpu:0", "kind": "gpu", "method": "nvml-energy", "name": "x", "energy_kwh": 0.3,
+                 "avg_power_w": 300.0, "machine_energy_kwh": 0.6, "idle_power_w": 60.0},
+                {"id": "gpu:1", "kind": "gpu", "method": "nvml-energy", "name": "no such gpu model",
+                 "energy_kwh": 0.2, "avg_power_w": 200.0, "machine_energy_kwh": 0.2},
+                {"id": "cpu:0", "kind": "cpu", "method": "rapl", "name": "c", "energy_kwh": 0.05,
+                 "avg_power_w": 50.0, "machine_energy_kwh": 0.05, "idle_power_w": 10.0}
+            ],
+            "methods": {"cpu": "rapl", "gpu": "nvml-energy", "ram": "none"}, "pue": 1.5,
+            "carbon_intensity": {"g_per_kwh": 200.0, "source": "t"},
+            "location": {"code": "FR", "name": "France", "known": true, "pue_source": "t"},
+            "emissions_kg": {"dynamic": 0.1, "static": 0.03, "infrastructure": 0.02, "embodied": 0.01,
+                             "operational": 0.15, "total": 0.16},
+            "equivalents": {"car_km": 0.0, "tree_months": 0.0, "flights_paris_london": 0.0,
+                            "flights_paris_dublin": 0.0, "flights_new_york_san_francisco": 0.0, "phone_charges": 0.0},
+            "assumptions": [], "factors_version": "t", "warnings": [], "samples": 1, "skipped_ticks": 0,
+            "wattprint_version": "t"
+        });
+        let rec: RunRecord = serde_json::from_value(v).unwrap();
+        let d = derive(&rec);
+        // gpu:0: 60 W × 1 h × (0.3 / 0.6) = 0.03 kWh; gpu:1 has no idle power anywhere.
+        assert!((d.idle_gpu_kwh - 0.03).abs() < 1e-12, "{d:?}");
+        assert!((d.idle_gpu_kg - 0.03 * 1.5 * 0.2).abs() < 1e-12);
+        assert_eq!(d.gpus_without_idle, 1);
+        assert!((d.gpu_kwh - 0.5).abs() < 1e-12);
+        assert_eq!(
+            (d.static_kwh, d.operational_kg, d.embodied_kg),
+            (0.1, 0.15, 0.01)
+        );
+    }
+}
