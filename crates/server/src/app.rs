@@ -181,6 +181,7 @@ pub fn run_blocking(cfg: Config) -> Result<()> {
             "wattprint serve: listening on http://{addr}{API} (database {}, schema version {version})",
             state.store.db.describe()
         );
+        println!("wattprint serve: dashboard at http://{addr}/dashboard/");
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         serve(listener, state, shutdown_signal()).await?;
