@@ -30,6 +30,7 @@ impl ToSql for Val {
             Val::T(v) => v.to_sql_checked(ty, out),
             Val::OptI(v) => v.to_sql_checked(ty, out),
             Val::OptT(v) => v.to_sql_checked(ty, out),
+            Val::OptF(v) => v.to_sql_checked(ty, out),
         }
     }
 
