@@ -64,7 +64,7 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let client = Client::new(target.clone());
     let (mut sent, mut kept, mut attention) = (0, 0, 0);
-    for f in &files {
+    for (i, f) in files.iter().enumerate() {
         match uploader::sync_file(&client, f) {
             SyncResult::Sent { kind, key, outcome } => {
                 sent += 1;
@@ -77,6 +77,13 @@ pub fn run(a: Args) -> Result<i32> {
                     println!("kept {kind} {key}: NEEDS ATTENTION: {error}");
                 } else {
                     println!("kept {kind} {key}: {error}");
+                    // The server is not answering: the rest waits for the next sync.
+                    let rest = files.len() - i - 1;
+                    if rest > 0 {
+                        kept += rest;
+                        println!("kept {rest} more without trying (the server is not answering)");
+                    }
+                    break;
                 }
             }
             SyncResult::Unreadable(why) => {

@@ -379,13 +379,25 @@ fn a_server_down_spools_and_sync_lands_it_exactly_once() {
     server.stop();
 }
 
-/// Spawn `wattprint agent`; returns the child and its metrics URL.
+/// A running agent, killed if a test fails before stopping it.
+struct Agent(Option<Child>);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Spawn `wattprint agent`; returns it and its metrics URL.
 fn start_agent(
     h: &FakeHost,
     home: &Path,
     extra: &[&str],
     tok: Option<&str>,
-) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+) -> (Agent, String, std::sync::mpsc::Receiver<String>) {
     let mut c = h.cmd();
     c.env("WATTPRINT_HOME", home)
         .env_remove("WATTPRINT_SERVER")
@@ -410,12 +422,13 @@ fn start_agent(
     let mut child = c.spawn().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let agent = Agent(Some(child));
     std::thread::spawn(move || {
         for l in BufReader::new(out).lines().map_while(Result::ok) {
             let _ = tx.send(l);
         }
     });
-    let err = child.stderr.take().unwrap();
     std::thread::spawn(move || {
         for l in BufReader::new(err).lines().map_while(Result::ok) {
             eprintln!("[agent] {l}");
@@ -428,11 +441,12 @@ fn start_agent(
         .find(|w| w.starts_with("http://") && w.ends_with("/metrics"))
         .unwrap_or_else(|| panic!("no metrics URL in {first:?}"))
         .to_string();
-    (child, m, rx)
+    (agent, m, rx)
 }
 
 /// SIGTERM the agent; its final counters.
-fn stop_agent(mut child: Child, rx: &std::sync::mpsc::Receiver<String>) -> Value {
+fn stop_agent(mut agent: Agent, rx: &std::sync::mpsc::Receiver<String>) -> Value {
+    let mut child = agent.0.take().unwrap();
     sigterm(&child);
     let st = child.wait().unwrap();
     assert!(st.success(), "agent exit: {st:?}");
@@ -794,5 +808,67 @@ fn server_policy_caps_runs_and_users_cannot_raise_it() {
     .unwrap();
     assert!(out.status.code().is_some());
     assert_eq!(read_json(&json)["limits"]["max_duration_s"], 0.3);
+    server.stop();
+}
+
+#[test]
+fn an_agent_stopped_during_an_outage_leaves_its_figures_to_the_next_one() {
+    let h = FakeHost::new();
+    let _drv = Driver::constant(&h, 25.0, 5.0);
+    let db = sqlite(&h);
+    let mut server = Server::start(&h, &db, "127.0.0.1:0");
+    let url = server.url();
+    let tok = token(&h, &db, "physics", "member");
+    let home = h.dir.path().join("agent-home");
+    let args = [
+        "--server",
+        url.as_str(),
+        "--interval",
+        "100ms",
+        "--report-every",
+        "200ms",
+        "--node",
+        "n1",
+    ];
+    let (agent, _, rx) = start_agent(&h, &home, &args, Some(&tok));
+    std::thread::sleep(Duration::from_millis(800));
+    server.stop();
+    std::thread::sleep(Duration::from_millis(600));
+    // Stopped while the server is down: its last figures go to the spool, exit 0.
+    let first = stop_agent(agent, &rx);
+    assert!(first["pending_windows"].as_u64().unwrap() >= 1, "{first}");
+    let spooled: Vec<_> = std::fs::read_dir(home.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+    assert!(spooled[0].starts_with("node-n1-"), "{spooled:?}");
+    // The server comes back; the next agent instance sends the old figures, then its own.
+    let mut server = Server::start(&h, &db, &server.addr);
+    let (agent, metrics, rx) = start_agent(&h, &home, &args, Some(&tok));
+    let t = Instant::now();
+    while std::fs::read_dir(home.join("spool")).unwrap().count() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the old spool was not sent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    while status(&metrics)["report"]["reports_ok"].as_u64().unwrap() < 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no report from the new agent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = stop_agent(agent, &rx);
+    let (_, nodes) = api(&url, "GET", "/nodes?node=n1", &tok, None);
+    let n = &nodes["nodes"][0];
+    assert_eq!(n["agents"], 2, "{n}");
+    let want = first["total_joules"].as_f64().unwrap() + second["total_joules"].as_f64().unwrap();
+    assert!(
+        close_j(n["joules"].as_f64().unwrap(), want),
+        "{n} vs {want}"
+    );
     server.stop();
 }

@@ -19,24 +19,24 @@ pub struct Migration {
 }
 
 /// All migrations, in order. Never edit one that has shipped: add a new version.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "accounts, tokens, runs, samples, budgets",
-        statements: &[
-            "CREATE TABLE orgs (
+#[rustfmt::skip]
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "accounts, tokens, runs, samples, budgets",
+    statements: &[
+        "CREATE TABLE orgs (
             id {id},
             name TEXT NOT NULL UNIQUE,
             created_at TEXT NOT NULL
         )",
-            "CREATE TABLE teams (
+        "CREATE TABLE teams (
             id {id},
             org_id BIGINT NOT NULL REFERENCES orgs(id),
             name TEXT NOT NULL,
             created_at TEXT NOT NULL,
             UNIQUE (org_id, name)
         )",
-            "CREATE TABLE projects (
+        "CREATE TABLE projects (
             id {id},
             org_id BIGINT NOT NULL REFERENCES orgs(id),
             team_id BIGINT NOT NULL REFERENCES teams(id),
@@ -44,21 +44,21 @@ pub const MIGRATIONS: &[Migration] = &[
             created_at TEXT NOT NULL,
             UNIQUE (team_id, name)
         )",
-            "CREATE TABLE users (
+        "CREATE TABLE users (
             id {id},
             org_id BIGINT NOT NULL REFERENCES orgs(id),
             name TEXT NOT NULL,
             created_at TEXT NOT NULL,
             UNIQUE (org_id, name)
         )",
-            "CREATE TABLE memberships (
+        "CREATE TABLE memberships (
             user_id BIGINT NOT NULL REFERENCES users(id),
             team_id BIGINT NOT NULL REFERENCES teams(id),
             role TEXT NOT NULL,
             created_at TEXT NOT NULL,
             PRIMARY KEY (user_id, team_id)
         )",
-            "CREATE TABLE api_tokens (
+        "CREATE TABLE api_tokens (
             id {id},
             prefix TEXT NOT NULL,
             hash TEXT NOT NULL UNIQUE,
@@ -72,7 +72,7 @@ pub const MIGRATIONS: &[Migration] = &[
             last_used_at TEXT,
             revoked_at TEXT
         )",
-            "CREATE TABLE runs (
+        "CREATE TABLE runs (
             pk {id},
             org_id BIGINT NOT NULL REFERENCES orgs(id),
             team_id BIGINT NOT NULL REFERENCES teams(id),
@@ -96,10 +96,10 @@ pub const MIGRATIONS: &[Migration] = &[
             updated_at TEXT NOT NULL,
             UNIQUE (team_id, run_id)
         )",
-            "CREATE INDEX runs_org_started ON runs (org_id, started_unix)",
-            "CREATE INDEX runs_team_started ON runs (team_id, started_unix)",
-            "CREATE INDEX runs_project_started ON runs (project_id, started_unix)",
-            "CREATE TABLE samples (
+        "CREATE INDEX runs_org_started ON runs (org_id, started_unix)",
+        "CREATE INDEX runs_team_started ON runs (team_id, started_unix)",
+        "CREATE INDEX runs_project_started ON runs (project_id, started_unix)",
+        "CREATE TABLE samples (
             run_pk BIGINT NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
             device_id TEXT NOT NULL,
             t0 DOUBLE PRECISION NOT NULL,
@@ -107,7 +107,7 @@ pub const MIGRATIONS: &[Migration] = &[
             energy_j DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (run_pk, device_id, t0)
         )",
-            "CREATE TABLE budgets (
+        "CREATE TABLE budgets (
             id {id},
             org_id BIGINT NOT NULL REFERENCES orgs(id),
             team_id BIGINT NOT NULL REFERENCES teams(id),
@@ -117,16 +117,15 @@ pub const MIGRATIONS: &[Migration] = &[
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )",
-            "INSERT INTO orgs (name, created_at) VALUES ('default', '{now}')",
-        ],
-    },
-    Migration {
-        version: 2,
-        name: "policies, node energy from agents",
-        statements: &[
-            // team_id 0 is the organisation's default policy (no foreign key, so that the pair can
-            // be the primary key and upserts can use ON CONFLICT on both databases).
-            "CREATE TABLE policies (
+        "INSERT INTO orgs (name, created_at) VALUES ('default', '{now}')",
+    ],
+}, Migration {
+    version: 2,
+    name: "policies, node energy from agents",
+    statements: &[
+        // team_id 0 is the organisation's default policy (no foreign key, so that the pair can
+        // be the primary key and upserts can use ON CONFLICT on both databases).
+        "CREATE TABLE policies (
             org_id BIGINT NOT NULL REFERENCES orgs(id),
             team_id BIGINT NOT NULL,
             max_duration_s DOUBLE PRECISION,
@@ -136,9 +135,9 @@ pub const MIGRATIONS: &[Migration] = &[
             updated_at TEXT NOT NULL,
             PRIMARY KEY (org_id, team_id)
         )",
-            // Cumulative energy per (node, agent instance, hour window, device): an upload only
-            // raises the stored values, so retries and replays never double count.
-            "CREATE TABLE node_energy (
+        // Cumulative energy per (node, agent instance, hour window, device): an upload only
+        // raises the stored values, so retries and replays never double count.
+        "CREATE TABLE node_energy (
             org_id BIGINT NOT NULL REFERENCES orgs(id),
             team_id BIGINT NOT NULL REFERENCES teams(id),
             node TEXT NOT NULL,
@@ -152,10 +151,9 @@ pub const MIGRATIONS: &[Migration] = &[
             updated_at TEXT NOT NULL,
             PRIMARY KEY (team_id, node, agent, window_start, device_id)
         )",
-            "CREATE INDEX node_energy_org_window ON node_energy (org_id, window_start)",
-        ],
-    },
-];
+        "CREATE INDEX node_energy_org_window ON node_energy (org_id, window_start)",
+    ],
+}];
 
 /// The schema version this binary writes.
 pub fn latest_version() -> i64 {
