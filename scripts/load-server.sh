@@ -100,10 +100,13 @@ for backend in "${BACKENDS[@]}"; do
         *) echo "unknown backend $backend (sqlite or postgres)" >&2; exit 2 ;;
     esac
     start_server "$DB"
-    for mode in closed open; do
+    # closed: as fast as answered; open: $RATE requests/s in all; run: as `wattprint run --server`
+    # sends (checkpoints without samples, the series with the final record), closed loop.
+    for mode in closed open run; do
         args=(--url "$URL" --token "$TOKEN" --agents "$AGENTS" --seconds "$SECONDS_"
               --checkpoints "$CHECKPOINTS" --samples "$SAMPLES" --project "load-$backend-$mode")
         [ "$mode" = open ] && args+=(--rate "$RATE")
+        [ "$mode" = run ] && args+=(--series final)
         echo "== $backend, $mode loop" >&2
         line="$("$LOAD" "${args[@]}")" || { echo "$line"; echo "load run failed" >&2; }
         echo "$line"

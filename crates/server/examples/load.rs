@@ -28,6 +28,9 @@ struct Opts {
     rate: Option<f64>,
     max_requests: u64,
     project: String,
+    /// Samples with every checkpoint (an agent streaming them), or all with the final record
+    /// (as `wattprint run --server` sends them).
+    series_each: bool,
 }
 
 fn opts() -> Opts {
@@ -41,6 +44,7 @@ fn opts() -> Opts {
         rate: None,
         max_requests: 2_000_000,
         project: format!("load-{}", std::process::id()),
+        series_each: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,6 +60,13 @@ fn opts() -> Opts {
             "--rate" => o.rate = Some(v.parse().expect("--rate R")),
             "--max-requests" => o.max_requests = v.parse().expect("--max-requests N"),
             "--project" => o.project = v,
+            "--series" => {
+                o.series_each = match v.as_str() {
+                    "each" => true,
+                    "final" => false,
+                    _ => panic!("--series each|final"),
+                }
+            }
             a => panic!("unknown argument {a}"),
         }
         i += 2;
@@ -176,7 +187,14 @@ async fn main() {
                         c as f64 * 10.0,
                         kwh,
                     );
-                    body["series"] = Value::Array(series((c - 1) as f64 * 10.0, o.samples));
+                    if o.series_each {
+                        body["series"] = Value::Array(series((c - 1) as f64 * 10.0, o.samples));
+                    } else if fin {
+                        let all: Vec<Value> = (0..c)
+                            .flat_map(|k| series(k as f64 * 10.0, o.samples))
+                            .collect();
+                        body["series"] = Value::Array(all);
+                    }
                     let intended = match period {
                         Some(p) => {
                             let now = Instant::now();
@@ -211,7 +229,11 @@ async fn main() {
                     st.latencies_us.push(lat.as_micros() as u64);
                     match failure {
                         None => {
-                            st.samples_sent += 2 * o.samples as u64;
+                            if o.series_each {
+                                st.samples_sent += 2 * o.samples as u64;
+                            } else if fin {
+                                st.samples_sent += (2 * o.samples * c) as u64;
+                            }
                             if fin {
                                 st.finals.push((id.clone(), kwh));
                             }
@@ -282,7 +304,9 @@ async fn main() {
         || samples_missing > 0;
     let out = json!({
         "agents": o.agents,
-        "mode": match o.rate { Some(r) => format!("open loop, {r} req/s"), None => "closed loop".into() },
+        "mode": format!("{}, samples {}",
+            match o.rate { Some(r) => format!("open loop {r}/s"), None => "closed loop".into() },
+            if o.series_each { "with each checkpoint" } else { "with the final record" }),
         "seconds": elapsed,
         "requests": requests,
         "requests_per_s": requests / elapsed,
