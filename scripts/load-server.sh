@@ -6,6 +6,7 @@
 #
 #   scripts/load-server.sh                 # both databases, defaults below
 #   AGENTS=64 SECONDS_=30 RATE=2000 scripts/load-server.sh sqlite
+#   PG_URL_SUFFIX='?options=-c%20synchronous_commit%3Doff' scripts/load-server.sh postgres
 #
 # PostgreSQL: $WATTPRINT_TEST_POSTGRES_URL (a server on which it may create a database), else a
 # throwaway cluster started here like .ci/run does (initdb/pg_ctl; as the postgres user when root).
@@ -95,7 +96,8 @@ for backend in "${BACKENDS[@]}"; do
             [ -n "${PG_BASE:-}" ] || pg_base
             name="wp_load_$$_$RANDOM"
             psql "$PG_BASE" -qc "CREATE DATABASE $name" >/dev/null
-            DB="${PG_BASE%/*}/$name"
+            # PG_URL_SUFFIX, e.g. '?options=-c%20synchronous_commit%3Doff', to try settings.
+            DB="${PG_BASE%/*}/$name${PG_URL_SUFFIX:-}"
             ;;
         *) echo "unknown backend $backend (sqlite or postgres)" >&2; exit 2 ;;
     esac

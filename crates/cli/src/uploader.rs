@@ -147,6 +147,8 @@ impl std::fmt::Display for SendError {
 pub struct Client {
     agent: ureq::Agent,
     pub target: ServerTarget,
+    connect: Duration,
+    total: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -175,7 +177,19 @@ impl Client {
         Client {
             agent: ureq::Agent::new_with_config(config),
             target,
+            connect,
+            total,
         }
+    }
+
+    /// The same client with timeouts of at most 1 s to connect and 2 s in all (for a last try
+    /// at a server that just failed).
+    pub fn quick(&self) -> Client {
+        Client::with_timeouts(
+            self.target.clone(),
+            self.connect.min(Duration::from_secs(1)),
+            self.total.min(Duration::from_secs(2)),
+        )
     }
 
     /// One request; 2xx gives the JSON body (or null).
@@ -716,22 +730,13 @@ impl Uploader {
     /// few seconds; whatever is not confirmed by then is in the spool.
     pub fn finish(mut self, rec: &mut RunRecord, snapshot: &Snapshot) -> Vec<String> {
         let sh = Arc::clone(&self.shared);
-        let deadline = Instant::now() + REQUEST_TIMEOUT + Duration::from_secs(1);
         let mut st = sh.lock();
         st.closed = true;
         st.pending = None;
         sh.cv.notify_all();
-        while st.busy {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            st = match sh.cv.wait_timeout(st, left) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
-        let stuck = st.busy;
+        // A checkpoint upload still in flight is not waited for: the final record supersedes it
+        // on the server and in the spool. After a recent failure the last try is a quick one.
+        let quick = st.busy || st.backoff_until.is_some_and(|t| Instant::now() < t);
         if let Some(f) = &st.failure {
             rec.warnings.push(format!(
                 "uploads to {} failed during the run ({f}); checkpoints were kept in the spool",
@@ -746,17 +751,13 @@ impl Uploader {
             }
             v
         };
-        let result = if stuck {
-            Err(SendError::Transient(format!(
-                "{} did not answer an earlier upload in time",
-                sh.client.target.url
-            )))
+        drop(st);
+        let result = if quick {
+            sh.client.quick().post_run(&body(rec))
         } else {
-            drop(st);
-            let r = sh.client.post_run(&body(rec));
-            st = sh.lock();
-            r
+            sh.client.post_run(&body(rec))
         };
+        let mut st = sh.lock();
         match result {
             Ok(_) => {
                 sh.settle(&mut st, &body(rec), Ok(String::new()));
@@ -798,8 +799,9 @@ impl Uploader {
             );
             v
         };
+        let busy = st.busy;
         drop(st);
-        if !stuck {
+        if !busy {
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }

@@ -141,7 +141,7 @@ fn the_systemd_unit_is_hardened_and_runs_a_real_command() {
         .into_iter()
         .find_map(|e| e.strip_prefix("WATTPRINT_HOME=").map(str::to_string))
         .unwrap();
-    assert_eq!(get("ReadWritePaths"), [home.clone()]);
+    assert_eq!(get("ReadWritePaths"), std::slice::from_ref(&home));
     assert_eq!(home, "/var/lib/wattprint-agent", "StateDirectory's path");
     assert!(get("CapabilityBoundingSet")[0].contains("CAP_DAC_READ_SEARCH"));
 }
