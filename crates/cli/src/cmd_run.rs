@@ -100,6 +100,10 @@ pub struct Args {
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
     #[arg(long, value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
+    /// Report to this wattprint server (default: $WATTPRINT_SERVER, else the config file's
+    /// `server`); the token comes from $WATTPRINT_TOKEN or the config file, never a flag.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
     /// The command to run, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -192,7 +196,15 @@ pub fn run(a: Args) -> Result<i32> {
         };
     }
     user_limits.predict_stop |= a.predict_stop;
-    let (limits, limit_notes) = limits::combine(&config.institution_limits()?, &user_limits);
+    // [server] The server's policy joins the institution's limits (cached when unreachable).
+    let server = crate::uploader::ServerTarget::resolve(a.server.as_deref(), &config)?;
+    let (policy, policy_notes) = server
+        .as_ref()
+        .map(crate::server_policy::fetch)
+        .unwrap_or_default();
+    let institution = crate::server_policy::stricter(&config.institution_limits()?, &policy);
+    let (limits, mut limit_notes) = limits::combine(&institution, &user_limits);
+    limit_notes.extend(policy_notes);
     let within = parse_duration(&a.within).map_err(|e| anyhow::anyhow!("--within: {e}"))?;
     if let Some(g) = a.threshold {
         if !(g.is_finite() && g >= 0.0) {
@@ -351,6 +363,11 @@ pub fn run(a: Args) -> Result<i32> {
     extra_warnings.extend(limit_notes.iter().cloned());
     extra_warnings.extend(start_note);
     let mon_state = Arc::new(Mutex::new(MonitorState::default()));
+    // [server] Uploads from a background thread; whatever it cannot send goes to the spool.
+    let uploader = server
+        .as_ref()
+        .map(|s| crate::uploader::Uploader::for_run(s, &meta.id, a.quiet));
+    let ckpt_up = uploader.as_ref().map(|u| u.handle());
     let record_limits = (!limits.is_empty()).then(|| limits.clone());
     // The job reports its progress (a fraction, or done/total) into this file.
     let progress_file = store::home_dir()
@@ -388,6 +405,9 @@ pub fn run(a: Args) -> Result<i32> {
                     eprintln!("wattprint: warning: checkpoint not saved: {e:#}");
                 }
             }
+        }
+        if let Some(u) = &ckpt_up {
+            u.checkpoint(&rec); // [server]
         }
     });
     let sampler = Sampler::start(
@@ -586,6 +606,9 @@ pub fn run(a: Args) -> Result<i32> {
     rec.limit_events = mon.events;
     rec.stopped = mon.stopped;
     rec.prediction = mon.prediction;
+    if let Some(u) = uploader {
+        shown.extend(u.finish(&mut rec, &snapshot)); // [server] final record + series
+    }
     if let Ok(mut guard) = store_cell.lock() {
         if let Some(st) = guard.as_mut() {
             if let Err(e) = st

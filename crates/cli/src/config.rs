@@ -32,6 +32,12 @@ pub struct ConfigFile {
     /// Default sampling interval, e.g. "1s".
     pub interval: Option<String>,
     pub limits: Option<LimitsFile>,
+    /// The wattprint server runs report to, e.g. `https://wattprint.example.org`
+    /// (`wattprint run --server`, `wattprint agent`, `wattprint sync`; docs/agents.md).
+    pub server: Option<String>,
+    /// API token for the server (prefer `WATTPRINT_TOKEN`; a file holding it should be
+    /// readable by its owner only).
+    pub token: Option<String>,
 }
 
 /// Both files, as read.
@@ -117,6 +123,28 @@ impl Config {
             .interval
             .clone()
             .or_else(|| self.system.interval.clone())
+    }
+
+    /// The server URL from the files (the user's first).
+    pub fn server(&self) -> Option<String> {
+        self.user
+            .server
+            .clone()
+            .or_else(|| self.system.server.clone())
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    /// The server token from the files (the user's first), with the file it came from.
+    pub fn token(&self) -> Option<(String, Option<PathBuf>)> {
+        match (&self.user.token, &self.system.token) {
+            (Some(t), _) if !t.trim().is_empty() => {
+                Some((t.trim().to_string(), self.user_path.clone()))
+            }
+            (_, Some(t)) if !t.trim().is_empty() => {
+                Some((t.trim().to_string(), self.system_path.clone()))
+            }
+            _ => None,
+        }
     }
 
     pub fn institution_limits(&self) -> Result<Limits> {

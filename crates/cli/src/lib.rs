@@ -2,10 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod agent;
 pub mod carbon_args;
 pub mod child;
 pub mod clock;
 pub mod cmd_admin;
+pub mod cmd_agent;
 pub mod cmd_doctor;
 pub mod cmd_estimate;
 pub mod cmd_export;
@@ -19,6 +21,7 @@ pub mod cmd_run;
 pub mod cmd_runs;
 pub mod cmd_serve;
 pub mod cmd_show;
+pub mod cmd_sync;
 pub mod cmd_when;
 pub mod config;
 pub mod interchange;
@@ -26,8 +29,10 @@ pub mod live;
 pub mod monitor;
 pub mod provider_config;
 pub mod report;
+pub mod server_policy;
 pub mod store;
 pub mod summary;
+pub mod uploader;
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +77,10 @@ enum Command {
     Serve(cmd_serve::Args),
     /// Manage the server's organisations, teams, users and API tokens (on its database).
     Admin(cmd_admin::Args),
+    /// Send what `wattprint run --server` and `wattprint agent` spooled while the server was down.
+    Sync(cmd_sync::Args),
+    /// Node daemon: measure the whole machine, export Prometheus metrics, report to the server.
+    Agent(cmd_agent::Args),
 }
 
 /// When the process started, for the start-up figure in the run record.
@@ -104,6 +113,8 @@ pub fn cli_main() -> ! {
         Command::Report(a) => cmd_report::run(a),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Admin(a) => cmd_admin::run(a),
+        Command::Sync(a) => cmd_sync::run(a),
+        Command::Agent(a) => cmd_agent::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

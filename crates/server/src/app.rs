@@ -1,6 +1,6 @@
 //! The router, its state and the server loop.
 
-use crate::api::{budgets, meta, runs, tokens, totals, ApiError};
+use crate::api::{budgets, meta, nodes, policy, runs, tokens, totals, ApiError};
 use crate::auth::TouchTracker;
 use crate::limits::{Limits, RateLimiter};
 use crate::store::Store;
@@ -70,6 +70,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/me"),
     ("get", "/health"),
     ("get", "/openapi.json"),
+    // Agents and policies (docs/agents.md).
+    ("get", "/policy"),
+    ("put", "/policy"),
+    ("post", "/nodes/{node}/energy"),
+    ("get", "/nodes"),
 ];
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -114,6 +119,10 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/health"), get(meta::health))
         .route(&p("/openapi.json"), get(meta::openapi))
         .merge(crate::dashboard::router(state.clone()))
+        // Agents and policies (docs/agents.md).
+        .route(&p("/policy"), get(policy::get).put(policy::put))
+        .route(&p("/nodes/{node}/energy"), post(nodes::post_energy))
+        .route(&p("/nodes"), get(nodes::list))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

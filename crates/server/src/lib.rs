@@ -13,7 +13,9 @@ pub mod dashboard;
 pub mod db;
 pub mod limits;
 pub mod openapi;
+pub mod openapi_agents;
 pub mod store;
+pub mod store_agents;
 #[doc(hidden)]
 pub mod testing;
 

@@ -56,7 +56,7 @@ pub fn document() -> Value {
     run_list_params.push(json!({"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}}));
     let mut totals_params = filters();
     totals_params.push(json!({"name": "group_by", "in": "query", "required": false, "schema": {"type": "string", "enum": ["org", "team", "project", "user", "month", "status", "host"], "default": "project"}}));
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "wattprint server API",
@@ -225,7 +225,9 @@ pub fn document() -> Value {
                 "CreatedToken": {"allOf": [{"$ref": "#/components/schemas/Token"}], "properties": {"token": {"type": "string", "description": "The secret; shown only here."}}}
             }
         }
-    })
+    });
+    crate::openapi_agents::extend(&mut doc, common);
+    doc
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 pub mod budgets;
 pub mod meta;
+pub mod nodes;
+pub mod policy;
 pub mod runs;
 pub mod tokens;
 pub mod totals;

@@ -19,6 +19,7 @@ pub struct Migration {
 }
 
 /// All migrations, in order. Never edit one that has shipped: add a new version.
+#[rustfmt::skip]
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "accounts, tokens, runs, samples, budgets",
@@ -117,6 +118,40 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated_at TEXT NOT NULL
         )",
         "INSERT INTO orgs (name, created_at) VALUES ('default', '{now}')",
+    ],
+}, Migration {
+    version: 2,
+    name: "policies, node energy from agents",
+    statements: &[
+        // team_id 0 is the organisation's default policy (no foreign key, so that the pair can
+        // be the primary key and upserts can use ON CONFLICT on both databases).
+        "CREATE TABLE policies (
+            org_id BIGINT NOT NULL REFERENCES orgs(id),
+            team_id BIGINT NOT NULL,
+            max_duration_s DOUBLE PRECISION,
+            budget_kwh_per_run DOUBLE PRECISION,
+            budget_kg_per_run DOUBLE PRECISION,
+            budget_action TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (org_id, team_id)
+        )",
+        // Cumulative energy per (node, agent instance, hour window, device): an upload only
+        // raises the stored values, so retries and replays never double count.
+        "CREATE TABLE node_energy (
+            org_id BIGINT NOT NULL REFERENCES orgs(id),
+            team_id BIGINT NOT NULL REFERENCES teams(id),
+            node TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            window_start TEXT NOT NULL,
+            month TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            joules DOUBLE PRECISION NOT NULL,
+            emissions_g DOUBLE PRECISION NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (team_id, node, agent, window_start, device_id)
+        )",
+        "CREATE INDEX node_energy_org_window ON node_energy (org_id, window_start)",
     ],
 }];
 

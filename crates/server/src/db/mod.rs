@@ -24,6 +24,8 @@ pub enum Val {
     OptI(Option<i64>),
     /// A nullable text.
     OptT(Option<String>),
+    /// A nullable real.
+    OptF(Option<f64>),
 }
 
 impl From<i64> for Val {
@@ -54,6 +56,11 @@ impl From<&String> for Val {
 impl From<Option<i64>> for Val {
     fn from(v: Option<i64>) -> Val {
         Val::OptI(v)
+    }
+}
+impl From<Option<f64>> for Val {
+    fn from(v: Option<f64>) -> Val {
+        Val::OptF(v)
     }
 }
 impl From<Option<String>> for Val {

@@ -30,6 +30,7 @@ impl ToSql for Val {
             Val::T(v) => v.to_sql_checked(ty, out),
             Val::OptI(v) => v.to_sql_checked(ty, out),
             Val::OptT(v) => v.to_sql_checked(ty, out),
+            Val::OptF(v) => v.to_sql_checked(ty, out),
         }
     }
 
@@ -173,6 +174,33 @@ impl Db for PgDb {
 
     async fn transaction(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>> {
         let mut client = self.client().await?;
+        // One statement is atomic on its own: no BEGIN/COMMIT round trips (most checkpoint
+        // uploads and every agent report are one statement).
+        if let [s] = stmts.as_slice() {
+            let st = client
+                .prepare_cached(&pg_placeholders(&s.sql))
+                .await
+                .map_err(|e| pg_err(e, "preparing a statement"))?;
+            let p = params(&s.params);
+            return Ok(vec![if returns_rows(&s.sql) {
+                let rows = client
+                    .query(&st, &p)
+                    .await
+                    .map_err(|e| pg_err(e, "query"))?;
+                StmtResult {
+                    rows: rows.iter().map(cells).collect::<Result<_>>()?,
+                    changed: 0,
+                }
+            } else {
+                StmtResult {
+                    rows: Vec::new(),
+                    changed: client
+                        .execute(&st, &p)
+                        .await
+                        .map_err(|e| pg_err(e, "statement"))?,
+                }
+            }]);
+        }
         let tx = client.transaction().await.map_err(|e| pg_err(e, "BEGIN"))?;
         let mut out = Vec::with_capacity(stmts.len());
         for s in &stmts {

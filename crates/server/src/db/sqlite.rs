@@ -36,6 +36,10 @@ impl ToSql for Val {
                 Some(v) => ToSqlOutput::from(v.as_str()),
                 None => ToSqlOutput::from(rusqlite::types::Null),
             },
+            Val::OptF(v) => match v {
+                Some(v) => ToSqlOutput::from(*v),
+                None => ToSqlOutput::from(rusqlite::types::Null),
+            },
         })
     }
 }

@@ -1,0 +1,147 @@
+//! Node agents (`wattprint agent`): `POST /api/v1/nodes/{node}/energy` stores an agent's
+//! cumulative energy per hour window and device, `GET /api/v1/nodes` gives totals per node.
+//!
+//! Idempotency: an agent sends cumulative figures for each (agent instance, window, device);
+//! the server keeps the largest it has seen, so a retried, replayed or reordered report never
+//! double counts, and a node's total is the sum over windows and agent instances (restarts).
+
+use super::{check_ident, check_len, check_nonneg, parse_time, query, typed, ApiError, JsonBody};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::store::Role;
+use crate::store_agents::{NodeEnergy, NodeFilter};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Most (window, device) entries in one report.
+pub const MAX_ENTRIES: usize = 20_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFigures {
+    pub device_id: String,
+    pub kind: String,
+    /// Energy the device drew in the window so far, joules (cumulative).
+    pub joules: f64,
+    /// Its operational emissions so far, grams CO2e (cumulative).
+    #[serde(default)]
+    pub emissions_g: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Start of the window, RFC 3339.
+    pub start: String,
+    pub devices: Vec<DeviceFigures>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyBody {
+    /// The agent instance (a new id each time the agent starts: its counters start at zero).
+    pub agent: String,
+    pub windows: Vec<Window>,
+}
+
+/// `POST /api/v1/nodes/{node}/energy` (member): cumulative energy per window and device.
+pub async fn post_energy(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(node): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(Role::Member, "reporting node energy")?;
+    let Some(team_id) = auth.team_id() else {
+        return Err(ApiError::forbidden(
+            "an organisation-wide token cannot report node energy; use a team token",
+        ));
+    };
+    check_ident("node", &node, super::runs::MAX_NAME)?;
+    let b: EnergyBody = typed(body, "node energy")?;
+    check_ident("agent", &b.agent, super::runs::MAX_RUN_ID)?;
+    check_len("windows", &b.windows, MAX_ENTRIES)?;
+    let mut entries = Vec::new();
+    for (i, w) in b.windows.iter().enumerate() {
+        let t = parse_time("start", &w.start).map_err(|_| {
+            ApiError::invalid(format!(
+                "windows[{i}].start {:?} is not an RFC 3339 time",
+                w.start
+            ))
+        })?;
+        let start = crate::format_rfc3339(t);
+        for (j, d) in w.devices.iter().enumerate() {
+            let p = format!("windows[{i}].devices[{j}]");
+            check_ident(
+                &format!("{p}.device_id"),
+                &d.device_id,
+                super::runs::MAX_NAME,
+            )?;
+            check_ident(&format!("{p}.kind"), &d.kind, 32)?;
+            check_nonneg(&format!("{p}.joules"), d.joules)?;
+            check_nonneg(&format!("{p}.emissions_g"), d.emissions_g)?;
+            entries.push(NodeEnergy {
+                window_start: start.clone(),
+                device_id: d.device_id.clone(),
+                kind: d.kind.clone(),
+                joules: d.joules,
+                emissions_g: d.emissions_g,
+            });
+        }
+    }
+    check_len("windows[].devices", &entries, MAX_ENTRIES)?;
+    let changed = st
+        .store
+        .upsert_node_energy(auth.token.org_id, team_id, &node, &b.agent, &entries)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "node": node,
+        "agent": b.agent,
+        "entries": entries.len(),
+        "changed": changed,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodesQuery {
+    pub team: Option<String>,
+    pub node: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+/// `GET /api/v1/nodes`: energy and emissions per node and device, from the agents' reports.
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    q: Result<Query<NodesQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(q)?;
+    let time = |name: &str, v: &Option<String>| -> Result<Option<String>, ApiError> {
+        v.as_deref()
+            .map(|s| parse_time(name, s).map(crate::format_rfc3339))
+            .transpose()
+    };
+    let f = NodeFilter {
+        team: q.team.clone(),
+        node: q.node.clone(),
+        since: time("since", &q.since)?,
+        until: time("until", &q.until)?,
+    };
+    let nodes = st
+        .store
+        .node_totals(&auth.scope(), &f)
+        .await
+        .map_err(ApiError::internal)?;
+    let joules: f64 = nodes.iter().map(|n| n.joules).sum();
+    let kg: f64 = nodes.iter().map(|n| n.emissions_kg).sum();
+    Ok(Json(json!({
+        "nodes": nodes,
+        "total": {"joules": joules, "kwh": joules / 3.6e6, "emissions_kg": kg},
+    })))
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Load figures for `wattprint serve` (a script, not a test): N concurrent agents on loopback upload
+# checkpoints (each with its interval's samples) and final records, against SQLite and against
+# PostgreSQL, closed loop (as fast as answered) and open loop (a fixed rate); afterwards the load
+# generator checks that nothing was lost (run count, energy total and every run's samples).
+#
+#   scripts/load-server.sh                 # both databases, defaults below
+#   AGENTS=64 SECONDS_=30 RATE=2000 scripts/load-server.sh sqlite
+#   PG_URL_SUFFIX='?options=-c%20synchronous_commit%3Doff' scripts/load-server.sh postgres
+#
+# PostgreSQL: $WATTPRINT_TEST_POSTGRES_URL (a server on which it may create a database), else a
+# throwaway cluster started here like .ci/run does (initdb/pg_ctl; as the postgres user when root).
+# The server runs with --rate-limit 0: the per-token limit (100/s by default) would otherwise be
+# what is measured. Results: one JSON line per run of the load generator, then a Markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+AGENTS="${AGENTS:-32}"
+SECONDS_="${SECONDS_:-20}"
+RATE="${RATE:-2000}"
+CHECKPOINTS="${CHECKPOINTS:-10}"
+SAMPLES="${SAMPLES:-10}"
+BACKENDS=("${@:-sqlite postgres}")
+read -r -a BACKENDS <<<"${BACKENDS[*]}"
+
+cargo build --release -q -p wattprint --bin wattprint
+cargo build --release -q -p wattprint-server --example load
+BIN="$PWD/target/release/wattprint"
+LOAD="$PWD/target/release/examples/load"
+
+WORK="$(mktemp -d /tmp/wattprint-load.XXXXXX)"
+PG_DIR=""
+SERVER_PID=""
+PG_BIN=""
+AS=()
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+    if [ -n "$PG_DIR" ]; then
+        "${AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pg_base() { # sets PG_BASE (not in a subshell: cleanup must see PG_DIR)
+    if [ -n "${WATTPRINT_TEST_POSTGRES_URL:-}" ]; then
+        PG_BASE="$WATTPRINT_TEST_POSTGRES_URL"
+        return
+    fi
+    for d in /usr/lib/postgresql/*/bin; do
+        if [ -x "$d/initdb" ]; then PG_BIN="$d"; fi
+    done
+    [ -n "$PG_BIN" ] || { echo "no PostgreSQL (apt-get install postgresql, or set WATTPRINT_TEST_POSTGRES_URL)" >&2; exit 1; }
+    PG_DIR="$(mktemp -d /tmp/wattprint-load-pg.XXXXXX)"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$PG_DIR"
+        AS=(runuser -u postgres --)
+    fi
+    "${AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U wattprint -E UTF8 --no-sync >/dev/null
+    local port=$((20000 + RANDOM % 40000))
+    # Durable commits (fsync on, synchronous_commit on): what an institution would run.
+    "${AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+        -o "-h 127.0.0.1 -p $port -k $PG_DIR -c max_connections=100" start >/dev/null
+    PG_BASE="postgres://wattprint@127.0.0.1:$port/postgres"
+}
+
+start_server() { # $1 = database URL
+    local home="$WORK/home"
+    mkdir -p "$home"
+    export WATTPRINT_HOME="$home"
+    "$BIN" admin team create load --database "$1" >/dev/null
+    TOKEN="$("$BIN" admin token create --team load --role member --name load --database "$1" 2>/dev/null)"
+    "$BIN" serve --listen 127.0.0.1:0 --database "$1" --rate-limit 0 >"$WORK/serve.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 || true)"
+        [ -n "$URL" ] && break
+        sleep 0.1
+    done
+    [ -n "$URL" ] || { cat "$WORK/serve.log" >&2; exit 1; }
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=""
+}
+
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+for backend in "${BACKENDS[@]}"; do
+    case "$backend" in
+        sqlite) DB="sqlite://$WORK/load.db" ;;
+        postgres)
+            [ -n "${PG_BASE:-}" ] || pg_base
+            name="wp_load_$$_$RANDOM"
+            psql "$PG_BASE" -qc "CREATE DATABASE $name" >/dev/null
+            # PG_URL_SUFFIX, e.g. '?options=-c%20synchronous_commit%3Doff', to try settings.
+            DB="${PG_BASE%/*}/$name${PG_URL_SUFFIX:-}"
+            ;;
+        *) echo "unknown backend $backend (sqlite or postgres)" >&2; exit 2 ;;
+    esac
+    start_server "$DB"
+    # closed: as fast as answered; open: $RATE requests/s in all; run: as `wattprint run --server`
+    # sends (checkpoints without samples, the series with the final record), closed loop.
+    for mode in closed open run; do
+        args=(--url "$URL" --token "$TOKEN" --agents "$AGENTS" --seconds "$SECONDS_"
+              --checkpoints "$CHECKPOINTS" --samples "$SAMPLES" --project "load-$backend-$mode")
+        [ "$mode" = open ] && args+=(--rate "$RATE")
+        [ "$mode" = run ] && args+=(--series final)
+        echo "== $backend, $mode loop" >&2
+        line="$("$LOAD" "${args[@]}")" || { echo "$line"; echo "load run failed" >&2; }
+        echo "$line"
+        echo "{\"backend\": \"$backend\", \"result\": $line}" >>"$RESULTS"
+    done
+    stop_server
+done
+
+echo
+echo "| database | mode | agents | req/s (checkpoints+finals) | runs/s | samples/s | p50 ms | p99 ms | nothing lost |"
+echo "|---|---|---|---|---|---|---|---|---|"
+python3 - "$RESULTS" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line); r = d["result"]
+    print(f"| {d['backend']} | {r['mode']} | {r['agents']} | {r['requests_per_s']:.0f} | {r['runs_per_s']:.0f} "
+          f"| {r['samples_per_s']:.0f} | {r['latency_ms']['p50']:.1f} | {r['latency_ms']['p99']:.1f} "
+          f"| {'yes' if r['nothing_lost'] else 'NO'} ({r['server_runs_completed']} runs, {r['samples_missing']} samples missing) |")
+EOF
+echo "($(nproc) cores, $(uname -m); server and load generator on the same machine)"
