@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use wattprint_core::record::{RunRecord, RunStatus};
+use wattprint_core::record::RunRecord;
 use wattprint_core::sampler::Snapshot;
 
 /// Schema of a spool file.
@@ -848,18 +848,13 @@ fn worker(sh: &Shared) {
     }
 }
 
-/// True when a run's status is final.
-pub fn is_final(s: RunStatus) -> bool {
-    s != RunStatus::Running
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
-    use wattprint_core::record::{self, Ending, HostInfo, RunMeta};
+    use wattprint_core::record::{self, Ending, HostInfo, RunMeta, RunStatus};
     use wattprint_core::sampler::{DeviceTotal, Scope, SeriesPoint};
     use wattprint_core::sensor::{Device, DeviceKind, Method};
     use wattprint_core::units::{Joules, Watts};

@@ -544,7 +544,7 @@ fn prometheus_endpoint_serves_bounded_monotonic_counters() {
         assert!(vb > va, "{ka}: {va} -> {vb}");
     }
     let rise: f64 = eb.iter().map(|x| x.1).sum::<f64>() - ea.iter().map(|x| x.1).sum::<f64>();
-    assert!((20.0..80.0).contains(&rise), "{rise} J in 0.7 s at 48 W");
+    assert!((10.0..120.0).contains(&rise), "{rise} J in 0.7 s at 48 W");
     let ga = samples(&a, "wattprint_emissions_grams_total");
     let gb = samples(&b, "wattprint_emissions_grams_total");
     assert!(gb.iter().zip(ga.iter()).all(|(x, y)| x.1 >= y.1));
