@@ -126,7 +126,7 @@ fn energy_budget_stops_within_one_interval_of_the_expected_time() {
     let at = r["stopped"]["at_s"].as_f64().unwrap();
     // expected at 2.0 s: the first sample past 2.0 s (≤ one interval later) fires it
     // (the driver starts counting a few ms before wattprint takes its baseline)
-    assert!(at >= 1.9 && at <= 2.0 + interval + 0.05, "fired at {at} s");
+    assert!(at >= 1.9 && at <= 2.0 + interval + 0.15, "fired at {at} s");
     let reached = r["limit_events"]
         .as_array()
         .unwrap()
