@@ -20,4 +20,5 @@ pub mod record;
 pub mod sampler;
 pub mod sensor;
 pub mod sensors;
+pub mod svg;
 pub mod units;

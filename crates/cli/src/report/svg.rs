@@ -5,28 +5,15 @@
 use std::fmt::Write;
 
 /// Colours that stay distinct in print and for common colour-vision deficiencies.
+pub use wattprint_core::svg::{esc, nice_step};
+use wattprint_core::svg::{legend_layout, num, text_w};
+
 pub const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#7f7f7f",
 ];
 
 /// Chart width in SVG user units (CSS pixels at 100 %): fits an A4 page with margins.
 pub const WIDTH: f64 = 720.0;
-
-/// Escape text for HTML and SVG (element content and quoted attributes).
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 /// How the x axis reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,38 +40,6 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
     /// Dashed stroke.
     pub dashed: bool,
-}
-
-/// A "nice" tick step (1, 2, 2.5, 5 × 10^n) for `range` split in about `target` parts.
-pub fn nice_step(range: f64, target: usize) -> f64 {
-    if !(range.is_finite() && range > 0.0) {
-        return 1.0;
-    }
-    let raw = range / target.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let n = raw / mag;
-    let s = if n <= 1.0 {
-        1.0
-    } else if n <= 2.0 {
-        2.0
-    } else if n <= 2.5 {
-        2.5
-    } else if n <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    s * mag
-}
-
-fn num(v: f64) -> String {
-    let r = (v * 1e6).round() / 1e6;
-    let s = format!("{r}");
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
 }
 
 /// Scale and unit label for a y axis whose largest value is `max`.
@@ -154,11 +109,6 @@ fn unix_label(t: f64, date: bool, seconds: bool) -> String {
     } else {
         format!("{:02}:{:02}", d.hour(), d.minute())
     }
-}
-
-/// Rough text width for layout (12 px sans-serif).
-fn text_w(s: &str, px: f64) -> f64 {
-    s.chars().count() as f64 * px * 0.58
 }
 
 /// A line chart with axes, grid, ticks and a legend.
@@ -330,22 +280,6 @@ pub struct Segment {
     pub color: &'static str,
     /// The value as the legend prints it (`12.3 Wh`).
     pub text: String,
-}
-
-/// Legend entries laid out left to right from `x0`, wrapping before `x_max`: `(x, line)`.
-fn legend_layout(labels: &[String], x0: f64, x_max: f64) -> Vec<(f64, usize)> {
-    let mut out = Vec::with_capacity(labels.len());
-    let (mut x, mut line) = (x0, 0usize);
-    for l in labels {
-        let w = 14.0 + text_w(l, 12.0);
-        if x > x0 && x + w > x_max {
-            x = x0;
-            line += 1;
-        }
-        out.push((x, line));
-        x += w + 16.0;
-    }
-    out
 }
 
 /// Horizontal 100 % bars, one per row, each with its own legend (wrapped to the width).

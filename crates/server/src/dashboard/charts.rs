@@ -7,50 +7,15 @@
 use super::esc;
 use std::fmt::Write;
 
+use wattprint_core::svg::{legend_layout, text_w};
 /// Colours that stay distinct in print and for common colour-vision deficiencies.
+pub use wattprint_core::svg::{nice_step, num};
+
 pub const PALETTE: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
 ];
 /// Colour of waste (failed runs, budgets overrun).
 pub const RED: &str = "#d62728";
-
-/// A number for SVG attributes: at most 6 decimals, no `-0`.
-pub fn num(v: f64) -> String {
-    let r = (v * 1e6).round() / 1e6;
-    let s = format!("{r}");
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
-/// A "nice" tick step (1, 2, 2.5, 5 × 10^n) for `range` split in about `target` parts.
-pub fn nice_step(range: f64, target: usize) -> f64 {
-    if !(range.is_finite() && range > 0.0) {
-        return 1.0;
-    }
-    let raw = range / target.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let n = raw / mag;
-    let s = if n <= 1.0 {
-        1.0
-    } else if n <= 2.0 {
-        2.0
-    } else if n <= 2.5 {
-        2.5
-    } else if n <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    s * mag
-}
-
-/// Rough text width for layout.
-fn text_w(s: &str, px: f64) -> f64 {
-    s.chars().count() as f64 * px * 0.58
-}
 
 /// `s` cut to `n` characters with an ellipsis.
 fn clip(s: &str, n: usize) -> String {
@@ -71,22 +36,6 @@ fn open(o: &mut String, w: f64, h: f64, title: &str) {
         h = num(h),
         t = esc(title),
     );
-}
-
-/// Legend entries laid out left to right from `x0`, wrapping before `x_max`: `(x, line)`.
-fn legend_layout(labels: &[String], x0: f64, x_max: f64) -> Vec<(f64, usize)> {
-    let mut out = Vec::with_capacity(labels.len());
-    let (mut x, mut line) = (x0, 0usize);
-    for l in labels {
-        let w = 14.0 + text_w(l, 12.0);
-        if x > x0 && x + w > x_max {
-            x = x0;
-            line += 1;
-        }
-        out.push((x, line));
-        x += w + 16.0;
-    }
-    out
 }
 
 fn legend(o: &mut String, labels: &[String], colors: &[&str], x0: f64, x_max: f64, y0: f64) {

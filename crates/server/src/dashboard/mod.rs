@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+pub use wattprint_core::svg::esc;
 
 pub mod assets;
 pub mod charts;
@@ -42,22 +43,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
 pub const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
 /// Most sessions kept at once (the oldest go first).
 pub const MAX_SESSIONS: usize = 10_000;
-
-/// Escape text for HTML and SVG (element content and quoted attributes).
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 /// Percent-encode one path segment (everything but RFC 3986 unreserved characters).
 pub fn pct(s: &str) -> String {
