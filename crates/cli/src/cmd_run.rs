@@ -306,7 +306,7 @@ pub fn run(a: Args) -> Result<i32> {
         shown.push(w.clone());
     }
     let host = discovery::host_info(&paths, &disc);
-    let cpu_info = wattprint_core::cpuinfo::read_cpuinfo(&paths).ok();
+    let cpu_info = disc.cpu_info.as_ref();
     let mut embodied_note: Option<String> = None;
     carbon.embodied = if a.no_embodied {
         None

@@ -51,6 +51,8 @@ pub struct Discovery {
     pub gpus: Vec<GpuInfo>,
     /// NVML indices the job may use per `CUDA_VISIBLE_DEVICES`, when it is set.
     pub visible_gpus: Option<Vec<u32>>,
+    /// `/proc/cpuinfo` as read once here (model, sockets, hypervisor flag), when readable.
+    pub cpu_info: Option<cpuinfo::CpuInfo>,
 }
 
 fn describe_err(e: &SensorError) -> String {
@@ -65,6 +67,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
         warnings: Vec::new(),
         gpus: Vec::new(),
         visible_gpus: None,
+        cpu_info: cpuinfo::read_cpuinfo(paths).ok(),
     };
 
     // CPU (and maybe DRAM) from RAPL.
@@ -111,7 +114,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                     detail: format!("RAPL DRAM counters ({})", dr.join(", ")),
                 });
             }
-            let idle = rapl_idle(paths);
+            let idle = rapl_idle(d.cpu_info.as_ref());
             if let (Some((w, model)), Some(c)) = (
                 &idle,
                 d.components
@@ -279,8 +282,8 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
 
 /// Idle power per RAPL package estimated from the CPU table: TDP × the CPU model's idle ratio
 /// (see sensors-cpu-ram-models.md). `None` when the CPU is not in the table.
-fn rapl_idle(paths: &HostPaths) -> Option<(f64, String)> {
-    let ci = cpuinfo::read_cpuinfo(paths).ok()?;
+fn rapl_idle(ci: Option<&cpuinfo::CpuInfo>) -> Option<(f64, String)> {
+    let ci = ci?;
     match crate::cpu_table::lookup(ci.models.first()?) {
         crate::cpu_table::CpuMatch::Found { tdp_w, model, .. } => {
             Some((tdp_w * crate::sensors::cpu_model::IDLE_FRACTION, model))
@@ -336,7 +339,7 @@ impl Sensor for WithIdle {
 
 /// Host facts for the run record.
 pub fn host_info(paths: &HostPaths, d: &Discovery) -> HostInfo {
-    let ci = cpuinfo::read_cpuinfo(paths).ok();
+    let ci = d.cpu_info.as_ref();
     let ram_gb = procfs::read_meminfo(paths)
         .map(|m| m.total_bytes as f64 / 1e9)
         .unwrap_or(0.0);
