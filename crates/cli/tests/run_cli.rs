@@ -209,33 +209,48 @@ fn sigterm_reaches_the_job_and_the_record_says_killed() {
 
 #[test]
 fn energy_matches_a_fake_package_driven_at_known_power() {
-    let h = FakeHost::new();
-    let json = h.dir.path().join("r.json");
-    let driver = Driver::constant(&h, 100.0, 4.0);
-    let out = h
-        .cmd()
-        .args(["run", "--quiet", "--interval", "20ms", "--json"])
-        .arg(&json)
-        .args(["--", "sleep", "1.5"])
-        .output()
-        .unwrap();
-    drop(driver);
-    assert!(out.status.success());
-    let r = read_json(&json);
+    // A loaded machine can starve the thread that writes the fake counters; a run during which
+    // they lagged more than 0.2 s proves too little and is measured again (at most 3 times).
+    let (h, r, lag) = (0..3)
+        .find_map(|_| {
+            let h = FakeHost::new();
+            let json = h.dir.path().join("r.json");
+            let driver = Driver::constant(&h, 100.0, 4.0);
+            let out = h
+                .cmd()
+                .args(["run", "--quiet", "--interval", "20ms", "--json"])
+                .arg(&json)
+                .args(["--", "sleep", "1.5"])
+                .output()
+                .unwrap();
+            // The job has ended while the driver still ran: its longest write gap bounds how
+            // stale the counters were at the tracker's first and last reads.
+            let lag = driver.finish().as_secs_f64();
+            assert!(out.status.success());
+            let r = read_json(&json);
+            (lag < 0.2).then_some((h, r, lag))
+        })
+        .expect("the fake counters lagged more than 0.2 s in three runs");
+    drop(h);
     let dur = r["duration_s"].as_f64().unwrap();
     let cpu_j = r["energy_kwh"]["cpu"].as_f64().unwrap() * 3.6e6;
     let ram_j = r["energy_kwh"]["ram"].as_f64().unwrap() * 3.6e6;
-    // Truth: 100 W and 4 W over the measured window; tolerance 8 % (the counters are written every 2 ms by a test thread, which a loaded CI machine can starve for ~0.1 s).
+    // Truth: 100 W and 4 W over the measured window, within 3 % plus what counters that lagged
+    // by `lag` at both ends could hide.
+    let tol = |w: f64| 0.03 * w * dur + 2.0 * w * lag;
     assert!(
-        (cpu_j - 100.0 * dur).abs() < 0.08 * 100.0 * dur,
-        "cpu {cpu_j} J over {dur} s"
+        (cpu_j - 100.0 * dur).abs() < tol(100.0),
+        "cpu {cpu_j} J over {dur} s (driver lag up to {lag} s)"
     );
     assert!(
-        (ram_j - 4.0 * dur).abs() < 0.08 * 4.0 * dur,
-        "ram {ram_j} J over {dur} s"
+        (ram_j - 4.0 * dur).abs() < tol(4.0),
+        "ram {ram_j} J over {dur} s (driver lag up to {lag} s)"
     );
     let avg = r["devices"][0]["avg_power_w"].as_f64().unwrap();
-    assert!((avg - 100.0).abs() < 5.0, "avg power {avg}");
+    assert!(
+        (avg - 100.0).abs() < tol(100.0) / dur,
+        "avg power {avg} (driver lag up to {lag} s)"
+    );
     // Static part: the package's idle power estimated from the CPU table (8375C: 300 W TDP ×
     // 0.211 = 63.4 W) over the run; the rest is dynamic.
     let idle = r["devices"][0]["idle_power_w"].as_f64().unwrap();

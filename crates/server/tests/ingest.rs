@@ -157,6 +157,22 @@ async fn run_cannot_change_project(b: Backend) {
     let (_, r) = s.get(&tok, "/runs/r").await;
     assert_eq!(r["project"], "a");
     assert_eq!(r["energy_kwh"], 0.5);
+    // Again once project "b" exists (on PostgreSQL a known project takes the one-statement
+    // path): refused, and neither the record nor its samples are stored.
+    assert_eq!(
+        s.post(&tok, "/runs", &Rec::new("other", "b").json())
+            .await
+            .0,
+        201
+    );
+    let mut moved = Rec::new("r", "b").progress(99.0, 9.0, 9.0).json();
+    moved["series"] = json!([{"device_id": "cpu", "t0": 0.0, "t1": 1.0, "energy_j": 5.0}]);
+    let got = s.post(&tok, "/runs", &moved).await;
+    assert_error(&got, 409, "already belongs to project \"a\"");
+    let (_, r) = s.get(&tok, "/runs/r").await;
+    assert_eq!(r["project"], "a");
+    assert_eq!(r["energy_kwh"], 0.5);
+    assert_eq!(s.count("samples").await, 0);
     s.stop().await;
 }
 both!(run_cannot_change_project);

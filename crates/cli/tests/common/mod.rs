@@ -17,7 +17,15 @@ pub struct FakeHost {
 
 impl FakeHost {
     pub fn new() -> FakeHost {
-        let dir = tempfile::tempdir().unwrap();
+        // tmpfs when there is one: a rename on a disk file system can wait behind other
+        // tests' fsyncs, and the fake counters must not lag for reasons real ones never do.
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir())
+        } else {
+            tempfile::tempdir()
+        }
+        .unwrap();
         let h = FakeHost { dir };
         let pc = h.sys().join("class/powercap");
         for (zone, name, max) in [
@@ -96,6 +104,9 @@ impl FakeHost {
 /// Drives the fake package and DRAM counters at `power(t)` watts until dropped.
 pub struct Driver {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Longest time between two counter writes so far, in microseconds: how stale the fake
+    /// counters could have been when the tracker read them.
+    max_gap_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -110,12 +121,15 @@ impl Driver {
         let dram_file = h.energy_file("intel-rapl:0:0");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
+        let max_gap_us = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let gap2 = max_gap_us.clone();
         let thread = std::thread::spawn(move || {
             let t0 = Instant::now();
             let (mut e_pkg, mut e_dram, mut last) = (1e6, 1e6, 0.0);
             while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
                 let s = t0.elapsed().as_secs_f64();
                 let dt = s - last;
+                gap2.fetch_max((dt * 1e6) as u64, std::sync::atomic::Ordering::SeqCst);
                 e_pkg += pkg(s) * 1e6 * dt;
                 e_dram += dram(s) * 1e6 * dt;
                 last = s;
@@ -128,11 +142,24 @@ impl Driver {
                 write(&dram_file, e_dram);
                 std::thread::sleep(Duration::from_millis(2));
             }
+            let tail = t0.elapsed().as_secs_f64() - last;
+            gap2.fetch_max((tail * 1e6) as u64, std::sync::atomic::Ordering::SeqCst);
         });
         Driver {
             stop,
+            max_gap_us,
             thread: Some(thread),
         }
+    }
+
+    /// Stops the driver; the longest gap between its writes (including the final one, so a
+    /// driver starved at the end of a run shows it).
+    pub fn finish(mut self) -> Duration {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        Duration::from_micros(self.max_gap_us.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 

@@ -26,6 +26,10 @@ pub enum Val {
     OptT(Option<String>),
     /// A nullable real.
     OptF(Option<f64>),
+    /// A text array (PostgreSQL only: `CAST(? AS TEXT[])`, e.g. for `unnest`).
+    TextArray(Vec<String>),
+    /// A real array (PostgreSQL only: `CAST(? AS DOUBLE PRECISION[])`).
+    FloatArray(Vec<f64>),
 }
 
 impl From<i64> for Val {

@@ -31,6 +31,8 @@ impl ToSql for Val {
             Val::OptI(v) => v.to_sql_checked(ty, out),
             Val::OptT(v) => v.to_sql_checked(ty, out),
             Val::OptF(v) => v.to_sql_checked(ty, out),
+            Val::TextArray(v) => v.to_sql_checked(ty, out),
+            Val::FloatArray(v) => v.to_sql_checked(ty, out),
         }
     }
 
