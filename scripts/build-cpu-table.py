@@ -20,6 +20,13 @@ Rows dropped (printed on stderr when the script runs): TDP not a number (4 CodeC
 as `27.29.5`), TDP of 0 W, the generic "ARMv8 Processor rev 0 (v8l)" row (an architecture, not a
 model), Green Algorithms' "Any" fallback row (no TDP).
 
+Also writes `cpu_threads.csv` next to the output (model,threads_per_package,source): logical CPUs
+per package of the CPUs cloud hosts use, from Cloud Carbon Coefficients
+`ccf/ccf-coefficients/data/aws-instances-cpus.csv` (Apache-2.0; columns CPU Name, Platform Total
+Number of vCPU, Platform Number of CPU Socket(s), Total Number of vCPU per socket). The CPU TDP
+model uses it to charge a virtual machine its share of the package. Names get a vendor prefix as
+above ("Xeon Platinum 8375C" -> "Intel Xeon Platinum 8375C").
+
 Usage: scripts/build-cpu-table.py [--data /work/shared/data] [--out crates/core/data/cpu_tdp.csv]
 """
 
@@ -133,6 +140,37 @@ def merge(cc, ga):
     return rows
 
 
+CCFC_SOURCE = "ccf-coefficients-b0032d9"
+
+
+def read_ccf_threads(path):
+    """(model with vendor, vCPUs per socket) from CCF's aws-instances-cpus.csv."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        r = csv.reader(f)
+        header = next(r)
+        if [h.strip() for h in header] != [
+            "CPU Name",
+            "Platform Total Number of vCPU",
+            "Platform Number of CPU Socket(s)",
+            "Total Number of vCPU per socket",
+        ]:
+            sys.exit(f"{path}: unexpected header {header}")
+        for row in r:
+            if len(row) < 4 or not row[0].strip():
+                continue
+            name = clean(row[0])
+            total, sockets, per_socket = int(row[1]), int(row[2]), int(row[3])
+            if total != sockets * per_socket:
+                sys.exit(f"{path}: {name}: {total} vCPUs != {sockets} sockets x {per_socket}")
+            if name.startswith(INTEL_PREFIXES):
+                name = "Intel " + name
+            elif name.startswith(AMD_PREFIXES):
+                name = "AMD " + name
+            out.append((name, per_socket))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="/work/shared/data")
@@ -150,6 +188,12 @@ def main():
         w.writerow(["model", "tdp_w", "cores", "source"])
         for r in rows:
             w.writerow([r["model"], fmt_w(r["tdp_w"]), "" if r["cores"] is None else r["cores"], r["source"]])
+    threads = read_ccf_threads(os.path.join(a.data, "ccf/ccf-coefficients/data/aws-instances-cpus.csv"))
+    with open(os.path.join(os.path.dirname(a.out), "cpu_threads.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["model", "threads_per_package", "source"])
+        for model, n in threads:
+            w.writerow([model, n, CCFC_SOURCE])
     for src, row, why in dropped:
         print(f"dropped ({src}): {row}: {why}", file=sys.stderr)
     print(

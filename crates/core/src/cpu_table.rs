@@ -321,10 +321,92 @@ pub fn search(query: &str) -> Vec<(String, f64, &'static str)> {
         .collect()
 }
 
+/// Logical CPUs per package of CPUs that cloud hosts use (CSV: `model,threads_per_package,source`),
+/// from Cloud Carbon Coefficients' `aws-instances-cpus.csv` (Apache-2.0), built by
+/// `scripts/build-cpu-table.py`.
+pub const CPU_THREADS_CSV: &str = include_str!("../data/cpu_threads.csv");
+
+/// How many logical CPUs one package of a CPU model has, and how that is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageThreads {
+    /// Listed in Cloud Carbon Coefficients' cloud host CPU list (vCPUs per socket).
+    Listed { threads: u32, source: &'static str },
+    /// Two per physical core (simultaneous multithreading, as cloud vCPUs are hyper-threads),
+    /// the core count from the TDP table.
+    TwiceCores { cores: u32 },
+}
+
+impl PackageThreads {
+    pub fn threads(&self) -> u32 {
+        match *self {
+            PackageThreads::Listed { threads, .. } => threads,
+            PackageThreads::TwiceCores { cores } => 2 * cores,
+        }
+    }
+}
+
+fn threads_table() -> &'static [(String, u32, &'static str)] {
+    static TABLE: OnceLock<Vec<(String, u32, &'static str)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        CPU_THREADS_CSV
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut f = l.split(',');
+                let (m, n, src) = (f.next()?, f.next()?, f.next()?);
+                Some((normalise(m), n.trim().parse().ok()?, src.trim()))
+            })
+            .filter(|(_, n, _)| *n > 0)
+            .collect()
+    })
+}
+
+/// Logical CPUs per package of `model` (a TDP table model name, as [`CpuMatch::Found`] gives):
+/// the cloud host list first, else twice the table's physical `cores`; `None` when unknown.
+pub fn package_threads(model: &str, cores: Option<u32>) -> Option<PackageThreads> {
+    let norm = normalise(model);
+    if let Some((_, threads, source)) = threads_table().iter().find(|(m, _, _)| *m == norm) {
+        return Some(PackageThreads::Listed {
+            threads: *threads,
+            source,
+        });
+    }
+    cores
+        .filter(|c| *c > 0)
+        .map(|cores| PackageThreads::TwiceCores { cores })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_threads_come_from_the_cloud_list_or_the_cores() {
+        // every shipped row parses
+        assert_eq!(
+            threads_table().len(),
+            CPU_THREADS_CSV
+                .lines()
+                .skip(1)
+                .filter(|l| !l.is_empty())
+                .count()
+        );
+        assert_eq!(
+            package_threads("Intel Xeon Platinum 8375C", None),
+            Some(PackageThreads::Listed {
+                threads: 64,
+                source: "ccf-coefficients-b0032d9"
+            })
+        );
+        let t = package_threads("AMD EPYC 7763", Some(64)).unwrap();
+        assert_eq!(
+            (t, t.threads()),
+            (PackageThreads::TwiceCores { cores: 64 }, 128)
+        );
+        assert_eq!(package_threads("Intel Xeon Gold 6248", None), None);
+        assert_eq!(package_threads("Intel Xeon Gold 6248", Some(0)), None);
+    }
 
     #[test]
     fn every_shipped_row_parses() {

@@ -154,9 +154,15 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
         match CpuModelSensor::open(paths, opts.cpu_tdp_w) {
             Ok(mut s) => {
                 let src = match s.tdp_source() {
-                    TdpSource::Table { model, source } => {
-                        format!("TDP of {model} from the CPU table ({source})")
-                    }
+                    TdpSource::Table { model, source } => match s.vm_share() {
+                        Some(v) => format!(
+                            "TDP of {model} from the CPU table ({source}) × this VM's share of \
+                             the package, {} of {} logical CPUs",
+                            v.vm_threads,
+                            v.package.threads()
+                        ),
+                        None => format!("TDP of {model} from the CPU table ({source})"),
+                    },
                     TdpSource::User => "TDP given by --cpu-tdp".to_string(),
                     TdpSource::DefaultPerThread {
                         threads,

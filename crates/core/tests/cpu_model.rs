@@ -411,3 +411,63 @@ fn ram_model_trapezoid_over_memory_in_use() {
     fs::remove_file(paths.proc.join("meminfo")).unwrap();
     assert!(s.read(t0 + Duration::from_secs(31)).is_err());
 }
+
+#[test]
+fn cpu_model_charges_a_vm_its_share_of_the_package() {
+    // 4 vCPUs of a Xeon Platinum 8375C (300 W, 64 logical CPUs per package in CCF's AWS list)
+    let (_d, paths) = fake(
+        &x86_cpuinfo("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", 1, 4, true),
+        4,
+    );
+    let mut s = CpuModelSensor::open(&paths, None).unwrap();
+    assert!(matches!(s.tdp_source(), TdpSource::Table { .. }));
+    let v = *s.vm_share().unwrap();
+    assert_eq!((v.vm_threads, v.package.threads()), (4, 64));
+    assert!(close(s.max_power().0, 300.0 * 4.0 / 64.0, 1e-12));
+    assert!(close(s.idle_power().0, IDLE_FRACTION * 18.75, 1e-12));
+    let w = s.take_warnings().join("\n");
+    assert!(
+        w.contains("4 of its 64 logical CPUs") && w.contains("18.8 W"),
+        "{w}"
+    );
+
+    // 8 vCPUs of an EPYC 7763 (280 W, 64 cores in the table: 128 threads assumed)
+    let (_d, paths) = fake(
+        &x86_cpuinfo("AMD EPYC 7763 64-Core Processor", 1, 8, true),
+        8,
+    );
+    let s = CpuModelSensor::open(&paths, None).unwrap();
+    let v = *s.vm_share().unwrap();
+    assert_eq!(
+        v.package,
+        wattprint_core::cpu_table::PackageThreads::TwiceCores { cores: 64 }
+    );
+    assert!(close(s.max_power().0, 280.0 * 8.0 / 128.0, 1e-12));
+
+    // A table CPU whose package size is unknown: the per-thread default, never the whole package
+    let (_d, paths) = fake(
+        &x86_cpuinfo("Intel(R) Xeon(R) Platinum 8480+", 1, 2, true),
+        2,
+    );
+    let mut s = CpuModelSensor::open(&paths, None).unwrap();
+    assert_eq!(
+        s.tdp_source(),
+        &TdpSource::DefaultPerThread {
+            threads: 2,
+            watts_per_thread: 3.5
+        }
+    );
+    assert!(s.vm_share().is_none());
+    assert!(close(s.max_power().0, 7.0, 1e-12));
+    let w = s.take_warnings().join("\n");
+    assert!(w.contains("virtual machine") && w.contains("8480+"), "{w}");
+
+    // Bare metal: the whole package per socket, as before
+    let (_d, paths) = fake(
+        &x86_cpuinfo("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", 1, 4, false),
+        4,
+    );
+    let s = CpuModelSensor::open(&paths, None).unwrap();
+    assert!(s.vm_share().is_none());
+    assert!(close(s.max_power().0, 300.0, 1e-12));
+}

@@ -22,7 +22,7 @@
 //! ([`crate::cpu_table`]), else a per-thread default of [`DEFAULT_WATTS_PER_THREAD`] (CCF's
 //! `MAX_WATTS_AVG`, 3.5 W per vCPU) × logical CPUs, with a loud warning.
 
-use crate::cpu_table::{self, CpuMatch};
+use crate::cpu_table::{self, CpuMatch, PackageThreads};
 use crate::cpuinfo::{self, CpuInfo};
 use crate::host::HostPaths;
 use crate::procfs::{self, CpuTimes};
@@ -54,6 +54,18 @@ pub enum TdpSource {
     },
 }
 
+/// In a virtual machine, the share of one CPU package the model charges: the VM's logical CPUs
+/// over the package's. Part of the run record (through the method detail).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VmShare {
+    /// Logical CPUs this VM sees.
+    pub vm_threads: usize,
+    /// Logical CPUs of one package of the host's CPU, and how that is known.
+    pub package: PackageThreads,
+    /// `vm_threads / package threads`.
+    pub fraction: f64,
+}
+
 /// The TDP model as a [`Sensor`]: one device `cpu:model`.
 #[derive(Debug)]
 pub struct CpuModelSensor {
@@ -63,6 +75,8 @@ pub struct CpuModelSensor {
     tdp_source: TdpSource,
     /// TDP per package (W) the model uses.
     tdp_per_package_w: f64,
+    /// In a VM with a table TDP: the share of the package charged.
+    vm_share: Option<VmShare>,
     max_w: f64,
     idle_w: f64,
     /// CPU times and instant of the previous read (None before the first read).
@@ -111,6 +125,7 @@ impl CpuModelSensor {
                 },
             )
         };
+        let mut table_cores = None;
         let (tdp_per_package_w, tdp_source) = match tdp_override_w {
             Some(w) if w.is_finite() && w > 0.0 => (w, TdpSource::User),
             Some(w) => {
@@ -127,8 +142,11 @@ impl CpuModelSensor {
                     model: m,
                     tdp_w,
                     source,
-                    ..
-                } => (tdp_w, TdpSource::Table { model: m, source }),
+                    cores,
+                } => {
+                    table_cores = cores;
+                    (tdp_w, TdpSource::Table { model: m, source })
+                }
                 CpuMatch::Ambiguous { candidates } => {
                     let list = candidates
                         .iter()
@@ -156,13 +174,60 @@ impl CpuModelSensor {
                 ),
             },
         };
-        let max_w = tdp_per_package_w * sockets as f64;
+        // A virtual machine holds part of the host's CPU: with a table TDP it is charged its
+        // share of the package (its logical CPUs over the package's), and when the package's
+        // size is unknown the per-thread default applies rather than the whole package.
+        let mut vm_share = None;
+        let (tdp_per_package_w, tdp_source) = match (&tdp_source, info.hypervisor) {
+            (TdpSource::Table { model: m, .. }, true) => {
+                match cpu_table::package_threads(m, table_cores) {
+                    Some(package) => {
+                        vm_share = Some(VmShare {
+                            vm_threads: threads,
+                            package,
+                            fraction: threads as f64 / f64::from(package.threads()),
+                        });
+                        (tdp_per_package_w, tdp_source)
+                    }
+                    None => default(
+                        &mut warnings,
+                        format!(
+                            "running in a virtual machine on a {m}, whose logical CPUs per \
+                             package wattprint does not know, so the VM's share of its \
+                             {tdp_per_package_w} W TDP cannot be computed"
+                        ),
+                    ),
+                }
+            }
+            _ => (tdp_per_package_w, tdp_source),
+        };
+        let max_w = match &vm_share {
+            Some(v) => tdp_per_package_w * v.fraction,
+            None => tdp_per_package_w * sockets as f64,
+        };
         let idle_w = IDLE_FRACTION * max_w;
-        if info.hypervisor && !matches!(tdp_source, TdpSource::DefaultPerThread { .. }) {
+        if let Some(v) = &vm_share {
+            let how = match v.package {
+                PackageThreads::Listed { source, .. } => {
+                    format!("Cloud Carbon Coefficients' host CPU list ({source})")
+                }
+                PackageThreads::TwiceCores { cores } => {
+                    format!("2 per core × {cores} cores, assuming hyper-threading")
+                }
+            };
             warnings.push(format!(
-                "running in a virtual machine ({threads} logical CPUs): the CPU TDP model charges \
-                 the full package TDP ({max_w:.0} W at full load) to this VM. If the VM holds \
-                 only part of the host's CPU, pass --cpu-tdp with the VM's share of it"
+                "running in a virtual machine: the CPU TDP model charges this VM's share of the \
+                 package, {} of its {} logical CPUs ({how}) × {tdp_per_package_w} W = {max_w:.1} W \
+                 at full load, assuming each vCPU is one hardware thread. Pass --cpu-tdp W to \
+                 charge W × sockets instead",
+                v.vm_threads,
+                v.package.threads()
+            ));
+        } else if info.hypervisor && matches!(tdp_source, TdpSource::User) {
+            warnings.push(format!(
+                "running in a virtual machine ({threads} logical CPUs): --cpu-tdp charges \
+                 {max_w:.0} W at full load to this VM; if the VM holds only part of the host's \
+                 CPU, give --cpu-tdp the VM's share of it"
             ));
         }
         let device = Device {
@@ -180,6 +245,7 @@ impl CpuModelSensor {
             info,
             tdp_source,
             tdp_per_package_w,
+            vm_share,
             max_w,
             idle_w,
             last: None,
@@ -193,6 +259,11 @@ impl CpuModelSensor {
     /// How the TDP was chosen.
     pub fn tdp_source(&self) -> &TdpSource {
         &self.tdp_source
+    }
+
+    /// In a virtual machine with a table TDP: the share of the package charged.
+    pub fn vm_share(&self) -> Option<&VmShare> {
+        self.vm_share.as_ref()
     }
 
     /// Pmax: TDP per package × sockets.
