@@ -86,16 +86,14 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     println!("carbon:");
-    println!(
-        "  location {} ({}){}",
-        carbon.location.code,
-        carbon.location.name,
-        if carbon.location.known {
-            ""
-        } else {
-            " — location unknown"
-        }
-    );
+    if carbon.location.known {
+        println!(
+            "  location {} ({})",
+            carbon.location.code, carbon.location.name
+        );
+    } else {
+        println!("  location unknown — valued at the world average (see the warning below)");
+    }
     println!(
         "  intensity {} gCO2e/kWh — {}",
         carbon.intensity_g_per_kwh, carbon.intensity_source
