@@ -318,28 +318,21 @@ impl IntensityProvider for ElectricityMaps {
             return Ok(Vec::new());
         }
         let zone = zone.trim();
-        let mut points = Vec::new();
         if from >= now_unix() - HISTORY_SPAN_S + 300 {
             let v = self.get("history", zone, "")?;
-            points = self.points(zone, &v, "history", PointKind::Actual)?;
-        } else {
-            let mut a = from;
-            while a < to {
-                let b = (a + PAST_RANGE_CHUNK_S).min(to);
-                let extra = format!(
-                    "&start={}&end={}",
-                    encode(&iso::format(a)),
-                    encode(&iso::format(b))
-                );
-                let v = self.get("past-range", zone, &extra)?;
-                points.extend(self.points(zone, &v, "data", PointKind::Actual)?);
-                a = b;
-            }
-            points.sort_by_key(|p| p.start);
-            points.dedup_by_key(|p| p.start);
+            let mut points = self.points(zone, &v, "history", PointKind::Actual)?;
+            points.retain(|p| p.end > from && p.start < to);
+            return Ok(points);
         }
-        points.retain(|p| p.end > from && p.start < to);
-        Ok(points)
+        super::chunked_history(from, to, PAST_RANGE_CHUNK_S, |a, b| {
+            let extra = format!(
+                "&start={}&end={}",
+                encode(&iso::format(a)),
+                encode(&iso::format(b))
+            );
+            let v = self.get("past-range", zone, &extra)?;
+            self.points(zone, &v, "data", PointKind::Actual)
+        })
     }
 
     fn forecast(

@@ -383,6 +383,34 @@ pub fn intensity_for_run(
     }
 }
 
+/// Points ordered by start, one per start (the first fetched wins).
+pub fn sorted_unique(mut points: Vec<IntensityPoint>) -> Vec<IntensityPoint> {
+    points.sort_by_key(|p| p.start);
+    points.dedup_by_key(|p| p.start);
+    points
+}
+
+/// History over `[from, to)` fetched in windows of at most `chunk_s` seconds (the APIs limit the
+/// range of one request): `fetch(a, b)` gives the points of `[a, b)`; the result is ordered,
+/// one point per start, and only points overlapping `[from, to)`.
+pub fn chunked_history(
+    from: i64,
+    to: i64,
+    chunk_s: i64,
+    mut fetch: impl FnMut(i64, i64) -> Result<Vec<IntensityPoint>, ProviderError>,
+) -> Result<Vec<IntensityPoint>, ProviderError> {
+    let mut points = Vec::new();
+    let mut a = from;
+    while a < to {
+        let b = (a + chunk_s.max(1)).min(to);
+        points.extend(fetch(a, b)?);
+        a = b;
+    }
+    let mut points = sorted_unique(points);
+    points.retain(|p| p.end > from && p.start < to);
+    Ok(points)
+}
+
 /// Now, in unix seconds.
 pub fn now_unix() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
@@ -403,5 +431,63 @@ pub fn excerpt(body: &str, max: usize) -> String {
         format!("{s}…")
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn point(start: i64, g: f64) -> IntensityPoint {
+        IntensityPoint {
+            start,
+            end: start + 3600,
+            g_per_kwh: g,
+            signal: Signal::Average,
+            kind: PointKind::Actual,
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn chunked_history_covers_the_range_once_in_order() {
+        let mut asked = Vec::new();
+        // Each window answers the hours it touches, overlapping its neighbours by one hour.
+        let got = chunked_history(3600, 10 * 3600 + 1800, 4 * 3600, |a, b| {
+            asked.push((a, b));
+            Ok((a / 3600 - 1..=b / 3600)
+                .rev()
+                .map(|h| point(h * 3600, h as f64))
+                .collect())
+        })
+        .unwrap();
+        assert_eq!(
+            asked,
+            vec![
+                (3600, 5 * 3600),
+                (5 * 3600, 9 * 3600),
+                (9 * 3600, 10 * 3600 + 1800)
+            ]
+        );
+        let starts: Vec<i64> = got.iter().map(|p| p.start / 3600).collect();
+        // hour 0 ends at the range start (left out); hour 10 overlaps its end (kept)
+        assert_eq!(starts, (1..=10).collect::<Vec<_>>());
+        // an error in any window is the answer
+        let e = chunked_history(0, 10, 3, |a, _| {
+            if a >= 6 {
+                Err(ProviderError::Garbage {
+                    provider: "test",
+                    what: "bad".into(),
+                    excerpt: String::new(),
+                })
+            } else {
+                Ok(Vec::new())
+            }
+        });
+        assert!(e.is_err());
+        assert!(chunked_history(5, 5, 3, |_, _| unreachable!())
+            .unwrap()
+            .is_empty());
     }
 }

@@ -264,9 +264,7 @@ fn parse_points(v: &Value, area: &UkArea) -> Result<Vec<IntensityPoint>, Provide
             source,
         });
     }
-    out.sort_by_key(|p| p.start);
-    out.dedup_by_key(|p| p.start);
-    Ok(out)
+    Ok(super::sorted_unique(out))
 }
 
 impl IntensityProvider for UkCarbonIntensity {
@@ -307,20 +305,12 @@ impl IntensityProvider for UkCarbonIntensity {
         if to <= from {
             return Ok(Vec::new());
         }
-        let mut points = Vec::new();
-        let mut a = from;
-        while a < to {
-            let b = (a + RANGE_CHUNK_S).min(to);
+        super::chunked_history(from, to, RANGE_CHUNK_S, |a, b| {
             // Minute resolution in the path: round the end up so the last period is included.
             let tail = format!("{}/{}", iso::format_minutes(a), iso::format_minutes(b + 59));
             let v = self.windowed(zone, &area, &tail)?;
-            points.extend(parse_points(&v, &area)?);
-            a = b;
-        }
-        points.sort_by_key(|p| p.start);
-        points.dedup_by_key(|p| p.start);
-        points.retain(|p| p.end > from && p.start < to);
-        Ok(points)
+            parse_points(&v, &area)
+        })
     }
 
     fn forecast(

@@ -294,9 +294,7 @@ pub fn parse_moer(
             source: source.clone(),
         });
     }
-    out.sort_by_key(|p| p.start);
-    out.dedup_by_key(|p| p.start);
-    Ok(out)
+    Ok(super::sorted_unique(out))
 }
 
 impl IntensityProvider for WattTime {
@@ -330,10 +328,7 @@ impl IntensityProvider for WattTime {
         to: i64,
     ) -> Result<Vec<IntensityPoint>, ProviderError> {
         let region = Self::region(zone)?;
-        let mut points = Vec::new();
-        let mut a = from;
-        while a < to {
-            let b = (a + HISTORICAL_CHUNK_S).min(to);
+        super::chunked_history(from, to, HISTORICAL_CHUNK_S, |a, b| {
             let path = format!(
                 "/v3/historical?region={}&start={}&end={}&signal_type={SIGNAL_TYPE}",
                 encode(region),
@@ -341,13 +336,8 @@ impl IntensityProvider for WattTime {
                 encode(&iso::format(b))
             );
             let v = self.get(&path, region, "/v3/historical")?;
-            points.extend(parse_moer(&v, region, PointKind::Actual)?);
-            a = b;
-        }
-        points.sort_by_key(|p| p.start);
-        points.dedup_by_key(|p| p.start);
-        points.retain(|p| p.end > from && p.start < to);
-        Ok(points)
+            parse_moer(&v, region, PointKind::Actual)
+        })
     }
 
     fn forecast(
