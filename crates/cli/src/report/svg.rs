@@ -1,13 +1,13 @@
 //! Small hand-written SVG charts (no scripts, no external fonts): a line chart and a stacked
-//! 100 % bar chart. Output is inline `<svg>` markup with a `viewBox`, so it scales to the page
-//! (and to A4 when printed).
+//! 100 % bar chart (drawn by `wattprint_core::svg`, shared with the dashboard). Output is inline
+//! `<svg>` markup with a `viewBox`, so it scales to the page (and to A4 when printed).
 
 use std::fmt::Write;
 
-/// Colours that stay distinct in print and for common colour-vision deficiencies.
-pub use wattprint_core::svg::{esc, nice_step};
-use wattprint_core::svg::{legend_layout, num, text_w};
+use wattprint_core::svg::{self, legend_layout, num, open_chart, BarsLayout};
+pub use wattprint_core::svg::{esc, nice_step, Segment};
 
+/// Colours that stay distinct in print and for common colour-vision deficiencies.
 pub const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#7f7f7f",
 ];
@@ -139,18 +139,7 @@ pub fn line_chart(title: &str, lines: &[Line], xs: XScale, yu: YUnit, height: f6
         }
     }
     let mut o = String::new();
-    let _ = write!(
-        o,
-        r##"<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{title}"><title>{title}</title>"##,
-        w = WIDTH,
-        h = num(h),
-        title = esc(title),
-    );
-    let _ = write!(
-        o,
-        r##"<text x="{l}" y="18" class="ct">{}</text>"##,
-        esc(title)
-    );
+    open_chart(&mut o, WIDTH, h, title, l, 18.0);
     if !xmin.is_finite() {
         let _ = write!(
             o,
@@ -272,111 +261,21 @@ pub fn line_chart(title: &str, lines: &[Line], xs: XScale, yu: YUnit, height: f6
     o
 }
 
-/// One part of a stacked bar.
-#[derive(Debug, Clone)]
-pub struct Segment {
-    pub label: String,
-    pub value: f64,
-    pub color: &'static str,
-    /// The value as the legend prints it (`12.3 Wh`).
-    pub text: String,
-}
+/// Geometry of the report's [`stacked_bars`].
+const BARS: BarsLayout = BarsLayout {
+    width: WIDTH,
+    left: 110.0,
+    right: 16.0,
+    top: 30.0,
+    row_pad: 10.0,
+    pct_px: 12.0,
+    title_x: 110.0,
+    title_y: 18.0,
+};
 
 /// Horizontal 100 % bars, one per row, each with its own legend (wrapped to the width).
 pub fn stacked_bars(title: &str, rows: &[(String, Vec<Segment>)]) -> String {
-    let (l, r) = (110.0, 16.0);
-    let bw = WIDTH - l - r;
-    type Legend = (Vec<String>, Vec<(f64, usize)>);
-    let layouts: Vec<Legend> = rows
-        .iter()
-        .map(|(_, segs)| {
-            let labels: Vec<String> = segs
-                .iter()
-                .map(|s| format!("{} {}", s.label, s.text))
-                .collect();
-            let lay = legend_layout(&labels, l, WIDTH - r);
-            (labels, lay)
-        })
-        .collect();
-    let row_h = |i: usize| {
-        let lines = layouts[i].1.iter().map(|p| p.1).max().unwrap_or(0) + 1;
-        30.0 + 18.0 * lines as f64 + 10.0
-    };
-    let h = 30.0 + (0..rows.len()).map(row_h).sum::<f64>();
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        r##"<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{title}"><title>{title}</title><text x="{l}" y="18" class="ct">{title}</text>"##,
-        w = WIDTH,
-        h = num(h),
-        title = esc(title),
-    );
-    let mut y = 30.0;
-    for (i, (name, segs)) in rows.iter().enumerate() {
-        let total: f64 = segs.iter().map(|s| s.value.max(0.0)).sum();
-        let _ = write!(
-            o,
-            r##"<text x="{x}" y="{ty}" text-anchor="end" class="cl">{}</text>"##,
-            esc(name),
-            x = num(l - 8.0),
-            ty = num(y + 15.0),
-        );
-        if total <= 0.0 {
-            let _ = write!(
-                o,
-                r##"<rect x="{l}" y="{y}" width="{bw}" height="22" fill="none" class="axis"/><text x="{tx}" y="{ty}" class="cl">none</text>"##,
-                y = num(y),
-                bw = num(bw),
-                tx = num(l + 6.0),
-                ty = num(y + 15.0),
-            );
-        } else {
-            let mut x = l;
-            for s in segs {
-                let w = s.value.max(0.0) / total * bw;
-                if w <= 0.0 {
-                    continue;
-                }
-                let _ = write!(
-                    o,
-                    r##"<rect x="{x}" y="{y}" width="{w}" height="22" fill="{c}"><title>{label}: {text}</title></rect>"##,
-                    x = num(x),
-                    y = num(y),
-                    w = num(w),
-                    c = s.color,
-                    label = esc(&s.label),
-                    text = esc(&s.text),
-                );
-                let p = format!("{:.0} %", s.value / total * 100.0);
-                if w > text_w(&p, 12.0) + 8.0 {
-                    let _ = write!(
-                        o,
-                        r##"<text x="{tx}" y="{ty}" text-anchor="middle" class="cin">{p}</text>"##,
-                        tx = num(x + w / 2.0),
-                        ty = num(y + 15.0),
-                    );
-                }
-                x += w;
-            }
-        }
-        let (labels, lay) = &layouts[i];
-        for ((s, label), &(x, line)) in segs.iter().zip(labels).zip(lay) {
-            let ly = y + 30.0 + 18.0 * line as f64;
-            let _ = write!(
-                o,
-                r##"<rect x="{x}" y="{y}" width="10" height="10" fill="{c}"/><text x="{tx}" y="{ty}" class="cl">{label}</text>"##,
-                x = num(x),
-                y = num(ly),
-                c = s.color,
-                tx = num(x + 14.0),
-                ty = num(ly + 9.0),
-                label = esc(label),
-            );
-        }
-        y += row_h(i);
-    }
-    o.push_str("</svg>");
-    o
+    svg::stacked_bars(title, rows, &BARS)
 }
 
 #[cfg(test)]

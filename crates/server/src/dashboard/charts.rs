@@ -7,10 +7,10 @@
 use super::esc;
 use std::fmt::Write;
 
-use wattprint_core::svg::{legend_layout, text_w};
-/// Colours that stay distinct in print and for common colour-vision deficiencies.
-pub use wattprint_core::svg::{nice_step, num};
+use wattprint_core::svg::{self, legend, legend_lines, open_chart, BarsLayout};
+pub use wattprint_core::svg::{nice_step, num, Segment};
 
+/// Colours that stay distinct in print and for common colour-vision deficiencies.
 pub const PALETTE: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
 ];
@@ -29,40 +29,7 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 fn open(o: &mut String, w: f64, h: f64, title: &str) {
-    let _ = write!(
-        o,
-        r##"<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}"><title>{t}</title><text x="4" y="16" class="ct">{t}</text>"##,
-        w = num(w),
-        h = num(h),
-        t = esc(title),
-    );
-}
-
-fn legend(o: &mut String, labels: &[String], colors: &[&str], x0: f64, x_max: f64, y0: f64) {
-    for ((label, c), (x, line)) in labels
-        .iter()
-        .zip(colors)
-        .zip(legend_layout(labels, x0, x_max))
-    {
-        let y = y0 + 18.0 * line as f64;
-        let _ = write!(
-            o,
-            r##"<rect x="{x}" y="{y}" width="10" height="10" fill="{c}"/><text x="{tx}" y="{ty}" class="cl">{l}</text>"##,
-            x = num(x),
-            y = num(y),
-            tx = num(x + 14.0),
-            ty = num(y + 9.0),
-            l = esc(label),
-        );
-    }
-}
-
-fn legend_lines(labels: &[String], x0: f64, x_max: f64) -> usize {
-    legend_layout(labels, x0, x_max)
-        .iter()
-        .map(|p| p.1)
-        .max()
-        .map_or(0, |m| m + 1)
+    open_chart(o, w, h, title, 4.0, 16.0);
 }
 
 /// Y axis: grid lines and labels from 0 to a nice top above `max`; returns the top.
@@ -360,86 +327,19 @@ pub fn line_chart(title: &str, lines: &[Line], unit: &str, width: f64) -> String
     o
 }
 
-/// One part of a stacked bar.
-pub struct Segment {
-    pub label: String,
-    pub value: f64,
-    pub color: &'static str,
-    /// The value as printed (`12.3 kWh`).
-    pub text: String,
-}
-
 /// Horizontal 100 % bars, one per row, each with its legend.
 pub fn stacked_bars(title: &str, rows: &[(String, Vec<Segment>)], width: f64) -> String {
-    let (l, r) = (96.0, 12.0);
-    let bw = width - l - r;
-    let labels: Vec<Vec<String>> = rows
-        .iter()
-        .map(|(_, segs)| {
-            segs.iter()
-                .map(|s| format!("{} {}", s.label, s.text))
-                .collect()
-        })
-        .collect();
-    let row_h = |i: usize| 30.0 + 18.0 * legend_lines(&labels[i], l, width - r).max(1) as f64 + 8.0;
-    let h = 28.0 + (0..rows.len()).map(row_h).sum::<f64>();
-    let mut o = String::new();
-    open(&mut o, width, h, title);
-    let mut y = 28.0;
-    for (i, (name, segs)) in rows.iter().enumerate() {
-        let total: f64 = segs.iter().map(|s| s.value.max(0.0)).sum();
-        let _ = write!(
-            o,
-            r##"<text x="{x}" y="{ty}" text-anchor="end" class="cl">{n}</text>"##,
-            x = num(l - 8.0),
-            ty = num(y + 15.0),
-            n = esc(name),
-        );
-        if total <= 0.0 {
-            let _ = write!(
-                o,
-                r##"<rect x="{l}" y="{y}" width="{bw}" height="22" fill="none" class="axis"/><text x="{tx}" y="{ty}" class="cl">none</text>"##,
-                l = num(l),
-                y = num(y),
-                bw = num(bw),
-                tx = num(l + 6.0),
-                ty = num(y + 15.0),
-            );
-        } else {
-            let mut x = l;
-            for s in segs {
-                let w = s.value.max(0.0) / total * bw;
-                if w <= 0.0 {
-                    continue;
-                }
-                let _ = write!(
-                    o,
-                    r##"<rect x="{x}" y="{y}" width="{w}" height="22" fill="{c}"><title>{lab}: {text}</title></rect>"##,
-                    x = num(x),
-                    y = num(y),
-                    w = num(w),
-                    c = s.color,
-                    lab = esc(&s.label),
-                    text = esc(&s.text),
-                );
-                let p = format!("{:.0} %", s.value / total * 100.0);
-                if w > text_w(&p, 11.0) + 8.0 {
-                    let _ = write!(
-                        o,
-                        r##"<text x="{tx}" y="{ty}" text-anchor="middle" class="cin">{p}</text>"##,
-                        tx = num(x + w / 2.0),
-                        ty = num(y + 15.0),
-                    );
-                }
-                x += w;
-            }
-        }
-        let colors: Vec<&str> = segs.iter().map(|s| s.color).collect();
-        legend(&mut o, &labels[i], &colors, l, width - r, y + 30.0);
-        y += row_h(i);
-    }
-    o.push_str("</svg>");
-    o
+    let layout = BarsLayout {
+        width,
+        left: 96.0,
+        right: 12.0,
+        top: 28.0,
+        row_pad: 8.0,
+        pct_px: 11.0,
+        title_x: 4.0,
+        title_y: 16.0,
+    };
+    svg::stacked_bars(title, rows, &layout)
 }
 
 /// A budget meter: the share of `limit` used (red past 100 %).
