@@ -1,5 +1,6 @@
 //! Domain operations on top of [`Db`]: accounts, tokens, runs, samples, totals and budgets.
-//! Written once; every statement runs unchanged on SQLite and PostgreSQL.
+//! Written once; every statement runs unchanged on SQLite and PostgreSQL, except the
+//! one-statement run upload that PostgreSQL takes when it can ([`Store::upsert_run`]).
 
 use crate::db::{Db, Dialect, Row, Stmt, Val};
 use anyhow::{anyhow, Result};
@@ -474,6 +475,17 @@ fn run_upsert_params(run: &NewRun, project_id: i64) -> Vec<Val> {
     ]
 }
 
+/// A stored run as an upload sees it.
+enum RunState {
+    /// Under another project (the upload is refused).
+    OtherProject(String),
+    /// Under the upload's project: its id and (status rank, duration, energy).
+    Here {
+        project_id: i64,
+        progress: (i64, f64, f64),
+    },
+}
+
 /// What an upsert did, from whether it applied (the run's checkpoint count after it) and the
 /// run's state before it.
 fn outcome(run: &NewRun, applied: Option<i64>, existing: Option<(i64, f64, f64)>) -> Outcome {
@@ -749,25 +761,16 @@ impl Store {
     /// Any database: read the run's state, create its project if needed, then upsert the run
     /// and its samples in one transaction.
     async fn upsert_run_general(&self, run: &NewRun, samples: &[Sample]) -> Result<Outcome> {
-        let existing = self
-            .db
-            .query(
-                "SELECT r.project_id, p.name, r.status_rank, r.duration_s, r.energy_kwh \
-                 FROM runs r JOIN projects p ON p.id = r.project_id \
-                 WHERE r.team_id = ? AND r.run_id = ?",
-                vec![run.team_id.into(), run.run_id.clone().into()],
-            )
-            .await?;
-        let (existing, project_id) = match existing.first() {
-            Some(r) => {
-                let name = r.text(1)?;
-                if name != run.project {
-                    return Ok(Outcome::ProjectConflict {
-                        existing_project: name,
-                    });
-                }
-                (Some((r.i64(2)?, r.f64(3)?, r.f64(4)?)), r.i64(0)?)
+        let (existing, project_id) = match self.run_state(run).await? {
+            Some(RunState::OtherProject(name)) => {
+                return Ok(Outcome::ProjectConflict {
+                    existing_project: name,
+                })
             }
+            Some(RunState::Here {
+                project_id,
+                progress,
+            }) => (Some(progress), project_id),
             None => match run.project_id {
                 Some(id) => (None, id),
                 None => (
@@ -788,7 +791,43 @@ impl Store {
             .and_then(|r| r.rows.first())
             .map(|r| r.i64(0))
             .transpose()?;
+        if applied.is_none() && existing.is_none() {
+            // Another upload created the run between our read and our write (a retry racing
+            // the original): judge this one against what is stored now.
+            return Ok(match self.run_state(run).await? {
+                Some(RunState::OtherProject(name)) => Outcome::ProjectConflict {
+                    existing_project: name,
+                },
+                Some(RunState::Here { progress, .. }) => outcome(run, None, Some(progress)),
+                None => outcome(run, None, None),
+            });
+        }
         Ok(outcome(run, applied, existing))
+    }
+
+    /// The stored state of `run` (same team and run id), if any.
+    async fn run_state(&self, run: &NewRun) -> Result<Option<RunState>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT r.project_id, p.name, r.status_rank, r.duration_s, r.energy_kwh \
+                 FROM runs r JOIN projects p ON p.id = r.project_id \
+                 WHERE r.team_id = ? AND r.run_id = ?",
+                vec![run.team_id.into(), run.run_id.clone().into()],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let name = r.text(1)?;
+        Ok(Some(if name != run.project {
+            RunState::OtherProject(name)
+        } else {
+            RunState::Here {
+                project_id: r.i64(0)?,
+                progress: (r.i64(2)?, r.f64(3)?, r.f64(4)?),
+            }
+        }))
     }
 
     /// PostgreSQL, project known: one statement reads the run's previous state (the

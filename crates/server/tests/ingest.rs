@@ -177,6 +177,54 @@ async fn run_cannot_change_project(b: Backend) {
 }
 both!(run_cannot_change_project);
 
+async fn concurrent_uploads_of_a_new_run_lose_nothing(b: Backend) {
+    // 16 agents upload the same new run at once (a retry storm), each with its own samples, in
+    // a project the server already knows (on PostgreSQL: the one-statement path, whose snapshot
+    // cannot see a run another upload creates meanwhile; it must then fall back, not drop).
+    let s = TestServer::start(b).await;
+    let (_, tok) = s.token("physics", None, Role::Member).await;
+    assert_eq!(
+        s.post(&tok, "/runs", &Rec::new("warm-up", "climate").json())
+            .await
+            .0,
+        201
+    );
+    for round in 0..5 {
+        let id = format!("storm-{round}");
+        let rec = Rec::new(&id, "climate").json();
+        let mut uploads = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let mut body = rec.clone();
+            body["series"] = json!([{"device_id": "cpu", "t0": f64::from(i), "t1": f64::from(i) + 1.0, "energy_j": 1.0}]);
+            let req = reqwest::Client::new()
+                .post(s.url("/runs"))
+                .bearer_auth(&tok)
+                .json(&body);
+            uploads.spawn(async move {
+                let (c, v) = common::read(req.send().await.unwrap()).await;
+                assert!(c == 200 || c == 201, "{c} {v}");
+                v["outcome"].as_str().unwrap().to_string()
+            });
+        }
+        let outcomes: Vec<String> = uploads.join_all().await;
+        assert_eq!(
+            outcomes.iter().filter(|o| *o == "created").count(),
+            1,
+            "{outcomes:?}"
+        );
+        assert!(
+            outcomes.iter().all(|o| o == "created" || o == "duplicate"),
+            "{outcomes:?}"
+        );
+        let (_, smp) = s.get(&tok, &format!("/runs/{id}/samples")).await;
+        assert_eq!(smp["samples"].as_array().unwrap().len(), 16, "{smp}");
+        let (_, r) = s.get(&tok, &format!("/runs/{id}")).await;
+        assert_eq!(r["checkpoints"], 1);
+    }
+    s.stop().await;
+}
+both!(concurrent_uploads_of_a_new_run_lose_nothing);
+
 async fn totals_group_correctly(b: Backend) {
     let s = TestServer::start(b).await;
     let (_, phys) = s.token("physics", None, Role::Member).await;

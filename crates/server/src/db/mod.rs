@@ -3,7 +3,8 @@
 //! are written once with `?` placeholders (rewritten to `$1, $2…` for PostgreSQL) in the subset
 //! of SQL both dialects share (`ON CONFLICT … DO UPDATE … WHERE`, `RETURNING`, `CAST`), and the
 //! same versioned migrations ([`migrations`]) are applied on start. The domain logic on top lives
-//! once in [`crate::store`].
+//! once in [`crate::store`] (whose only PostgreSQL-specific statement is the one-statement run
+//! upload, with array parameters: [`Val::TextArray`], [`Val::FloatArray`]).
 
 use anyhow::{bail, Result};
 use async_trait::async_trait;
