@@ -3,15 +3,15 @@
 
 use crate::agent::{self, AgentState, Meter, Reporter};
 use crate::config::Config;
-use crate::uploader::{self, Client, ServerTarget};
+use crate::uploader::{Client, ServerTarget};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wattprint_core::discovery::{self, DiscoverOptions};
+use wattprint_core::discovery;
 use wattprint_core::host::HostPaths;
-use wattprint_core::sampler::{Sampler, SamplerConfig, WholeMachine};
+use wattprint_core::sampler::Scope;
 
 #[derive(clap::Args)]
 #[command(
@@ -99,8 +99,10 @@ pub fn run(a: Args) -> Result<i32> {
             bail!("--cpu-tdp {w}: must be a positive number of watts");
         }
     }
-    let config = Config::load()?;
-    let target: Option<ServerTarget> = ServerTarget::resolve(a.server.as_deref(), &config)?;
+    let msgs = crate::stderr_messages(a.quiet);
+    let config = Config::load(crate::env())?;
+    let target: Option<ServerTarget> =
+        ServerTarget::resolve(a.server.as_deref(), &config, crate::env(), &msgs)?;
     let carbon = a.carbon.resolve()?;
     let node = a.node.clone().unwrap_or_else(discovery::hostname);
     check_node(&node)?;
@@ -121,15 +123,19 @@ pub fn run(a: Args) -> Result<i32> {
         None => None,
     };
 
-    let paths = HostPaths::from_env();
-    let disc = discovery::discover(
+    let paths = HostPaths::from_env(crate::env());
+    // The same discovery and sampler as a run's session, charging the whole machine.
+    let measured = wattprint_session::measure::start(
         &paths,
-        &DiscoverOptions {
-            cpu_tdp_w: a.cpu_tdp,
-            nvml_library: a.nvml_library.clone(),
-        },
+        &wattprint_session::measure::discover_options(
+            crate::env(),
+            a.cpu_tdp,
+            a.nvml_library.clone(),
+        ),
+        Scope::Machine,
+        interval,
     );
-    for w in disc.warnings.iter().chain(carbon.warnings.iter()) {
+    for w in measured.warnings.iter().chain(carbon.warnings.iter()) {
         eprintln!("wattprint agent: warning: {w}");
     }
     let state = Arc::new(Mutex::new(AgentState::new(
@@ -139,27 +145,16 @@ pub fn run(a: Args) -> Result<i32> {
         carbon.pue,
         &carbon.location.code,
     )));
-    let device_ids: Vec<String> = disc
-        .sensors
-        .iter()
-        .flat_map(|s| s.devices().iter().map(|d| d.id.clone()).collect::<Vec<_>>())
-        .collect();
-    let sampler = Sampler::start(
-        disc.sensors,
-        Box::new(WholeMachine),
-        SamplerConfig {
-            interval,
-            checkpoint_every: Duration::from_secs(u64::MAX / 4),
-        },
-        None,
-    );
+    let device_ids = measured.device_ids.clone();
+    let disc_warnings = measured.warnings.clone();
+    let sampler = measured.sampler;
     {
         let mut st = match state.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         st.report.server = target.as_ref().map(|t| t.url.clone());
-        st.warnings.extend(disc.warnings.iter().cloned());
+        st.warnings.extend(disc_warnings);
     }
     let mut line = format!(
         "wattprint agent: node {node} (agent {}), {} device(s) [{}], {:.0} gCO2e/kWh × PUE {:.2}",
@@ -197,7 +192,9 @@ pub fn run(a: Args) -> Result<i32> {
             let reporter = Reporter {
                 state: Arc::clone(&state),
                 client: Client::new(t.clone()),
-                spool_dir: uploader::spool_dir().ok(),
+                spool_dir: wattprint_session::paths::Paths::resolve(crate::env())
+                    .spool()
+                    .ok(),
                 quiet: a.quiet,
             };
             Some(

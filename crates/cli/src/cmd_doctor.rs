@@ -4,7 +4,7 @@ use crate::carbon_args::CarbonArgs;
 use anyhow::Result;
 use serde_json::json;
 use std::path::PathBuf;
-use wattprint_core::discovery::{self, DiscoverOptions};
+use wattprint_core::discovery;
 use wattprint_core::host::HostPaths;
 
 #[derive(clap::Args)]
@@ -23,17 +23,18 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let paths = HostPaths::from_env();
+    let paths = HostPaths::from_env(crate::env());
     let d = discovery::discover(
         &paths,
-        &DiscoverOptions {
-            cpu_tdp_w: a.cpu_tdp,
-            nvml_library: a.nvml_library.clone(),
-        },
+        &wattprint_session::measure::discover_options(
+            crate::env(),
+            a.cpu_tdp,
+            a.nvml_library.clone(),
+        ),
     );
     let carbon = a.carbon.resolve()?;
     let host = discovery::host_info(&paths, &d);
-    let store = crate::store::home_dir()
+    let store = crate::store::home_dir(crate::env())
         .map(|h| h.join("wattprint.db").display().to_string())
         .unwrap_or_else(|e| format!("unavailable: {e}"));
     if a.json {

@@ -62,7 +62,7 @@ pub fn run(a: Args) -> Result<i32> {
         return Ok(2);
     }
     let recs: Vec<_> = parsed.rows.iter().map(|r| r.record.clone()).collect();
-    let mut store = Store::open_default()?;
+    let mut store = Store::open_default(crate::env())?;
     let inserted = store.insert_new_runs(&recs)?;
     let new = inserted.iter().filter(|b| **b).count();
     let skipped = inserted.len() - new;

@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let mut store = Store::open_default()?;
+    let mut store = Store::open_default(crate::env())?;
     // Resolve every argument first: one bad or ambiguous prefix removes nothing.
     let mut ids: Vec<String> = Vec::new();
     let mut errors = Vec::new();

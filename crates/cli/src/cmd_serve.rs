@@ -44,7 +44,7 @@ pub fn database_url(flag: Option<String>) -> Result<String> {
             .into_string()
             .map_err(|_| anyhow::anyhow!("WATTPRINT_DATABASE is not valid UTF-8"));
     }
-    let home = crate::store::home_dir()?;
+    let home = crate::store::home_dir(crate::env())?;
     Ok(format!("sqlite://{}", home.join("server.db").display()))
 }
 

@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let store = Store::open_default()?;
+    let store = Store::open_default(crate::env())?;
     let rec = store.find_run(&a.run)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rec)?);
@@ -207,8 +207,12 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     if let Some(t) = &r.tracker {
         let _ = writeln!(
             o,
-            "  measuring cost: {:.3} CPU-s, peak {:.1} MB, start-up {:.1} ms",
-            t.cpu_s, t.max_rss_mb, t.startup_ms
+            "  measuring cost: {:.3} CPU-s, peak {}, start-up {:.1} ms",
+            t.cpu_s,
+            t.max_rss_mb
+                .map(|m| format!("{m:.1} MB"))
+                .unwrap_or_else(|| "memory not measured (inside another program)".into()),
+            t.startup_ms
         );
     }
 

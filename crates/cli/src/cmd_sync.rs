@@ -22,7 +22,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let dir = uploader::spool_dir()?;
+    let dir = wattprint_session::paths::Paths::resolve(crate::env())
+        .spool()
+        .map_err(anyhow::Error::msg)?;
     uploader::recover_claims(&dir);
     let files = uploader::list_spool(&dir);
     if a.list {
@@ -49,8 +51,14 @@ pub fn run(a: Args) -> Result<i32> {
         );
         return Ok(0);
     }
-    let config = Config::load()?;
-    let Some(target) = ServerTarget::resolve(a.server.as_deref(), &config)? else {
+    let config = Config::load(crate::env())?;
+    let Some(target) = ServerTarget::resolve(
+        a.server.as_deref(),
+        &config,
+        crate::env(),
+        &crate::stderr_messages(false),
+    )?
+    else {
         anyhow::bail!(
             "no server to send to: pass --server URL, or set WATTPRINT_SERVER or `server` in the configuration file"
         );

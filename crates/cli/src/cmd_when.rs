@@ -45,7 +45,7 @@ pub struct Args {
     /// Forecast provider (default: $WATTPRINT_INTENSITY_PROVIDER, else the one whose
     /// credentials are set).
     #[arg(long, value_enum)]
-    pub provider: Option<ProviderKind>,
+    pub provider: Option<crate::carbon_args::ProviderArg>,
     /// Do not read or write the on-disk cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -95,14 +95,16 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
             args.within
         );
     }
-    let Some(cfg) = provider_config::configured(args.provider, args.no_cache)? else {
+    let Some(cfg) =
+        provider_config::configured(args.provider.map(Into::into), args.no_cache, crate::env())?
+    else {
         eprintln!("wattprint: {}", provider_config::not_configured_help());
         return Ok(2);
     };
     let zone = match args
         .location
         .clone()
-        .or_else(location_from_env)
+        .or_else(|| location_from_env(crate::env()))
         .or_else(|| cfg.kind.default_zone().map(str::to_string))
     {
         Some(z) => z,
@@ -123,7 +125,9 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
         &zone,
         Duration::from_secs(u64::try_from(within_s).unwrap_or(0)),
     );
-    cfg.flush_debug_notes();
+    for n in cfg.take_debug_notes() {
+        eprintln!("wattprint: debug: {n}");
+    }
     let points = forecast?;
     let plan = best_window(
         &points,

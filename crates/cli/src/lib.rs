@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand};
 pub mod agent;
 pub mod carbon_args;
 pub mod child;
-pub mod clock;
 pub mod cmd_admin;
 pub mod cmd_agent;
 pub mod cmd_doctor;
@@ -23,16 +22,35 @@ pub mod cmd_serve;
 pub mod cmd_show;
 pub mod cmd_sync;
 pub mod cmd_when;
-pub mod config;
-pub mod interchange;
 pub mod live;
-pub mod monitor;
-pub mod provider_config;
-pub mod report;
-pub mod server_policy;
-pub mod store;
-pub mod summary;
-pub mod uploader;
+
+// The store, interchange, reports and summaries live in wattprint-store; the session, its
+// configuration and uploads in wattprint-session. Re-exported under their old paths.
+pub use wattprint_session::{config, provider_config, server_policy, upload as uploader};
+pub use wattprint_store::{clock, interchange, report, store, summary};
+
+/// The environment this process was started with, captured once (libraries never read it).
+pub fn env() -> &'static wattprint_core::env::Env {
+    static ENV: std::sync::LazyLock<wattprint_core::env::Env> =
+        std::sync::LazyLock::new(wattprint_core::env::Env::process);
+    &ENV
+}
+
+/// Messages of the session libraries, on stderr: `wattprint: warning: …`; with `quiet`, only
+/// losses (a record that could not be kept).
+pub fn stderr_messages(quiet: bool) -> wattprint_session::messages::Messages {
+    use wattprint_session::messages::{Level, Messages};
+    Messages::new(|level, text| {
+        let line = match level {
+            Level::Info => format!("wattprint: {text}"),
+            Level::Warning | Level::Loss => format!("wattprint: warning: {text}"),
+            Level::Debug => format!("wattprint: debug: {text}"),
+        };
+        let mut e = std::io::stderr().lock();
+        let _ = std::io::Write::write_all(&mut e, format!("{line}\n").as_bytes());
+    })
+    .quiet(quiet)
+}
 
 #[derive(Parser)]
 #[command(
@@ -87,14 +105,59 @@ enum Command {
 pub static START: std::sync::LazyLock<std::time::Instant> =
     std::sync::LazyLock::new(std::time::Instant::now);
 
-/// Parse the command line, run the command and exit with its code.
-pub fn cli_main() -> ! {
+/// An error that ends the command with a given exit status (e.g. 127: the job's command was
+/// not found), printed as `wattprint: error: …`.
+#[derive(Debug)]
+pub struct ExitError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for ExitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitError {}
+
+/// Whether `e` comes from writing into a closed pipe (`wattprint runs | head -1`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `println!` for command output: the locked stdout, and an error (a closed pipe) returned to
+/// the caller with `?`, so it ends the command quietly instead of panicking.
+#[macro_export]
+macro_rules! stdout_ln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+
+/// `print!` for command output (see [`stdout_ln!`]).
+#[macro_export]
+macro_rules! stdout_print {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+
+/// Parse the command line, run the command; its exit status.
+pub fn cli_main() -> std::process::ExitCode {
+    use std::process::ExitCode;
     std::sync::LazyLock::force(&START);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
-            e.exit();
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     let result = match cli.command {
@@ -117,10 +180,14 @@ pub fn cli_main() -> ! {
         Command::Agent(a) => cmd_agent::run(a),
     };
     match result {
-        Ok(code) => std::process::exit(code),
+        // Exit statuses are 8 bits, as the shell sees them.
+        Ok(code) => ExitCode::from((code & 0xff) as u8),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wattprint: error: {e:#}");
-            std::process::exit(2);
+            let code = e.downcast_ref::<ExitError>().map_or(2, |x| x.code);
+            let mut err = std::io::stderr().lock();
+            let _ = std::io::Write::write_fmt(&mut err, format_args!("wattprint: error: {e:#}\n"));
+            ExitCode::from(code)
         }
     }
 }

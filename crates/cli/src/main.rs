@@ -1,5 +1,5 @@
 //! The `wattprint` binary.
 
-fn main() {
+fn main() -> std::process::ExitCode {
     wattprint::cli_main()
 }

@@ -47,10 +47,8 @@ fn body(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Option<S
 /// The cloud region of this instance as a wattprint location (`aws:us-east-1`,
 /// `gcp:europe-west1`, `azure:francecentral`), or why it could not be found.
 pub fn detect(base_url: Option<&str>, timeout: Duration) -> Result<String, String> {
-    let env_url = std::env::var(URL_ENV).ok().filter(|v| !v.trim().is_empty());
     let base = base_url
         .map(str::to_string)
-        .or(env_url)
         .unwrap_or_else(|| DEFAULT_URL.to_string());
     let base = base.trim_end_matches('/');
     let a = agent(timeout);

@@ -22,8 +22,26 @@ use std::sync::Arc;
 pub struct DiscoverOptions {
     /// User-given CPU TDP (W per package) for the CPU model.
     pub cpu_tdp_w: Option<f64>,
-    /// libnvidia-ml path (else `WATTPRINT_NVML_LIBRARY`, else the system's).
+    /// libnvidia-ml path (else the system's).
     pub nvml_library: Option<PathBuf>,
+    /// The job's `CUDA_VISIBLE_DEVICES`, if set: the GPUs process scope charges.
+    pub cuda_visible_devices: Option<String>,
+}
+
+impl DiscoverOptions {
+    /// Options as a front end resolves them: a flag wins over `$WATTPRINT_NVML_LIBRARY`;
+    /// `CUDA_VISIBLE_DEVICES` from the job's environment.
+    pub fn resolve(
+        env: &crate::env::Env,
+        cpu_tdp_w: Option<f64>,
+        nvml_library: Option<PathBuf>,
+    ) -> DiscoverOptions {
+        DiscoverOptions {
+            cpu_tdp_w,
+            nvml_library: nvml_library.or_else(|| env.path(crate::sensors::nvml::LIBRARY_ENV)),
+            cuda_visible_devices: env.get("CUDA_VISIBLE_DEVICES").map(str::to_string),
+        }
+    }
 }
 
 /// One line of `wattprint doctor`: a component, the method it will use, and why.
@@ -250,8 +268,8 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                 method,
                 detail: methods.join("; "),
             });
-            if let Ok(v) = std::env::var("CUDA_VISIBLE_DEVICES") {
-                match s.visible_gpus(&v) {
+            if let Some(v) = &opts.cuda_visible_devices {
+                match s.visible_gpus(v) {
                     Ok(cv) => {
                         if let Some(why) = cv.ignored {
                             d.warnings.push(format!("CUDA_VISIBLE_DEVICES={v}: {why}"));

@@ -28,13 +28,8 @@ impl HostPaths {
     }
 
     /// Roots from `WATTPRINT_SYSFS_ROOT` / `WATTPRINT_PROCFS_ROOT`, defaulting to `/sys`, `/proc`.
-    pub fn from_env() -> Self {
-        let get = |k: &str, d: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(d))
-        };
+    pub fn from_env(env: &crate::env::Env) -> Self {
+        let get = |k: &str, d: &str| env.path(k).unwrap_or_else(|| PathBuf::from(d));
         HostPaths {
             sys: get("WATTPRINT_SYSFS_ROOT", "/sys"),
             proc: get("WATTPRINT_PROCFS_ROOT", "/proc"),

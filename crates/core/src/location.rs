@@ -356,11 +356,8 @@ pub fn resolve(spec: Option<&LocationSpec>, year: Option<u16>) -> ResolvedLocati
 
 /// The location given in `WATTPRINT_LOCATION`, if set and not blank. (Config-file support is
 /// separate work.)
-pub fn location_from_env() -> Option<String> {
-    std::env::var(LOCATION_ENV)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+pub fn location_from_env(env: &crate::env::Env) -> Option<String> {
+    env.get(LOCATION_ENV).map(|v| v.trim().to_string())
 }
 
 #[cfg(test)]

@@ -173,8 +173,10 @@ pub struct StopInfo {
 pub struct TrackerUsage {
     /// CPU seconds (user + system) used by wattprint itself.
     pub cpu_s: f64,
-    /// Peak resident memory of wattprint itself, MB.
-    pub max_rss_mb: f64,
+    /// Peak resident memory of wattprint itself, MB; `None` when wattprint runs inside another
+    /// program's process (Python, a Slurm plugin), whose memory is not ours to tell apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rss_mb: Option<f64>,
     /// Milliseconds from wattprint's start to the job's spawn.
     pub startup_ms: f64,
 }

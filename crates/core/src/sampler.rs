@@ -9,6 +9,7 @@
 use crate::sensor::{Device, Sensor};
 use crate::units::{Joules, Watts};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -135,21 +136,28 @@ impl Snapshot {
 #[derive(Debug, Clone)]
 pub struct SamplerConfig {
     pub interval: Duration,
-    /// How often the checkpoint callback runs (the run record is saved then).
-    pub checkpoint_every: Duration,
 }
 
 impl Default for SamplerConfig {
     fn default() -> Self {
         SamplerConfig {
             interval: DEFAULT_INTERVAL,
-            checkpoint_every: Duration::from_secs(10),
         }
     }
 }
 
-/// Callback run from the sampler thread at each checkpoint.
-pub type CheckpointFn = Box<dyn FnMut(&Snapshot) + Send>;
+/// CPU time (user + system) used so far by the calling thread.
+pub fn thread_cpu_time() -> Duration {
+    // SAFETY: clock_gettime fills the timespec it is given.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
 
 /// Read access to the latest published snapshot of a running sampler (totals, no series).
 #[derive(Clone)]
@@ -169,6 +177,8 @@ pub struct Sampler {
     stop_tx: mpsc::Sender<()>,
     shared: Arc<Mutex<Snapshot>>,
     handle: JoinHandle<Snapshot>,
+    /// CPU time of the sampler thread, nanoseconds (updated after each read).
+    cpu_ns: Arc<AtomicU64>,
 }
 
 struct State {
@@ -306,7 +316,6 @@ impl Sampler {
         sensors: Vec<Box<dyn Sensor>>,
         attributor: Box<dyn Attributor>,
         config: SamplerConfig,
-        mut on_checkpoint: Option<CheckpointFn>,
     ) -> Sampler {
         let start = Instant::now();
         let mut offsets = Vec::new();
@@ -359,12 +368,13 @@ impl Sampler {
         let shared = Arc::new(Mutex::new(state.snap.without_series()));
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let shared2 = Arc::clone(&shared);
+        let cpu_ns = Arc::new(AtomicU64::new(0));
+        let cpu2 = Arc::clone(&cpu_ns);
         let interval = config.interval.max(MIN_INTERVAL);
         let handle = std::thread::Builder::new()
             .name("wattprint-sampler".into())
             .spawn(move || {
                 let mut tick: u64 = 1;
-                let mut last_ckpt = start;
                 loop {
                     let due = start + interval.mul_f64(tick as f64);
                     let wait = due.saturating_duration_since(Instant::now());
@@ -386,15 +396,11 @@ impl Sampler {
                     if let Ok(mut s) = shared2.lock() {
                         *s = light;
                     }
-                    if now.saturating_duration_since(last_ckpt) >= config.checkpoint_every {
-                        last_ckpt = now;
-                        if let Some(cb) = on_checkpoint.as_mut() {
-                            cb(&state.snap);
-                        }
-                    }
+                    cpu2.store(thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
                 }
                 // Final reading at stop time, so the tail of the run is counted.
                 state.read(Instant::now());
+                cpu2.store(thread_cpu_time().as_nanos() as u64, Ordering::Relaxed);
                 state.snap
             })
             .expect("spawning the sampler thread");
@@ -402,7 +408,14 @@ impl Sampler {
             stop_tx,
             shared,
             handle,
+            cpu_ns,
         }
+    }
+
+    /// CPU time the sampler thread has used (its reads), for the tracker's own cost when
+    /// wattprint is not its own process (Python, a Slurm plugin).
+    pub fn thread_cpu(&self) -> Duration {
+        Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
     }
 
     /// A handle other threads can read the latest snapshot from.

@@ -487,13 +487,12 @@ fn resolve_country_zone_and_cloud() {
 
 #[test]
 fn location_from_env_reads_and_trims() {
-    // The only test in this binary that touches the variable.
-    std::env::set_var(LOCATION_ENV, "  aws:eu-west-3 ");
-    assert_eq!(location_from_env().as_deref(), Some("aws:eu-west-3"));
-    std::env::set_var(LOCATION_ENV, "   ");
-    assert_eq!(location_from_env(), None);
-    std::env::remove_var(LOCATION_ENV);
-    assert_eq!(location_from_env(), None);
+    use wattprint_core::env::Env;
+    let env = Env::from_pairs([(LOCATION_ENV, "  aws:eu-west-3 ")]);
+    assert_eq!(location_from_env(&env).as_deref(), Some("aws:eu-west-3"));
+    let env = Env::from_pairs([(LOCATION_ENV, "   ")]);
+    assert_eq!(location_from_env(&env), None);
+    assert_eq!(location_from_env(&Env::default()), None);
 }
 
 // ------------------------------------------------------------------------------------------

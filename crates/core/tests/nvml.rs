@@ -311,19 +311,33 @@ fn fake_nvml_scenarios() {
     assert!(probe(Some(&lib)).gpus[0].note.contains("1500 W"));
 
     // ---- WATTPRINT_NVML_LIBRARY: used when no path is given, overridden by one ----
-    std::env::set_var("WATTPRINT_NVML_LIBRARY", &lib);
-    let s = NvmlSensor::open(None).unwrap();
+    // (front ends resolve it into the options; the sensor never reads the environment)
+    let env = wattprint_core::env::Env::from_pairs([(
+        "WATTPRINT_NVML_LIBRARY",
+        lib.to_string_lossy().into_owned(),
+    )]);
+    let opts = wattprint_core::discovery::DiscoverOptions::resolve(&env, None, None);
+    let s = NvmlSensor::open(opts.nvml_library.as_deref()).unwrap();
     assert_eq!(s.library(), lib.to_string_lossy());
     assert_eq!(s.devices().len(), 2);
     drop(s);
-    assert_eq!(probe(None).library, lib.to_string_lossy());
+    assert_eq!(
+        probe(opts.nvml_library.as_deref()).library,
+        lib.to_string_lossy()
+    );
     let missing = dir.path().join("nope/libnvidia-ml.so.1");
     let e = NvmlSensor::open(Some(&missing)).unwrap_err();
     assert!(e.to_string().contains("nope/libnvidia-ml.so.1"), "{e}");
-    std::env::set_var("WATTPRINT_NVML_LIBRARY", &missing);
-    let e = NvmlSensor::open(None).unwrap_err();
+    let env = wattprint_core::env::Env::from_pairs([(
+        "WATTPRINT_NVML_LIBRARY",
+        missing.to_string_lossy().into_owned(),
+    )]);
+    let opts = wattprint_core::discovery::DiscoverOptions::resolve(&env, None, None);
+    let e = NvmlSensor::open(opts.nvml_library.as_deref()).unwrap_err();
     assert!(e.to_string().contains("no NVIDIA driver found"), "{e}");
-    std::env::remove_var("WATTPRINT_NVML_LIBRARY");
+    // a flag overrides the variable
+    let opts = wattprint_core::discovery::DiscoverOptions::resolve(&env, None, Some(lib.clone()));
+    assert_eq!(opts.nvml_library.as_deref(), Some(lib.as_path()));
 
     // ---- no GPU listed ----
     st.set("count", 0);

@@ -67,10 +67,9 @@ fn integrates_constant_power_between_start_and_stop() {
     let (s, _) = sensor(100.0, Duration::ZERO);
     let cfg = SamplerConfig {
         interval: Duration::from_millis(20),
-        checkpoint_every: Duration::from_secs(3600),
     };
     let started = Instant::now();
-    let sampler = Sampler::start(vec![Box::new(s)], Box::new(WholeMachine), cfg, None);
+    let sampler = Sampler::start(vec![Box::new(s)], Box::new(WholeMachine), cfg);
     std::thread::sleep(Duration::from_millis(300));
     let snap = sampler.stop();
     let wall = started.elapsed().as_secs_f64();
@@ -93,9 +92,8 @@ fn slow_reads_skip_ticks_without_drifting() {
     let (s, reads) = sensor(10.0, Duration::from_millis(35));
     let cfg = SamplerConfig {
         interval: Duration::from_millis(20),
-        checkpoint_every: Duration::from_secs(3600),
     };
-    let sampler = Sampler::start(vec![Box::new(s)], Box::new(WholeMachine), cfg, None);
+    let sampler = Sampler::start(vec![Box::new(s)], Box::new(WholeMachine), cfg);
     let start = reads.lock().unwrap()[0];
     std::thread::sleep(Duration::from_millis(400));
     let snap = sampler.stop();
@@ -131,23 +129,15 @@ fn attribution_share_applies_and_machine_energy_kept() {
     let (s, _) = sensor(50.0, Duration::ZERO);
     let cfg = SamplerConfig {
         interval: Duration::from_millis(10),
-        checkpoint_every: Duration::from_millis(30),
     };
-    let ckpts = Arc::new(Mutex::new(0u32));
-    let c2 = ckpts.clone();
-    let sampler = Sampler::start(
-        vec![Box::new(s)],
-        Box::new(Half),
-        cfg,
-        Some(Box::new(move |_| *c2.lock().unwrap() += 1)),
-    );
+    // (checkpoints are the session's now: wattprint-session's tests check their cadence)
+    let sampler = Sampler::start(vec![Box::new(s)], Box::new(Half), cfg);
     std::thread::sleep(Duration::from_millis(200));
     let live = sampler.snapshot();
     assert!(live.samples > 0);
     let snap = sampler.stop();
     let d = &snap.devices[0];
     assert!((d.energy.0 * 2.0 - d.machine_energy.0).abs() < 1e-9);
-    assert!(*ckpts.lock().unwrap() >= 2, "checkpoints should run");
 }
 
 #[test]

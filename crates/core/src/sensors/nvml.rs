@@ -36,16 +36,13 @@ pub const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";
 /// above any single GPU board sold to date (H100/B200 SXM boards are rated 700–1200 W).
 pub const DEFAULT_MAX_POWER_W: f64 = 1500.0;
 
-/// The library to load: `library` if given, else `$WATTPRINT_NVML_LIBRARY` if set and not
-/// empty, else [`DEFAULT_LIBRARY`].
+/// The library to load: `library` if given (front ends fill it from `--nvml-library` or
+/// `$WATTPRINT_NVML_LIBRARY`), else [`DEFAULT_LIBRARY`].
 fn resolve_library(library: Option<&Path>) -> OsString {
     if let Some(p) = library {
         return p.as_os_str().to_owned();
     }
-    match std::env::var_os(LIBRARY_ENV) {
-        Some(v) if !v.is_empty() => v,
-        _ => OsString::from(DEFAULT_LIBRARY),
-    }
+    OsString::from(DEFAULT_LIBRARY)
 }
 
 /// Load the library and call `nvmlInit_v2`, mapping failures to errors that say what to do.
@@ -181,8 +178,8 @@ impl std::fmt::Debug for NvmlSensor {
 }
 
 impl NvmlSensor {
-    /// Load NVML and enumerate the GPUs. `library` overrides `$WATTPRINT_NVML_LIBRARY`, which
-    /// overrides [`DEFAULT_LIBRARY`]. Takes a first reading as the baseline, so energy counts
+    /// Load NVML and enumerate the GPUs. `library` (from the front end's flag or
+    /// `$WATTPRINT_NVML_LIBRARY`) overrides [`DEFAULT_LIBRARY`]. Takes a first reading as the baseline, so energy counts
     /// from here.
     ///
     /// Errors: the library cannot be loaded or is not NVML ([`SensorError::Library`], the

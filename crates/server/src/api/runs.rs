@@ -152,7 +152,9 @@ pub fn validate_record(r: &RunRecord) -> Result<(), ApiError> {
     check_line("wattprint_version", &r.wattprint_version, 64)?;
     if let Some(t) = &r.tracker {
         check_nonneg("tracker.cpu_s", t.cpu_s)?;
-        check_nonneg("tracker.max_rss_mb", t.max_rss_mb)?;
+        if let Some(m) = t.max_rss_mb {
+            check_nonneg("tracker.max_rss_mb", m)?;
+        }
         check_nonneg("tracker.startup_ms", t.startup_ms)?;
     }
     Ok(())

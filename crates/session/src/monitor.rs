@@ -13,6 +13,8 @@ use wattprint_core::prediction::{self, Basis, Prediction};
 use wattprint_core::record::StopInfo;
 use wattprint_core::sampler::SnapshotWatch;
 
+use crate::messages::Messages;
+
 /// Settings of the monitor.
 pub struct MonitorConfig {
     pub limits: Limits,
@@ -24,7 +26,6 @@ pub struct MonitorConfig {
     pub expected_duration: Option<Duration>,
     pub stop_signal: i32,
     pub grace: Duration,
-    pub quiet: bool,
 }
 
 /// What the monitor saw and did, shared with the run command.
@@ -42,43 +43,81 @@ pub struct Monitor {
     thread: Option<JoinHandle<()>>,
 }
 
-fn send(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on the job's pid with a valid signal number.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
+/// How a session stops what it measures when a cap or budget says so: the CLI signals its
+/// child, the Slurm plugin signals the step and then cancels the job, Python raises at the
+/// next step.
+pub trait Stopper: Send {
+    /// Ask the work to stop (it gets the grace period to checkpoint and exit).
+    fn stop(&mut self, signal: i32);
+    /// The grace period is over and the work is still there: end it.
+    fn kill(&mut self);
+    /// Whether the work has ended (then no kill is needed).
+    fn ended(&self) -> bool;
+}
+
+/// A child process of ours: the stop signal, then SIGKILL; ended once it can be reaped.
+pub struct ChildStopper(pub u32);
+
+impl Stopper for ChildStopper {
+    fn stop(&mut self, signal: i32) {
+        // SAFETY: kill(2) on the job's pid with a valid signal number.
+        unsafe {
+            libc::kill(self.0 as libc::pid_t, signal);
+        }
+    }
+
+    fn kill(&mut self) {
+        self.stop(libc::SIGKILL);
+    }
+
+    fn ended(&self) -> bool {
+        // SAFETY: siginfo_t is plain data; waitid with WNOHANG|WNOWAIT only inspects the child.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.0 as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // With WNOHANG, si_pid stays 0 while the child runs.
+        r != 0 || unsafe { info.si_pid() } != 0
     }
 }
 
-/// Whether the job has exited (without reaping it).
-fn exited(pid: u32) -> bool {
-    // SAFETY: siginfo_t is plain data; waitid with WNOHANG|WNOWAIT only inspects the child.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    // With WNOHANG, si_pid stays 0 while the child runs.
-    r != 0 || unsafe { info.si_pid() } != 0
+/// A flag the work polls (Python raises at its next step); `ended` once it has been raised.
+#[derive(Clone, Default)]
+pub struct FlagStopper(pub Arc<AtomicBool>);
+
+impl Stopper for FlagStopper {
+    fn stop(&mut self, _signal: i32) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn kill(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn ended(&self) -> bool {
+        false
+    }
 }
 
 impl Monitor {
-    /// Start watching job `pid`; `state` is shared with whoever wants to read it live.
+    /// Start watching the work `stopper` can stop; `state` is shared with whoever wants to
+    /// read it live.
     pub fn start(
         cfg: MonitorConfig,
         watch: SnapshotWatch,
-        pid: u32,
+        stopper: Box<dyn Stopper>,
         started: Instant,
         state: Arc<Mutex<MonitorState>>,
+        msgs: Messages,
     ) -> Monitor {
         let done = Arc::new(AtomicBool::new(false));
         let (st, dn) = (Arc::clone(&state), Arc::clone(&done));
         let thread = std::thread::Builder::new()
             .name("wattprint-monitor".into())
-            .spawn(move || run(cfg, watch, pid, started, st, dn))
+            .spawn(move || run(cfg, watch, stopper, started, st, dn, msgs))
             .ok();
         Monitor {
             state,
@@ -99,19 +138,14 @@ impl Monitor {
     }
 }
 
-fn say(quiet: bool, msg: &str) {
-    if !quiet {
-        eprintln!("wattprint: {msg}");
-    }
-}
-
 fn run(
     cfg: MonitorConfig,
     watch: SnapshotWatch,
-    pid: u32,
+    mut stopper: Box<dyn Stopper>,
     started: Instant,
     state: Arc<Mutex<MonitorState>>,
     done: Arc<AtomicBool>,
+    msgs: Messages,
 ) {
     let mut tracker = LimitTracker::new(cfg.limits.clone());
     let mut energy_hist: Vec<(f64, f64)> = vec![(0.0, 0.0)];
@@ -154,7 +188,7 @@ fn run(
                             if !progress_warned {
                                 progress_warned = true;
                                 let w = format!("progress file {}: {e}", pf.display());
-                                say(cfg.quiet, &format!("warning: {w}"));
+                                msgs.warn(&w);
                                 if let Ok(mut s) = state.lock() {
                                     s.warnings.push(w);
                                 }
@@ -188,22 +222,19 @@ fn run(
         }
         for ev in events {
             match ev.level {
-                EventLevel::Warning => say(cfg.quiet, &format!("warning: {}", ev.message)),
+                EventLevel::Warning => msgs.warn(&ev.message),
                 EventLevel::Reached | EventLevel::Predicted => {
                     // The duration cap always stops; budgets stop unless the action is warn.
                     let stop = ev.kind == LimitKind::MaxDuration
                         || cfg.limits.action == BudgetAction::Stop;
                     if stop && stop_at.is_none() {
-                        say(
-                            cfg.quiet,
-                            &format!(
-                                "{}; stopping the job (signal {}, grace {:.0} s)",
-                                ev.message,
-                                cfg.stop_signal,
-                                cfg.grace.as_secs_f64()
-                            ),
-                        );
-                        send(pid, cfg.stop_signal);
+                        msgs.info(&format!(
+                            "{}; stopping the job (signal {}, grace {:.0} s)",
+                            ev.message,
+                            cfg.stop_signal,
+                            cfg.grace.as_secs_f64()
+                        ));
+                        stopper.stop(cfg.stop_signal);
                         stop_at = Some((now, ev.kind));
                         if let Ok(mut s) = state.lock() {
                             s.stopped = Some(StopInfo {
@@ -215,24 +246,18 @@ fn run(
                             });
                         }
                     } else if !stop {
-                        say(
-                            cfg.quiet,
-                            &format!(
-                                "warning: {} (budget action is warn: the job goes on)",
-                                ev.message
-                            ),
-                        );
+                        msgs.warn(&format!(
+                            "{} (budget action is warn: the job goes on)",
+                            ev.message
+                        ));
                     }
                 }
             }
         }
         if let Some((t, _)) = stop_at {
-            if now.duration_since(t) >= cfg.grace && !exited(pid) {
-                say(
-                    cfg.quiet,
-                    "the job outlived its grace period; sending SIGKILL",
-                );
-                send(pid, libc::SIGKILL);
+            if now.duration_since(t) >= cfg.grace && !stopper.ended() {
+                msgs.info("the job outlived its grace period; sending SIGKILL");
+                stopper.kill();
                 if let Ok(mut s) = state.lock() {
                     if let Some(st) = s.stopped.as_mut() {
                         st.killed_after_grace = true;

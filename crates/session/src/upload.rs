@@ -11,12 +11,14 @@
 //! counting a run twice. See docs/agents.md.
 
 use crate::config::Config;
+use crate::messages::{Level, Messages};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use wattprint_core::env::Env;
 use wattprint_core::record::RunRecord;
 use wattprint_core::sampler::Snapshot;
 
@@ -45,27 +47,25 @@ impl ServerTarget {
     /// `flag`, else `$WATTPRINT_SERVER`, else the configuration files' `server`; the token from
     /// `$WATTPRINT_TOKEN`, else the files' `token` (never a flag: it would show in `ps`).
     /// `Ok(None)` when no server is configured.
-    pub fn resolve(flag: Option<&str>, config: &Config) -> Result<Option<ServerTarget>> {
+    pub fn resolve(
+        flag: Option<&str>,
+        config: &Config,
+        env: &Env,
+        msgs: &Messages,
+    ) -> Result<Option<ServerTarget>> {
         let url = flag
             .map(str::to_string)
-            .or_else(|| {
-                std::env::var("WATTPRINT_SERVER")
-                    .ok()
-                    .filter(|s| !s.trim().is_empty())
-            })
+            .or_else(|| env.get("WATTPRINT_SERVER").map(str::to_string))
             .or_else(|| config.server());
         let Some(url) = url else {
             return Ok(None);
         };
-        let token = match std::env::var("WATTPRINT_TOKEN")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        {
+        let token = match env.get("WATTPRINT_TOKEN") {
             Some(t) => t.trim().to_string(),
             None => match config.token() {
                 Some((t, path)) => {
                     if let Some(p) = path {
-                        warn_if_readable_by_others(&p);
+                        warn_if_readable_by_others(&p, msgs);
                     }
                     t
                 }
@@ -105,14 +105,14 @@ impl ServerTarget {
     }
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+fn warn_if_readable_by_others(path: &Path, msgs: &Messages) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(m) = std::fs::metadata(path) {
         if m.permissions().mode() & 0o077 != 0 {
-            eprintln!(
-                "wattprint: warning: {} holds a server token and is readable by others; `chmod 600` it or use WATTPRINT_TOKEN",
+            msgs.warn(&format!(
+                "{} holds a server token and is readable by others; `chmod 600` it or use WATTPRINT_TOKEN",
                 path.display()
-            );
+            ));
         }
     }
 }
@@ -306,11 +306,6 @@ pub struct SpoolEntry {
     pub attention: Option<String>,
     /// The request body.
     pub body: Value,
-}
-
-/// `$WATTPRINT_HOME/spool`.
-pub fn spool_dir() -> Result<PathBuf> {
-    Ok(crate::store::home_dir()?.join("spool"))
 }
 
 /// A file name from a run id or node name (anything but `[A-Za-z0-9._-]` becomes `_`).
@@ -560,7 +555,7 @@ struct Shared {
     client: Client,
     run_id: String,
     spool_dir: Option<PathBuf>,
-    quiet: bool,
+    msgs: Messages,
     state: Mutex<State>,
     cv: Condvar,
 }
@@ -587,7 +582,7 @@ impl Shared {
             kind: "run".into(),
             key: self.run_id.clone(),
             server: self.client.target.url.clone(),
-            spooled_at: crate::clock::now_rfc3339(),
+            spooled_at: wattprint_store::clock::now_rfc3339(),
             reason: reason.to_string(),
             attention,
             body: body.clone(),
@@ -600,7 +595,7 @@ impl Shared {
             Err(e) => {
                 let msg = format!("cannot write the spool ({e:#}); this upload is lost to the server (the local store still has the run)");
                 if !st.printed.contains(&msg) {
-                    eprintln!("wattprint: warning: {msg}");
+                    self.msgs.loss(&msg);
                     st.printed.push(msg);
                 }
             }
@@ -617,7 +612,12 @@ impl Shared {
     /// The one warning of the run on stderr (4xx even with --quiet: it needs attention).
     fn warn_once(&self, st: &mut State, e: &SendError) {
         let rejected = matches!(e, SendError::Rejected { .. });
-        if !st.printed.is_empty() || (self.quiet && !rejected) {
+        let level = if rejected {
+            Level::Loss
+        } else {
+            Level::Warning
+        };
+        if !st.printed.is_empty() || !self.msgs.shows(level) {
             return;
         }
         let msg =
@@ -627,7 +627,7 @@ impl Shared {
             self.spool_where(),
             if rejected { " once the problem is fixed" } else { " later" }
         );
-        eprintln!("wattprint: warning: {msg}");
+        self.msgs.say(level, &msg);
         st.printed.push(msg);
     }
 
@@ -697,13 +697,13 @@ impl Uploader {
         client: Client,
         run_id: &str,
         spool_dir: Option<PathBuf>,
-        quiet: bool,
+        msgs: Messages,
     ) -> Uploader {
         let shared = Arc::new(Shared {
             client,
             run_id: run_id.to_string(),
             spool_dir,
-            quiet,
+            msgs,
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
         });
@@ -715,9 +715,19 @@ impl Uploader {
         Uploader { shared, thread }
     }
 
-    /// `wattprint run`'s default: the target's client, the home directory's spool.
-    pub fn for_run(target: &ServerTarget, run_id: &str, quiet: bool) -> Uploader {
-        Uploader::start(Client::new(target.clone()), run_id, spool_dir().ok(), quiet)
+    /// A run's default: the target's client, the home directory's spool.
+    pub fn for_run(
+        target: &ServerTarget,
+        run_id: &str,
+        paths: &crate::paths::Paths,
+        msgs: Messages,
+    ) -> Uploader {
+        Uploader::start(
+            Client::new(target.clone()),
+            run_id,
+            paths.spool().ok(),
+            msgs,
+        )
     }
 
     pub fn handle(&self) -> UploadHandle {
@@ -781,7 +791,7 @@ impl Uploader {
                 if rejected && st.printed.is_empty() {
                     // Shown even with --quiet: it needs someone's attention.
                     let msg = rec.warnings.last().cloned().unwrap_or_default();
-                    eprintln!("wattprint: warning: {msg}");
+                    sh.msgs.loss(&msg);
                     st.printed.push(msg);
                 }
             }
@@ -1006,13 +1016,13 @@ mod tests {
             interval_s: 1.0,
             start_unix: 0.0,
         };
-        let carbon = crate::carbon_args::CarbonArgs {
+        let carbon = crate::options::CarbonOptions {
             intensity: Some(100.0),
             pue: Some(1.0),
             country: Some("FR".into()),
             ..Default::default()
         }
-        .resolve()
+        .resolve(&wattprint_core::env::Env::default())
         .unwrap();
         record::build_record(
             &meta,
@@ -1031,7 +1041,12 @@ mod tests {
             Duration::from_millis(timeout_ms),
             Duration::from_millis(timeout_ms),
         );
-        Uploader::start(c, "run-1", Some(dir.to_path_buf()), true)
+        Uploader::start(
+            c,
+            "run-1",
+            Some(dir.to_path_buf()),
+            crate::messages::Messages::discard(),
+        )
     }
 
     fn spooled(dir: &Path) -> Option<SpoolEntry> {

@@ -3,7 +3,7 @@
 //! and applied as institution limits (a user can only lower them). A team whose monthly
 //! budget is exhausted gets a warning; the run goes on. See docs/agents.md.
 
-use crate::uploader::{Client, SendError, ServerTarget};
+use crate::upload::{Client, SendError, ServerTarget};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,11 +11,6 @@ use wattprint_core::limits::{BudgetAction, Limits};
 
 /// Schema of the cache file.
 pub const CACHE_SCHEMA: &str = "wattprint.policy-cache/1";
-
-/// `$WATTPRINT_HOME/policy.json`.
-pub fn cache_path() -> Option<PathBuf> {
-    crate::store::home_dir().ok().map(|h| h.join("policy.json"))
-}
 
 /// The limits a policy answer (`GET /policy`) sets. A policy that names no budget action and
 /// no budget leaves the action to the user (the duration cap always stops anyway).
@@ -83,16 +78,16 @@ pub fn budget_notes(answer: &Value) -> Vec<String> {
     v
 }
 
-/// Fetch the policy (3 s at most), cache it, and give the limits it sets with notes for the
+/// Fetch the policy (3 s at most), cache it (in `cache`, e.g. [`crate::paths::Paths::policy_cache`]), and give the limits it sets with notes for the
 /// run's warnings. When the server cannot be reached or refuses, the cached policy from the
 /// same server applies, and a note says so.
-pub fn fetch(target: &ServerTarget) -> (Limits, Vec<String>) {
+pub fn fetch(target: &ServerTarget, cache: Option<PathBuf>) -> (Limits, Vec<String>) {
     let client = Client::with_timeouts(
         target.clone(),
         Duration::from_millis(1500),
         Duration::from_secs(3),
     );
-    fetch_with(&client, cache_path())
+    fetch_with(&client, cache)
 }
 
 pub fn fetch_with(client: &Client, cache: Option<PathBuf>) -> (Limits, Vec<String>) {
@@ -103,7 +98,7 @@ pub fn fetch_with(client: &Client, cache: Option<PathBuf>) -> (Limits, Vec<Strin
                 let doc = json!({
                     "schema": CACHE_SCHEMA,
                     "server": server,
-                    "fetched_at": crate::clock::now_rfc3339(),
+                    "fetched_at": wattprint_store::clock::now_rfc3339(),
                     "answer": answer,
                 });
                 if let Some(dir) = path.parent() {

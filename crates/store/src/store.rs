@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use wattprint_core::env::Env;
 use wattprint_core::record::{Methods, RunRecord};
 use wattprint_core::sampler::{SeriesPoint, Snapshot};
 
@@ -208,15 +209,15 @@ pub fn parse_since(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime> {
 }
 
 /// `$WATTPRINT_HOME`, else `$XDG_DATA_HOME/wattprint`, else `$HOME/.local/share/wattprint`.
-pub fn home_dir() -> Result<PathBuf> {
-    if let Some(h) = std::env::var_os("WATTPRINT_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(h));
+pub fn home_dir(env: &Env) -> Result<PathBuf> {
+    if let Some(h) = env.path("WATTPRINT_HOME") {
+        return Ok(h);
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("wattprint"));
+    if let Some(x) = env.path("XDG_DATA_HOME") {
+        return Ok(x.join("wattprint"));
     }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".local/share/wattprint")),
+    match env.path("HOME") {
+        Some(h) => Ok(h.join(".local/share/wattprint")),
         None => anyhow::bail!(
             "cannot locate the local store: set WATTPRINT_HOME (or HOME / XDG_DATA_HOME)"
         ),
@@ -229,9 +230,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (creating if needed) the store in the default home directory.
-    pub fn open_default() -> Result<Store> {
-        let dir = home_dir()?;
+    /// Open (creating if needed) the store in the home directory `env` names.
+    pub fn open_default(env: &Env) -> Result<Store> {
+        let dir = home_dir(env)?;
         Store::open(&dir.join("wattprint.db"))
     }
 

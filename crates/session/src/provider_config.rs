@@ -16,6 +16,7 @@
 use anyhow::{bail, Result};
 use std::sync::Arc;
 use std::time::Duration;
+use wattprint_core::env::Env;
 use wattprint_core::providers::{
     electricity_maps, uk, watttime, Cache, CachedProvider, ElectricityMaps, EmissionFactorType,
     IntensityProvider, UkCarbonIntensity, WattTime, DEFAULT_TIMEOUT,
@@ -34,16 +35,13 @@ pub const CACHE_ENV: &str = "WATTPRINT_INTENSITY_CACHE";
 pub const DEBUG_ENV: &str = "WATTPRINT_DEBUG";
 
 /// The providers wattprint knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Electricity Maps v3 (average, life-cycle by default; needs a token).
-    #[value(name = "electricitymaps", alias = "electricity-maps", alias = "em")]
     ElectricityMaps,
     /// GB Carbon Intensity API (average; no key; Great Britain only).
-    #[value(name = "uk", alias = "gb", alias = "carbonintensity")]
     Uk,
     /// WattTime v3 (marginal MOER; needs an account).
-    #[value(name = "watttime")]
     WattTime,
 }
 
@@ -56,7 +54,8 @@ impl ProviderKind {
         }
     }
 
-    fn parse(s: &str) -> Option<Option<ProviderKind>> {
+    /// A name as users write it (aliases included); `Some(None)` for `none`/`off`/`static`.
+    pub fn parse(s: &str) -> Option<Option<ProviderKind>> {
         match s.trim().to_ascii_lowercase().as_str() {
             "electricitymaps" | "electricity-maps" | "em" => {
                 Some(Some(ProviderKind::ElectricityMaps))
@@ -94,40 +93,38 @@ pub struct Configured {
     pub provider: Box<dyn IntensityProvider>,
     /// The disk cache, when enabled (its notes are for a debug log).
     pub cache: Option<Arc<Cache>>,
+    /// `WATTPRINT_DEBUG` was set (not `0`).
+    pub debug: bool,
 }
 
 impl Configured {
-    /// Prints the cache's notes on stderr when `WATTPRINT_DEBUG` is set.
-    pub fn flush_debug_notes(&self) {
-        let Some(c) = &self.cache else { return };
+    /// The cache's notes since the last call, when `WATTPRINT_DEBUG` was set (else none): the
+    /// front end shows them as debug lines.
+    pub fn take_debug_notes(&self) -> Vec<String> {
+        let Some(c) = &self.cache else {
+            return Vec::new();
+        };
         let notes = c.take_notes();
-        if debug_enabled() {
-            for n in notes {
-                eprintln!("wattprint: debug: {n}");
-            }
+        if self.debug {
+            notes
+        } else {
+            Vec::new()
         }
     }
 }
 
-fn debug_enabled() -> bool {
-    env(DEBUG_ENV).is_some_and(|v| v != "0")
-}
-
-/// A non-blank environment variable.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+/// A non-blank variable of `env`, trimmed.
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.get(name).map(|v| v.trim().to_string())
 }
 
 /// The provider in force: the flag, else `WATTPRINT_INTENSITY_PROVIDER`, else the one whose
 /// credentials are set. `None` when nothing is configured (or `none` was asked for).
-pub fn choose(flag: Option<ProviderKind>) -> Result<Option<(ProviderKind, String)>> {
+pub fn choose(flag: Option<ProviderKind>, env: &Env) -> Result<Option<(ProviderKind, String)>> {
     if let Some(k) = flag {
         return Ok(Some((k, "--provider".into())));
     }
-    if let Some(v) = env(PROVIDER_ENV) {
+    if let Some(v) = var(env, PROVIDER_ENV) {
         return match ProviderKind::parse(&v) {
             Some(Some(k)) => Ok(Some((k, PROVIDER_ENV.into()))),
             Some(None) => Ok(None),
@@ -136,13 +133,13 @@ pub fn choose(flag: Option<ProviderKind>) -> Result<Option<(ProviderKind, String
             ),
         };
     }
-    if env(electricity_maps::TOKEN_ENV).is_some() {
+    if var(env, electricity_maps::TOKEN_ENV).is_some() {
         return Ok(Some((
             ProviderKind::ElectricityMaps,
             format!("{} is set", electricity_maps::TOKEN_ENV),
         )));
     }
-    if env(watttime::USERNAME_ENV).is_some() && env(watttime::PASSWORD_ENV).is_some() {
+    if var(env, watttime::USERNAME_ENV).is_some() && var(env, watttime::PASSWORD_ENV).is_some() {
         return Ok(Some((
             ProviderKind::WattTime,
             format!("{} is set", watttime::USERNAME_ENV),
@@ -152,8 +149,8 @@ pub fn choose(flag: Option<ProviderKind>) -> Result<Option<(ProviderKind, String
 }
 
 /// The request timeout from `WATTPRINT_PROVIDER_TIMEOUT` (default 10 s).
-pub fn timeout() -> Result<Duration> {
-    match env(TIMEOUT_ENV) {
+pub fn timeout(env: &Env) -> Result<Duration> {
+    match var(env, TIMEOUT_ENV) {
         None => Ok(DEFAULT_TIMEOUT),
         Some(v) => match parse_duration(&v) {
             Ok(d) if !d.is_zero() => Ok(d),
@@ -165,26 +162,32 @@ pub fn timeout() -> Result<Duration> {
 
 /// Builds the provider `kind` from the environment, with the disk cache unless `no_cache` (or
 /// `WATTPRINT_INTENSITY_CACHE=off`).
-pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<Configured> {
-    let timeout = timeout()?;
-    let url = |var: &str, default: &str| -> Result<String> {
-        match env(var) {
+pub fn build(
+    kind: ProviderKind,
+    selected_by: String,
+    no_cache: bool,
+    env: &Env,
+) -> Result<Configured> {
+    let timeout = timeout(env)?;
+    let debug = var(env, DEBUG_ENV).is_some_and(|v| v != "0");
+    let url = |name: &str, default: &str| -> Result<String> {
+        match var(env, name) {
             None => Ok(default.to_string()),
             Some(v) if v.starts_with("http://") || v.starts_with("https://") => Ok(v),
             Some(v) => bail!(
-                "{var}={v:?}: a base URL must start with https:// (or http://), e.g. {default}"
+                "{name}={v:?}: a base URL must start with https:// (or http://), e.g. {default}"
             ),
         }
     };
     let provider: Box<dyn IntensityProvider> = match kind {
         ProviderKind::ElectricityMaps => {
-            let Some(token) = env(electricity_maps::TOKEN_ENV) else {
+            let Some(token) = var(env, electricity_maps::TOKEN_ENV) else {
                 bail!(
                     "the electricitymaps provider needs an API token: set {} (get one at the Electricity Maps API portal)",
                     electricity_maps::TOKEN_ENV
                 );
             };
-            let factor = match env(EM_FACTOR_ENV) {
+            let factor = match var(env, EM_FACTOR_ENV) {
                 None => EmissionFactorType::Lifecycle,
                 Some(v) => EmissionFactorType::parse(&v).ok_or_else(|| {
                     anyhow::anyhow!("{EM_FACTOR_ENV}={v:?}: use lifecycle or direct")
@@ -204,9 +207,10 @@ pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<
             timeout,
         )),
         ProviderKind::WattTime => {
-            let (Some(user), Some(pass)) =
-                (env(watttime::USERNAME_ENV), env(watttime::PASSWORD_ENV))
-            else {
+            let (Some(user), Some(pass)) = (
+                var(env, watttime::USERNAME_ENV),
+                var(env, watttime::PASSWORD_ENV),
+            ) else {
                 bail!(
                     "the watttime provider needs an account: set {} and {}",
                     watttime::USERNAME_ENV,
@@ -222,7 +226,7 @@ pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<
         }
     };
     let cache_off = no_cache
-        || env(CACHE_ENV).is_some_and(|v| {
+        || var(env, CACHE_ENV).is_some_and(|v| {
             matches!(
                 v.to_ascii_lowercase().as_str(),
                 "off" | "0" | "no" | "false"
@@ -234,23 +238,31 @@ pub fn build(kind: ProviderKind, selected_by: String, no_cache: bool) -> Result<
             selected_by,
             provider,
             cache: None,
+            debug,
         });
     }
-    let dir = crate::store::home_dir()?.join("cache").join("intensity");
+    let dir = wattprint_store::store::home_dir(env)?
+        .join("cache")
+        .join("intensity");
     let cache = Arc::new(Cache::new(dir));
     Ok(Configured {
         kind,
         selected_by,
         provider: Box::new(CachedProvider::new(provider, cache.clone())),
         cache: Some(cache),
+        debug,
     })
 }
 
 /// The configured provider, if any (see [`choose`] and [`build`]).
-pub fn configured(flag: Option<ProviderKind>, no_cache: bool) -> Result<Option<Configured>> {
-    match choose(flag)? {
+pub fn configured(
+    flag: Option<ProviderKind>,
+    no_cache: bool,
+    env: &Env,
+) -> Result<Option<Configured>> {
+    match choose(flag, env)? {
         None => Ok(None),
-        Some((kind, by)) => build(kind, by, no_cache).map(Some),
+        Some((kind, by)) => build(kind, by, no_cache, env).map(Some),
     }
 }
 

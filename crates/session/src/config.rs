@@ -9,6 +9,7 @@
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use wattprint_core::env::Env;
 use wattprint_core::limits::{BudgetAction, Limits};
 use wattprint_core::units::parse_duration;
 
@@ -68,34 +69,31 @@ fn read(path: &Path) -> Result<Option<ConfigFile>> {
     }
 }
 
-pub fn system_path() -> PathBuf {
-    std::env::var_os("WATTPRINT_SYSTEM_CONFIG")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+pub fn system_path(env: &Env) -> PathBuf {
+    env.path("WATTPRINT_SYSTEM_CONFIG")
         .unwrap_or_else(|| PathBuf::from("/etc/wattprint/config.toml"))
 }
 
-pub fn user_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WATTPRINT_CONFIG").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(p));
+pub fn user_path(env: &Env) -> Option<PathBuf> {
+    if let Some(p) = env.path("WATTPRINT_CONFIG") {
+        return Some(p);
     }
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(x).join("wattprint/config.toml"));
+    if let Some(x) = env.path("XDG_CONFIG_HOME") {
+        return Some(x.join("wattprint/config.toml"));
     }
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(|h| PathBuf::from(h).join(".config/wattprint/config.toml"))
+    env.path("HOME")
+        .map(|h| h.join(".config/wattprint/config.toml"))
 }
 
 impl Config {
-    pub fn load() -> Result<Config> {
-        let sp = system_path();
+    pub fn load(env: &Env) -> Result<Config> {
+        let sp = system_path(env);
         let mut c = Config::default();
         if let Some(f) = read(&sp)? {
             c.system = f;
             c.system_path = Some(sp);
         }
-        if let Some(up) = user_path() {
+        if let Some(up) = user_path(env) {
             if let Some(f) = read(&up)? {
                 c.user = f;
                 c.user_path = Some(up);

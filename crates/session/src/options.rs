@@ -1,0 +1,305 @@
+//! What a front end asks of a session, validated before anything starts.
+//!
+//! Validation is pure: it reads no file and no environment. An error names the option's
+//! field and the value given; each front end renders it in its own words (`--budget-kwh` on
+//! the command line, `budget_kwh=` in Python) with [`OptionError::render`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use wattprint_core::limits::BudgetAction;
+use wattprint_core::sampler::{Scope, MIN_INTERVAL};
+
+use crate::provider_config::ProviderKind;
+
+/// An option with a value it cannot take.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{} {}: {}", self.flag(), self.value, self.reason)]
+pub struct OptionError {
+    /// The field, in snake case (`budget_kwh`).
+    pub field: &'static str,
+    /// The value given, as text.
+    pub value: String,
+    /// Why it cannot be used, and what would do.
+    pub reason: String,
+}
+
+impl OptionError {
+    pub fn new(field: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        OptionError {
+            field,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The command-line spelling of the field: `--budget-kwh`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.field.replace('_', "-"))
+    }
+
+    /// The message with the field spelled as `name` (a flag, a keyword argument, ...).
+    pub fn render(&self, name: &str) -> String {
+        format!("{name} {}: {}", self.value, self.reason)
+    }
+}
+
+/// Where the run happens and the factors that follow (see [`crate::carbon`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CarbonOptions {
+    /// ISO country, zone, cloud region, or `detect` (opt-in metadata lookup).
+    pub location: Option<String>,
+    /// ISO country code (same as a location).
+    pub country: Option<String>,
+    /// gCO2e/kWh overriding the location's.
+    pub intensity: Option<f64>,
+    /// Facility PUE overriding the location's.
+    pub pue: Option<f64>,
+}
+
+/// Caps and budgets the user asks for (the institution's are combined with them at start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitOptions {
+    pub max_duration: Option<Duration>,
+    pub budget_kwh: Option<f64>,
+    pub budget_kg: Option<f64>,
+    pub budget_action: Option<BudgetAction>,
+    pub predict_stop: bool,
+    /// For predictions, when the job reports no progress.
+    pub expected_duration: Option<Duration>,
+    /// Signal asking the job to stop; SIGKILL follows after `grace`.
+    pub stop_signal: i32,
+    pub grace: Duration,
+}
+
+impl Default for LimitOptions {
+    fn default() -> Self {
+        LimitOptions {
+            max_duration: None,
+            budget_kwh: None,
+            budget_kg: None,
+            budget_action: None,
+            predict_stop: false,
+            expected_duration: None,
+            stop_signal: libc::SIGTERM,
+            grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a measured run needs to know before it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// `None`: `$WATTPRINT_PROJECT`, else the configuration file's, else `default`.
+    pub project: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub scope: Scope,
+    /// `None`: the configuration file's, else 1 s.
+    pub interval: Option<Duration>,
+    pub carbon: CarbonOptions,
+    /// CPU TDP per package for the CPU model (W).
+    pub cpu_tdp_w: Option<f64>,
+    /// libnvidia-ml path (`None`: `$WATTPRINT_NVML_LIBRARY`, else the system's).
+    pub nvml_library: Option<PathBuf>,
+    pub limits: LimitOptions,
+    /// Share (0, 1] of the machine's embodied emissions.
+    pub embodied_share: Option<f64>,
+    pub no_embodied: bool,
+    /// Live intensity provider (`None`: as configured by the environment).
+    pub provider: Option<ProviderKind>,
+    pub zone: Option<String>,
+    /// Server URL (`None`: `$WATTPRINT_SERVER`, else the configuration file's).
+    pub server: Option<String>,
+    /// What is measured, for the record (the job's command line, or a description).
+    pub command: Vec<String>,
+    /// How often the running record is saved (≤ 10 s so a crash loses at most that).
+    pub checkpoint_every: Option<Duration>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            project: None,
+            tags: BTreeMap::new(),
+            scope: Scope::Machine,
+            interval: None,
+            carbon: CarbonOptions::default(),
+            cpu_tdp_w: None,
+            nvml_library: None,
+            limits: LimitOptions::default(),
+            embodied_share: None,
+            no_embodied: false,
+            provider: None,
+            zone: None,
+            server: None,
+            command: Vec::new(),
+            checkpoint_every: None,
+        }
+    }
+}
+
+/// Shortest and longest checkpoint cadence.
+pub const CHECKPOINT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(10));
+
+fn positive(field: &'static str, v: Option<f64>, reason: &str) -> Result<(), OptionError> {
+    match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => Err(OptionError::new(field, x, reason)),
+        _ => Ok(()),
+    }
+}
+
+/// `key=value` pairs into tags (`key` not blank).
+pub fn parse_tags<S: AsRef<str>>(tags: &[S]) -> Result<BTreeMap<String, String>, OptionError> {
+    let mut out = BTreeMap::new();
+    for t in tags {
+        let t = t.as_ref();
+        match t.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.insert(k.trim().to_string(), v.to_string());
+            }
+            _ => {
+                return Err(OptionError::new(
+                    "tag",
+                    format!("`{t}`"),
+                    "expected KEY=VALUE, e.g. lr=3e-4",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An interval no shorter than the sampler's minimum.
+pub fn check_interval(d: Duration, given: &str) -> Result<Duration, OptionError> {
+    if d < MIN_INTERVAL {
+        return Err(OptionError::new(
+            "interval",
+            given,
+            "is below the minimum of 10ms; use e.g. 10ms or more",
+        ));
+    }
+    Ok(d)
+}
+
+impl RunOptions {
+    /// Check every value that does not depend on the machine or the files.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        if let Some(i) = self.interval {
+            check_interval(i, &format!("{i:?}"))?;
+        }
+        positive(
+            "budget_kwh",
+            self.limits.budget_kwh,
+            "a budget must be a positive number",
+        )?;
+        positive(
+            "budget_kg",
+            self.limits.budget_kg,
+            "a budget must be a positive number",
+        )?;
+        if self.limits.max_duration.is_some_and(|d| d.is_zero()) {
+            return Err(OptionError::new(
+                "max_duration",
+                "0",
+                "must be longer than zero, e.g. 72h",
+            ));
+        }
+        if let Some(f) = self.embodied_share {
+            if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+                return Err(OptionError::new(
+                    "embodied_share",
+                    f,
+                    "must be a fraction in (0, 1], e.g. 0.125 for 8 of 64 threads",
+                ));
+            }
+        }
+        if self.embodied_share.is_some() && self.no_embodied {
+            return Err(OptionError::new(
+                "embodied_share",
+                self.embodied_share.unwrap_or_default(),
+                "cannot be combined with no_embodied",
+            ));
+        }
+        positive(
+            "cpu_tdp",
+            self.cpu_tdp_w,
+            "must be a positive number of watts",
+        )?;
+        if let Some(g) = self.carbon.intensity {
+            if !(g.is_finite() && g >= 0.0) {
+                return Err(OptionError::new(
+                    "intensity",
+                    g,
+                    "must be a non-negative number of gCO2e/kWh, e.g. 56",
+                ));
+            }
+        }
+        if let Some(p) = self.carbon.pue {
+            if !(p.is_finite() && p >= 1.0) {
+                return Err(OptionError::new(
+                    "pue",
+                    p,
+                    "a PUE is a ratio of at least 1.0, e.g. 1.2",
+                ));
+            }
+        }
+        if let Some(c) = self.checkpoint_every {
+            if c < CHECKPOINT_RANGE.0 || c > CHECKPOINT_RANGE.1 {
+                return Err(OptionError::new(
+                    "checkpoint_every",
+                    format!("{c:?}"),
+                    "must be between 100ms and 10s",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field_and_value_in_each_front_ends_words() {
+        let mut o = RunOptions::default();
+        o.limits.budget_kwh = Some(-1.0);
+        let e = o.validate().unwrap_err();
+        assert_eq!(e.field, "budget_kwh");
+        assert_eq!(e.value, "-1");
+        assert_eq!(
+            e.to_string(),
+            "--budget-kwh -1: a budget must be a positive number"
+        );
+        assert_eq!(
+            e.render("budget_kwh="),
+            "budget_kwh= -1: a budget must be a positive number"
+        );
+        let o = RunOptions {
+            embodied_share: Some(1.5),
+            ..Default::default()
+        };
+        assert_eq!(o.validate().unwrap_err().field, "embodied_share");
+        let mut o = RunOptions::default();
+        o.carbon.pue = Some(0.9);
+        assert_eq!(o.validate().unwrap_err().field, "pue");
+        let o = RunOptions {
+            interval: Some(Duration::from_millis(5)),
+            ..Default::default()
+        };
+        assert_eq!(o.validate().unwrap_err().field, "interval");
+        let mut o = RunOptions::default();
+        o.limits.max_duration = Some(Duration::ZERO);
+        assert_eq!(o.validate().unwrap_err().field, "max_duration");
+        assert!(RunOptions::default().validate().is_ok());
+    }
+
+    #[test]
+    fn tags_need_a_key() {
+        assert_eq!(parse_tags(&["a=1", "b="]).unwrap().len(), 2);
+        assert_eq!(parse_tags(&["=1"]).unwrap_err().field, "tag");
+        assert_eq!(parse_tags(&["x"]).unwrap_err().field, "tag");
+    }
+}

@@ -1,0 +1,297 @@
+//! A session's whole life in-process, on a fake powercap/procfs host whose counters the test
+//! sets: options to record, checkpoints and their cadence, limits with a pluggable stop, sinks
+//! (one that fails), and a store that cannot be opened.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wattprint_core::env::Env;
+use wattprint_core::record::{Ending, RunRecord, RunStatus};
+use wattprint_core::sampler::Snapshot;
+use wattprint_session::messages::{Level, Messages};
+use wattprint_session::monitor::FlagStopper;
+use wattprint_session::options::{CarbonOptions, RunOptions};
+use wattprint_session::session::{Prepared, SelfUsage, SessionContext};
+use wattprint_session::sink::{RunSink, SinkError};
+use wattprint_store::store::{RunFilter, Store};
+
+/// One RAPL package and its DRAM, 4 CPUs, 16 GB; a home directory for the store.
+struct FakeHost {
+    dir: tempfile::TempDir,
+}
+
+impl FakeHost {
+    fn new() -> FakeHost {
+        let h = FakeHost {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for (zone, name) in [("intel-rapl:0", "package-0"), ("intel-rapl:0:0", "dram")] {
+            let z = h.sys().join("class/powercap").join(zone);
+            std::fs::create_dir_all(&z).unwrap();
+            std::fs::write(z.join("name"), format!("{name}\n")).unwrap();
+            std::fs::write(z.join("energy_uj"), "1000000\n").unwrap();
+            std::fs::write(z.join("max_energy_range_uj"), "262143328850\n").unwrap();
+        }
+        let p = h.dir.path().join("proc");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join("stat"),
+            "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 25 0 25 250 0 0 0 0 0 0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("meminfo"),
+            "MemTotal:       16000000 kB\nMemFree:         8000000 kB\nMemAvailable:    8000000 kB\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("cpuinfo"),
+            "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\nphysical id\t: 0\n\n",
+        )
+        .unwrap();
+        h
+    }
+    fn sys(&self) -> PathBuf {
+        self.dir.path().join("sys")
+    }
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    /// Set a zone's cumulative counter, in joules (atomically, as the kernel's file reads).
+    fn set_j(&self, zone: &str, joules: f64) {
+        let f = self
+            .sys()
+            .join("class/powercap")
+            .join(zone)
+            .join("energy_uj");
+        let tmp = f.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", (joules * 1e6).round() as u64)).unwrap();
+        std::fs::rename(tmp, f).unwrap();
+    }
+    fn env(&self) -> Env {
+        Env::from_pairs([
+            ("WATTPRINT_SYSFS_ROOT", self.sys().display().to_string()),
+            (
+                "WATTPRINT_PROCFS_ROOT",
+                self.dir.path().join("proc").display().to_string(),
+            ),
+            ("WATTPRINT_HOME", self.home().display().to_string()),
+            (
+                "WATTPRINT_NVML_LIBRARY",
+                self.dir.path().join("none.so").display().to_string(),
+            ),
+            (
+                "WATTPRINT_SYSTEM_CONFIG",
+                self.dir.path().join("none.toml").display().to_string(),
+            ),
+        ])
+    }
+    fn ctx(&self, msgs: Messages) -> SessionContext {
+        SessionContext::from_env(self.env(), msgs)
+    }
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        project: Some("tests".into()),
+        interval: Some(Duration::from_millis(100)),
+        carbon: CarbonOptions {
+            location: Some("FR".into()),
+            intensity: Some(100.0),
+            pue: Some(1.0),
+            ..Default::default()
+        },
+        no_embodied: true,
+        command: vec!["in-process".into()],
+        ..Default::default()
+    }
+}
+
+fn finish(s: wattprint_session::session::Session) -> wattprint_session::session::Finished {
+    s.finish(
+        Ending {
+            ended_at: Some("2026-12-04T00:00:00Z".into()),
+            exit_code: Some(0),
+            signal: None,
+        },
+        RunStatus::Completed,
+        Vec::new(),
+        SelfUsage::SamplerThread { startup_ms: 0.0 },
+    )
+}
+
+fn stored(home: &Path, id: &str) -> RunRecord {
+    Store::open(&home.join("wattprint.db"))
+        .unwrap()
+        .get_run(id)
+        .unwrap()
+        .unwrap()
+}
+
+/// Poll `f` until it holds (the deadline is a failure bound, not a timing assumption).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_whole_run_from_options_to_the_stored_record() {
+    let h = FakeHost::new();
+    let (msgs, seen) = Messages::collect();
+    let s = Prepared::prepare(options(), h.ctx(msgs))
+        .unwrap()
+        .start(Vec::new());
+    let id = s.run_id().to_string();
+    // the first record exists before the work starts
+    assert_eq!(stored(&h.home(), &id).status, RunStatus::Running);
+    // 50 J on the package and 10 J on its DRAM, in steps a 100 ms read finds plausible
+    // (≤ 50 W), each one read before the next; then an explicit checkpoint sees them
+    for step in 1..=10 {
+        h.set_j("intel-rapl:0", 1.0 + 5.0 * step as f64);
+        h.set_j("intel-rapl:0:0", 1.0 + step as f64);
+        eventually("the sampler reads the new counters", || {
+            (s.watch().get().total_energy().0 - 6.0 * step as f64).abs() < 1e-6
+        });
+    }
+    s.checkpoint();
+    let running = stored(&h.home(), &id);
+    assert_eq!(running.status, RunStatus::Running);
+    assert!((running.energy_kwh.total.0 * 3.6e6 - 60.0).abs() < 1e-6);
+    let done = finish(s);
+    assert!(done.saved_locally);
+    let rec = stored(&h.home(), &id);
+    assert_eq!(rec.status, RunStatus::Completed);
+    assert_eq!(rec.project, "tests");
+    assert!((rec.energy_kwh.total.0 * 3.6e6 - 60.0).abs() < 1e-6);
+    // 60 J at 100 g/kWh, PUE 1: 60 / 3.6e6 × 100 g
+    assert!((rec.emissions_kg.total * 1e3 - 60.0 / 3.6e6 * 100.0).abs() < 1e-12);
+    assert_eq!(rec.id, done.record.id);
+    assert!(rec.tracker.unwrap().cpu_s >= 0.0);
+    assert!(!seen.lock().unwrap().iter().any(|(l, _)| *l == Level::Loss));
+    let all = Store::open(&h.home().join("wattprint.db"))
+        .unwrap()
+        .list_runs(&RunFilter::default())
+        .unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+/// Counts what it is given; fails its final save when asked to.
+struct Counting {
+    checkpoints: Arc<AtomicU32>,
+    fail_finish: bool,
+}
+
+impl RunSink for Counting {
+    fn name(&self) -> String {
+        "the counting sink".into()
+    }
+    fn checkpoint(&mut self, _rec: &RunRecord) -> Result<(), SinkError> {
+        self.checkpoints.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn finish(&mut self, _rec: &mut RunRecord, _s: &Snapshot) -> Result<Vec<String>, SinkError> {
+        if self.fail_finish {
+            Err(SinkError("disk full".into()))
+        } else {
+            Ok(Vec::new())
+        }
+    }
+}
+
+#[test]
+fn the_session_owns_the_checkpoint_cadence() {
+    let h = FakeHost::new();
+    let n = Arc::new(AtomicU32::new(0));
+    let mut o = options();
+    o.checkpoint_every = Some(Duration::from_millis(100));
+    let s = Prepared::prepare(o, h.ctx(Messages::discard()))
+        .unwrap()
+        .start(vec![Box::new(Counting {
+            checkpoints: Arc::clone(&n),
+            fail_finish: false,
+        })]);
+    eventually("three checkpoints", || n.load(Ordering::SeqCst) >= 3);
+    let done = finish(s);
+    assert!(done.saved_locally);
+}
+
+#[test]
+fn a_failing_sink_is_reported_even_when_quiet_and_the_others_keep_the_record() {
+    let h = FakeHost::new();
+    let (msgs, seen) = Messages::collect();
+    let s = Prepared::prepare(options(), h.ctx(msgs.quiet(true)))
+        .unwrap()
+        .start(vec![Box::new(Counting {
+            checkpoints: Arc::new(AtomicU32::new(0)),
+            fail_finish: true,
+        })]);
+    let id = s.run_id().to_string();
+    let done = finish(s);
+    assert!(done.saved_locally, "the store still has it");
+    assert_eq!(stored(&h.home(), &id).status, RunStatus::Completed);
+    let seen = seen.lock().unwrap();
+    let loss: Vec<_> = seen.iter().filter(|(l, _)| *l == Level::Loss).collect();
+    assert_eq!(loss.len(), 1, "{seen:?}");
+    assert!(loss[0].1.contains("the counting sink") && loss[0].1.contains("disk full"));
+    assert!(done.shown.iter().any(|m| m.contains("disk full")));
+}
+
+#[test]
+fn an_unusable_store_is_said_and_the_json_file_still_has_the_record() {
+    let h = FakeHost::new();
+    // WATTPRINT_HOME is a file: no store can be opened under it
+    std::fs::write(h.home(), "not a directory").unwrap();
+    let (msgs, seen) = Messages::collect();
+    let mut p = Prepared::prepare(options(), h.ctx(msgs)).unwrap();
+    let json = h.dir.path().join("run.json");
+    p.json_file(&json);
+    let s = p.start(Vec::new());
+    let done = finish(s);
+    assert!(!done.saved_locally);
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(l, m)| *l == Level::Warning && m.contains("local store unavailable")));
+    let rec: RunRecord = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    assert_eq!(rec.id, done.record.id);
+}
+
+#[test]
+fn a_cap_stops_the_work_through_the_pluggable_stopper() {
+    let h = FakeHost::new();
+    let mut o = options();
+    o.limits.max_duration = Some(Duration::from_millis(150));
+    o.limits.grace = Duration::from_secs(30);
+    let mut s = Prepared::prepare(o, h.ctx(Messages::discard()))
+        .unwrap()
+        .start(Vec::new());
+    let flag = Arc::new(AtomicBool::new(false));
+    s.attach(std::process::id(), Box::new(FlagStopper(Arc::clone(&flag))));
+    eventually("the stop flag is raised", || flag.load(Ordering::SeqCst));
+    let done = finish(s);
+    assert_eq!(done.record.status, RunStatus::StoppedByCap);
+    let st = done.record.stopped.unwrap();
+    assert!(st.at_s >= 0.15, "{}", st.at_s);
+    assert!(!st.killed_after_grace);
+}
+
+#[test]
+fn option_errors_stop_before_anything_starts() {
+    let h = FakeHost::new();
+    let mut o = options();
+    o.limits.budget_kg = Some(f64::NAN);
+    let e = Prepared::prepare(o, h.ctx(Messages::discard()))
+        .err()
+        .unwrap();
+    let oe = e
+        .downcast_ref::<wattprint_session::options::OptionError>()
+        .unwrap();
+    assert_eq!(oe.field, "budget_kg");
+    assert!(!h.home().join("wattprint.db").exists());
+}

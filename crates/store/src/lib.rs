@@ -1,0 +1,10 @@
+//! What wattprint keeps and shows: the local run store (SQLite, migrations, queries), the
+//! interchange formats (CodeCarbon `emissions.csv`, CSV, JSON Lines), the reports (HTML,
+//! Markdown, model card, JSON) and the text summaries. Synchronous; used by the CLI and the
+//! measured session.
+
+pub mod clock;
+pub mod interchange;
+pub mod report;
+pub mod store;
+pub mod summary;
