@@ -144,6 +144,7 @@ impl CarbonArgs {
             warnings,
             series: None,
             signal: None,
+            live: None,
             embodied: None,
         })
     }

@@ -255,6 +255,9 @@ pub fn run(a: Args) -> Result<i32> {
                     .and_then(|p| p.kind.default_zone().map(str::to_string))
             })
     });
+    if let (Some(p), Some(z)) = (provider.as_ref(), zone.as_deref()) {
+        providers::revalue::live_location_note(&mut carbon, p.kind.name(), z);
+    }
     let mut start_note: Option<String> = None;
     if a.start_when_clean {
         let Some(p) = provider.as_ref() else {
@@ -559,39 +562,14 @@ pub fn run(a: Args) -> Result<i32> {
     };
     if let (Some(p), Some(z)) = (provider.as_ref(), zone.as_deref()) {
         let end = meta.start_unix + snapshot.elapsed.as_secs_f64();
-        let ri = providers::intensity_for_run(
-            Some(p.provider.as_ref()),
+        extra_warnings.extend(providers::revalue_run(
+            p.provider.as_ref(),
             z,
             meta.start_unix.floor() as i64,
             end.ceil() as i64,
-            (carbon.intensity_g_per_kwh, carbon.intensity_source.clone()),
-        );
+            &mut carbon,
+        ));
         p.flush_debug_notes();
-        match ri.fallback_reason {
-            Some(why) => extra_warnings.push(format!(
-                "live intensity not used ({why}); valued at the static factor"
-            )),
-            None => {
-                carbon.intensity_source = ri.source.clone();
-                carbon.intensity_detail = ri.source.clone();
-                carbon.signal = Some(
-                    match ri.signal {
-                        providers::Signal::Average => "average",
-                        providers::Signal::Marginal => "marginal",
-                    }
-                    .to_string(),
-                );
-                match &ri.intensity {
-                    wattprint_core::accounting::Intensity::Hourly(_) => {
-                        carbon.series = Some(ri.intensity.clone())
-                    }
-                    wattprint_core::accounting::Intensity::Constant(g) => {
-                        carbon.intensity_g_per_kwh = g.0
-                    }
-                }
-            }
-        }
-        extra_warnings.extend(ri.notes);
     }
     let mut rec = record::build_record(
         &meta,

@@ -162,7 +162,8 @@ fn electricity_maps_latest_parses_and_sends_the_token() {
     assert_eq!(p.start, 1_714_564_800);
     assert_eq!(p.end, p.start + 3600);
     assert_eq!(p.g_per_kwh, 56.0);
-    assert_eq!((p.signal, p.kind), (Signal::Average, PointKind::Actual));
+    // `isEstimated: true`: an estimate, not a measurement.
+    assert_eq!((p.signal, p.kind), (Signal::Average, PointKind::Estimated));
     assert!(
         p.source.contains("electricitymaps FR lifecycle"),
         "{}",
@@ -171,7 +172,7 @@ fn electricity_maps_latest_parses_and_sends_the_token() {
     let r = &s.requests()[0];
     assert_eq!(
         r.path,
-        "/v3/carbon-intensity/latest?zone=FR&emissionFactorType=lifecycle"
+        "/v3/carbon-intensity/latest?zone=FR&emissionFactorType=lifecycle&shouldUseFallbackCallerLookup=false"
     );
     assert_eq!(r.header("auth-token"), Some("tok-123"));
 }
@@ -190,7 +191,7 @@ fn electricity_maps_direct_factor_and_v3_suffix_in_base() {
     assert!(p.source.contains("direct"));
     assert_eq!(
         s.requests()[0].path,
-        "/v3/carbon-intensity/latest?zone=DE&emissionFactorType=direct"
+        "/v3/carbon-intensity/latest?zone=DE&emissionFactorType=direct&shouldUseFallbackCallerLookup=false"
     );
 }
 
