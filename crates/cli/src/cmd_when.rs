@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use std::time::Duration;
 use wattprint_core::location::location_from_env;
 use wattprint_core::providers::window::{best_window, fmt_hm, WindowQuery};
-use wattprint_core::providers::{iso, now_unix, PointKind, Signal};
+use wattprint_core::providers::{attribution, iso, now_unix, KindCounts, Signal};
 use wattprint_core::units::parse_duration;
 
 /// `writeln!` into the output buffer (writing to a `String` cannot fail).
@@ -135,11 +135,11 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let n_forecast = points
-        .iter()
-        .filter(|p| p.kind == PointKind::Forecast)
-        .count();
+    let counts = KindCounts::of(&points);
+    let n_forecast = counts.forecast;
     let source = points.first().map(|p| p.source.clone()).unwrap_or_default();
+    let credit = attribution(cfg.kind.name());
+    let retrieved_at = iso::format(cfg.provider.retrieved_at().unwrap_or(now));
     let kg = |g_per_kwh: f64| args.kwh.map(|e| e * g_per_kwh / 1000.0);
     if args.json {
         let w = |w: &wattprint_core::providers::window::Window| {
@@ -172,7 +172,10 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
             "saving_kg": args.kwh.map(|e| e * (plan.start_now.g_per_kwh - plan.best.g_per_kwh) / 1000.0),
             "points": points.len(),
             "forecast_points": n_forecast,
+            "point_kinds": counts,
             "candidates": plan.candidates,
+            "attribution": credit,
+            "retrieved_at": retrieved_at,
         });
         outln!(o, "{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
@@ -243,6 +246,9 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
             "  marginal signal: the saving is in emissions caused at the margin (WattTime MOER), not in average grid intensity"
         );
     }
-    outln!(o, "  source: {source}, {} points", points.len());
+    outln!(o, "  source: {source}, {} points ({counts})", points.len());
+    if let Some(a) = &credit {
+        outln!(o, "  data: {}; retrieved {retrieved_at}", a.line());
+    }
     Ok(0)
 }
