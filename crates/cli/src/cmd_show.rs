@@ -232,7 +232,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
                     r.carbon_intensity.source
                 ),
             );
-            kv(&mut o, "intervals", &l.points);
+            kv(&mut o, "intervals", l.points);
             kv(&mut o, "data", l.attribution.line());
             kv(&mut o, "retrieved", &l.retrieved_at);
             kv(
