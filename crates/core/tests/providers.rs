@@ -162,8 +162,9 @@ fn electricity_maps_latest_parses_and_sends_the_token() {
     assert_eq!(p.start, 1_714_564_800);
     assert_eq!(p.end, p.start + 3600);
     assert_eq!(p.g_per_kwh, 56.0);
-    // `isEstimated: true`: an estimate, not a measurement.
+    // `isEstimated: true`: an estimate, not a measurement, and how it was estimated.
     assert_eq!((p.signal, p.kind), (Signal::Average, PointKind::Estimated));
+    assert_eq!(p.estimation_method.as_deref(), Some("TIME_SLICER_AVERAGE"));
     assert!(
         p.source.contains("electricitymaps FR lifecycle"),
         "{}",
@@ -915,6 +916,7 @@ fn pt(start: i64, g: f64) -> IntensityPoint {
         signal: Signal::Average,
         kind: PointKind::Actual,
         source: "test".into(),
+        estimation_method: None,
     }
 }
 
@@ -1257,6 +1259,11 @@ fn electricity_maps_estimates_are_a_third_kind_through_points_and_notes() {
         ]
     );
     assert_eq!(PointKind::Estimated.to_string(), "estimated");
+    assert_eq!(
+        pts[2].estimation_method.as_deref(),
+        Some("TIME_SLICER_AVERAGE")
+    );
+    assert_eq!(pts[0].estimation_method, None);
     let r = intensity_for_run(Some(&c), "FR", h - 4 * 3600, h, (1.0, "static".into()));
     assert_eq!(
         r.counts,

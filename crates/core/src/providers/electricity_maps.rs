@@ -191,13 +191,17 @@ impl ElectricityMaps {
         let source = self.source(zone, v);
         Ok(entries
             .into_iter()
-            .map(|(start, g, gran, estimated)| IntensityPoint {
-                start,
-                end: start + gran.unwrap_or(default),
-                g_per_kwh: g,
-                signal: Signal::Average,
-                kind: kind_of(kind, estimated),
-                source: source.clone(),
+            .map(|(start, g, gran, estimated)| {
+                let (kind, estimation_method) = kind_of(kind, estimated);
+                IntensityPoint {
+                    start,
+                    end: start + gran.unwrap_or(default),
+                    g_per_kwh: g,
+                    signal: Signal::Average,
+                    kind,
+                    source: source.clone(),
+                    estimation_method,
+                }
             })
             .collect())
     }
@@ -246,8 +250,9 @@ fn spacing(entries: &[Entry]) -> i64 {
     diffs[diffs.len() / 2]
 }
 
-/// One entry: start, g/kWh, its own granularity, and whether it is an estimate.
-type Entry = (i64, f64, Option<i64>, bool);
+/// One entry: start, g/kWh, its own granularity, and, for an estimate, its method (`""` when
+/// not given).
+type Entry = (i64, f64, Option<i64>, Option<String>);
 
 /// One entry; `None` when `carbonIntensity` is null (no value for that interval).
 fn entry(e: &Value, body: &str) -> Result<Option<Entry>, ProviderError> {
@@ -298,8 +303,13 @@ fn entry(e: &Value, body: &str) -> Result<Option<Entry>, ProviderError> {
         ));
     }
     let estimated = match e.get("isEstimated") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+        Some(Value::Bool(true)) => Some(
+            e.get("estimationMethod")
+                .and_then(Value::as_str)
+                .map(|m| super::excerpt(m, 60))
+                .unwrap_or_default(),
+        ),
         Some(other) => {
             return Err(garbage(
                 NAME,
@@ -311,12 +321,13 @@ fn entry(e: &Value, body: &str) -> Result<Option<Entry>, ProviderError> {
     Ok(Some((start, g, granularity(e), estimated)))
 }
 
-/// `kind`, or `Estimated` for an after-the-fact value marked as an estimate.
-fn kind_of(kind: PointKind, estimated: bool) -> PointKind {
-    if estimated && kind == PointKind::Actual {
-        PointKind::Estimated
-    } else {
-        kind
+/// `kind`, or `Estimated` for an after-the-fact value marked as an estimate, and its method.
+fn kind_of(kind: PointKind, estimated: Option<String>) -> (PointKind, Option<String>) {
+    match estimated {
+        Some(m) if kind == PointKind::Actual => {
+            (PointKind::Estimated, Some(m).filter(|m| !m.is_empty()))
+        }
+        _ => (kind, None),
     }
 }
 
@@ -346,13 +357,15 @@ impl IntensityProvider for ElectricityMaps {
                 &body,
             )
         })?;
+        let (kind, estimation_method) = kind_of(PointKind::Actual, estimated);
         Ok(IntensityPoint {
             start,
             end: start + gran.unwrap_or(3600),
             g_per_kwh: g,
             signal: Signal::Average,
-            kind: kind_of(PointKind::Actual, estimated),
+            kind,
             source: self.source(zone.trim(), &v),
+            estimation_method,
         })
     }
 

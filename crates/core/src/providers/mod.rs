@@ -150,6 +150,10 @@ pub struct IntensityPoint {
     pub kind: PointKind,
     /// Provider, zone and variant, e.g. `electricitymaps FR lifecycle`.
     pub source: String,
+    /// How an `estimated` value was estimated, when the provider says (Electricity Maps
+    /// `estimationMethod`, e.g. `TIME_SLICER_AVERAGE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimation_method: Option<String>,
 }
 
 /// Why a provider could not answer. Every message says what to check or do.
@@ -501,8 +505,19 @@ pub fn intensity_for_run(
     let n = used.len();
     let mut notes = Vec::new();
     if counts.estimated > 0 {
+        let mut methods: Vec<&str> = used
+            .iter()
+            .filter_map(|q| q.estimation_method.as_deref())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        let how = if methods.is_empty() {
+            String::new()
+        } else {
+            format!("; estimation method {}", methods.join(", "))
+        };
         notes.push(format!(
-            "{} of {n} intervals are estimates published by the provider (not measurements)",
+            "{} of {n} intervals are estimates published by the provider (not measurements{how})",
             counts.estimated
         ));
     }
@@ -616,6 +631,7 @@ mod tests {
             signal: Signal::Average,
             kind: PointKind::Actual,
             source: "test".into(),
+            estimation_method: None,
         }
     }
 

@@ -263,6 +263,7 @@ fn parse_points(v: &Value, area: &UkArea) -> Result<Vec<IntensityPoint>, Provide
             signal: Signal::Average,
             kind,
             source,
+            estimation_method: None,
         });
     }
     Ok(super::sorted_unique(out))

@@ -340,6 +340,7 @@ pub fn parse_moer(
             signal: Signal::Marginal,
             kind,
             source: source.clone(),
+            estimation_method: None,
         });
     }
     Ok(super::sorted_unique(out))
