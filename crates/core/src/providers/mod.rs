@@ -636,6 +636,33 @@ mod tests {
     }
 
     #[test]
+    fn time_weighted_mean_over_the_run_extends_to_the_nearest_interval() {
+        let g = |x: f64| GramsPerKwh(x);
+        let s = Intensity::Hourly(vec![(0, 1800, g(100.0)), (1800, 3600, g(200.0))]);
+        assert_eq!(time_weighted_mean(&s, 0, 3600), Some(150.0));
+        // A quarter inside the second half hour only.
+        assert_eq!(time_weighted_mean(&s, 1800, 2700), Some(200.0));
+        // Beyond the series: the last value; before it: the first.
+        assert_eq!(time_weighted_mean(&s, 3600, 7200), Some(200.0));
+        assert_eq!(time_weighted_mean(&s, -1800, 1800), Some(100.0));
+        // A gap: each half at its nearer neighbour.
+        let gap = Intensity::Hourly(vec![(0, 1000, g(10.0)), (2000, 3000, g(30.0))]);
+        assert_eq!(time_weighted_mean(&gap, 0, 3000), Some(20.0));
+        assert_eq!(time_weighted_mean(&gap, 5, 5), None);
+        assert_eq!(
+            time_weighted_mean(&Intensity::Constant(g(7.0)), 0, 1),
+            Some(7.0)
+        );
+        assert_eq!(fmt_resolution(1800), "30 min");
+        assert_eq!(fmt_resolution(300), "5 min");
+        assert_eq!(fmt_resolution(3600), "1 h");
+        assert_eq!(fmt_resolution(90), "90 s");
+        let pts: Vec<IntensityPoint> = [0, 300, 600].iter().map(|&t| point(t, 1.0)).collect();
+        assert_eq!(median_resolution(&pts), Some(3600));
+        assert_eq!(median_resolution(&[]), None);
+    }
+
+    #[test]
     fn chunked_history_covers_the_range_once_in_order() {
         let mut asked = Vec::new();
         // Each window answers the hours it touches, overlapping its neighbours by one hour.
