@@ -323,7 +323,7 @@ fn live_data_html(o: &mut String, records: &[&wattprint_core::record::RunRecord]
     for n in &notices {
         let _ = write!(
             o,
-            "<p class=\"restricted\"><strong>Restricted data.</strong> {}</p>",
+            "<p class=\"note\"><strong>Restricted data.</strong> {}</p>",
             esc(n)
         );
     }
