@@ -1473,12 +1473,15 @@ fn watttime_fills_the_unpublished_tail_from_the_forecast_head() {
         .collect();
     assert_eq!(hist.len(), 6);
     assert_eq!(hist.last().unwrap().end, published_to);
-    // [published_to, now5) at the head value, then the head point itself.
-    assert_eq!(fc.len(), 2, "{fc:?}");
-    assert_eq!((fc[0].start, fc[0].end), (published_to, now5));
+    // [published_to, head start) at the head value, then the head point itself, contiguous to
+    // the end of the range. (Should a 5-minute boundary pass during the test, the head is the
+    // next point and the first part reaches the range's end on its own.)
+    assert!((1..=2).contains(&fc.len()), "{fc:?}");
+    assert_eq!(fc[0].start, published_to);
+    assert!(fc.windows(2).all(|w| w[1].start == w[0].end), "{fc:?}");
+    assert!(fc.last().unwrap().end >= now5 + 120, "{fc:?}");
     assert!((fc[0].g_per_kwh - 2000.0 * 0.45359237).abs() < 1e-9);
     assert!(fc[0].source.contains("forecast head"));
-    assert_eq!(fc[1].start, now5);
     let r = intensity_for_run(
         Some(&c),
         "CAISO_NORTH",
@@ -1487,7 +1490,8 @@ fn watttime_fills_the_unpublished_tail_from_the_forecast_head() {
         (1.0, "s".into()),
     );
     assert_eq!(r.fallback_reason, None);
-    assert_eq!((r.counts.actual, r.counts.forecast), (6, 2));
+    assert_eq!(r.counts.actual, 6);
+    assert!((1..=2).contains(&r.counts.forecast), "{:?}", r.counts);
     assert_eq!(r.resolution_s, Some(300));
     assert!(
         r.notes.iter().any(|n| n.contains("--revalue")),
