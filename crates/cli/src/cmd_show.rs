@@ -16,11 +16,21 @@ pub struct Args {
     /// Print the full JSON record.
     #[arg(long)]
     pub json: bool,
+    /// Value the run again at its live provider's intensity (same provider and zone, no
+    /// cache), replacing forecast values that have been published since, and save it.
+    #[arg(long)]
+    pub revalue: bool,
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let store = Store::open_default(crate::env())?;
-    let rec = store.find_run(&a.run)?;
+    let mut store = Store::open_default(crate::env())?;
+    let mut rec = store.find_run(&a.run)?;
+    if a.revalue {
+        let code = revalue(&mut store, &mut rec)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rec)?);
     } else {
@@ -29,6 +39,49 @@ pub fn run(a: Args) -> Result<i32> {
         print!("{}", details_text(&rec, &series));
     }
     Ok(0)
+}
+
+/// `show --revalue`: value `rec` again with the provider it was valued with, save it, say what
+/// changed. 0 when revalued or when there is nothing to revalue (a static factor), 1 when the
+/// provider could not be used.
+fn revalue(store: &mut Store, rec: &mut RunRecord) -> Result<i32> {
+    use crate::provider_config::{self, ProviderKind};
+    use wattprint_core::providers::{iso, revalue::energy_from_series, revalue_record};
+    let Some(live) = rec.carbon_intensity.live.clone() else {
+        eprintln!(
+            "wattprint: run {} was valued at a static factor ({}); nothing to revalue",
+            rec.id, rec.carbon_intensity.source
+        );
+        return Ok(0);
+    };
+    let Some(kind) = ProviderKind::from_name(&live.provider) else {
+        anyhow::bail!("run {}: unknown provider {:?}", rec.id, live.provider);
+    };
+    let cfg = provider_config::build(kind, "the run's record".into(), true, crate::env())?;
+    let start = iso::parse(&rec.started_at).unwrap_or(0);
+    let energy = energy_from_series(&store.series(&rec.id)?, start);
+    match revalue_record(cfg.provider.as_ref(), rec, &energy) {
+        Ok(r) => {
+            store.save_run(rec)?;
+            eprintln!(
+                "wattprint: run {} revalued with {} {}: intensity {} → {} gCO2e/kWh, emissions {} → {}; intervals ({}) → ({})",
+                rec.id,
+                live.provider,
+                live.zone,
+                r.old_g_per_kwh,
+                r.new_g_per_kwh,
+                fmt_mass_kg(r.old_total_kg),
+                fmt_mass_kg(r.new_total_kg),
+                r.old_points,
+                r.new_points
+            );
+            Ok(0)
+        }
+        Err(why) => {
+            eprintln!("wattprint: {why}");
+            Ok(1)
+        }
+    }
 }
 
 /// Three significant digits, without exponent (`0.0000335`, `12.3`, `4560`).
@@ -156,14 +209,42 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     kv(&mut o, "operational", fmt_mass_kg(m.operational));
     kv(&mut o, "embodied", fmt_mass_kg(m.embodied));
     kv(&mut o, "total", fmt_mass_kg(m.total));
-    kv(
-        &mut o,
-        "intensity",
-        format!(
-            "{} gCO2e/kWh at {} — {}",
-            r.carbon_intensity.g_per_kwh, r.location.code, r.carbon_intensity.source
+    match &r.carbon_intensity.live {
+        None => kv(
+            &mut o,
+            "intensity",
+            format!(
+                "{} gCO2e/kWh at {} — {}",
+                r.carbon_intensity.g_per_kwh, r.location.code, r.carbon_intensity.source
+            ),
         ),
-    );
+        Some(l) => {
+            kv(
+                &mut o,
+                "intensity",
+                format!(
+                    "{} gCO2e/kWh energy-weighted, {} time-weighted, {} {} ({}) — {}",
+                    r.carbon_intensity.g_per_kwh,
+                    l.time_weighted_g_per_kwh,
+                    l.provider,
+                    l.zone,
+                    r.carbon_intensity.resolution.as_deref().unwrap_or("series"),
+                    r.carbon_intensity.source
+                ),
+            );
+            kv(&mut o, "intervals", l.points);
+            kv(&mut o, "data", l.attribution.line());
+            kv(&mut o, "retrieved", &l.retrieved_at);
+            kv(
+                &mut o,
+                "fallback",
+                format!(
+                    "{} gCO2e/kWh ({}), not used",
+                    l.static_fallback_g_per_kwh, l.static_fallback_source
+                ),
+            );
+        }
+    }
 
     let q = &r.equivalents;
     let _ = writeln!(o, "\nequivalents");

@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use std::time::Duration;
 use wattprint_core::location::location_from_env;
 use wattprint_core::providers::window::{best_window, fmt_hm, WindowQuery};
-use wattprint_core::providers::{iso, now_unix, PointKind, Signal};
-use wattprint_core::units::parse_duration;
+use wattprint_core::providers::{attribution, iso, now_unix, KindCounts, Signal};
+use wattprint_core::units::{parse_duration, round_sig, RECORD_DIGITS};
 
 /// `writeln!` into the output buffer (writing to a `String` cannot fail).
 macro_rules! outln {
@@ -139,20 +139,23 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let n_forecast = points
-        .iter()
-        .filter(|p| p.kind == PointKind::Forecast)
-        .count();
+    let counts = KindCounts::of(&points);
+    let n_forecast = counts.forecast;
     let source = points.first().map(|p| p.source.clone()).unwrap_or_default();
+    let credit = attribution(cfg.kind.name());
+    let retrieved_at = iso::format(cfg.provider.retrieved_at().unwrap_or(now));
     let kg = |g_per_kwh: f64| args.kwh.map(|e| e * g_per_kwh / 1000.0);
     if args.json {
+        // Values rounded to the record's significant digits: no floating noise.
+        let r = |x: f64| round_sig(x, RECORD_DIGITS);
+        let kg = |g_per_kwh: f64| kg(g_per_kwh).map(r);
         let w = |w: &wattprint_core::providers::window::Window| {
             serde_json::json!({
                 "start": w.start,
                 "end": w.end,
                 "start_utc": iso::format(w.start),
                 "end_utc": iso::format(w.end),
-                "g_per_kwh": w.g_per_kwh,
+                "g_per_kwh": r(w.g_per_kwh),
                 "emissions_kg": kg(w.g_per_kwh),
             })
         };
@@ -171,12 +174,15 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
             "best": w(&plan.best),
             "start_now": w(&plan.start_now),
             "wait_s": plan.best.start - now,
-            "saving_percent": plan.saving_percent,
+            "saving_percent": r(plan.saving_percent),
             "kwh": args.kwh,
-            "saving_kg": args.kwh.map(|e| e * (plan.start_now.g_per_kwh - plan.best.g_per_kwh) / 1000.0),
+            "saving_kg": args.kwh.map(|e| r(e * (plan.start_now.g_per_kwh - plan.best.g_per_kwh) / 1000.0)),
             "points": points.len(),
             "forecast_points": n_forecast,
+            "point_kinds": counts,
             "candidates": plan.candidates,
+            "attribution": credit,
+            "retrieved_at": retrieved_at,
         });
         outln!(o, "{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
@@ -247,6 +253,9 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
             "  marginal signal: the saving is in emissions caused at the margin (WattTime MOER), not in average grid intensity"
         );
     }
-    outln!(o, "  source: {source}, {} points", points.len());
+    outln!(o, "  source: {source}, {} points ({counts})", points.len());
+    if let Some(a) = &credit {
+        outln!(o, "  data: {}; retrieved {retrieved_at}", a.line());
+    }
     Ok(0)
 }

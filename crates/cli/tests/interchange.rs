@@ -196,6 +196,7 @@ fn record(s: &Spec) -> RunRecord {
         warnings: vec![],
         series: None,
         signal: None,
+        live: None,
         embodied: None,
     };
     let (code, signal) = match s.status {

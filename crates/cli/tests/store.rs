@@ -39,6 +39,7 @@ fn carbon() -> CarbonContext {
         warnings: vec![],
         series: None,
         signal: None,
+        live: None,
         embodied: None,
     }
 }

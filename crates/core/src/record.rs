@@ -91,9 +91,37 @@ pub struct CarbonIntensity {
     /// `average` or `marginal` (a live provider's signal; static factors are averages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
-    /// `constant` or `hourly` (each interval valued at its own intensity).
+    /// `constant`, or the live series' interval length (`30 min`, `5 min`, `1 h`; `hourly` in
+    /// records written before 0.x): each interval valued at its own intensity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
+    /// Set when the run was valued at a live provider's intensity: which provider and zone,
+    /// its attribution, when the data was retrieved, the series' kinds and resolution, the
+    /// time-weighted intensity, and the static factor that was only the fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveIntensity>,
+}
+
+/// How a run was valued at live intensity (see [`CarbonIntensity::live`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveIntensity {
+    /// `uk`, `electricitymaps`, `watttime`.
+    pub provider: String,
+    /// The zone asked for (`GB`, `FR`, `CAISO_NORTH`).
+    pub zone: String,
+    /// Publisher, licence or terms, signal, and whether redistribution is restricted.
+    pub attribution: crate::providers::Attribution,
+    /// When the data was retrieved from the provider (RFC 3339, UTC).
+    pub retrieved_at: String,
+    /// Typical interval length of the series, seconds (1800 for the GB API, 300 for WattTime).
+    pub resolution_s: i64,
+    /// Points of each kind over the run.
+    pub points: crate::providers::KindCounts,
+    /// Mean of the series over the run, weighted by time, gCO2e/kWh.
+    pub time_weighted_g_per_kwh: f64,
+    /// The static factor that would have been used had the provider failed, and its source.
+    pub static_fallback_g_per_kwh: f64,
+    pub static_fallback_source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +278,8 @@ pub struct CarbonContext {
     pub series: Option<crate::accounting::Intensity>,
     /// The series' signal (`average` / `marginal`).
     pub signal: Option<String>,
+    /// How the run was valued at live intensity, when it was (set with `series`).
+    pub live: Option<LiveIntensity>,
     /// Manufacturing emissions of the hardware the run used, and a fixed share of it when the
     /// run holds only part of the machine (e.g. a VM). `None`: embodied emissions not counted
     /// (and a warning says why).
@@ -421,12 +451,23 @@ pub fn build_record(
     input.assumptions = vec![
         Assumption::new(
             "carbon intensity",
-            carbon.intensity_g_per_kwh,
+            crate::units::round_sig(carbon.intensity_g_per_kwh, crate::units::RECORD_DIGITS),
             "gCO2e/kWh",
             &carbon.intensity_detail,
         ),
         Assumption::new("PUE", carbon.pue, "ratio", &carbon.pue_detail),
     ];
+    if let Some(l) = &carbon.live {
+        input.assumptions.push(Assumption::new(
+            "carbon intensity fallback (static, not used)",
+            l.static_fallback_g_per_kwh,
+            "gCO2e/kWh",
+            format!(
+                "{}; used only if the live provider had failed",
+                l.static_fallback_source
+            ),
+        ));
+    }
     for d in &snapshot.devices {
         if let Some(idle) = d.device.idle_power_w {
             input.assumptions.push(Assumption::new(
@@ -473,21 +514,22 @@ pub fn build_record(
         },
         pue: carbon.pue,
         carbon_intensity: CarbonIntensity {
-            g_per_kwh: if carbon.series.is_some() {
-                b.intensity_g_per_kwh
-            } else {
-                carbon.intensity_g_per_kwh
-            },
+            g_per_kwh: crate::units::round_sig(
+                if carbon.series.is_some() {
+                    b.intensity_g_per_kwh
+                } else {
+                    carbon.intensity_g_per_kwh
+                },
+                crate::units::RECORD_DIGITS,
+            ),
             source: carbon.intensity_source.clone(),
             signal: Some(carbon.signal.clone().unwrap_or_else(|| "average".into())),
-            resolution: Some(
-                if carbon.series.is_some() {
-                    "hourly"
-                } else {
-                    "constant"
-                }
-                .into(),
-            ),
+            resolution: Some(match (&carbon.live, carbon.series.is_some()) {
+                (Some(l), _) => crate::providers::fmt_resolution(l.resolution_s),
+                (None, true) => "hourly".into(),
+                (None, false) => "constant".into(),
+            }),
+            live: carbon.live.clone(),
         },
         location: carbon.location.clone(),
         emissions_kg: b.emissions_kg,

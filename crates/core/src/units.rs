@@ -217,3 +217,48 @@ mod tests {
         assert_eq!(format!("{:.1}", Watts(2.25)), "2.2 W");
     }
 }
+
+/// `x` rounded to `digits` significant digits (the project's one rounding policy for recorded
+/// values), without `-0`: `131.99999999999997` → `132`, `0.000123456789` → `0.000123457` (6).
+/// Non-finite values are returned unchanged.
+pub fn round_sig(x: f64, digits: u32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return if x == 0.0 { 0.0 } else { x };
+    }
+    let digits = digits.clamp(1, 17) as i32;
+    let mag = x.abs().log10().floor() as i32;
+    let p = digits - 1 - mag;
+    // Round through the decimal text: exact to the digit, no binary scaling error.
+    let s = if p >= 0 {
+        format!("{:.*}", p.min(40) as usize, x)
+    } else {
+        let f = 10f64.powi(-p);
+        format!("{}", (x / f).round() * f)
+    };
+    let r: f64 = s.parse().unwrap_or(x);
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+/// Significant digits kept for intensities and emissions written to a record.
+pub const RECORD_DIGITS: u32 = 6;
+
+#[cfg(test)]
+mod round_sig_tests {
+    use super::round_sig;
+
+    #[test]
+    fn rounds_to_significant_digits_without_negative_zero() {
+        assert_eq!(round_sig(131.999_999_999_999_97, 6), 132.0);
+        assert_eq!(round_sig(0.000_123_456_789, 6), 0.000_123_457);
+        assert_eq!(round_sig(123_456_789.0, 3), 123_000_000.0);
+        assert_eq!(round_sig(-0.000_000_1, 1), -0.000_000_1);
+        let z = round_sig(-0.0, 6);
+        assert!(z == 0.0 && z.is_sign_positive());
+        assert!(round_sig(f64::NAN, 6).is_nan());
+        assert_eq!(round_sig(453.592_37, 6), 453.592);
+    }
+}

@@ -162,7 +162,9 @@ fn electricity_maps_latest_parses_and_sends_the_token() {
     assert_eq!(p.start, 1_714_564_800);
     assert_eq!(p.end, p.start + 3600);
     assert_eq!(p.g_per_kwh, 56.0);
-    assert_eq!((p.signal, p.kind), (Signal::Average, PointKind::Actual));
+    // `isEstimated: true`: an estimate, not a measurement, and how it was estimated.
+    assert_eq!((p.signal, p.kind), (Signal::Average, PointKind::Estimated));
+    assert_eq!(p.estimation_method.as_deref(), Some("TIME_SLICER_AVERAGE"));
     assert!(
         p.source.contains("electricitymaps FR lifecycle"),
         "{}",
@@ -171,7 +173,7 @@ fn electricity_maps_latest_parses_and_sends_the_token() {
     let r = &s.requests()[0];
     assert_eq!(
         r.path,
-        "/v3/carbon-intensity/latest?zone=FR&emissionFactorType=lifecycle"
+        "/v3/carbon-intensity/latest?zone=FR&emissionFactorType=lifecycle&shouldUseFallbackCallerLookup=false"
     );
     assert_eq!(r.header("auth-token"), Some("tok-123"));
 }
@@ -190,7 +192,7 @@ fn electricity_maps_direct_factor_and_v3_suffix_in_base() {
     assert!(p.source.contains("direct"));
     assert_eq!(
         s.requests()[0].path,
-        "/v3/carbon-intensity/latest?zone=DE&emissionFactorType=direct"
+        "/v3/carbon-intensity/latest?zone=DE&emissionFactorType=direct&shouldUseFallbackCallerLookup=false"
     );
 }
 
@@ -914,6 +916,7 @@ fn pt(start: i64, g: f64) -> IntensityPoint {
         signal: Signal::Average,
         kind: PointKind::Actual,
         source: "test".into(),
+        estimation_method: None,
     }
 }
 
@@ -1138,4 +1141,508 @@ fn wait_plan_against_a_loopback_forecast() {
     .unwrap();
     assert_eq!(d.start_at, half + 10 * 1800);
     assert!((d.expected_g_per_kwh - 40.0).abs() < 1e-9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 18: live intensity faithful to each provider.
+
+use wattprint_core::providers::revalue::live_location_note;
+use wattprint_core::providers::{revalue_run, KindCounts};
+use wattprint_core::record::{CarbonContext, LocationRecord};
+
+/// The `zone` query parameter of a request path.
+fn zone_of(path: &str) -> String {
+    path.split("zone=")
+        .nth(1)
+        .unwrap_or("")
+        .split('&')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Point 1. Electricity Maps answers for the caller's IP location when it does not recognise
+/// a zone, unless `shouldUseFallbackCallerLookup=false` (Electricity Maps API v3 reference,
+/// query parameters of the carbon-intensity endpoints). Bodies: the documented shapes
+/// (`{zone, carbonIntensity, datetime, …}`, `{zone, history:[…]}`, `{zone, data:[…]}`,
+/// `{zone, forecast:[…], updatedAt}`; API reference examples, as read by the Carbon Aware SDK's
+/// `Model/*.cs`), always echoing zone FR: the caller-location fallback.
+#[test]
+fn electricity_maps_refuses_an_answer_for_another_zone_on_every_endpoint() {
+    let h = hour();
+    let s = Server::start(move |r| {
+        let p = r.path.as_str();
+        if p.starts_with("/v3/carbon-intensity/latest") {
+            ok(em_entry(h, 56.0))
+        } else if p.starts_with("/v3/carbon-intensity/history") {
+            ok(format!(
+                r#"{{"zone":"FR","history":[{}]}}"#,
+                em_entry(h - 3600, 50.0)
+            ))
+        } else if p.starts_with("/v3/carbon-intensity/past-range") {
+            ok(format!(
+                r#"{{"zone":"FR","data":[{}]}}"#,
+                em_entry(h - 40 * 86_400, 50.0)
+            ))
+        } else {
+            ok(format!(
+                r#"{{"zone":"FR","forecast":[{{"carbonIntensity":60,"datetime":"{}"}}],"updatedAt":"{}"}}"#,
+                iso_ms(h),
+                iso_ms(h)
+            ))
+        }
+    });
+    let c = em(&s.url);
+    let mismatch = |r: Result<Vec<IntensityPoint>, ProviderError>, what: &str| match r {
+        Err(e @ ProviderError::ZoneMismatch { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("`FRX`") && m.contains("`FR`"), "{what}: {m}");
+        }
+        other => panic!("{what}: {other:?}"),
+    };
+    mismatch(c.latest("FRX").map(|p| vec![p]), "latest");
+    mismatch(c.history("FRX", h - 7200, h), "history");
+    mismatch(
+        c.history("FRX", h - 41 * 86_400, h - 39 * 86_400),
+        "past-range",
+    );
+    mismatch(c.forecast("FRX", Duration::from_secs(3600)), "forecast");
+    // The same zone in another case is the same zone.
+    assert_eq!(c.latest("fr").unwrap().g_per_kwh, 56.0);
+    let reqs = s.requests();
+    assert_eq!(reqs.len(), 5);
+    assert!(
+        reqs.iter()
+            .all(|r| r.path.contains("&shouldUseFallbackCallerLookup=false")),
+        "{reqs:?}"
+    );
+    // A run is not valued with another zone's data: the static factor, and why.
+    let r = intensity_for_run(Some(&c), "FRX", h - 3600, h, (56.0, "static".into()));
+    assert_eq!(r.intensity, Intensity::Constant(GramsPerKwh(56.0)));
+    assert!(r
+        .fallback_reason
+        .unwrap()
+        .contains("answer is for zone `FR`"));
+}
+
+/// Point 2. `isEstimated`/`estimationMethod` as in the Electricity Maps v3 reference's
+/// history example (fields per the Carbon Aware SDK's `Model/*.cs`).
+#[test]
+fn electricity_maps_estimates_are_a_third_kind_through_points_and_notes() {
+    let h = hour();
+    let s = Server::start(move |_| {
+        let e: Vec<String> = (0..4)
+            .map(|i| {
+                let t = h - (4 - i) * 3600;
+                if i >= 2 {
+                    em_entry(t, 80.0).replace(
+                        r#""isEstimated":false,"estimationMethod":null"#,
+                        r#""isEstimated":true,"estimationMethod":"TIME_SLICER_AVERAGE""#,
+                    )
+                } else {
+                    em_entry(t, 40.0)
+                }
+            })
+            .collect();
+        ok(format!(r#"{{"zone":"FR","history":[{}]}}"#, e.join(",")))
+    });
+    let c = em(&s.url);
+    let pts = c.history("FR", h - 4 * 3600, h).unwrap();
+    let kinds: Vec<PointKind> = pts.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            PointKind::Actual,
+            PointKind::Actual,
+            PointKind::Estimated,
+            PointKind::Estimated
+        ]
+    );
+    assert_eq!(PointKind::Estimated.to_string(), "estimated");
+    assert_eq!(
+        pts[2].estimation_method.as_deref(),
+        Some("TIME_SLICER_AVERAGE")
+    );
+    assert_eq!(pts[0].estimation_method, None);
+    let r = intensity_for_run(Some(&c), "FR", h - 4 * 3600, h, (1.0, "static".into()));
+    assert_eq!(
+        r.counts,
+        KindCounts {
+            actual: 2,
+            estimated: 2,
+            forecast: 0
+        }
+    );
+    assert!(
+        r.source.contains("2 actual, 2 estimated, 0 forecast"),
+        "{}",
+        r.source
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("2 of 4 intervals are estimates")),
+        "{:?}",
+        r.notes
+    );
+    // For the same interval a measurement beats an estimate, an estimate beats a forecast.
+    let mut est = pt(0, 2.0);
+    est.kind = PointKind::Estimated;
+    let mut fc = pt(0, 3.0);
+    fc.kind = PointKind::Forecast;
+    assert_eq!(
+        hourly_series(&[fc.clone(), est.clone()]).unwrap(),
+        Intensity::Hourly(vec![(0, 3600, GramsPerKwh(2.0))])
+    );
+    assert_eq!(
+        hourly_series(&[est, fc, pt(0, 1.0)]).unwrap(),
+        Intensity::Hourly(vec![(0, 3600, GramsPerKwh(1.0))])
+    );
+}
+
+fn static_world_carbon() -> CarbonContext {
+    CarbonContext {
+        intensity_g_per_kwh: 475.0,
+        intensity_source: "default: world average, GA".into(),
+        intensity_detail: "GA WORLD".into(),
+        pue: 1.0,
+        pue_detail: "none".into(),
+        location: LocationRecord {
+            code: "unknown".into(),
+            name: "unknown".into(),
+            known: false,
+            pue_source: "none".into(),
+        },
+        factors_version: "test".into(),
+        warnings: vec![
+            "location unknown: valued at the world average intensity; pass --location".into(),
+        ],
+        series: None,
+        signal: None,
+        live: None,
+        embodied: None,
+    }
+}
+
+/// GB national periods (the `/intensity/{from}/{to}` shape of the API reference,
+/// carbonintensity.org.uk: `{"data":[{"from","to","intensity":{"forecast","actual","index"}}]}`)
+/// from `first` for `n` half hours, actual `g(i)`.
+fn uk_server(first: i64, n: i64, g: impl Fn(i64) -> f64 + Send + Sync + 'static) -> Server {
+    Server::start(move |r| {
+        if !r.path.starts_with("/intensity/") {
+            return status(404, "{}");
+        }
+        ok(format!(
+            r#"{{"data":[{}]}}"#,
+            uk_periods(first, n, |i| format!(
+                r#"{{"forecast":{},"actual":{},"index":"low"}}"#,
+                g(i) + 5.0,
+                g(i)
+            ))
+        ))
+    })
+}
+
+/// Point 3 (and 7: resolution, no floating noise). A run valued at live intensity records the
+/// intensity used (time-weighted over the run), the kinds, the real resolution, and the static
+/// factor only as the fallback; an unknown location is not said to be the world average.
+#[test]
+fn revalue_run_records_the_live_intensity_used_not_the_static_factor() {
+    let from = 1_700_000_000i64.div_euclid(1800) * 1800;
+    // 130.1 then 133.9: a float mean of 131.99999999999997 or so.
+    let s = uk_server(from - 1800, 6, |i| if i % 2 == 0 { 130.1 } else { 133.9 });
+    let c = UkCarbonIntensity::new(&s.url, T);
+    let mut carbon = static_world_carbon();
+    live_location_note(&mut carbon, "uk", "GB");
+    assert!(
+        carbon.warnings[0].contains("valued at live intensity from uk for zone GB"),
+        "{:?}",
+        carbon.warnings
+    );
+    let notes = revalue_run(&c, "GB", from, from + 7200, &mut carbon);
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(carbon.intensity_g_per_kwh, 132.0);
+    let live = carbon.live.clone().unwrap();
+    assert_eq!(live.time_weighted_g_per_kwh, 132.0);
+    assert_eq!(live.static_fallback_g_per_kwh, 475.0);
+    assert_eq!(live.resolution_s, 1800);
+    assert_eq!(live.points.actual, 4);
+    assert_eq!(live.provider, "uk");
+    assert!(
+        carbon.intensity_detail.contains("time-weighted"),
+        "{}",
+        carbon.intensity_detail
+    );
+    assert!(carbon.series.is_some());
+    assert!(
+        !carbon.warnings.iter().any(|w| w.contains("world average")),
+        "{:?}",
+        carbon.warnings
+    );
+    // The provider failing: the static factor, and the world average is said again.
+    let down = Server::start(|_| status(503, "{}"));
+    let mut carbon = static_world_carbon();
+    live_location_note(&mut carbon, "uk", "GB");
+    let notes = revalue_run(
+        &UkCarbonIntensity::new(&down.url, T),
+        "GB",
+        from,
+        from + 7200,
+        &mut carbon,
+    );
+    assert!(notes[0].contains("live intensity not used"), "{notes:?}");
+    assert_eq!(carbon.intensity_g_per_kwh, 475.0);
+    assert!(carbon.live.is_none() && carbon.series.is_none());
+    assert!(
+        carbon.warnings[0].contains("world average"),
+        "{:?}",
+        carbon.warnings
+    );
+}
+
+/// Point 4. Attribution of each provider, and the retrieval time of cached data.
+#[test]
+fn attribution_names_provider_licence_and_retrieval_time() {
+    use wattprint_core::providers::attribution;
+    let uk = attribution("uk").unwrap();
+    assert_eq!(uk.licence, "CC BY 4.0");
+    assert!(!uk.restricted && uk.restriction_notice().is_none());
+    let em_a = attribution("electricitymaps").unwrap();
+    assert!(em_a.restricted);
+    assert!(em_a
+        .restriction_notice()
+        .unwrap()
+        .contains("restrict redistribution"));
+    assert!(attribution("watttime").unwrap().line().contains("co2_moer"));
+    assert!(attribution("nobody").is_none());
+    // Served from the cache: the retrieval time is the original fetch, not now.
+    let s = Server::start(|r| {
+        ok(format!(
+            r#"{{"zone":"{}","carbonIntensity":56,"datetime":"2024-05-01T12:00:00.000Z"}}"#,
+            zone_of(&r.path)
+        ))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path());
+    let fetched = now_unix() - 100;
+    cache
+        .put("electricitymaps", "FR", "latest", &[pt(0, 56.0)], fetched)
+        .unwrap();
+    let c = CachedProvider::new(em(&s.url), cache);
+    assert_eq!(c.retrieved_at(), None);
+    c.latest("FR").unwrap();
+    assert_eq!(c.retrieved_at(), Some(fetched));
+    assert_eq!(s.requests().len(), 0);
+    // Fetched now (not cached): the retrieval time is now.
+    c.latest("DE").unwrap();
+    assert_eq!(s.requests().len(), 1);
+    let t = c.retrieved_at().unwrap();
+    assert!((t - now_unix()).abs() < 60, "{t}");
+}
+
+/// WattTime `/v3/historical` and `/v3/forecast` answer `{"data":[{"point_time","value"}],
+/// "meta":{…}}` (WattTime API v3 docs, docs.watttime.org; `wt_forecast` above).
+fn wt_body(start: i64, n: i64, lbs: f64) -> String {
+    wt_forecast(start, n, lbs)
+}
+
+/// Point 5. The not-yet-published tail of `/v3/historical` is filled from the head of
+/// `/v3/forecast`, marked forecast.
+#[test]
+fn watttime_fills_the_unpublished_tail_from_the_forecast_head() {
+    let now5 = now_unix().div_euclid(300) * 300;
+    let published_to = now5 - 1800;
+    let s = Server::start(move |r| {
+        if r.path == "/login" {
+            ok(r#"{"token":"t"}"#)
+        } else if r.path.starts_with("/v3/historical") {
+            // published up to 30 min ago
+            ok(wt_body(now5 - 3600, 6, 1000.0))
+        } else if r.path.starts_with("/v3/forecast") {
+            ok(wt_body(now5, 12, 2000.0))
+        } else {
+            status(404, "{}")
+        }
+    });
+    let c = WattTime::new(&s.url, "u", "p", T);
+    let pts = c.history("CAISO_NORTH", now5 - 3600, now5 + 120).unwrap();
+    let hist: Vec<&IntensityPoint> = pts.iter().filter(|p| p.kind == PointKind::Actual).collect();
+    let fc: Vec<&IntensityPoint> = pts
+        .iter()
+        .filter(|p| p.kind == PointKind::Forecast)
+        .collect();
+    assert_eq!(hist.len(), 6);
+    assert_eq!(hist.last().unwrap().end, published_to);
+    // [published_to, head start) at the head value, then the head point itself, contiguous to
+    // the end of the range. (Should a 5-minute boundary pass during the test, the head is the
+    // next point and the first part reaches the range's end on its own.)
+    assert!((1..=2).contains(&fc.len()), "{fc:?}");
+    assert_eq!(fc[0].start, published_to);
+    assert!(fc.windows(2).all(|w| w[1].start == w[0].end), "{fc:?}");
+    assert!(fc.last().unwrap().end >= now5 + 120, "{fc:?}");
+    assert!((fc[0].g_per_kwh - 2000.0 * 0.45359237).abs() < 1e-9);
+    assert!(fc[0].source.contains("forecast head"));
+    let r = intensity_for_run(
+        Some(&c),
+        "CAISO_NORTH",
+        now5 - 3600,
+        now5 + 120,
+        (1.0, "s".into()),
+    );
+    assert_eq!(r.fallback_reason, None);
+    assert_eq!(r.counts.actual, 6);
+    assert!((1..=2).contains(&r.counts.forecast), "{:?}", r.counts);
+    assert_eq!(r.resolution_s, Some(300));
+    assert!(
+        r.notes.iter().any(|n| n.contains("--revalue")),
+        "{:?}",
+        r.notes
+    );
+    // An old run's gap is not filled with today's forecast.
+    let old = c
+        .history("CAISO_NORTH", 1_700_000_000, 1_700_003_600)
+        .unwrap();
+    assert!(old.iter().all(|p| p.kind == PointKind::Actual));
+}
+
+/// Point 6. WattTime: a 403 from an expired token is cured by one fresh login; a 403 after it
+/// is the plan. Electricity Maps: a 403 on /forecast names the plan. Retry-After is honoured
+/// across invocations through the cache.
+#[test]
+fn errors_are_told_apart_and_retry_after_is_remembered() {
+    let logins = Arc::new(Mutex::new(0));
+    let l2 = logins.clone();
+    let s = Server::start(move |r| {
+        if r.path == "/login" {
+            let mut n = l2.lock().unwrap();
+            *n += 1;
+            ok(format!(r#"{{"token":"t{n}"}}"#))
+        } else if r.header("authorization") == Some("Bearer t1") {
+            // WattTime answers 403 to an expired token too.
+            status(403, r#"{"error":"Forbidden"}"#)
+        } else {
+            ok(wt_forecast(now_unix().div_euclid(300) * 300, 12, 800.0))
+        }
+    });
+    let pts = WattTime::new(&s.url, "u", "p", T)
+        .forecast("CAISO_NORTH", Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!(pts.len(), 12);
+    assert_eq!(*logins.lock().unwrap(), 2);
+    // Always 403: the plan, said so after one renewal.
+    let s = Server::start(|r| {
+        if r.path == "/login" {
+            ok(r#"{"token":"x"}"#)
+        } else {
+            status(403, r#"{"error":"Forbidden"}"#)
+        }
+    });
+    let e = WattTime::new(&s.url, "u", "p", T)
+        .forecast("PJM_DC", Duration::from_secs(3600))
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::NotSupported { .. }), "{e:?}");
+    assert!(e.to_string().contains("not an expired token"), "{e}");
+    assert_eq!(s.count("/login"), 2);
+    // Electricity Maps: 403 on /forecast can be the plan.
+    let s = Server::start(|_| status(403, r#"{"message":"Forbidden"}"#));
+    let e = em(&s.url)
+        .forecast("FR", Duration::from_secs(3600))
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Unauthorized { status: 403, .. }));
+    assert!(
+        e.to_string().contains("plan may not include forecasts"),
+        "{e}"
+    );
+    let e = em(&s.url).latest("FR").unwrap_err();
+    assert!(!e.to_string().contains("forecasts"), "{e}");
+    // 429 with Retry-After: a second invocation (another cache object on the same directory)
+    // inside the window does not call the API.
+    let s = Server::start(|_| Reply::With(429, vec![("Retry-After", "600".into())], "{}".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let first = CachedProvider::new(em(&s.url), Cache::new(dir.path()));
+    assert!(matches!(
+        first.latest("FR"),
+        Err(ProviderError::RateLimited {
+            retry_after_s: Some(600),
+            ..
+        })
+    ));
+    let second = CachedProvider::new(em(&s.url), Cache::new(dir.path()));
+    match second.forecast("DE", Duration::from_secs(3600)) {
+        Err(ProviderError::RateLimited {
+            retry_after_s: Some(s),
+            ..
+        }) => assert!((590..=600).contains(&s), "{s}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.requests().len(), 1, "the back-off is honoured");
+    // Past the window the provider is asked again.
+    let c = Cache::new(dir.path());
+    assert!(c.backoff_until("electricitymaps", now_unix()).is_some());
+    assert!(c
+        .backoff_until("electricitymaps", now_unix() + 601)
+        .is_none());
+}
+
+/// Point 7. `horizonHours` reaches Electricity Maps' forecast; regional GB series are forecasts
+/// only and the notes do not promise actual values (regional shape: API reference,
+/// `/regional/intensity/{from}/{to}/regionid/{id}`).
+#[test]
+fn horizon_hours_and_regional_gb_promises_no_actuals() {
+    let h = hour();
+    let s = Server::start(move |_| {
+        let f: Vec<String> = (0..72)
+            .map(|i| {
+                format!(
+                    r#"{{"carbonIntensity":{},"datetime":"{}"}}"#,
+                    50 + i,
+                    iso_ms(h + i * 3600)
+                )
+            })
+            .collect();
+        ok(format!(
+            r#"{{"zone":"FR","forecast":[{}],"updatedAt":"{}"}}"#,
+            f.join(","),
+            iso_ms(h)
+        ))
+    });
+    let pts = em(&s.url)
+        .forecast("FR", Duration::from_secs(30 * 3600))
+        .unwrap();
+    assert!((30..=31).contains(&pts.len()), "{}", pts.len());
+    assert!(
+        s.requests()[0].path.ends_with("&horizonHours=48"),
+        "{:?}",
+        s.requests()[0].path
+    );
+    use wattprint_core::providers::electricity_maps::horizon_hours;
+    assert_eq!(horizon_hours(Duration::from_secs(3600)), 6);
+    assert_eq!(horizon_hours(Duration::from_secs(24 * 3600)), 24);
+    assert_eq!(horizon_hours(Duration::from_secs(100 * 3600)), 72);
+    // Regional: forecast-only, said as such.
+    let from = 1_700_000_000i64.div_euclid(1800) * 1800;
+    let s = Server::start(move |_| {
+        ok(format!(
+            r#"{{"data":{{"regionid":16,"dnoregion":"Scotland","shortname":"Scotland","data":[{}]}}}}"#,
+            uk_periods(from, 4, |_| r#"{"forecast":25,"index":"very low"}"#
+                .to_string())
+        ))
+    });
+    let c = UkCarbonIntensity::new(&s.url, T);
+    assert!(!c.publishes_actuals("scotland") && c.publishes_actuals("GB"));
+    let r = intensity_for_run(Some(&c), "scotland", from, from + 7200, (1.0, "s".into()));
+    assert_eq!(r.counts.forecast, 4);
+    assert_eq!(r.resolution_s, Some(1800));
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("publishes only forecasts")),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        !r.notes.iter().any(|n| n.contains("--revalue")),
+        "{:?}",
+        r.notes
+    );
 }

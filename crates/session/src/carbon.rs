@@ -138,6 +138,7 @@ impl CarbonOptions {
             warnings,
             series: None,
             signal: None,
+            live: None,
             embodied: None,
         })
     }

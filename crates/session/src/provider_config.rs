@@ -67,6 +67,11 @@ impl ProviderKind {
         }
     }
 
+    /// The provider of a stable name (`uk`, `electricitymaps`, `watttime`, or an alias).
+    pub fn from_name(s: &str) -> Option<ProviderKind> {
+        ProviderKind::parse(s).flatten()
+    }
+
     /// The zone used when none is given (`GB` for the UK API).
     pub fn default_zone(self) -> Option<&'static str> {
         match self {

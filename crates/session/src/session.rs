@@ -159,6 +159,10 @@ impl Prepared {
                         .and_then(|p| p.kind.default_zone().map(str::to_string))
                 })
         });
+        let mut carbon = carbon;
+        if let (Some(p), Some(z)) = (provider.as_ref(), zone.as_deref()) {
+            providers::revalue::live_location_note(&mut carbon, p.kind.name(), z);
+        }
         Ok(Prepared {
             opts,
             ctx,
@@ -568,7 +572,13 @@ impl Session {
         base.warnings.extend(mon.warnings.iter().cloned());
         if let (Some(p), Some(z)) = (self.provider.as_ref(), self.zone.as_deref()) {
             let end = base.meta.start_unix + snapshot.elapsed.as_secs_f64();
-            let notes = revalue(&mut base.carbon, p, z, base.meta.start_unix, end);
+            let notes = providers::revalue_run(
+                p.provider.as_ref(),
+                z,
+                base.meta.start_unix.floor() as i64,
+                end.ceil() as i64,
+                &mut base.carbon,
+            );
             for n in p.take_debug_notes() {
                 self.ctx.msgs.say(crate::messages::Level::Debug, &n);
             }
@@ -607,50 +617,6 @@ impl Session {
             saved_locally,
         }
     }
-}
-
-/// Value the run at live intensity over `[start, end]` (unix s); notes for the record.
-fn revalue(
-    carbon: &mut CarbonContext,
-    p: &Configured,
-    zone: &str,
-    start: f64,
-    end: f64,
-) -> Vec<String> {
-    let ri = providers::intensity_for_run(
-        Some(p.provider.as_ref()),
-        zone,
-        start.floor() as i64,
-        end.ceil() as i64,
-        (carbon.intensity_g_per_kwh, carbon.intensity_source.clone()),
-    );
-    let mut notes = Vec::new();
-    match ri.fallback_reason {
-        Some(why) => notes.push(format!(
-            "live intensity not used ({why}); valued at the static factor"
-        )),
-        None => {
-            carbon.intensity_source = ri.source.clone();
-            carbon.intensity_detail = ri.source.clone();
-            carbon.signal = Some(
-                match ri.signal {
-                    providers::Signal::Average => "average",
-                    providers::Signal::Marginal => "marginal",
-                }
-                .to_string(),
-            );
-            match &ri.intensity {
-                wattprint_core::accounting::Intensity::Hourly(_) => {
-                    carbon.series = Some(ri.intensity.clone())
-                }
-                wattprint_core::accounting::Intensity::Constant(g) => {
-                    carbon.intensity_g_per_kwh = g.0
-                }
-            }
-        }
-    }
-    notes.extend(ri.notes);
-    notes
 }
 
 /// wattprint's own CPU time and peak RSS (RUSAGE_SELF: the job is not included).

@@ -863,6 +863,7 @@ fn import_row(
             source: intensity_source.clone(),
             signal: Some("average".into()),
             resolution: Some("constant".into()),
+            live: None,
         },
         location,
         emissions_kg,

@@ -115,6 +115,9 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
         },
         r.carbon_intensity.source
     );
+    if let Some(l) = &r.carbon_intensity.live {
+        let _ = writeln!(o, "  {}", live_intensity_line(l));
+    }
     let _ = writeln!(o, "  PUE {} — {}", r.pue, r.location.pue_source);
     if let Some(st) = &r.stopped {
         let _ = writeln!(
@@ -155,6 +158,22 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
         "  details: wattprint show {short}   (methods: docs/methodology.md)"
     );
     o
+}
+
+/// `live intensity: uk GB, 30 min, 4 actual, 0 estimated, 0 forecast, time-weighted 132
+/// gCO2e/kWh (static fallback 475, not used); data: <attribution>; retrieved <time>`.
+pub fn live_intensity_line(l: &wattprint_core::record::LiveIntensity) -> String {
+    format!(
+        "live intensity: {} {}, {} intervals ({}), time-weighted {} gCO2e/kWh (static fallback {} not used); data: {}; retrieved {}",
+        l.provider,
+        l.zone,
+        wattprint_core::providers::fmt_resolution(l.resolution_s),
+        l.points,
+        l.time_weighted_g_per_kwh,
+        l.static_fallback_g_per_kwh,
+        l.attribution.line(),
+        l.retrieved_at
+    )
 }
 
 pub fn live_text(s: &Snapshot, c: &CarbonContext, p: Option<&Prediction>) -> String {

@@ -5,7 +5,9 @@
 //!
 //! A cache file that cannot be read or parsed is ignored (a note is kept, see
 //! [`Cache::take_notes`]) and replaced by the next answer; a cache that cannot be written is
-//! noted too. Neither is ever fatal. Errors are not cached.
+//! noted too. Neither is ever fatal. Errors are not cached, except a `429` with `Retry-After`:
+//! a back-off entry per provider makes every invocation inside the window answer
+//! `RateLimited` without calling the provider again.
 
 use super::{now_unix, IntensityPoint, IntensityProvider, ProviderError, Signal};
 use serde::{Deserialize, Serialize};
@@ -33,7 +35,16 @@ struct Entry {
     query: String,
     fetched_at: i64,
     points: Vec<IntensityPoint>,
+    /// For a back-off entry: no request to this provider before this time (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_until: Option<i64>,
 }
+
+/// The zone and query of a provider's back-off entry (a 429 applies to the whole account).
+const BACKOFF_ZONE: &str = "_all";
+const BACKOFF_QUERY: &str = "backoff";
+/// Longest back-off honoured (a `Retry-After` beyond this is cut to it).
+pub const MAX_BACKOFF_S: i64 = 24 * 3600;
 
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,14 +122,53 @@ impl Cache {
 
     /// Looks `provider` + `zone` + `query` up at time `now`, with a time to live of `ttl_s`.
     pub fn get(&self, provider: &str, zone: &str, query: &str, ttl_s: i64, now: i64) -> Lookup {
+        match self.get_entry(provider, zone, query, ttl_s, now) {
+            Ok(e) => Lookup::Hit(e.points),
+            Err(l) => l,
+        }
+    }
+
+    /// When `provider` may be asked again, if a `Retry-After` it sent is still running at
+    /// `now` (see [`Cache::put_backoff`]).
+    pub fn backoff_until(&self, provider: &str, now: i64) -> Option<i64> {
+        let e = self
+            .get_entry(provider, BACKOFF_ZONE, BACKOFF_QUERY, MAX_BACKOFF_S, now)
+            .ok()?;
+        e.retry_until.filter(|u| *u > now)
+    }
+
+    /// Remembers, across invocations, that `provider` asked not to be called for
+    /// `retry_after_s` seconds from `now` (at most [`MAX_BACKOFF_S`]).
+    pub fn put_backoff(&self, provider: &str, retry_after_s: u64, now: i64) -> Result<(), String> {
+        let s = i64::try_from(retry_after_s)
+            .unwrap_or(i64::MAX)
+            .min(MAX_BACKOFF_S);
+        self.write(
+            provider,
+            BACKOFF_ZONE,
+            BACKOFF_QUERY,
+            &[],
+            now,
+            Some(now + s),
+        )
+    }
+
+    fn get_entry(
+        &self,
+        provider: &str,
+        zone: &str,
+        query: &str,
+        ttl_s: i64,
+        now: i64,
+    ) -> Result<Entry, Lookup> {
         let path = self.path(provider, zone, query);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Lookup::Miss),
             Err(e) => {
                 let why = format!("cannot read {}: {e}", path.display());
                 self.note(format!("intensity cache: {why}; ignored"));
-                return Lookup::Corrupt(why);
+                return Err(Lookup::Corrupt(why));
             }
         };
         let entry: Entry = match serde_json::from_slice(&bytes) {
@@ -126,7 +176,7 @@ impl Cache {
             Err(e) => {
                 let why = format!("{} is not a valid cache file: {e}", path.display());
                 self.note(format!("intensity cache: {why}; ignored and replaced"));
-                return Lookup::Corrupt(why);
+                return Err(Lookup::Corrupt(why));
             }
         };
         if entry.format != FORMAT
@@ -143,13 +193,13 @@ impl Cache {
                 entry.query
             );
             self.note(format!("intensity cache: {why}; ignored and replaced"));
-            return Lookup::Corrupt(why);
+            return Err(Lookup::Corrupt(why));
         }
         // A fetch time in the future (clock changed) is treated as expired.
         if now - entry.fetched_at >= ttl_s || entry.fetched_at > now + 60 {
-            return Lookup::Expired;
+            return Err(Lookup::Expired);
         }
-        Lookup::Hit(entry.points)
+        Ok(entry)
     }
 
     /// Stores an answer fetched at `now` (atomically: temporary file, then rename). A failure
@@ -162,6 +212,18 @@ impl Cache {
         points: &[IntensityPoint],
         now: i64,
     ) -> Result<(), String> {
+        self.write(provider, zone, query, points, now, None)
+    }
+
+    fn write(
+        &self,
+        provider: &str,
+        zone: &str,
+        query: &str,
+        points: &[IntensityPoint],
+        now: i64,
+        retry_until: Option<i64>,
+    ) -> Result<(), String> {
         let path = self.path(provider, zone, query);
         let entry = Entry {
             format: FORMAT.into(),
@@ -170,6 +232,7 @@ impl Cache {
             query: query.into(),
             fetched_at: now,
             points: points.to_vec(),
+            retry_until,
         };
         let result = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(&self.dir)?;
@@ -208,6 +271,8 @@ impl Cache {
 pub struct CachedProvider<P> {
     inner: P,
     cache: Arc<Cache>,
+    /// When the last answer served was fetched from the provider.
+    last_fetched: Mutex<Option<i64>>,
 }
 
 impl<P: IntensityProvider> CachedProvider<P> {
@@ -216,11 +281,16 @@ impl<P: IntensityProvider> CachedProvider<P> {
         CachedProvider {
             inner,
             cache: cache.into(),
+            last_fetched: Mutex::new(None),
         }
     }
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    fn set_fetched(&self, t: i64) {
+        *self.last_fetched.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
     }
 
     fn cached(
@@ -232,11 +302,32 @@ impl<P: IntensityProvider> CachedProvider<P> {
     ) -> Result<Vec<IntensityPoint>, ProviderError> {
         let now = now_unix();
         let name = self.inner.name();
-        if let Lookup::Hit(points) = self.cache.get(name, zone, query, ttl_s, now) {
-            return Ok(points);
+        if let Ok(e) = self.cache.get_entry(name, zone, query, ttl_s, now) {
+            self.set_fetched(e.fetched_at);
+            return Ok(e.points);
         }
-        let points = fetch()?;
+        // A 429 seen by this or an earlier invocation: do not call again inside the window.
+        if let Some(until) = self.cache.backoff_until(name, now) {
+            return Err(ProviderError::RateLimited {
+                provider: self.inner.name(),
+                retry_after_s: Some(u64::try_from(until - now).unwrap_or(0)),
+            });
+        }
+        let points = match fetch() {
+            Ok(p) => p,
+            Err(e) => {
+                if let ProviderError::RateLimited {
+                    retry_after_s: Some(s),
+                    ..
+                } = &e
+                {
+                    let _ = self.cache.put_backoff(name, *s, now);
+                }
+                return Err(e);
+            }
+        };
         let _ = self.cache.put(name, zone, query, &points, now);
+        self.set_fetched(now);
         Ok(points)
     }
 }
@@ -248,6 +339,14 @@ impl<P: IntensityProvider> IntensityProvider for CachedProvider<P> {
 
     fn signal(&self) -> Signal {
         self.inner.signal()
+    }
+
+    fn publishes_actuals(&self, zone: &str) -> bool {
+        self.inner.publishes_actuals(zone)
+    }
+
+    fn retrieved_at(&self) -> Option<i64> {
+        *self.last_fetched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn latest(&self, zone: &str) -> Result<IntensityPoint, ProviderError> {

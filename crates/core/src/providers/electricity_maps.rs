@@ -1,16 +1,22 @@
 //! Electricity Maps API v3: average carbon intensity, life-cycle (default) or direct.
 //!
-//! Endpoints (header `auth-token: <token>`), all `?zone=ZONE&emissionFactorType=lifecycle|direct`:
+//! Endpoints (header `auth-token: <token>`), all
+//! `?zone=ZONE&emissionFactorType=lifecycle|direct&shouldUseFallbackCallerLookup=false`:
 //! * `GET /v3/carbon-intensity/latest` → `{zone, carbonIntensity, datetime, updatedAt,
 //!   emissionFactorType, isEstimated, estimationMethod, temporalGranularity?}`;
 //! * `GET /v3/carbon-intensity/history` (last 24 h) → `{zone, history: [entry…]}`;
 //! * `GET /v3/carbon-intensity/past-range&start=ISO&end=ISO` → `{zone, data: [entry…]}`
 //!   (requested in chunks of at most 10 days);
-//! * `GET /v3/carbon-intensity/forecast` → `{zone, forecast: [{carbonIntensity, datetime}],
-//!   updatedAt}`.
+//! * `GET /v3/carbon-intensity/forecast&horizonHours=H` → `{zone, forecast: [{carbonIntensity,
+//!   datetime}], updatedAt}` (H one of 6, 24, 48, 72: the horizon asked, rounded up).
 //!
 //! Values are gCO2eq/kWh. `datetime` is the start of the interval; the interval's length is
-//! `temporalGranularity` when given, else the spacing of the points, else one hour.
+//! `temporalGranularity` when given, else the spacing of the points, else one hour. A value
+//! with `isEstimated: true` is an [`PointKind::Estimated`] point.
+//!
+//! Electricity Maps answers for the caller's IP location when it does not recognise a zone
+//! (unless `shouldUseFallbackCallerLookup=false`, always sent here); every answer whose `zone`
+//! differs from the zone asked for is refused ([`ProviderError::ZoneMismatch`]).
 
 use super::http::{check_status, encode, garbage, json, trim_base, AuthHint, Http};
 use super::{iso, now_unix, IntensityPoint, IntensityProvider, PointKind, ProviderError, Signal};
@@ -101,15 +107,21 @@ impl ElectricityMaps {
             });
         }
         let url = format!(
-            "{}/v3/carbon-intensity/{endpoint}?zone={}&emissionFactorType={}{extra}",
+            "{}/v3/carbon-intensity/{endpoint}?zone={}&emissionFactorType={}&shouldUseFallbackCallerLookup=false{extra}",
             self.base,
             encode(zone),
             self.factor.as_str()
         );
         let resp = self.http.get(&url, &[("auth-token", &self.token)])?;
-        let hint = format!(
-            "check {TOKEN_ENV} (your Electricity Maps API token) and that your plan covers zone {zone}"
-        );
+        let hint = if endpoint == "forecast" {
+            format!(
+                "the token may be wrong ({TOKEN_ENV}), or your Electricity Maps plan may not include forecasts (or zone {zone}): check the plan's endpoints"
+            )
+        } else {
+            format!(
+                "check {TOKEN_ENV} (your Electricity Maps API token) and that your plan covers zone {zone}"
+            )
+        };
         let body = match check_status(NAME, resp, &AuthHint(&hint), Some(zone)) {
             // Electricity Maps answers 400 for a zone key it does not know.
             Err(ProviderError::BadRequest { excerpt, .. })
@@ -123,13 +135,20 @@ impl ElectricityMaps {
             }
             other => other?,
         };
-        json(NAME, &body).map(|v| (v, body)).and_then(|(v, body)| {
-            if v.is_object() {
-                Ok(v)
-            } else {
-                Err(garbage(NAME, "expected a JSON object", &body))
+        let v = json(NAME, &body)?;
+        if !v.is_object() {
+            return Err(garbage(NAME, "expected a JSON object", &body));
+        }
+        match v.get("zone") {
+            Some(Value::String(z)) if !z.trim().eq_ignore_ascii_case(zone) => {
+                Err(ProviderError::ZoneMismatch {
+                    provider: NAME,
+                    asked: zone.to_string(),
+                    answered: super::excerpt(z, 40),
+                })
             }
-        })
+            _ => Ok(v),
+        }
     }
 
     fn source(&self, zone: &str, v: &Value) -> String {
@@ -172,13 +191,17 @@ impl ElectricityMaps {
         let source = self.source(zone, v);
         Ok(entries
             .into_iter()
-            .map(|(start, g, gran)| IntensityPoint {
-                start,
-                end: start + gran.unwrap_or(default),
-                g_per_kwh: g,
-                signal: Signal::Average,
-                kind,
-                source: source.clone(),
+            .map(|(start, g, gran, estimated)| {
+                let (kind, estimation_method) = kind_of(kind, estimated);
+                IntensityPoint {
+                    start,
+                    end: start + gran.unwrap_or(default),
+                    g_per_kwh: g,
+                    signal: Signal::Average,
+                    kind,
+                    source: source.clone(),
+                    estimation_method,
+                }
             })
             .collect())
     }
@@ -214,7 +237,7 @@ fn granularity(v: &Value) -> Option<i64> {
 }
 
 /// The most common spacing between consecutive starts; one hour when unknown.
-fn spacing(entries: &[(i64, f64, Option<i64>)]) -> i64 {
+fn spacing(entries: &[Entry]) -> i64 {
     let mut diffs: Vec<i64> = entries
         .windows(2)
         .map(|w| w[1].0 - w[0].0)
@@ -227,9 +250,12 @@ fn spacing(entries: &[(i64, f64, Option<i64>)]) -> i64 {
     diffs[diffs.len() / 2]
 }
 
-/// `(start, g/kWh, granularity)` of one entry; `None` when `carbonIntensity` is null (no value
-/// for that interval).
-fn entry(e: &Value, body: &str) -> Result<Option<(i64, f64, Option<i64>)>, ProviderError> {
+/// One entry: start, g/kWh, its own granularity, and, for an estimate, its method (`""` when
+/// not given).
+type Entry = (i64, f64, Option<i64>, Option<String>);
+
+/// One entry; `None` when `carbonIntensity` is null (no value for that interval).
+fn entry(e: &Value, body: &str) -> Result<Option<Entry>, ProviderError> {
     if !e.is_object() {
         return Err(garbage(
             NAME,
@@ -276,7 +302,40 @@ fn entry(e: &Value, body: &str) -> Result<Option<(i64, f64, Option<i64>)>, Provi
             body,
         ));
     }
-    Ok(Some((start, g, granularity(e))))
+    let estimated = match e.get("isEstimated") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+        Some(Value::Bool(true)) => Some(
+            e.get("estimationMethod")
+                .and_then(Value::as_str)
+                .map(|m| super::excerpt(m, 60))
+                .unwrap_or_default(),
+        ),
+        Some(other) => {
+            return Err(garbage(
+                NAME,
+                format!("`isEstimated` is {}, expected a boolean", type_name(other)),
+                body,
+            ))
+        }
+    };
+    Ok(Some((start, g, granularity(e), estimated)))
+}
+
+/// `kind`, or `Estimated` for an after-the-fact value marked as an estimate, and its method.
+fn kind_of(kind: PointKind, estimated: Option<String>) -> (PointKind, Option<String>) {
+    match estimated {
+        Some(m) if kind == PointKind::Actual => {
+            (PointKind::Estimated, Some(m).filter(|m| !m.is_empty()))
+        }
+        _ => (kind, None),
+    }
+}
+
+/// The `horizonHours` to ask for: the horizon rounded up to one the API offers (6, 24, 48 or
+/// 72 hours), 72 at most.
+pub fn horizon_hours(horizon: Duration) -> u64 {
+    let h = horizon.as_secs().div_ceil(3600);
+    [6, 24, 48, 72].into_iter().find(|&x| x >= h).unwrap_or(72)
 }
 
 impl IntensityProvider for ElectricityMaps {
@@ -291,20 +350,22 @@ impl IntensityProvider for ElectricityMaps {
     fn latest(&self, zone: &str) -> Result<IntensityPoint, ProviderError> {
         let v = self.get("latest", zone, "")?;
         let body = v.to_string();
-        let (start, g, gran) = entry(&v, &body)?.ok_or_else(|| {
+        let (start, g, gran, estimated) = entry(&v, &body)?.ok_or_else(|| {
             garbage(
                 NAME,
                 format!("`carbonIntensity` is missing or null: no current value for {zone}"),
                 &body,
             )
         })?;
+        let (kind, estimation_method) = kind_of(PointKind::Actual, estimated);
         Ok(IntensityPoint {
             start,
             end: start + gran.unwrap_or(3600),
             g_per_kwh: g,
             signal: Signal::Average,
-            kind: PointKind::Actual,
+            kind,
             source: self.source(zone.trim(), &v),
+            estimation_method,
         })
     }
 
@@ -341,7 +402,11 @@ impl IntensityProvider for ElectricityMaps {
         horizon: Duration,
     ) -> Result<Vec<IntensityPoint>, ProviderError> {
         let zone = zone.trim();
-        let v = self.get("forecast", zone, "")?;
+        let v = self.get(
+            "forecast",
+            zone,
+            &format!("&horizonHours={}", horizon_hours(horizon)),
+        )?;
         let mut points = self.points(zone, &v, "forecast", PointKind::Forecast)?;
         let now = now_unix();
         let until = now.saturating_add(i64::try_from(horizon.as_secs()).unwrap_or(i64::MAX));

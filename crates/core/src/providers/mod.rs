@@ -24,16 +24,20 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
+pub mod attribution;
 pub mod cache;
 pub mod electricity_maps;
 pub mod http;
 pub mod iso;
+pub mod revalue;
 pub mod uk;
 pub mod watttime;
 pub mod window;
 
+pub use attribution::{attribution, Attribution};
 pub use cache::{Cache, CachedProvider};
 pub use electricity_maps::{ElectricityMaps, EmissionFactorType};
+pub use revalue::{revalue_record, revalue_run};
 pub use uk::UkCarbonIntensity;
 pub use watttime::WattTime;
 
@@ -62,20 +66,76 @@ impl fmt::Display for Signal {
     }
 }
 
-/// Whether a point was measured/estimated after the fact or forecast ahead of time.
+/// What kind of value a point holds.
+///
+/// * `Actual`: published after the fact from measurements (GB national `actual`, WattTime
+///   `/v3/historical`, Electricity Maps values with `isEstimated: false`);
+/// * `Estimated`: published after the fact but estimated where measurements were missing
+///   (Electricity Maps `isEstimated: true`, with an `estimationMethod`);
+/// * `Forecast`: predicted ahead of time (and not yet replaced by a published value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PointKind {
     Actual,
+    Estimated,
     Forecast,
+}
+
+impl PointKind {
+    /// Preference when two points cover the same interval: actual, then estimated, then
+    /// forecast.
+    pub fn rank(self) -> u8 {
+        match self {
+            PointKind::Actual => 0,
+            PointKind::Estimated => 1,
+            PointKind::Forecast => 2,
+        }
+    }
 }
 
 impl fmt::Display for PointKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PointKind::Actual => "actual",
+            PointKind::Estimated => "estimated",
             PointKind::Forecast => "forecast",
         })
+    }
+}
+
+/// How many points of each kind a series holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCounts {
+    pub actual: usize,
+    pub estimated: usize,
+    pub forecast: usize,
+}
+
+impl KindCounts {
+    pub fn of(points: &[IntensityPoint]) -> KindCounts {
+        let mut c = KindCounts::default();
+        for p in points {
+            match p.kind {
+                PointKind::Actual => c.actual += 1,
+                PointKind::Estimated => c.estimated += 1,
+                PointKind::Forecast => c.forecast += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> usize {
+        self.actual + self.estimated + self.forecast
+    }
+}
+
+impl fmt::Display for KindCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} actual, {} estimated, {} forecast",
+            self.actual, self.estimated, self.forecast
+        )
     }
 }
 
@@ -90,6 +150,10 @@ pub struct IntensityPoint {
     pub kind: PointKind,
     /// Provider, zone and variant, e.g. `electricitymaps FR lifecycle`.
     pub source: String,
+    /// How an `estimated` value was estimated, when the provider says (Electricity Maps
+    /// `estimationMethod`, e.g. `TIME_SLICER_AVERAGE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimation_method: Option<String>,
 }
 
 /// Why a provider could not answer. Every message says what to check or do.
@@ -146,6 +210,14 @@ pub enum ProviderError {
         provider: &'static str,
         what: String,
     },
+    /// The answer is for another zone than the one asked for (Electricity Maps substitutes
+    /// the caller's location for a zone it does not recognise).
+    #[error("{provider}: asked for zone `{asked}` but the answer is for zone `{answered}`; refused (a mistyped or unsupported zone key? zone keys look like FR, DE, US-CAL-CISO)")]
+    ZoneMismatch {
+        provider: &'static str,
+        asked: String,
+        answered: String,
+    },
     /// The provider does not know the zone.
     #[error("{provider}: unknown zone `{zone}`: {hint}")]
     UnknownZone {
@@ -172,6 +244,16 @@ pub trait IntensityProvider: Send + Sync {
     /// by start. The point covering the present instant is included.
     fn forecast(&self, zone: &str, horizon: Duration)
         -> Result<Vec<IntensityPoint>, ProviderError>;
+    /// Whether the provider ever publishes actual (after the fact) values for `zone`: false
+    /// for the GB regional series, which are forecasts only.
+    fn publishes_actuals(&self, _zone: &str) -> bool {
+        true
+    }
+    /// When the last answer served was retrieved from the provider (unix seconds); `None`
+    /// when it was just now (no cache in between).
+    fn retrieved_at(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl<T: IntensityProvider + ?Sized> IntensityProvider for Box<T> {
@@ -198,6 +280,12 @@ impl<T: IntensityProvider + ?Sized> IntensityProvider for Box<T> {
         horizon: Duration,
     ) -> Result<Vec<IntensityPoint>, ProviderError> {
         (**self).forecast(zone, horizon)
+    }
+    fn publishes_actuals(&self, zone: &str) -> bool {
+        (**self).publishes_actuals(zone)
+    }
+    fn retrieved_at(&self) -> Option<i64> {
+        (**self).retrieved_at()
     }
 }
 
@@ -234,7 +322,8 @@ pub fn single_signal(points: &[IntensityPoint]) -> Result<Signal, SeriesError> {
 /// Sorted, non-overlapping, well-formed copy of `points` (all of one signal):
 ///
 /// * points with `end <= start` or a non-finite or negative value are dropped;
-/// * where two points cover exactly the same interval, the actual value wins over the forecast;
+/// * where two points start together, the actual value wins over the estimate, and the
+///   estimate over the forecast;
 /// * otherwise, where points overlap, the earlier-starting one wins and the later one is
 ///   trimmed to start where the earlier ends (and dropped if nothing is left).
 pub fn normalize(points: &[IntensityPoint]) -> Result<Vec<IntensityPoint>, SeriesError> {
@@ -244,8 +333,9 @@ pub fn normalize(points: &[IntensityPoint]) -> Result<Vec<IntensityPoint>, Serie
         .filter(|p| p.end > p.start && p.g_per_kwh.is_finite() && p.g_per_kwh >= 0.0)
         .cloned()
         .collect();
-    // Actual before forecast for the same start, so that it wins the overlap rule below.
-    v.sort_by_key(|p| (p.start, p.kind == PointKind::Forecast));
+    // Actual, then estimated, then forecast for the same start, so that the better kind wins
+    // the overlap rule below.
+    v.sort_by_key(|p| (p.start, p.kind.rank()));
     let mut out: Vec<IntensityPoint> = Vec::with_capacity(v.len());
     for mut p in v {
         if let Some(prev) = out.last() {
@@ -282,18 +372,80 @@ pub fn hourly_series(points: &[IntensityPoint]) -> Result<Intensity, SeriesError
 pub struct RunIntensity {
     pub intensity: Intensity,
     pub signal: Signal,
-    /// e.g. `electricitymaps FR lifecycle: 3 hourly points (3 actual)` or the static source.
+    /// e.g. `electricitymaps FR lifecycle: 3 points (2 actual, 1 estimated, 0 forecast)` or the
+    /// static source.
     pub source: String,
     /// Set when a provider was configured but could not be used: why, and that the static
     /// factor was used instead.
     pub fallback_reason: Option<String>,
-    /// Caveats that do not change the source (partial coverage, forecast values used...).
+    /// Caveats that do not change the source (partial coverage, estimates or forecast values
+    /// used...).
     pub notes: Vec<String>,
+    /// Points of each kind in the series (all zero for the static factor).
+    pub counts: KindCounts,
+    /// The series' typical interval length in seconds (the median): 1800 for the GB API,
+    /// 300 for WattTime; `None` for the static factor.
+    pub resolution_s: Option<i64>,
+    /// Mean of the series over the run's span, weighted by time (`None` for the static factor).
+    pub time_weighted_g_per_kwh: Option<f64>,
+}
+
+/// `30 min`, `5 min`, `1 h`, `90 s`: an interval length for records and messages.
+pub fn fmt_resolution(s: i64) -> String {
+    if s > 0 && s % 3600 == 0 {
+        format!("{} h", s / 3600)
+    } else if s > 0 && s % 60 == 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// Median length of the points' intervals (`None` when there are none).
+pub fn median_resolution(points: &[IntensityPoint]) -> Option<i64> {
+    let mut lens: Vec<i64> = points
+        .iter()
+        .map(|p| p.end - p.start)
+        .filter(|l| *l > 0)
+        .collect();
+    lens.sort_unstable();
+    lens.get(lens.len() / 2).copied()
+}
+
+/// Time-weighted mean of `series` over `[from, to)`: every instant of the span counts once,
+/// at the intensity of the interval holding it, or of the nearest interval where the series
+/// does not reach (as accounting charges energy there). `None` for an empty series or span.
+pub fn time_weighted_mean(series: &Intensity, from: i64, to: i64) -> Option<f64> {
+    let s = match series {
+        Intensity::Constant(g) => return Some(g.0),
+        Intensity::Hourly(s) => s,
+    };
+    if s.is_empty() || to <= from {
+        return None;
+    }
+    let (first, last) = (s[0], s[s.len() - 1]);
+    let mut num = 0.0;
+    // Before the series: its first value; after it: its last value.
+    num += (first.0.min(to) - from).max(0) as f64 * first.2 .0;
+    num += (to - last.1.max(from)).max(0) as f64 * last.2 .0;
+    for w in s.windows(2) {
+        // A gap between two intervals: each half at its nearer neighbour.
+        let (a, b) = (w[0].1, w[1].0);
+        if b > a {
+            let mid = a + (b - a) / 2;
+            num += (mid.min(to) - a.max(from)).max(0) as f64 * w[0].2 .0;
+            num += (b.min(to) - mid.max(from)).max(0) as f64 * w[1].2 .0;
+        }
+    }
+    for &(a, b, g) in s {
+        num += (b.min(to) - a.max(from)).max(0) as f64 * g.0;
+    }
+    Some(num / (to - from) as f64)
 }
 
 /// The intensity to value a run over `[start, end)` (unix seconds).
 ///
-/// With a provider, its history for the run's span becomes an hourly series (each interval of
+/// With a provider, its history for the run's span becomes a time series (each interval of
 /// the run valued at that interval's intensity). Without one, or when the provider fails or
 /// returns nothing usable, the static factor `static_fallback = (g_per_kwh, source)` is used
 /// (an average signal) and `fallback_reason` says why. Signals are never mixed: the run is
@@ -312,6 +464,9 @@ pub fn intensity_for_run(
         source: static_source.clone(),
         fallback_reason: reason,
         notes: Vec::new(),
+        counts: KindCounts::default(),
+        resolution_s: None,
+        time_weighted_g_per_kwh: None,
     };
     let Some(p) = provider else {
         return fallback(None);
@@ -344,18 +499,46 @@ pub fn intensity_for_run(
             )))
         }
     };
+    let used = normalize(&used).unwrap_or(used);
     let signal = used[0].signal;
-    let n_actual = used.iter().filter(|q| q.kind == PointKind::Actual).count();
-    let n_forecast = used.len() - n_actual;
+    let counts = KindCounts::of(&used);
+    let n = used.len();
     let mut notes = Vec::new();
-    if n_forecast > 0 {
+    if counts.estimated > 0 {
+        let mut methods: Vec<&str> = used
+            .iter()
+            .filter_map(|q| q.estimation_method.as_deref())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        let how = if methods.is_empty() {
+            String::new()
+        } else {
+            format!("; estimation method {}", methods.join(", "))
+        };
         notes.push(format!(
-            "{n_forecast} of {} intervals are forecast values (no actual value published yet)",
-            used.len()
+            "{} of {n} intervals are estimates published by the provider (not measurements{how})",
+            counts.estimated
         ));
     }
+    if counts.forecast > 0 {
+        notes.push(if p.publishes_actuals(zone) {
+            format!(
+                "{} of {n} intervals are forecast values (no published value yet; `wattprint show --revalue` replaces them once published)",
+                counts.forecast
+            )
+        } else {
+            format!(
+                "{} of {n} intervals are forecast values: the provider publishes only forecasts for {zone}",
+                counts.forecast
+            )
+        });
+    }
     let covered: i64 = match &intensity {
-        Intensity::Hourly(s) => s.iter().map(|&(a, b, _)| b.min(to) - a.max(from)).sum(),
+        Intensity::Hourly(s) => s
+            .iter()
+            .map(|&(a, b, _)| (b.min(to) - a.max(from)).max(0))
+            .sum(),
         Intensity::Constant(_) => to - from,
     };
     if covered < to - from {
@@ -371,15 +554,16 @@ pub fn intensity_for_run(
         );
     }
     let first_source = used[0].source.clone();
+    let time_weighted = time_weighted_mean(&intensity, from, to);
     RunIntensity {
         intensity,
         signal,
-        source: format!(
-            "{first_source}: {} points ({n_actual} actual, {n_forecast} forecast)",
-            used.len()
-        ),
+        source: format!("{first_source}: {n} points ({counts})"),
         fallback_reason: None,
         notes,
+        counts,
+        resolution_s: median_resolution(&used),
+        time_weighted_g_per_kwh: time_weighted,
     }
 }
 
@@ -447,7 +631,35 @@ mod tests {
             signal: Signal::Average,
             kind: PointKind::Actual,
             source: "test".into(),
+            estimation_method: None,
         }
+    }
+
+    #[test]
+    fn time_weighted_mean_over_the_run_extends_to_the_nearest_interval() {
+        let g = |x: f64| GramsPerKwh(x);
+        let s = Intensity::Hourly(vec![(0, 1800, g(100.0)), (1800, 3600, g(200.0))]);
+        assert_eq!(time_weighted_mean(&s, 0, 3600), Some(150.0));
+        // A quarter inside the second half hour only.
+        assert_eq!(time_weighted_mean(&s, 1800, 2700), Some(200.0));
+        // Beyond the series: the last value; before it: the first.
+        assert_eq!(time_weighted_mean(&s, 3600, 7200), Some(200.0));
+        assert_eq!(time_weighted_mean(&s, -1800, 1800), Some(100.0));
+        // A gap: each half at its nearer neighbour.
+        let gap = Intensity::Hourly(vec![(0, 1000, g(10.0)), (2000, 3000, g(30.0))]);
+        assert_eq!(time_weighted_mean(&gap, 0, 3000), Some(20.0));
+        assert_eq!(time_weighted_mean(&gap, 5, 5), None);
+        assert_eq!(
+            time_weighted_mean(&Intensity::Constant(g(7.0)), 0, 1),
+            Some(7.0)
+        );
+        assert_eq!(fmt_resolution(1800), "30 min");
+        assert_eq!(fmt_resolution(300), "5 min");
+        assert_eq!(fmt_resolution(3600), "1 h");
+        assert_eq!(fmt_resolution(90), "90 s");
+        let pts: Vec<IntensityPoint> = [0, 300, 600].iter().map(|&t| point(t, 1.0)).collect();
+        assert_eq!(median_resolution(&pts), Some(3600));
+        assert_eq!(median_resolution(&[]), None);
     }
 
     #[test]

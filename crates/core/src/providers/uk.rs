@@ -16,8 +16,9 @@
 //!   "index"},"generationmix":[…]}]}]}`; the windowed endpoints answer `data` as one object
 //!   instead of an array, and both are accepted.
 //!
-//! A period's value is `actual` when published, else `forecast` (marked as a forecast point).
-//! Regional data has forecasts only.
+//! A national period's value is `actual` when published, else `forecast` (marked as a forecast
+//! point). Regional data has forecasts only and never gets `actual` values
+//! ([`IntensityProvider::publishes_actuals`] is false for regional zones).
 
 use super::http::{check_status, encode, garbage, json, trim_base, AuthHint, Http};
 use super::{iso, now_unix, IntensityPoint, IntensityProvider, PointKind, ProviderError, Signal};
@@ -262,6 +263,7 @@ fn parse_points(v: &Value, area: &UkArea) -> Result<Vec<IntensityPoint>, Provide
             signal: Signal::Average,
             kind,
             source,
+            estimation_method: None,
         });
     }
     Ok(super::sorted_unique(out))
@@ -274,6 +276,11 @@ impl IntensityProvider for UkCarbonIntensity {
 
     fn signal(&self) -> Signal {
         Signal::Average
+    }
+
+    /// Only the national series gets `actual` values; regional series are forecasts only.
+    fn publishes_actuals(&self, zone: &str) -> bool {
+        matches!(parse_area(zone), Ok(UkArea::National))
     }
 
     fn latest(&self, zone: &str) -> Result<IntensityPoint, ProviderError> {

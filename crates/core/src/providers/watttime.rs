@@ -12,7 +12,14 @@
 //!
 //! `latest` is the forecast point covering now (WattTime's current MOER is the head of its
 //! forecast; `/v3/signal-index` is a 0–100 percentile, not an intensity, and is not used).
-//! A 403 on a data endpoint means the account's plan does not cover it: `NotSupported`.
+//!
+//! A 401 or 403 on a data endpoint is answered by logging in again once: a 403 can be an
+//! expired token as well as a plan that does not cover the endpoint. A 403 after a fresh
+//! login is the plan: `NotSupported`; a 401 after it is the credentials: `Unauthorized`.
+//!
+//! `/v3/historical` lags real time: [`IntensityProvider::history`] fills a recent
+//! not-yet-published tail from the head of `/v3/forecast`, marked `forecast` (a later
+//! `wattprint show --revalue` replaces it with the historical values).
 
 use super::http::{base64, check_status, encode, garbage, json, trim_base, AuthHint, Http};
 use super::{iso, now_unix, IntensityPoint, IntensityProvider, PointKind, ProviderError, Signal};
@@ -39,6 +46,36 @@ const TOKEN_LIFE_S: i64 = 25 * 60;
 const HISTORICAL_CHUNK_S: i64 = 30 * 86_400;
 
 const SIGNAL_TYPE: &str = "co2_moer";
+
+/// A history tail missing from `/v3/historical` is filled from the forecast when it starts
+/// less than this long ago (the historical data lags real time by minutes to hours).
+const RECENT_TAIL_S: i64 = 24 * 3600;
+
+/// Forecast points covering `[from, to)`: those overlapping it, and before the forecast's first
+/// point (which starts at the present five minutes) its head value, re-timed to start at
+/// `from`. All keep the `forecast` kind.
+pub fn fill_tail(forecast: &[IntensityPoint], from: i64, to: i64) -> Vec<IntensityPoint> {
+    let Some(head) = forecast.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let gap_end = head.start.min(to);
+    if from < gap_end {
+        let mut p = head.clone();
+        p.start = from;
+        p.end = gap_end;
+        p.kind = PointKind::Forecast;
+        p.source = format!("{} (forecast head)", head.source);
+        out.push(p);
+    }
+    out.extend(
+        forecast
+            .iter()
+            .filter(|p| p.end > from && p.start < to)
+            .cloned(),
+    );
+    out
+}
 
 /// WattTime v3 client (marginal signal).
 #[derive(Debug)]
@@ -115,7 +152,7 @@ impl WattTime {
         Ok(t)
     }
 
-    /// GET a data endpoint with the bearer token, logging in again once on a 401.
+    /// GET a data endpoint with the bearer token, logging in again once on a 401 or 403.
     fn get(&self, path_and_query: &str, zone: &str, what: &str) -> Result<Value, ProviderError> {
         let url = format!("{}{path_and_query}", self.base);
         let mut resp = None;
@@ -124,11 +161,11 @@ impl WattTime {
             let r = self
                 .http
                 .get(&url, &[("Authorization", &format!("Bearer {token}"))])?;
-            if r.status != 401 {
-                resp = Some(r);
+            let retry = !matches!(r.status, 401 | 403);
+            resp = Some(r);
+            if retry {
                 break;
             }
-            resp = Some(r);
         }
         let Some(resp) = resp else {
             return Err(garbage(NAME, "no response", ""));
@@ -137,7 +174,18 @@ impl WattTime {
             return Err(ProviderError::NotSupported {
                 provider: NAME,
                 what: format!(
-                    "your WattTime plan does not give access to {what} for region {zone} (free accounts get full data for CAISO_NORTH only); server said: {}",
+                    "your WattTime plan does not give access to {what} for region {zone} (refused again after a fresh login, so not an expired token; free accounts get full data for CAISO_NORTH only); server said: {}",
+                    super::excerpt(&resp.body, 120)
+                ),
+            });
+        }
+        if resp.status == 401 {
+            return Err(ProviderError::Unauthorized {
+                provider: NAME,
+                status: 401,
+                hint: format!(
+                    "{} (a fresh token was refused too; server said: {})",
+                    Self::auth_hint(),
                     super::excerpt(&resp.body, 120)
                 ),
             });
@@ -292,6 +340,7 @@ pub fn parse_moer(
             signal: Signal::Marginal,
             kind,
             source: source.clone(),
+            estimation_method: None,
         });
     }
     Ok(super::sorted_unique(out))
@@ -328,7 +377,7 @@ impl IntensityProvider for WattTime {
         to: i64,
     ) -> Result<Vec<IntensityPoint>, ProviderError> {
         let region = Self::region(zone)?;
-        super::chunked_history(from, to, HISTORICAL_CHUNK_S, |a, b| {
+        let mut points = super::chunked_history(from, to, HISTORICAL_CHUNK_S, |a, b| {
             let path = format!(
                 "/v3/historical?region={}&start={}&end={}&signal_type={SIGNAL_TYPE}",
                 encode(region),
@@ -337,7 +386,16 @@ impl IntensityProvider for WattTime {
             );
             let v = self.get(&path, region, "/v3/historical")?;
             parse_moer(&v, region, PointKind::Actual)
-        })
+        })?;
+        let tail_from = points.last().map_or(from, |p| p.end.max(from));
+        if tail_from < to && tail_from >= now_unix() - RECENT_TAIL_S {
+            // Not published yet: the head of the forecast stands in (marked forecast). A
+            // forecast that cannot be had leaves the tail uncovered, as before.
+            if let Ok(f) = self.forecast(region, Duration::from_secs(3600)) {
+                points.extend(fill_tail(&f, tail_from, to));
+            }
+        }
+        Ok(points)
     }
 
     fn forecast(

@@ -474,6 +474,7 @@ mod tests {
                 signal: Signal::Average,
                 kind: PointKind::Forecast,
                 source: "test".into(),
+                estimation_method: None,
             })
             .collect()
     }

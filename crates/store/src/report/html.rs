@@ -308,6 +308,27 @@ fn attributions(o: &mut String, text: &str) {
     o.push_str("</ul>");
 }
 
+/// The live-intensity providers whose data the report embeds, with their credit, and a notice
+/// when their terms restrict redistribution.
+fn live_data_html(o: &mut String, records: &[&wattprint_core::record::RunRecord]) {
+    let (lines, notices) = super::live_data(records);
+    if lines.is_empty() {
+        return;
+    }
+    o.push_str("<h3 style=\"font-size:1em\">Live intensity data</h3><ul class=\"muted\">");
+    for l in &lines {
+        let _ = write!(o, "<li>{}</li>", esc(l));
+    }
+    o.push_str("</ul>");
+    for n in &notices {
+        let _ = write!(
+            o,
+            "<p class=\"note\"><strong>Restricted data.</strong> {}</p>",
+            esc(n)
+        );
+    }
+}
+
 fn run_body(o: &mut String, run: &RunReport, t: &str) {
     let r = &run.record;
     let where_ = location_text(&r.location.code, &r.location.name, r.location.known);
@@ -496,6 +517,7 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
         text.push_str(&a.pue_source);
     }
     attributions(o, &text);
+    live_data_html(o, &[r]);
     o.push_str("</section>\n");
 
     let ws: Vec<(String, Option<usize>)> = r.warnings.iter().map(|w| (w.clone(), None)).collect();
@@ -769,6 +791,7 @@ fn project_body(o: &mut String, p: &ProjectReport, t: &str) {
         text.push_str(&a.pue_source);
     }
     attributions(o, &text);
+    live_data_html(o, &p.runs.iter().collect::<Vec<_>>());
     o.push_str("</section>\n");
     let ws: Vec<(String, Option<usize>)> = p
         .warnings

@@ -314,7 +314,25 @@ fn run_md(o: &mut String, run: &RunReport) {
         md_esc(&r.location.pue_source),
         md_esc(&r.factors_version)
     );
+    live_data_md(o, &[r]);
     warnings(o, &r.warnings);
+}
+
+/// The live-intensity providers whose data the report embeds, with their credit, and a notice
+/// when their terms restrict redistribution.
+fn live_data_md(o: &mut String, records: &[&wattprint_core::record::RunRecord]) {
+    let (lines, notices) = super::live_data(records);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "Live intensity data:\n");
+    for l in &lines {
+        let _ = writeln!(o, "* {}", md_esc(l));
+    }
+    let _ = writeln!(o);
+    for n in &notices {
+        let _ = writeln!(o, "**Restricted data.** {}\n", md_esc(n));
+    }
 }
 
 fn project_md(o: &mut String, p: &ProjectReport) {
@@ -459,6 +477,7 @@ fn project_md(o: &mut String, p: &ProjectReport) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    live_data_md(o, &p.runs.iter().collect::<Vec<_>>());
     let ws: Vec<String> = p
         .warnings
         .iter()

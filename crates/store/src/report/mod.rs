@@ -770,6 +770,37 @@ pub fn title(r: &Report) -> String {
     }
 }
 
+/// Live-intensity data embedded in a report: one line per provider used (publisher, signal,
+/// licence or terms, and when the data was retrieved), and the notices of providers whose
+/// terms restrict redistribution.
+pub fn live_data(records: &[&RunRecord]) -> (Vec<String>, Vec<String>) {
+    let mut lines: Vec<String> = Vec::new();
+    let mut notices: Vec<String> = Vec::new();
+    for r in records {
+        let Some(l) = &r.carbon_intensity.live else {
+            continue;
+        };
+        let line = format!(
+            "{} {}: {}; retrieved {}; {} intervals ({})",
+            l.provider,
+            l.zone,
+            l.attribution.line(),
+            l.retrieved_at,
+            wattprint_core::providers::fmt_resolution(l.resolution_s),
+            l.points
+        );
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+        if let Some(n) = l.attribution.restriction_notice() {
+            if !notices.contains(&n) {
+                notices.push(n);
+            }
+        }
+    }
+    (lines, notices)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
