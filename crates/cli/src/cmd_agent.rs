@@ -81,7 +81,8 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn run(a: Args) -> Result<i32> {
+/// The flags' values checked: the sampling interval and the reporting period.
+fn check_args(a: &Args) -> Result<(Duration, Duration)> {
     let interval = crate::cmd_run::parse_interval(&a.interval)?;
     let report_every = wattprint_core::units::parse_duration(&a.report_every)
         .map_err(|e| anyhow::anyhow!("--report-every: {e}"))?;
@@ -99,6 +100,11 @@ pub fn run(a: Args) -> Result<i32> {
             bail!("--cpu-tdp {w}: must be a positive number of watts");
         }
     }
+    Ok((interval, report_every))
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    let (interval, report_every) = check_args(&a)?;
     let msgs = crate::stderr_messages(a.quiet);
     let config = Config::load(crate::env())?;
     let target: Option<ServerTarget> =
@@ -156,25 +162,14 @@ pub fn run(a: Args) -> Result<i32> {
         st.report.server = target.as_ref().map(|t| t.url.clone());
         st.warnings.extend(disc_warnings);
     }
-    let mut line = format!(
-        "wattprint agent: node {node} (agent {}), {} device(s) [{}], {:.0} gCO2e/kWh × PUE {:.2}",
-        state.lock().map(|s| s.agent_id.clone()).unwrap_or_default(),
-        device_ids.len(),
-        device_ids.join(", "),
-        carbon.intensity_g_per_kwh,
-        carbon.pue
+    let line = banner(
+        &node,
+        &state,
+        &device_ids,
+        &carbon,
+        listener.as_ref().map(|l| l.local_addr()).transpose()?,
+        target.as_ref().map(|t| (t.url.as_str(), report_every)),
     );
-    if let Some(l) = &listener {
-        line.push_str(&format!("; metrics on http://{}/metrics", l.local_addr()?));
-    }
-    match &target {
-        Some(t) => line.push_str(&format!(
-            "; reporting to {} every {}",
-            t.url,
-            crate::summary::fmt_duration(report_every.as_secs_f64())
-        )),
-        None => line.push_str("; no server (metrics only)"),
-    }
     println!("{line}");
     let _ = std::io::stdout().flush();
 
@@ -237,4 +232,34 @@ pub fn run(a: Args) -> Result<i32> {
     println!("wattprint agent: stopped; final {fin}");
     let _ = std::io::stdout().flush();
     Ok(0)
+}
+
+/// The agent's first line: what it measures, where it serves and reports.
+fn banner(
+    node: &str,
+    state: &Arc<Mutex<AgentState>>,
+    device_ids: &[String],
+    carbon: &wattprint_core::record::CarbonContext,
+    metrics: Option<std::net::SocketAddr>,
+    server: Option<(&str, Duration)>,
+) -> String {
+    let mut line = format!(
+        "wattprint agent: node {node} (agent {}), {} device(s) [{}], {:.0} gCO2e/kWh × PUE {:.2}",
+        state.lock().map(|s| s.agent_id.clone()).unwrap_or_default(),
+        device_ids.len(),
+        device_ids.join(", "),
+        carbon.intensity_g_per_kwh,
+        carbon.pue
+    );
+    if let Some(addr) = metrics {
+        line.push_str(&format!("; metrics on http://{addr}/metrics"));
+    }
+    match server {
+        Some((url, every)) => line.push_str(&format!(
+            "; reporting to {url} every {}",
+            crate::summary::fmt_duration(every.as_secs_f64())
+        )),
+        None => line.push_str("; no server (metrics only)"),
+    }
+    line
 }
