@@ -680,9 +680,7 @@ fn import_location(cols: &Columns, rec: &csv::StringRecord, src: &str) -> Locati
 /// An imported record as the server would take it ([`RunRecord::validate`]: physical bounds,
 /// possible times, consistent figures), or why not, for the row's error.
 fn checked_import(r: RunRecord) -> Result<RunRecord, String> {
-    r.validate().map_err(|e| {
-        format!("refused: {e} (the bounds and identities are in docs/server.md, Validation)")
-    })?;
+    r.validate().map_err(|e| format!("refused: {e}"))?;
     Ok(r)
 }
 
