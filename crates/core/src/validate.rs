@@ -60,8 +60,8 @@ pub const MAX_RAM_GB: f64 = 100_000.0;
 pub const MAX_LOGICAL_CPUS: usize = 65_536;
 /// Largest count (`samples`, `skipped_ticks`): exact in a JSON number and an SQL integer.
 pub const MAX_COUNT: u64 = 1_000_000_000_000;
-/// Largest value of any other figure (assumptions, limits, predictions): finite, and far from
-/// overflowing when a report adds or multiplies a few of them.
+/// Largest value of the other figures that are bounded (assumptions, the tracker's usage): far
+/// from overflowing when a report adds or multiplies a few of them.
 pub const MAX_OTHER: f64 = 1e12;
 /// Earliest start: 2000-01-01T00:00:00Z. Earlier times are clocks that were never set (a board
 /// without a real-time clock starts at 1970).
@@ -497,12 +497,16 @@ impl RunRecord {
                 return err("signal", format!("is {s}; a signal number is 1 to 128"));
             }
         }
-        let other = |p: &str, x: f64| check_range(p, x, MAX_OTHER, "any other figure");
+        let tracker = |p: &str, x: f64| check_range(p, x, MAX_OTHER, "any other figure");
         if let Some(t) = &r.tracker {
-            other("tracker.cpu_s", t.cpu_s)?;
-            other("tracker.max_rss_mb", t.max_rss_mb)?;
-            other("tracker.startup_ms", t.startup_ms)?;
+            tracker("tracker.cpu_s", t.cpu_s)?;
+            tracker("tracker.max_rss_mb", t.max_rss_mb)?;
+            tracker("tracker.startup_ms", t.startup_ms)?;
         }
+        // Limits the user set and predictions made early in a run can be any size; they are
+        // neither summed nor charted across runs, so finite and non-negative is enough (a
+        // record is not lost to the server for an extravagant prediction).
+        let other = |p: &str, x: f64| check_range(p, x, f64::MAX, "a finite number");
         if let Some(l) = &r.limits {
             for (n, x) in [
                 ("max_duration_s", l.max_duration_s),
