@@ -171,7 +171,7 @@ proptest! {
         for text in [&cc, &csv, &jsonl] {
             let t = String::from_utf8(text.clone()).unwrap();
             let bad = t
-                .split(|c: char| matches!(c, ',' | '\n' | '\r' | ':' | '"' | '{' | '}' | '[' | ']'))
+                .split([',', '\n', '\r', ':', '"', '{', '}', '[', ']'])
                 .find(|f| ["NaN", "nan", "inf", "-inf", "null"].contains(&f.trim()));
             prop_assert!(bad.is_none(), "{bad:?} in {t}");
         }

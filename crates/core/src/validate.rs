@@ -76,6 +76,12 @@ pub const REL_TOLERANCE: f64 = 1e-6;
 /// Absolute part of the tolerance (in the identity's unit: kWh or kg).
 pub const ABS_TOLERANCE: f64 = 1e-12;
 
+// The bounds agree with each other (checked when compiling): the largest run fits the energy
+// bound, and the largest emissions in the smallest equivalent fit the equivalents' bound.
+const _: () = assert!(MAX_HOST_POWER_W * MAX_DURATION_S / JOULES_PER_KWH <= MAX_ENERGY_KWH);
+const _: () =
+    assert!(MAX_EMISSIONS_KG * 1000.0 / crate::accounting::PHONE_CHARGE_G <= MAX_EQUIVALENT);
+
 /// A field that is malformed, out of bounds, or contradicts another: `path` is its JSON path
 /// (`energy_kwh.total`, `devices[2].energy_kwh`), `reason` says why and what is allowed. Displays
 /// as "`path` `reason`".
