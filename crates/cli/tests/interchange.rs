@@ -574,6 +574,45 @@ fn cc_row(run_id: &str, duration: &str, emissions: &str, cpu_model: &str) -> Str
 }
 
 #[test]
+fn rows_beyond_the_bounds_are_refused_with_their_line() {
+    let h = Home::new();
+    let text = with_header(&[
+        &cc_row("good", "10", "0.0001", "cpu"),   // line 2
+        &cc_row("huge", "10", "1e308", "cpu"),    // line 3: 1e308 kg
+        &cc_row("long", "1e12", "0.0001", "cpu"), // line 4: 31 700 years
+        &cc_row("future", "10", "0.0001", "cpu").replacen("2025-01-01", "9999-01-01", 1), // line 5
+        &cc_row("control", "10", "0.0001", "a\u{1b}[2Jb"), // line 6: a terminal escape
+        &cc_row("pue", "10", "0.0001", "cpu").replacen(",N,1.0,", ",N,50.0,", 1), // line 7
+    ]);
+    let file = h.file("bounds.csv", &text);
+    let o = h.wp(&["import", "codecarbon", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "partial import: exit 1");
+    let e = stderr(&o);
+    let shown = file.display().to_string();
+    for (line, what) in [
+        (3, "carbon_intensity.g_per_kwh"),
+        (4, "duration"),
+        (5, "future"),
+        (6, "host.cpu_model"),
+        (7, "pue"),
+    ] {
+        assert!(
+            e.lines()
+                .any(|l| l.starts_with(&format!("wattprint: {shown}:{line}: ")) && l.contains(what)),
+            "line {line} ({what}): {e}"
+        );
+    }
+    assert!(!e.contains(":2:"), "{e}");
+    let ids: Vec<String> = h.runs().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec!["good"]);
+    // The store stays usable by every reader.
+    for args in [&["runs", "--json"][..], &["export", "--format", "csv"][..]] {
+        let o = h.wp(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn malformed_rows_are_reported_by_line_and_the_good_rows_imported() {
     let h = Home::new();
     let text = with_header(&[
@@ -582,7 +621,12 @@ fn malformed_rows_are_reported_by_line_and_the_good_rows_imported() {
         &cc_row("good-2", "20", "0.0002", "cpu"),   // line 4
         "2025-01-01T00:00:00,proj,short",           // line 5
         &cc_row("bad-neg", "5", "-1", "cpu"),       // line 6
-        &cc_row("good-3", "30", "0.0003", "\"multi\nline cpu\""), // lines 7-8
+        // (A multi-line field where the record allows one: a tag value.)
+        &cc_row("good-3", "30", "0.0003", "cpu").replacen(
+            "good-3,,",
+            "good-3,\"multi\nline experiment\",",
+            1,
+        ), // lines 7-8
         &cc_row("bad-ts", "5", "0.1", "cpu").replacen("2025-01-01T00:00:00", "yesterday", 1), // line 9
     ]);
     let file = h.file("mixed.csv", &text);
@@ -612,7 +656,10 @@ fn malformed_rows_are_reported_by_line_and_the_good_rows_imported() {
     let ids: Vec<String> = h.runs().into_iter().map(|r| r.id).collect();
     assert_eq!(ids, vec!["good-1", "good-2", "good-3"]);
     let g3 = h.store().get_run("good-3").unwrap().unwrap();
-    assert_eq!(g3.host.cpu_model, "multi\nline cpu");
+    assert_eq!(
+        g3.tags["codecarbon.experiment_id"],
+        "multi\nline experiment"
+    );
     assert!(g3.warnings[0].ends_with("line 7"), "{:?}", g3.warnings);
 
     // --strict: nothing imported, exit 2.
@@ -627,7 +674,8 @@ fn malformed_rows_are_reported_by_line_and_the_good_rows_imported() {
     // --strict on a clean file imports it.
     let clean = h.file(
         "clean.csv",
-        &with_header(&[&cc_row("c-1", "1", "0.1", "x")]),
+        // (0.0003 kg for 0.0015 kWh: 200 g/kWh, a possible intensity.)
+        &with_header(&[&cc_row("c-1", "1", "0.0003", "x")]),
     );
     let out = ok(&s.wp(&["import", "codecarbon", "--strict", clean.to_str().unwrap()]));
     assert!(out.contains("imported 1 run(s)"), "{out}");

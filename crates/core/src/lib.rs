@@ -23,3 +23,4 @@ pub mod sensor;
 pub mod sensors;
 pub mod svg;
 pub mod units;
+pub mod validate;

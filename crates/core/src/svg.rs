@@ -23,9 +23,17 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-/// A number for SVG attributes and text: rounded to 6 decimals, never `-0`.
+/// A number for SVG attributes and text: rounded to 6 decimals, never `-0`; a non-finite value
+/// (which no chart should pass) is written as `0` so the document stays valid.
 pub fn num(v: f64) -> String {
-    let r = (v * 1e6).round() / 1e6;
+    if !v.is_finite() {
+        return "0".into();
+    }
+    let r = if v.abs() < 1e15 {
+        (v * 1e6).round() / 1e6
+    } else {
+        v
+    };
     let s = format!("{r}");
     if s == "-0" {
         "0".into()
@@ -34,12 +42,71 @@ pub fn num(v: f64) -> String {
     }
 }
 
-/// A "nice" tick step (1, 2, 2.5, 5 × 10^n) for `range` split in about `target` parts.
+/// Largest value a chart scales by: sums of a few million of them stay finite.
+pub const MAX_CHART_VALUE: f64 = 1e300;
+/// Most ticks an axis draws, whatever its input.
+pub const MAX_TICKS: usize = 64;
+
+/// A value as a chart may use it: finite and non-negative, at most [`MAX_CHART_VALUE`]; NaN
+/// and negatives count as 0, +∞ as the maximum. Every chart passes its data through this, so a
+/// page always renders whatever the store holds.
+pub fn chart_value(v: f64) -> f64 {
+    if v.is_nan() || v <= 0.0 {
+        0.0
+    } else {
+        v.min(MAX_CHART_VALUE)
+    }
+}
+
+/// Axis ticks `0, step, 2·step, …` up to the first multiple of a nice step at or above `max`
+/// (at least one step): returns `(top, ticks)`. Total: any `max` (zero, negative, NaN, ∞, huge)
+/// gives a finite top > 0 and 2 to [`MAX_TICKS`] + 1 ticks.
+pub fn axis_ticks(max: f64, target: usize) -> (f64, Vec<f64>) {
+    let max = chart_value(max);
+    let step = nice_step(max, target.clamp(1, MAX_TICKS));
+    let n = ((max / step).ceil()).clamp(1.0, MAX_TICKS as f64);
+    let top = n * step;
+    let ticks = (0..=n as usize).map(|i| i as f64 * step).collect();
+    (top, ticks)
+}
+
+/// Axis ticks `0, step, …` not beyond `max` (plus rounding), at most [`MAX_TICKS`] + 1, for a
+/// nice step splitting `max` in about `target` parts. Total like [`axis_ticks`].
+pub fn ticks_upto(max: f64, target: usize) -> Vec<f64> {
+    let max = chart_value(max);
+    ticks_between(0.0, max, nice_step(max, target.clamp(1, MAX_TICKS)))
+}
+
+/// The multiples of `step` from `min` to `max` (plus rounding), increasing, at most
+/// [`MAX_TICKS`] + 1 of them: total over any input (none when it makes no sense: non-finite
+/// bounds, a step that is not positive, or one too small to move past `min` in a float).
+pub fn ticks_between(min: f64, max: f64, step: f64) -> Vec<f64> {
+    let mut v: Vec<f64> = Vec::new();
+    if !(min.is_finite() && max.is_finite() && step.is_finite() && step > 0.0) {
+        return v;
+    }
+    let start = (min / step).ceil() * step;
+    for i in 0..=MAX_TICKS {
+        let t = start + i as f64 * step;
+        if !(t.is_finite() && t <= max + step * 1e-9) || v.last().is_some_and(|p| t <= *p) {
+            break;
+        }
+        v.push(t);
+    }
+    v
+}
+
+/// A "nice" tick step (1, 2, 2.5, 5 × 10^n) for `range` split in about `target` parts: always
+/// finite and positive (1 for a range that is not finite and positive).
 pub fn nice_step(range: f64, target: usize) -> f64 {
     if !(range.is_finite() && range > 0.0) {
         return 1.0;
     }
     let raw = range / target.max(1) as f64;
+    if raw < 1e-300 {
+        // 10^floor(log10) underflows to 0 for subnormal ranges.
+        return 1e-300;
+    }
     let mag = 10f64.powf(raw.log10().floor());
     let n = raw / mag;
     let s = if n <= 1.0 {
@@ -53,7 +120,12 @@ pub fn nice_step(range: f64, target: usize) -> f64 {
     } else {
         10.0
     };
-    s * mag
+    let step = s * mag;
+    if step.is_finite() && step > 0.0 {
+        step
+    } else {
+        raw
+    }
 }
 
 /// Rough text width for layout (12 px sans-serif).
@@ -161,7 +233,8 @@ pub struct BarsLayout {
 }
 
 /// Horizontal 100 % bars, one per row (`(name, segments)`), each with its own legend of
-/// `label text` entries wrapped to the width. Negative values count as zero; a row whose total
+/// `label text` entries wrapped to the width. Negative and NaN values count as zero, huge ones as
+/// [`MAX_CHART_VALUE`] ([`chart_value`]); a row whose total
 /// is zero draws an empty frame saying "none". A segment shows its share (`75 %`) inside
 /// when the text fits.
 pub fn stacked_bars(title: &str, rows: &[(String, Vec<Segment>)], g: &BarsLayout) -> String {
@@ -182,7 +255,7 @@ pub fn stacked_bars(title: &str, rows: &[(String, Vec<Segment>)], g: &BarsLayout
     open_chart(&mut o, g.width, h, title, g.title_x, g.title_y);
     let mut y = g.top;
     for (i, (name, segs)) in rows.iter().enumerate() {
-        let total: f64 = segs.iter().map(|s| s.value.max(0.0)).sum();
+        let total: f64 = segs.iter().map(|s| chart_value(s.value)).sum();
         let _ = write!(
             o,
             r##"<text x="{x}" y="{ty}" text-anchor="end" class="cl">{n}</text>"##,
@@ -203,7 +276,7 @@ pub fn stacked_bars(title: &str, rows: &[(String, Vec<Segment>)], g: &BarsLayout
         } else {
             let mut x = l;
             for s in segs {
-                let w = s.value.max(0.0) / total * bw;
+                let w = chart_value(s.value) / total * bw;
                 if w <= 0.0 {
                     continue;
                 }
@@ -217,7 +290,7 @@ pub fn stacked_bars(title: &str, rows: &[(String, Vec<Segment>)], g: &BarsLayout
                     lab = esc(&s.label),
                     text = esc(&s.text),
                 );
-                let p = format!("{:.0} %", s.value / total * 100.0);
+                let p = format!("{:.0} %", chart_value(s.value) / total * 100.0);
                 if w > text_w(&p, g.pct_px) + 8.0 {
                     let _ = write!(
                         o,

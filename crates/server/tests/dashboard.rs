@@ -707,12 +707,11 @@ async fn run_page_plots_samples_and_shows_breakdown_budgets_and_regions() {
     assert_eq!(c, 201, "{v}");
     // A run this month counts against the budget.
     let now = wattprint_server::now_rfc3339();
-    upload(
-        &s,
-        &tok,
-        &rec("this-month", "climate", "bob", "failed", &now, 2.0, 1.5),
-    )
-    .await;
+    // (It ends now: the server refuses an end in the future.)
+    let mut this_month = rec("this-month", "climate", "bob", "failed", &now, 2.0, 1.5);
+    this_month["duration_s"] = json!(0.0);
+    this_month["ended_at"] = json!(now);
+    upload(&s, &tok, &this_month).await;
     let cookie = d.login(&tok).await;
     let run = d
         .page(&cookie, "/dashboard/teams/physics/runs/plotted")

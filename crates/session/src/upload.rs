@@ -423,6 +423,26 @@ pub fn recover_claims(dir: &Path) {
     }
 }
 
+/// The check [`RunRecord::validate`] of a spooled run body (the record, with `series` and `user`
+/// beside it) before it is sent: a record the server would refuse is kept, needing attention,
+/// and not sent. A body that is not a record at all is left to the server to judge.
+fn check_spooled_run(body: &Value) -> Result<(), SendError> {
+    let mut v = body.clone();
+    if let Value::Object(m) = &mut v {
+        m.remove("series");
+        m.remove("user");
+    }
+    let Ok(rec) = serde_json::from_value::<RunRecord>(v) else {
+        return Ok(());
+    };
+    rec.validate().map_err(|e| SendError::Rejected {
+        status: 422,
+        detail: format!(
+            "checked before sending, not sent: the record fails the server's checks ({e}; see docs/server.md, Validation)"
+        ),
+    })
+}
+
 /// Send one spool file: claim it (rename, so a writer replacing it meanwhile is not lost),
 /// send, then delete it once the server confirmed, or put it back (a newer file written
 /// meanwhile supersedes it: records and agent reports are cumulative).
@@ -466,7 +486,7 @@ pub fn sync_file(client: &Client, path: &Path) -> SyncResult {
         ));
     }
     let res = match entry.kind.as_str() {
-        "run" => client.post_run(&entry.body),
+        "run" => check_spooled_run(&entry.body).and_then(|()| client.post_run(&entry.body)),
         "node" => client
             .post_node_energy(&entry.key, &entry.body)
             .map(|v| format!("{} entries, {} changed", v["entries"], v["changed"])),
@@ -609,6 +629,22 @@ impl Shared {
             .unwrap_or_else(|| "the spool".into())
     }
 
+    /// A record the server would refuse ([`RunRecord::validate`]): neither sent nor spooled, and
+    /// said on stderr once per run, even with --quiet (someone must look at it). Returns the
+    /// message.
+    fn refuse_invalid(
+        &self,
+        st: &mut State,
+        e: &wattprint_core::validate::ValidationError,
+    ) -> String {
+        let msg = invalid_message(&self.client.target.url, e);
+        if !st.printed.contains(&msg) {
+            self.msgs.loss(&msg);
+            st.printed.push(msg.clone());
+        }
+        msg
+    }
+
     /// The one warning of the run on stderr (4xx even with --quiet: it needs attention).
     fn warn_once(&self, st: &mut State, e: &SendError) {
         let rejected = matches!(e, SendError::Rejected { .. });
@@ -663,6 +699,13 @@ impl Shared {
     }
 }
 
+/// Why a record is not uploaded when it fails [`RunRecord::validate`].
+pub fn invalid_message(url: &str, e: &wattprint_core::validate::ValidationError) -> String {
+    format!(
+        "not uploaded to {url}: the record fails the server's checks ({e}); it was neither sent nor spooled, and the local store keeps it (see docs/server.md, Validation)"
+    )
+}
+
 /// Sends one run's checkpoints and final record from a background thread.
 pub struct Uploader {
     shared: Arc<Shared>,
@@ -676,6 +719,11 @@ pub struct UploadHandle(Arc<Shared>);
 impl UploadHandle {
     /// Queue a checkpoint (never blocks on the network).
     pub fn checkpoint(&self, rec: &RunRecord) {
+        if let Err(e) = rec.validate() {
+            let mut st = self.0.lock();
+            self.0.refuse_invalid(&mut st, &e);
+            return;
+        }
         let Ok(body) = serde_json::to_value(rec) else {
             return;
         };
@@ -761,6 +809,21 @@ impl Uploader {
             }
             v
         };
+        if let Err(e) = rec.validate() {
+            // Never sent nor spooled: the server would refuse it, and a retry cannot fix it.
+            // (A checkpoint already in the spool was valid: it stays.)
+            let msg = sh.refuse_invalid(&mut st, &e);
+            rec.warnings.push(msg);
+            let shown = st.printed.clone();
+            let busy = st.busy;
+            drop(st);
+            if !busy {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+            }
+            return shown;
+        }
         drop(st);
         let result = if quick {
             sh.client.quick().post_run(&body(rec))
@@ -1288,5 +1351,62 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["b.json", "c.json"]);
+    }
+
+    #[test]
+    fn a_record_the_server_would_refuse_is_neither_sent_nor_spooled() {
+        let stub = Stub::start(vec![Answer::Status(201), Answer::Status(201)]);
+        let dir = tempfile::tempdir().unwrap();
+        let up = uploader(&stub.url, dir.path(), 2000);
+        // Valid records as `wattprint run` builds them pass.
+        assert_eq!(rec(10.0, 100.0, RunStatus::Running).validate(), Ok(()));
+        let mut cp = rec(10.0, 100.0, RunStatus::Running);
+        cp.emissions_kg.total = 1e308;
+        up.handle().checkpoint(&cp);
+        let mut fin = rec(12.0, 120.0, RunStatus::Completed);
+        fin.started_at = "9999-01-01T00:00:00Z".into();
+        let shown = up.finish(&mut fin, &snapshot(12.0, 120.0));
+        assert!(stub.seen().is_empty(), "sent: {:?}", stub.seen().len());
+        assert!(spooled(dir.path()).is_none(), "spooled");
+        // Said loudly (the uploader runs with --quiet here) and kept in the local record.
+        assert!(
+            shown.iter().any(|m| m.contains("emissions_kg.total")),
+            "{shown:?}"
+        );
+        assert!(
+            fin.warnings
+                .iter()
+                .any(|w| w.contains("started_at") && w.contains("neither sent nor spooled")),
+            "{:?}",
+            fin.warnings
+        );
+    }
+
+    #[test]
+    fn sync_does_not_send_a_spooled_record_the_server_would_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bad = rec(10.0, 100.0, RunStatus::Completed);
+        bad.energy_kwh.total = wattprint_core::units::KilowattHours(1e308);
+        let entry = SpoolEntry {
+            schema: SPOOL_SCHEMA.into(),
+            kind: "run".into(),
+            key: "run-1".into(),
+            server: "http://x".into(),
+            spooled_at: "t".into(),
+            reason: "down".into(),
+            attention: None,
+            body: serde_json::to_value(&bad).unwrap(),
+        };
+        let p = write_spool(dir.path(), "run-1.json", &entry).unwrap();
+        let stub = Stub::start(vec![Answer::Status(201)]);
+        let c = Client::new(ServerTarget::new(&stub.url, "wpt_t").unwrap());
+        let r = sync_file(&c, &p);
+        assert!(
+            matches!(&r, SyncResult::Kept { error: SendError::Rejected { detail, .. }, .. } if detail.contains("energy_kwh.total")),
+            "{r:?}"
+        );
+        assert!(stub.seen().is_empty());
+        let kept: SpoolEntry = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert!(kept.attention.unwrap().contains("not sent"));
     }
 }

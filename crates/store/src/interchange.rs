@@ -677,6 +677,13 @@ fn import_location(cols: &Columns, rec: &csv::StringRecord, src: &str) -> Locati
     }
 }
 
+/// An imported record as the server would take it ([`RunRecord::validate`]: physical bounds,
+/// possible times, consistent figures), or why not, for the row's error.
+fn checked_import(r: RunRecord) -> Result<RunRecord, String> {
+    r.validate().map_err(|e| format!("refused: {e}"))?;
+    Ok(r)
+}
+
 /// Build a run record from one CodeCarbon row.
 fn import_row(
     cols: &Columns,
@@ -706,6 +713,11 @@ fn import_row(
     let cpu_count = non_negative(cols, rec, "cpu_count", "CPUs")?;
     let gpu_count = non_negative(cols, rec, "gpu_count", "GPUs")?;
     let ram_gib = non_negative(cols, rec, "ram_total_size", "GiB")?;
+    if duration > wattprint_core::validate::MAX_DURATION_S {
+        return Err(format!(
+            "column `duration`: {duration} s is longer than the longest run (366 days; see docs/server.md, Validation)"
+        ));
+    }
     let start = end
         .checked_sub(time::Duration::seconds_f64(duration))
         .ok_or_else(|| "column `duration`: reaches before year 1".to_string())?;
@@ -745,11 +757,15 @@ fn import_row(
         );
     }
     let parts_f = cpu_f + gpu_f + ram_f;
-    if parts_f > consumed * (1.0 + 1e-9) + 1e-15 {
+    let (cpu_f, gpu_f, ram_f) = if parts_f > consumed * (1.0 + 1e-9) + 1e-15 {
         warnings.push(format!(
-            "cpu_energy + gpu_energy + ram_energy ({parts_f} kWh) exceed energy_consumed ({consumed} kWh); energy_consumed is used as the total"
+            "cpu_energy + gpu_energy + ram_energy ({parts_f} kWh) exceed energy_consumed ({consumed} kWh); energy_consumed is used as the total and the three are scaled down to it"
         ));
-    }
+        let k = consumed / parts_f;
+        (cpu_f * k, gpu_f * k, ram_f * k)
+    } else {
+        (cpu_f, gpu_f, ram_f)
+    };
     let intensity = if consumed > 0.0 {
         emissions * 1000.0 / consumed
     } else {
@@ -960,7 +976,7 @@ pub fn parse_codecarbon<R: Read>(
             });
             continue;
         }
-        match import_row(&cols, &rec, line, source, project) {
+        match import_row(&cols, &rec, line, source, project).and_then(checked_import) {
             Ok(r) => {
                 if let Some(&i) = by_id.get(&r.id) {
                     out.notes.push(format!(

@@ -5,7 +5,7 @@
 //! the server keeps the largest it has seen, so a retried, replayed or reordered report never
 //! double counts, and a node's total is the sum over windows and agent instances (restarts).
 
-use super::{check_ident, check_len, check_nonneg, parse_time, query, typed, ApiError, JsonBody};
+use super::{check_ident, check_len, parse_time, query, typed, ApiError, JsonBody};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::store::Role;
@@ -65,6 +65,7 @@ pub async fn post_energy(
     check_ident("agent", &b.agent, super::runs::MAX_RUN_ID)?;
     check_len("windows", &b.windows, MAX_ENTRIES)?;
     let mut entries = Vec::new();
+    let now = wattprint_core::validate::now_unix();
     for (i, w) in b.windows.iter().enumerate() {
         let t = parse_time("start", &w.start).map_err(|_| {
             ApiError::invalid(format!(
@@ -72,6 +73,7 @@ pub async fn post_energy(
                 w.start
             ))
         })?;
+        check_window_start(i, t.unix_timestamp(), now)?;
         let start = crate::format_rfc3339(t);
         for (j, d) in w.devices.iter().enumerate() {
             let p = format!("windows[{i}].devices[{j}]");
@@ -81,8 +83,7 @@ pub async fn post_energy(
                 super::runs::MAX_NAME,
             )?;
             check_ident(&format!("{p}.kind"), &d.kind, 32)?;
-            check_nonneg(&format!("{p}.joules"), d.joules)?;
-            check_nonneg(&format!("{p}.emissions_g"), d.emissions_g)?;
+            check_window_figures(&p, d.joules, d.emissions_g)?;
             entries.push(NodeEnergy {
                 window_start: start.clone(),
                 device_id: d.device_id.clone(),
@@ -104,6 +105,37 @@ pub async fn post_energy(
         "entries": entries.len(),
         "changed": changed,
     })))
+}
+
+/// A window starts between 2000 and now (plus the clock-skew allowance), like a run.
+fn check_window_start(i: usize, unix: i64, now: i64) -> Result<(), ApiError> {
+    use wattprint_core::validate::{EARLIEST_UNIX, MAX_CLOCK_SKEW_S};
+    if unix < EARLIEST_UNIX || unix > now.saturating_add(MAX_CLOCK_SKEW_S) {
+        return Err(ApiError::invalid(format!(
+            "windows[{i}].start is before 2000-01-01 or in the future (more than {} minutes of clock skew)",
+            MAX_CLOCK_SKEW_S / 60
+        )));
+    }
+    Ok(())
+}
+
+/// One device's figures of one hour window: at most the largest host power for an hour, and
+/// that energy's facility emissions at the largest PUE and intensity (docs/server.md, Validation).
+fn check_window_figures(p: &str, joules: f64, emissions_g: f64) -> Result<(), ApiError> {
+    use wattprint_core::validate::{
+        check_range, MAX_HOST_POWER_W, MAX_INTENSITY_G_PER_KWH, MAX_PUE,
+    };
+    let max_j = MAX_HOST_POWER_W * 3600.0;
+    let max_g = max_j / wattprint_core::units::JOULES_PER_KWH * MAX_PUE * MAX_INTENSITY_G_PER_KWH;
+    let to_api = |e: wattprint_core::validate::ValidationError| ApiError::invalid(e.to_string());
+    check_range(&format!("{p}.joules"), joules, max_j, "100 kW for one hour").map_err(to_api)?;
+    check_range(
+        &format!("{p}.emissions_g"),
+        emissions_g,
+        max_g,
+        "that energy at the largest PUE and intensity",
+    )
+    .map_err(to_api)
 }
 
 #[derive(Debug, Default, Deserialize)]

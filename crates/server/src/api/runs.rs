@@ -1,9 +1,6 @@
 //! Runs: ingest (idempotent upsert of checkpoints and final records), samples, listing, one run.
 
-use super::{
-    check_finite, check_ident, check_len, check_line, check_nonneg, check_text, month_of,
-    parse_time, query, typed, ApiError, JsonBody,
-};
+use super::{check_ident, check_len, month_of, parse_time, query, typed, ApiError, JsonBody};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::store::{NewRun, Outcome, Role, RunFilter, Sample};
@@ -13,167 +10,33 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wattprint_core::record::{RunRecord, RunStatus, SCHEMA};
+use wattprint_core::record::{RunRecord, RunStatus};
+use wattprint_core::validate::{check_sample, ValidationError};
 
 /// Longest run id.
-pub const MAX_RUN_ID: usize = 128;
+pub const MAX_RUN_ID: usize = wattprint_core::validate::MAX_RUN_ID;
 /// Longest team, project, user, device or tag name.
-pub const MAX_NAME: usize = 200;
+pub const MAX_NAME: usize = wattprint_core::validate::MAX_NAME;
 /// Most samples in one request.
 pub const MAX_SAMPLES: usize = 100_000;
 
-/// Check every field of a run record: names and lengths, and finite non-negative energies,
-/// emissions, durations and powers.
+/// Check a run record with [`RunRecord::validate`] (form, physical bounds, times, identities; see
+/// docs/server.md, "Validation"): a refusal is a 422 naming the field's JSON path.
 pub fn validate_record(r: &RunRecord) -> Result<(), ApiError> {
-    if r.schema != SCHEMA {
-        return Err(ApiError::invalid(format!(
-            "schema is {:?}; this server accepts {SCHEMA:?}",
-            r.schema
-        )));
-    }
-    check_ident("id", &r.id, MAX_RUN_ID)?;
-    check_ident("project", &r.project, MAX_NAME)?;
-    if r.tags.len() > 256 {
-        return Err(ApiError::invalid(format!(
-            "tags has {} entries; the limit is 256",
-            r.tags.len()
-        )));
-    }
-    for (k, v) in &r.tags {
-        check_ident("tags key", k, MAX_NAME)?;
-        check_text(&format!("tags.{k}"), v, 4096)?;
-    }
-    check_len("command", &r.command, 4096)?;
-    for (i, a) in r.command.iter().enumerate() {
-        check_text(&format!("command[{i}]"), a, 65_536)?;
-    }
-    parse_time("started_at", &r.started_at).map_err(|_| {
-        ApiError::invalid(format!(
-            "started_at {:?} is not an RFC 3339 time",
-            r.started_at
-        ))
-    })?;
-    if let Some(e) = &r.ended_at {
-        parse_time("ended_at", e)
-            .map_err(|_| ApiError::invalid(format!("ended_at {e:?} is not an RFC 3339 time")))?;
-    }
-    check_nonneg("duration_s", r.duration_s)?;
-    check_nonneg("interval_s", r.interval_s)?;
-    check_line("host.hostname", &r.host.hostname, 255)?;
-    check_line("host.cpu_model", &r.host.cpu_model, 1024)?;
-    check_nonneg("host.ram_gb", r.host.ram_gb)?;
-    check_len("host.gpus", &r.host.gpus, 256)?;
-    for (i, g) in r.host.gpus.iter().enumerate() {
-        check_line(&format!("host.gpus[{i}].name"), &g.name, 1024)?;
-        check_line(&format!("host.gpus[{i}].uuid"), &g.uuid, 256)?;
-    }
-    check_line("scope", &r.scope, 64)?;
-    let e = &r.energy_kwh;
-    for (n, x) in [
-        ("cpu", e.cpu.0),
-        ("gpu", e.gpu.0),
-        ("ram", e.ram.0),
-        ("other", e.other.0),
-        ("dynamic", e.dynamic.0),
-        ("static", e.static_.0),
-        ("it", e.it.0),
-        ("infrastructure", e.infrastructure.0),
-        ("facility", e.facility.0),
-        ("total", e.total.0),
-    ] {
-        check_nonneg(&format!("energy_kwh.{n}"), x)?;
-    }
-    check_len("devices", &r.devices, 1024)?;
-    for (i, d) in r.devices.iter().enumerate() {
-        check_ident(&format!("devices[{i}].id"), &d.id, MAX_NAME)?;
-        check_line(&format!("devices[{i}].name"), &d.name, 1024)?;
-        check_nonneg(&format!("devices[{i}].energy_kwh"), d.energy_kwh)?;
-        check_nonneg(&format!("devices[{i}].avg_power_w"), d.avg_power_w)?;
-        check_nonneg(
-            &format!("devices[{i}].machine_energy_kwh"),
-            d.machine_energy_kwh,
-        )?;
-        if let Some(p) = d.idle_power_w {
-            check_nonneg(&format!("devices[{i}].idle_power_w"), p)?;
-        }
-    }
-    check_line("methods.cpu", &r.methods.cpu, 256)?;
-    check_line("methods.gpu", &r.methods.gpu, 256)?;
-    check_line("methods.ram", &r.methods.ram, 256)?;
-    check_finite("pue", r.pue)?;
-    if r.pue < 1.0 {
-        return Err(ApiError::invalid(format!(
-            "pue is {}; a PUE is facility energy / IT energy, so at least 1",
-            r.pue
-        )));
-    }
-    check_nonneg("carbon_intensity.g_per_kwh", r.carbon_intensity.g_per_kwh)?;
-    check_text("carbon_intensity.source", &r.carbon_intensity.source, 8192)?;
-    check_line("location.code", &r.location.code, 256)?;
-    check_line("location.name", &r.location.name, 1024)?;
-    check_text("location.pue_source", &r.location.pue_source, 8192)?;
-    let m = &r.emissions_kg;
-    for (n, x) in [
-        ("dynamic", m.dynamic),
-        ("static", m.static_),
-        ("infrastructure", m.infrastructure),
-        ("embodied", m.embodied),
-        ("operational", m.operational),
-        ("total", m.total),
-    ] {
-        check_nonneg(&format!("emissions_kg.{n}"), x)?;
-    }
-    let q = &r.equivalents;
-    for (n, x) in [
-        ("car_km", q.car_km),
-        ("tree_months", q.tree_months),
-        ("flights_paris_london", q.flights_paris_london),
-        ("flights_paris_dublin", q.flights_paris_dublin),
-        (
-            "flights_new_york_san_francisco",
-            q.flights_new_york_san_francisco,
-        ),
-        ("phone_charges", q.phone_charges),
-    ] {
-        check_nonneg(&format!("equivalents.{n}"), x)?;
-    }
-    check_len("assumptions", &r.assumptions, 1024)?;
-    for (i, a) in r.assumptions.iter().enumerate() {
-        check_line(&format!("assumptions[{i}].name"), &a.name, 1024)?;
-        check_finite(&format!("assumptions[{i}].value"), a.value)?;
-        check_line(&format!("assumptions[{i}].unit"), &a.unit, 64)?;
-        check_text(&format!("assumptions[{i}].source"), &a.source, 16_384)?;
-    }
-    check_line("factors_version", &r.factors_version, 64)?;
-    check_len("warnings", &r.warnings, 1024)?;
-    for (i, w) in r.warnings.iter().enumerate() {
-        check_text(&format!("warnings[{i}]"), w, 8192)?;
-    }
-    check_line("wattprint_version", &r.wattprint_version, 64)?;
-    if let Some(t) = &r.tracker {
-        check_nonneg("tracker.cpu_s", t.cpu_s)?;
-        if let Some(m) = t.max_rss_mb {
-            check_nonneg("tracker.max_rss_mb", m)?;
-        }
-        check_nonneg("tracker.startup_ms", t.startup_ms)?;
-    }
-    Ok(())
+    r.validate().map_err(invalid)
 }
 
-/// Check samples: device ids, finite non-negative times and energies, `t1 >= t0`.
+fn invalid(e: ValidationError) -> ApiError {
+    ApiError::invalid(e.to_string())
+}
+
+/// Check samples: device ids, finite non-negative times and energies within the bounds of one
+/// run, `t1 >= t0`.
 pub fn validate_samples(path: &str, s: &[Sample]) -> Result<(), ApiError> {
     check_len(path, s, MAX_SAMPLES)?;
     for (i, x) in s.iter().enumerate() {
         check_ident(&format!("{path}[{i}].device_id"), &x.device_id, MAX_NAME)?;
-        check_nonneg(&format!("{path}[{i}].t0"), x.t0)?;
-        check_nonneg(&format!("{path}[{i}].t1"), x.t1)?;
-        check_nonneg(&format!("{path}[{i}].energy_j"), x.energy_j)?;
-        if x.t1 < x.t0 {
-            return Err(ApiError::invalid(format!(
-                "{path}[{i}]: t1 ({}) is before t0 ({})",
-                x.t1, x.t0
-            )));
-        }
+        check_sample(&format!("{path}[{i}]"), x.t0, x.t1, x.energy_j).map_err(invalid)?;
     }
     Ok(())
 }

@@ -7,7 +7,9 @@
 use super::esc;
 use std::fmt::Write;
 
-use wattprint_core::svg::{self, legend, legend_lines, open_chart, BarsLayout};
+use wattprint_core::svg::{
+    self, axis_ticks, chart_value, legend, legend_lines, open_chart, ticks_upto, BarsLayout,
+};
 pub use wattprint_core::svg::{nice_step, num, Segment};
 
 /// Colours that stay distinct in print and for common colour-vision deficiencies.
@@ -32,7 +34,8 @@ fn open(o: &mut String, w: f64, h: f64, title: &str) {
     open_chart(o, w, h, title, 4.0, 16.0);
 }
 
-/// Y axis: grid lines and labels from 0 to a nice top above `max`; returns the top.
+/// Y axis: grid lines and labels from 0 to a nice top above `max`; returns the top (finite and
+/// positive, with at most [`svg::MAX_TICKS`] + 1 lines, whatever `max` is).
 fn y_axis(
     o: &mut String,
     max: f64,
@@ -42,10 +45,8 @@ fn y_axis(
     ph: f64,
     fmt: &dyn Fn(f64) -> String,
 ) -> f64 {
-    let step = nice_step(max, 4).max(f64::MIN_POSITIVE);
-    let top = ((max / step).ceil() * step).max(step);
-    let mut v = 0.0;
-    while v <= top + step * 1e-9 {
+    let (top, ticks) = axis_ticks(max, 4);
+    for v in ticks {
         let y = t + ph - v / top * ph;
         let _ = write!(
             o,
@@ -57,7 +58,6 @@ fn y_axis(
             ty = num(y + 4.0),
             label = esc(&fmt(v)),
         );
-        v += step;
     }
     top
 }
@@ -97,7 +97,7 @@ pub fn month_bars(
         .map(|i| {
             series
                 .iter()
-                .map(|s| s.1.get(i).copied().unwrap_or(0.0).max(0.0))
+                .map(|s| chart_value(s.1.get(i).copied().unwrap_or(0.0)))
                 .sum()
         })
         .collect();
@@ -126,7 +126,7 @@ pub fn month_bars(
         let x = l + slot * i as f64 + (slot - bw) / 2.0;
         let mut y = t + plot_h;
         for (k, s) in series.iter().enumerate() {
-            let v = s.1.get(i).copied().unwrap_or(0.0).max(0.0);
+            let v = chart_value(s.1.get(i).copied().unwrap_or(0.0));
             if v <= 0.0 {
                 continue;
             }
@@ -185,7 +185,10 @@ pub fn hbars(title: &str, rows: &[HBar], width: f64) -> String {
     let h = t + row_h * rows.len().max(1) as f64 + 6.0;
     let mut o = String::new();
     open(&mut o, width, h, title);
-    let max = rows.iter().map(|b| b.value).fold(0.0, f64::max);
+    let max = rows
+        .iter()
+        .map(|b| chart_value(b.value))
+        .fold(0.0, f64::max);
     if rows.is_empty() || max <= 0.0 {
         let _ = write!(
             o,
@@ -198,7 +201,7 @@ pub fn hbars(title: &str, rows: &[HBar], width: f64) -> String {
     let bw = width - l - r;
     for (i, b) in rows.iter().enumerate() {
         let y = t + row_h * i as f64;
-        let w = (b.value.max(0.0) / max * bw).max(1.0);
+        let w = (chart_value(b.value) / max * bw).max(1.0);
         let _ = write!(
             o,
             r##"<text x="{lx}" y="{ty}" text-anchor="end" class="cl">{label}<title>{full}</title></text><rect x="{l}" y="{y}" width="{w}" height="15" fill="{c}"><title>{full}: {text}</title></rect><text x="{vx}" y="{ty}" class="cl">{text}</text>"##,
@@ -245,8 +248,8 @@ pub fn line_chart(title: &str, lines: &[Line], unit: &str, width: f64) -> String
     for &(x, y) in lines.iter().flat_map(|ln| ln.points.iter()) {
         if x.is_finite() && y.is_finite() {
             any = true;
-            xmax = xmax.max(x);
-            ymax = ymax.max(y);
+            xmax = xmax.max(chart_value(x));
+            ymax = ymax.max(chart_value(y));
         }
     }
     if !any {
@@ -269,10 +272,9 @@ pub fn line_chart(title: &str, lines: &[Line], unit: &str, width: f64) -> String
     } else {
         (3600.0, "h", "time since start (h)")
     };
-    let step = nice_step(xmax / div, 6) * div;
-    let mut x = 0.0;
-    while x <= xmax + step * 1e-9 {
-        let xx = l + x / xmax * pw;
+    for tick in ticks_upto(xmax / div, 6) {
+        let x = tick * div;
+        let xx = l + (x / xmax).min(1.0) * pw;
         let _ = write!(
             o,
             r##"<line x1="{xx}" x2="{xx}" y1="{y0}" y2="{y1}" class="axis"/><text x="{xx}" y="{ty}" text-anchor="middle" class="cl">{lab} {u}</text>"##,
@@ -280,9 +282,8 @@ pub fn line_chart(title: &str, lines: &[Line], unit: &str, width: f64) -> String
             y0 = num(t + ph),
             y1 = num(t + ph + 4.0),
             ty = num(t + ph + 17.0),
-            lab = num((x / div * 1000.0).round() / 1000.0),
+            lab = num((tick * 1000.0).round() / 1000.0),
         );
-        x += step;
     }
     let _ = write!(
         o,
@@ -306,8 +307,8 @@ pub fn line_chart(title: &str, lines: &[Line], unit: &str, width: f64) -> String
                 d,
                 "{}{},{}",
                 if d.is_empty() { "M" } else { " L" },
-                num(((l + x / xmax * pw) * 10.0).round() / 10.0),
-                num(((t + ph - y / top * ph) * 10.0).round() / 10.0)
+                num(((l + chart_value(x) / xmax * pw) * 10.0).round() / 10.0),
+                num(((t + ph - chart_value(y) / top * ph) * 10.0).round() / 10.0)
             );
         }
         if d.is_empty() {
@@ -345,6 +346,7 @@ pub fn stacked_bars(title: &str, rows: &[(String, Vec<Segment>)], width: f64) ->
 /// A budget meter: the share of `limit` used (red past 100 %).
 pub fn meter(used: f64, limit: f64) -> String {
     let (w, h) = (110.0, 12.0);
+    let (used, limit) = (chart_value(used), chart_value(limit));
     let frac = if limit > 0.0 {
         used / limit
     } else if used > 0.0 {

@@ -278,9 +278,29 @@ impl Rec {
         self.emissions_kg = emissions_kg;
         self
     }
+    /// The record as JSON, consistent with itself as the server checks it: `ended_at` is
+    /// `started_at + duration_s`; emissions are facility energy × an intensity of at most
+    /// 200 g/kWh, the rest of `emissions_kg` (if any) being embodied.
     pub fn json(&self) -> Value {
+        use time::format_description::well_known::Rfc3339;
         let e = self.energy_kwh;
         let running = self.status == "running";
+        let facility = e * 1.2;
+        let g_per_kwh = if facility > 0.0 {
+            (self.emissions_kg * 1000.0 / facility).min(200.0)
+        } else {
+            200.0
+        };
+        let i_kg = g_per_kwh / 1000.0;
+        let operational = facility * i_kg;
+        let embodied = (self.emissions_kg - operational).max(0.0);
+        let ended = time::OffsetDateTime::parse(&self.started_at, &Rfc3339)
+            .map(|t| {
+                (t + time::Duration::seconds_f64(self.duration_s))
+                    .format(&Rfc3339)
+                    .unwrap()
+            })
+            .unwrap_or_else(|_| self.started_at.clone());
         json!({
             "schema": "wattprint.run/1",
             "id": self.id,
@@ -288,7 +308,7 @@ impl Rec {
             "tags": self.tags,
             "command": self.command,
             "started_at": self.started_at,
-            "ended_at": if running { Value::Null } else { json!("2025-03-10T13:00:00Z") },
+            "ended_at": if running { Value::Null } else { json!(ended) },
             "duration_s": self.duration_s,
             "status": self.status,
             "exit_code": if running { Value::Null } else { json!(0) },
@@ -303,11 +323,11 @@ impl Rec {
                          "energy_kwh": e * 0.25, "avg_power_w": 10.0, "machine_energy_kwh": e * 0.3}],
             "methods": {"cpu": "rapl", "gpu": "nvml-energy", "ram": "model"},
             "pue": 1.2,
-            "carbon_intensity": {"g_per_kwh": 200.0, "source": "test"},
+            "carbon_intensity": {"g_per_kwh": g_per_kwh, "source": "test"},
             "location": {"code": "FR", "name": "France", "known": true, "pue_source": "test"},
-            "emissions_kg": {"dynamic": self.emissions_kg * 0.6, "static": self.emissions_kg * 0.2,
-                             "infrastructure": self.emissions_kg * 0.2, "embodied": 0.0,
-                             "operational": self.emissions_kg, "total": self.emissions_kg},
+            "emissions_kg": {"dynamic": e * 0.75 * i_kg, "static": e * 0.25 * i_kg,
+                             "infrastructure": e * 0.2 * i_kg, "embodied": embodied,
+                             "operational": operational, "total": self.emissions_kg},
             "equivalents": {"car_km": 1.0, "tree_months": 0.1, "flights_paris_london": 0.0,
                             "flights_paris_dublin": 0.0, "flights_new_york_san_francisco": 0.0,
                             "phone_charges": 12.0},

@@ -4,7 +4,10 @@
 
 use std::fmt::Write;
 
-use wattprint_core::svg::{self, legend_layout, num, open_chart, BarsLayout};
+use wattprint_core::svg::{
+    self, axis_ticks, chart_value, legend_layout, num, open_chart, ticks_between, BarsLayout,
+    MAX_CHART_VALUE,
+};
 pub use wattprint_core::svg::{esc, nice_step, Segment};
 
 /// Colours that stay distinct in print and for common colour-vision deficiencies.
@@ -67,12 +70,10 @@ fn x_ticks(scale: XScale, min: f64, max: f64) -> (Vec<(f64, String)>, String) {
                 (3600.0, "h", "time since start (h)")
             };
             let step = nice_step(range / div, 6) * div;
-            let mut v = Vec::new();
-            let mut t = (min / step).ceil() * step;
-            while t <= max + step * 1e-9 {
-                v.push((t, format!("{} {unit}", num(t / div))));
-                t += step;
-            }
+            let v = ticks_between(min, max, step)
+                .into_iter()
+                .map(|t| (t, format!("{} {unit}", num(t / div))))
+                .collect();
             (v, name.to_string())
         }
         XScale::Unix => {
@@ -86,13 +87,11 @@ fn x_ticks(scale: XScale, min: f64, max: f64) -> (Vec<(f64, String)>, String) {
                 .copied()
                 .find(|s| *s >= want)
                 .unwrap_or_else(|| (want / 2592000.0).ceil() * 2592000.0);
-            let mut v = Vec::new();
-            let mut t = (min / step).ceil() * step;
             let days = range > 2.0 * 86400.0;
-            while t <= max + 1e-6 {
-                v.push((t, unix_label(t, days, step < 60.0)));
-                t += step;
-            }
+            let v = ticks_between(min, max, step)
+                .into_iter()
+                .map(|t| (t, unix_label(t, days, step < 60.0)))
+                .collect();
             (v, "end of run (UTC)".to_string())
         }
     }
@@ -111,7 +110,14 @@ fn unix_label(t: f64, date: bool, seconds: bool) -> String {
     }
 }
 
-/// A line chart with axes, grid, ticks and a legend.
+/// An x value as the chart places it: within ±[`MAX_CHART_VALUE`], so ranges stay finite.
+fn clamp_x(x: f64) -> f64 {
+    x.clamp(-MAX_CHART_VALUE, MAX_CHART_VALUE)
+}
+
+/// A line chart with axes, grid, ticks and a legend. Total over its input: empty, zero, huge,
+/// negative or non-finite points give a valid chart with at most [`svg::MAX_TICKS`] + 1 ticks
+/// per axis.
 pub fn line_chart(title: &str, lines: &[Line], xs: XScale, yu: YUnit, height: f64) -> String {
     let (l, r, t, b) = (70.0, 16.0, 30.0, 44.0);
     let legend_h = if lines.len() > 1 {
@@ -133,9 +139,10 @@ pub fn line_chart(title: &str, lines: &[Line], xs: XScale, yu: YUnit, height: f6
     let (mut xmin, mut xmax, mut ymax) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
     for &(x, y) in pts {
         if x.is_finite() && y.is_finite() {
+            let x = clamp_x(x);
             xmin = xmin.min(x);
             xmax = xmax.max(x);
-            ymax = ymax.max(y);
+            ymax = ymax.max(chart_value(y));
         }
     }
     let mut o = String::new();
@@ -150,16 +157,15 @@ pub fn line_chart(title: &str, lines: &[Line], xs: XScale, yu: YUnit, height: f6
         return o;
     }
     if xmax <= xmin {
-        xmax = xmin + 1.0;
+        xmax = xmin + (xmin.abs() * 1e-9).max(1.0);
     }
     let (ys, yname) = y_scale(yu, ymax);
-    let ystep = nice_step(ymax * ys, 5).max(f64::MIN_POSITIVE);
-    let ytop = ((ymax * ys / ystep).ceil() * ystep).max(ystep) / ys;
-    let px = |x: f64| l + (x - xmin) / (xmax - xmin) * pw;
-    let py = |y: f64| t + ph - y / ytop * ph;
+    let (ytop_scaled, yticks) = axis_ticks(ymax * ys, 5);
+    let ytop = ytop_scaled / ys;
+    let px = |x: f64| l + (clamp_x(x) - xmin) / (xmax - xmin) * pw;
+    let py = |y: f64| t + ph - chart_value(y) / ytop * ph;
     // grid and y ticks
-    let mut v = 0.0;
-    while v <= ytop * ys + ystep * 1e-9 {
+    for v in yticks {
         let y = py(v / ys);
         let _ = write!(
             o,
@@ -170,7 +176,6 @@ pub fn line_chart(title: &str, lines: &[Line], xs: XScale, yu: YUnit, height: f6
             ty = num(y + 4.0),
             label = esc(&num(v)),
         );
-        v += ystep;
     }
     let (xt, xname) = x_ticks(xs, xmin, xmax);
     for (x, label) in &xt {
