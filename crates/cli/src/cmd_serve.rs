@@ -32,6 +32,21 @@ pub struct Args {
     /// Requests a token may make in a burst above the sustained rate.
     #[arg(long, default_value_t = 200.0, value_name = "N")]
     pub burst: f64,
+    /// A request's headers must arrive within this time of the connection opening or of the
+    /// previous answer (this also closes idle keep-alive connections).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// Close a connection on which nothing moves for this long (at least --request-timeout).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub idle_timeout: String,
+    /// Most connections open at once; more wait until one closes. Keep it well under the
+    /// process's descriptor limit (`ulimit -n`).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+    /// Most expensive requests (listings, samples, totals, dashboard pages) one token may have
+    /// in flight at once; more get 429 (0 turns the cap off).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_expensive: usize,
 }
 
 /// The database to use: the flag, else `$WATTPRINT_DATABASE`, else SQLite in the home directory.
@@ -88,11 +103,36 @@ pub fn limits(a: &Args) -> Result<Limits> {
     if !a.burst.is_finite() || a.burst < 1.0 {
         bail!("--burst must be at least 1");
     }
+    let duration = |flag: &str, v: &str| {
+        wattprint_core::units::parse_duration(v).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let header_read_timeout = duration("--header-timeout", &a.header_timeout)?;
+    if header_read_timeout < Duration::from_millis(10) {
+        bail!("--header-timeout {} is too short", a.header_timeout);
+    }
+    let idle_timeout = duration("--idle-timeout", &a.idle_timeout)?;
+    if idle_timeout < request_timeout {
+        bail!(
+            "--idle-timeout {} is shorter than --request-timeout {}: a slow request would lose its connection",
+            a.idle_timeout,
+            a.request_timeout
+        );
+    }
+    if a.max_connections == 0 || a.max_connections > wattprint_server::conn::MAX_CONNECTIONS {
+        bail!(
+            "--max-connections must be 1 to {}",
+            wattprint_server::conn::MAX_CONNECTIONS
+        );
+    }
     Ok(Limits {
         max_body_bytes,
         request_timeout,
         rate_per_s: a.rate_limit,
         burst: a.burst,
+        header_read_timeout,
+        idle_timeout,
+        max_connections: a.max_connections,
+        max_expensive_per_token: a.max_expensive,
     })
 }
 

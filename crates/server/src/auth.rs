@@ -178,8 +178,7 @@ impl FromRequestParts<AppState> for Auth {
         let rec = state
             .store
             .token_by_hash(&hash_token(tok))
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         let Some(rec) = rec else {
             return Err(ApiError::unauthorized("unknown token"));
         };

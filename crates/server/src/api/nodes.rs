@@ -96,8 +96,7 @@ pub async fn post_energy(
     let changed = st
         .store
         .upsert_node_energy(auth.token.org_id, team_id, &node, &b.agent, &entries)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok(Json(json!({
         "node": node,
         "agent": b.agent,
@@ -133,11 +132,11 @@ pub async fn list(
         since: time("since", &q.since)?,
         until: time("until", &q.until)?,
     };
+    let _slot = st.expensive.enter(auth.token.id)?;
     let nodes = st
         .store
         .node_totals(&auth.scope(), &f)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     let joules: f64 = nodes.iter().map(|n| n.joules).sum();
     let kg: f64 = nodes.iter().map(|n| n.emissions_kg).sum();
     Ok(Json(json!({

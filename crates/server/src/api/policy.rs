@@ -45,8 +45,7 @@ async fn target_team(
             let id = st
                 .store
                 .team_id(t.org_id, name)
-                .await
-                .map_err(ApiError::internal)?
+                .await?
                 .ok_or_else(|| {
                     ApiError::not_found(format!("no team {name:?} visible to this token"))
                 })?;
@@ -77,14 +76,12 @@ async fn describe(
     let org = st
         .store
         .policy(org_id, ORG_DEFAULT)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     let team_p = match &team {
         Some((id, _)) => st
             .store
             .policy(org_id, *id)
-            .await
-            .map_err(ApiError::internal)?,
+            .await?,
         None => None,
     };
     let empty = Policy::default();
@@ -114,8 +111,7 @@ async fn describe(
         let all = st
             .store
             .list_budgets(&scope, &month)
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         let project = project.cloned().or_else(|| auth.token.project.clone());
         for b in all {
             if b.project.is_none() || b.project == project {
@@ -228,7 +224,6 @@ pub async fn put(
     let team_id = team.as_ref().map(|t| t.0).unwrap_or(ORG_DEFAULT);
     st.store
         .set_policy(auth.token.org_id, team_id, &policy)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok(Json(describe(&st, &auth, team, None).await?))
 }

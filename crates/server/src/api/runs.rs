@@ -6,12 +6,14 @@ use super::{
 };
 use crate::app::AppState;
 use crate::auth::Auth;
-use crate::store::{NewRun, Outcome, Role, RunFilter, Sample};
+use crate::store::{NewRun, Outcome, Role, RunFilter, RunSummary, Sample};
+use crate::store_deletions::{Deleter, Deletion};
+use crate::store_pages::{parse_run_cursor, parse_sample_cursor};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wattprint_core::record::{RunRecord, RunStatus, SCHEMA};
 
@@ -244,13 +246,12 @@ pub async fn ingest(
         facility_kwh: rec.energy_kwh.facility.0,
         emissions_kg: rec.emissions_kg.total,
         hostname: rec.host.hostname.clone(),
-        record: serde_json::to_string(&record_value).map_err(|e| ApiError::internal(e.into()))?,
+        record: serde_json::to_string(&record_value)?,
     };
     let outcome = st
         .store
         .upsert_run(&run, &samples)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     if let Outcome::ProjectConflict { existing_project } = &outcome {
         return Err(ApiError::conflict(format!(
             "run {:?} already belongs to project {existing_project:?}; a run cannot move between projects (run ids are unique per team)",
@@ -296,8 +297,7 @@ pub async fn add_samples(
     match st
         .store
         .add_samples(&auth.scope(), &id, &b.samples)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
     {
         Some(n) => Ok(Json(json!({"run_id": id, "samples": n}))),
         None => Err(not_found(&id)),
@@ -321,6 +321,8 @@ pub struct FilterQuery {
     pub until: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    /// Where the previous page ended (its `next_cursor`).
+    pub cursor: Option<String>,
     pub group_by: Option<String>,
 }
 
@@ -330,9 +332,11 @@ impl FilterQuery {
         f.team = self.team.clone();
         f.project = self.project.clone();
         if let Some(s) = &self.status {
-            if !["running", "completed", "failed", "killed"].contains(&s.as_str()) {
+            if RunStatus::parse(s).is_none() {
+                let all: Vec<&str> = RunStatus::ALL.iter().map(|x| x.as_str()).collect();
                 return Err(ApiError::bad_request(format!(
-                    "status={s:?}: use running, completed, failed or killed"
+                    "status={s:?}: use one of {}",
+                    all.join(", ")
                 )));
             }
             f.status = Some(s.clone());
@@ -349,32 +353,86 @@ impl FilterQuery {
     }
 }
 
-/// `GET /api/v1/runs`: runs visible to the token, newest first, filtered.
+/// A `limit` query parameter: `default` when absent, else within `1..=max` (400 otherwise).
+pub fn page_limit(limit: Option<i64>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!("limit={n}: use 1 to {max}"))),
+        },
+    }
+}
+
+/// A `cursor` query parameter, decoded by `parse` (400 when it is not one this server gave).
+pub fn page_cursor<T>(
+    cursor: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    cursor
+        .map(|c| {
+            parse(c).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "cursor={c:?} is not a cursor of this listing: pass the `next_cursor` of the previous page as it is"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Most runs per page of `GET /runs`.
+pub const MAX_RUNS_PAGE: usize = 1000;
+
+/// `GET /api/v1/runs` answer.
+#[derive(Serialize)]
+pub struct RunList {
+    pub runs: Vec<RunSummary>,
+    pub limit: usize,
+    /// Only when the request used `offset` (deprecated: use `cursor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// Pass it as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/runs`: runs visible to the token, newest first, filtered, one page at a time
+/// (`limit`, then `cursor` = the previous page's `next_cursor`; `offset` still works but costs
+/// more the further it goes).
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
     q: Result<Query<FilterQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     let q = query(q)?;
     let f = q.filter(&auth)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit={limit}: use 1 to 1000"
-        )));
+    let limit = page_limit(q.limit, 100, MAX_RUNS_PAGE)?;
+    let after = page_cursor(q.cursor.as_deref(), parse_run_cursor)?;
+    let _slot = st.expensive.enter(auth.token.id)?;
+    if let Some(offset) = q.offset {
+        if offset < 0 {
+            return Err(ApiError::bad_request("offset must not be negative"));
+        }
+        if after.is_some() {
+            return Err(ApiError::bad_request(
+                "use either cursor or offset, not both",
+            ));
+        }
+        let lim = i64::try_from(limit).unwrap_or(1000);
+        let runs = st.store.list_runs(&f, lim, offset).await?;
+        return Ok(Json(RunList {
+            runs,
+            limit,
+            offset: Some(offset),
+            next_cursor: None,
+        }));
     }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::bad_request("offset must not be negative"));
-    }
-    let runs = st
-        .store
-        .list_runs(&f, limit, offset)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(
-        json!({"runs": runs, "limit": limit, "offset": offset}),
-    ))
+    let page = st.store.runs_page(&f, limit, after).await?;
+    Ok(Json(RunList {
+        runs: page.items,
+        limit,
+        offset: None,
+        next_cursor: page.next,
+    }))
 }
 
 /// `GET /api/v1/runs/{id}`: one run with its record as received.
@@ -386,32 +444,112 @@ pub async fn get(
     let Some((summary, record)) = st
         .store
         .get_run(&auth.scope(), &id)
-        .await
-        .map_err(ApiError::internal)?
+        .await?
     else {
         return Err(not_found(&id));
     };
-    let record: Value = serde_json::from_str(&record).map_err(|e| ApiError::internal(e.into()))?;
-    let mut v = serde_json::to_value(&summary).map_err(|e| ApiError::internal(e.into()))?;
+    let record: Value = serde_json::from_str(&record)?;
+    let mut v = serde_json::to_value(&summary)?;
     if let Value::Object(m) = &mut v {
         m.insert("record".into(), record);
     }
     Ok(Json(v))
 }
 
-/// `GET /api/v1/runs/{id}/samples`.
+/// Samples per page of `GET /runs/{id}/samples`: default and most.
+pub const SAMPLES_PAGE: usize = 10_000;
+pub const MAX_SAMPLES_PAGE: usize = 50_000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/v1/runs/{id}/samples` answer.
+#[derive(Serialize)]
+pub struct SamplePage {
+    pub run_id: String,
+    pub samples: Vec<Sample>,
+    pub limit: usize,
+    /// Pass it as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/runs/{id}/samples`: a page of the run's samples, by device then time (`limit`
+/// up to [`MAX_SAMPLES_PAGE`], then `cursor`), so that a call costs bounded memory however many
+/// samples the run has.
 pub async fn samples(
     State(st): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<SamplePage>, ApiError> {
+    let q = query(q)?;
+    let limit = page_limit(q.limit, SAMPLES_PAGE, MAX_SAMPLES_PAGE)?;
+    let after = page_cursor(q.cursor.as_deref(), parse_sample_cursor)?;
+    let _slot = st.expensive.enter(auth.token.id)?;
     match st
         .store
-        .samples(&auth.scope(), &id)
-        .await
-        .map_err(ApiError::internal)?
+        .samples_page(&auth.scope(), &id, limit, after)
+        .await?
     {
-        Some(s) => Ok(Json(json!({"run_id": id, "samples": s}))),
+        Some(p) => Ok(Json(SamplePage {
+            run_id: id,
+            samples: p.items,
+            limit,
+            next_cursor: p.next,
+        })),
+        None => Err(not_found(&id)),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Why, for the audit trail.
+    pub reason: Option<String>,
+}
+
+/// `DELETE /api/v1/runs/{id}` (team or project admin): delete a run and its samples; totals
+/// and budgets drop by its figures at once. The answer is the audit entry (who, when, the
+/// run's figures), which the server keeps with the run's record (`run_deletions`).
+pub async fn delete(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    q: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<Json<Deletion>, ApiError> {
+    let q = query(q)?;
+    auth.require(Role::Admin, "deleting runs")?;
+    if auth.team_id().is_none() {
+        return Err(ApiError::forbidden(
+            "an organisation-wide token cannot delete runs (run ids are unique per team); use a team admin token, or `wattprint admin run rm`",
+        ));
+    }
+    if let Some(r) = &q.reason {
+        check_line("reason", r, 1024)?;
+    }
+    let t = &auth.token;
+    let mut who = format!("token {} ({}…, {:?}", t.id, t.prefix, t.name);
+    if let Some(u) = &t.user {
+        who.push_str(&format!(", user {u}"));
+    }
+    who.push(')');
+    let by = Deleter {
+        who,
+        token_id: Some(t.id),
+        reason: q.reason.clone(),
+    };
+    match st.store.delete_run(&auth.scope(), &id, &by).await? {
+        Some(d) => {
+            eprintln!(
+                "wattprint serve: run {:?} of team {:?} (project {:?}, {} kWh, {} kg CO2e, {} samples) deleted by {}",
+                d.run_id, d.team, d.project, d.energy_kwh, d.emissions_kg, d.samples, d.deleted_by
+            );
+            Ok(Json(d))
+        }
         None => Err(not_found(&id)),
     }
 }
