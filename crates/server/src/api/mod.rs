@@ -291,7 +291,8 @@ pub fn check_ident(path: &str, s: &str, max: usize) -> Result<(), ApiError> {
     check_line(path, s, max)
 }
 
-/// One line of text: at most `max` characters, no control characters.
+/// One line of text: at most `max` characters, no control characters, and none of the
+/// invisible characters that can make a name look like another ([`spoofing_char`]).
 pub fn check_line(path: &str, s: &str, max: usize) -> Result<(), ApiError> {
     check_text(path, s, max)?;
     if s.chars().any(char::is_control) {
@@ -299,7 +300,32 @@ pub fn check_line(path: &str, s: &str, max: usize) -> Result<(), ApiError> {
             "{path} must not contain control characters (newline, tab…)"
         )));
     }
+    if let Some(c) = s.chars().find(|&c| spoofing_char(c)) {
+        return Err(ApiError::invalid(format!(
+            "{path} must not contain the invisible character U+{:04X} (bidirectional override or zero-width characters can make one name display as another)",
+            u32::from(c)
+        )));
+    }
     Ok(())
+}
+
+/// Bidirectional controls (embeddings, overrides, isolates, marks) and zero-width or invisible
+/// characters: in a name they let it display as another name, or as reordered text.
+pub fn spoofing_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
 }
 
 /// Free text: at most `max` characters.
@@ -404,5 +430,24 @@ mod tests {
         assert!(check_ident("x", "'; DROP TABLE runs; --", 100).is_ok());
         assert!(check_text("x", "ééé", 3).is_ok());
         assert!(check_text("x", "éééé", 3).is_err());
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_refused_in_names() {
+        for bad in [
+            "admin\u{202E}nimda",
+            "phys\u{200B}ics",
+            "\u{2066}team\u{2069}",
+            "\u{FEFF}x",
+            "a\u{200D}b",
+            "a\u{061C}b",
+        ] {
+            let e = check_ident("team", bad, 100).unwrap_err();
+            assert!(e.detail.contains("U+"), "{bad:?}: {}", e.detail);
+        }
+        // Scripts and emoji without invisible characters are names like any other.
+        for good in ["физика", "物理", "équipe-α", "🔬lab", "عربي"] {
+            assert!(check_ident("team", good, 100).is_ok(), "{good:?}");
+        }
     }
 }

@@ -113,16 +113,21 @@ async fn describe(
             .list_budgets(&scope, &month)
             .await?;
         let project = project.cloned().or_else(|| auth.token.project.clone());
+        // A project token sees only its project's runs: the team budget's use is the other
+        // projects' too, so it gets whether that budget is exhausted, not the figures.
+        let project_token = auth.token.project_id.is_some();
         for b in all {
             if b.project.is_none() || b.project == project {
+                let hide = project_token && b.project.is_none();
+                let fig = |x: f64| if hide { Value::Null } else { x.into() };
                 budgets.push(json!({
                     "name": b.name,
                     "team": b.team,
                     "project": b.project,
                     "month": b.month,
                     "kg_per_month": b.kg_per_month,
-                    "used_kg": b.used_kg,
-                    "left_kg": b.left_kg,
+                    "used_kg": fig(b.used_kg),
+                    "left_kg": fig(b.left_kg),
                     "exhausted": b.left_kg <= 0.0,
                 }));
             }

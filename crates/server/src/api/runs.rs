@@ -21,8 +21,11 @@ use wattprint_core::record::{RunRecord, RunStatus, SCHEMA};
 pub const MAX_RUN_ID: usize = 128;
 /// Longest team, project, user, device or tag name.
 pub const MAX_NAME: usize = 200;
-/// Most samples in one request.
-pub const MAX_SAMPLES: usize = 100_000;
+/// Most samples in one request. Chosen so that a full request fits the default body limit
+/// ([`crate::limits::Limits::max_body_bytes`], 2 MiB) with room to spare: a sample as wattprint
+/// sends it is under 160 bytes of JSON even with a 64-character device id and full-precision
+/// numbers (a test checks it), and `wattprint run` sends series in chunks of this size.
+pub const MAX_SAMPLES: usize = 10_000;
 
 /// Check every field of a run record: names and lengths, and finite non-negative energies,
 /// emissions, durations and powers.
