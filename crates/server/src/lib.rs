@@ -5,6 +5,8 @@
 //! [`admin`] for `wattprint admin …` (works on the database directly, for bootstrap).
 //! See docs/server.md.
 
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod api;
 pub mod app;

@@ -96,8 +96,8 @@ pub fn extend(doc: &mut Value, common: impl Fn(Value) -> Value) {
             "team_policy": {"oneOf": [{"$ref": "#/components/schemas/Policy"}, {"type": "null"}]},
             "budgets": {"type": "array", "items": {"type": "object", "properties": {
                 "name": {"type": "string"}, "team": {"type": "string"}, "project": {"type": ["string", "null"]},
-                "month": {"type": "string"}, "kg_per_month": {"type": "number"}, "used_kg": {"type": "number"},
-                "left_kg": {"type": "number"}, "exhausted": {"type": "boolean"}}}}}},
+                "month": {"type": "string"}, "kg_per_month": {"type": "number"}, "used_kg": {"type": ["number", "null"], "description": "Null for the team budget when the token is a project token (the team's use includes other projects' runs)."},
+                "left_kg": {"type": ["number", "null"]}, "exhausted": {"type": "boolean"}}}}}},
         "NodeEnergyBody": {"type": "object", "required": ["agent", "windows"], "additionalProperties": false, "properties": {
             "agent": {"type": "string", "description": "Id of the agent instance (new at each start)."},
             "windows": {"type": "array", "items": {"type": "object", "required": ["start", "devices"], "properties": {
