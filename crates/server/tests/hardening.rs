@@ -574,3 +574,88 @@ async fn sqlite_database_file_is_private() {
     }
     s.stop().await;
 }
+
+/// `GET /nodes` pages by node (all of a node's devices on one page); its `total` covers every
+/// page.
+async fn nodes_are_paged(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (_, tok) = s.token("physics", None, Role::Member).await;
+    for i in 0..5 {
+        let body = json!({"agent": "a1", "windows": [{"start": "2025-03-10T12:00:00Z", "devices": [
+            {"device_id": "cpu:0", "kind": "cpu", "joules": 1000.0, "emissions_g": 1.0},
+            {"device_id": "gpu:0", "kind": "gpu", "joules": 2000.0, "emissions_g": 2.0}]}]});
+        let r = s.post(&tok, &format!("/nodes/node-{i}/energy"), &body).await;
+        assert_eq!(r.0, 200, "{}", r.1);
+    }
+    let mut nodes = Vec::new();
+    let mut path = "/nodes?limit=2".to_string();
+    for _ in 0..10 {
+        let (code, page) = s.get(&tok, &path).await;
+        assert_eq!(code, 200, "{page}");
+        assert!(close(page["total"]["joules"].as_f64().unwrap(), 15_000.0), "{page}");
+        for n in page["nodes"].as_array().unwrap() {
+            assert_eq!(n["devices"].as_array().unwrap().len(), 2, "{n}");
+            nodes.push(n["node"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/nodes?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(nodes, ["node-0", "node-1", "node-2", "node-3", "node-4"]);
+    assert_error(&s.get(&tok, "/nodes?cursor=bogus").await, 400, "cursor");
+    s.stop().await;
+}
+both!(nodes_are_paged);
+
+/// The dashboard's charts read a bounded number of samples however long the run: beyond the
+/// bound they are merged per device, energy kept.
+async fn chart_samples_are_bounded_and_keep_the_energy(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (_, tok) = s.token("physics", None, Role::Member).await;
+    assert_eq!(s.post(&tok, "/runs", &Rec::new("long", "p").json()).await.0, 201);
+    for dev in ["cpu:0", "gpu:0"] {
+        let all: Vec<Value> = (0..15_000)
+            .map(|i| json!({"device_id": dev, "t0": i as f64, "t1": i as f64 + 1.0, "energy_j": 3.0}))
+            .collect();
+        for chunk in all.chunks(10_000) {
+            let r = s
+                .post(&tok, "/runs/long/samples", &json!({"samples": chunk}))
+                .await;
+            assert_eq!(r.0, 200, "{}", r.1);
+        }
+    }
+    let scope = wattprint_server::store::Scope {
+        org_id: s.state.store.org_id("default").await.unwrap().unwrap(),
+        team_id: None,
+        project_id: None,
+    };
+    let store = &s.state.store;
+    let few = store
+        .samples_for_chart(&scope, "long", 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(few.len() <= 2000 && few.len() >= 100, "{}", few.len());
+    let energy: f64 = few.iter().map(|x| x.energy_j).sum();
+    assert!(close(energy, 90_000.0), "{energy}");
+    for dev in ["cpu:0", "gpu:0"] {
+        let d: Vec<_> = few.iter().filter(|x| x.device_id == dev).collect();
+        assert!(d.windows(2).all(|w| w[0].t1 <= w[1].t0 + 1e-9), "overlapping stretches");
+        assert_eq!(d.first().unwrap().t0, 0.0);
+        assert_eq!(d.last().unwrap().t1, 15_000.0);
+    }
+    let all = store
+        .samples_for_chart(&scope, "long", 100_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.len(), 30_000);
+    assert!(store
+        .samples_for_chart(&scope, "nope", 10)
+        .await
+        .unwrap()
+        .is_none());
+    s.stop().await;
+}
+both!(chart_samples_are_bounded_and_keep_the_energy);
