@@ -212,7 +212,10 @@ fn end_to_end(db: &str) {
     );
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("deleted run") && said.contains("wattprint admin"), "{said}");
+    assert!(
+        said.contains("deleted run") && said.contains("wattprint admin"),
+        "{said}"
+    );
     let (_, t) = http(&addr, "GET", "/api/v1/totals", Some(&token), None);
     assert_eq!(t["total"]["runs"], 0, "{t}");
     let out = admin(&home, db, &["run", "deletions", "--json"]);

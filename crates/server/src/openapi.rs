@@ -72,7 +72,9 @@ pub fn document() -> Value {
         crate::api::runs::SAMPLES_PAGE,
         crate::api::runs::MAX_SAMPLES_PAGE,
     ));
-    let mut budget_params = vec![json!({"name": "month", "in": "query", "required": false, "description": "YYYY-MM (default: this month, UTC).", "schema": {"type": "string"}})];
+    let mut budget_params = vec![
+        json!({"name": "month", "in": "query", "required": false, "description": "YYYY-MM (default: this month, UTC).", "schema": {"type": "string"}}),
+    ];
     budget_params.extend(page_params(100, crate::api::budgets::MAX_BUDGETS_PAGE));
     totals_params.push(json!({"name": "group_by", "in": "query", "required": false, "schema": {"type": "string", "enum": ["org", "team", "project", "user", "month", "status", "host"], "default": "project"}}));
     let mut doc = json!({

@@ -359,7 +359,8 @@ pub(crate) fn run_summary(r: &Row) -> Result<RunSummary> {
     })
 }
 
-pub(crate) const TOKEN_SELECT: &str = "SELECT k.id, k.prefix, k.name, k.org_id, o.name, k.team_id, t.name, \
+pub(crate) const TOKEN_SELECT: &str =
+    "SELECT k.id, k.prefix, k.name, k.org_id, o.name, k.team_id, t.name, \
      k.project_id, p.name, k.user_id, u.name, k.role, k.created_at, k.last_used_at, k.revoked_at \
      FROM api_tokens k JOIN orgs o ON o.id = k.org_id LEFT JOIN teams t ON t.id = k.team_id \
      LEFT JOIN projects p ON p.id = k.project_id LEFT JOIN users u ON u.id = k.user_id";
@@ -975,32 +976,6 @@ impl Store {
         rows.iter().map(run_summary).collect()
     }
 
-    /// The samples of a run visible in `scope`, by device then time.
-    pub async fn samples(&self, scope: &Scope, run_id: &str) -> Result<Option<Vec<Sample>>> {
-        let Some(team_id) = self.run_team(scope, run_id).await? else {
-            return Ok(None);
-        };
-        let rows = self
-            .db
-            .query(
-                "SELECT s.device_id, s.t0, s.t1, s.energy_j FROM samples s JOIN runs r ON r.pk = s.run_pk \
-                 WHERE r.team_id = ? AND r.run_id = ? ORDER BY s.device_id, s.t0",
-                vec![team_id.into(), run_id.into()],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Sample {
-                    device_id: r.text(0)?,
-                    t0: r.f64(1)?,
-                    t1: r.f64(2)?,
-                    energy_j: r.f64(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-
     /// Totals of the runs matching `f`, grouped, groups `offset..offset + limit` in key order.
     pub async fn totals(
         &self,
@@ -1120,7 +1095,11 @@ impl Store {
             filter.push_str(" AND b.id > ?");
             params.push(id.into());
         }
-        params.push(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX).into());
+        params.push(
+            i64::try_from(limit.saturating_add(1))
+                .unwrap_or(i64::MAX)
+                .into(),
+        );
         let rows = self
             .db
             .query(

@@ -296,7 +296,11 @@ impl Store {
             // The page's last node bounds the grouped query.
             let mut params: Vec<Val> = Vec::new();
             let filter = node_filter_sql(scope, &f, &mut params);
-            params.push(i64::try_from(f.limit.saturating_add(1)).unwrap_or(i64::MAX).into());
+            params.push(
+                i64::try_from(f.limit.saturating_add(1))
+                    .unwrap_or(i64::MAX)
+                    .into(),
+            );
             let keys = self
                 .db
                 .query(

@@ -84,7 +84,11 @@ async fn slow_headers_and_idle_keep_alive_are_closed(b: Backend) {
         closed_within(&mut slow, Duration::from_secs(10)).await,
         "a request whose headers never finish is still open after 10 s"
     );
-    assert!(t0.elapsed() >= Duration::from_millis(390), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(390),
+        "{:?}",
+        t0.elapsed()
+    );
     // An idle keep-alive connection after one answer.
     let mut idle = TcpStream::connect(s.addr()).await.unwrap();
     idle.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -178,7 +182,11 @@ async fn runs_are_paged_with_a_cursor(b: Backend) {
             format!("2025-03-1{}T12:00:00Z", i - 2)
         };
         let r = s
-            .post(&tok, "/runs", &Rec::new(&format!("r{i}"), "p").at(&at).json())
+            .post(
+                &tok,
+                "/runs",
+                &Rec::new(&format!("r{i}"), "p").at(&at).json(),
+            )
             .await;
         assert_eq!(r.0, 201, "{}", r.1);
     }
@@ -224,7 +232,10 @@ both!(runs_are_paged_with_a_cursor);
 async fn samples_are_paged_and_bounded(b: Backend) {
     let s = TestServer::start(b).await;
     let (_, tok) = s.token("physics", None, Role::Member).await;
-    assert_eq!(s.post(&tok, "/runs", &Rec::new("big", "p").json()).await.0, 201);
+    assert_eq!(
+        s.post(&tok, "/runs", &Rec::new("big", "p").json()).await.0,
+        201
+    );
     let n_per_dev = 12_500usize;
     for dev in ["cpu:0", "gpu:0"] {
         let all: Vec<Value> = (0..n_per_dev)
@@ -313,7 +324,11 @@ async fn other_listings_are_paged(b: Backend) {
             .await;
         assert_eq!(r.0, 201, "{}", r.1);
         let r = s
-            .post(&admin, "/budgets", &json!({"project": p, "kg_per_month": 1.0}))
+            .post(
+                &admin,
+                "/budgets",
+                &json!({"project": p, "kg_per_month": 1.0}),
+            )
             .await;
         assert_eq!(r.0, 201, "{}", r.1);
     }
@@ -393,7 +408,10 @@ async fn admins_delete_runs_audited_and_totals_follow(b: Backend) {
     assert!(close(d["emissions_kg"].as_f64().unwrap(), 2.0), "{d}");
     assert_eq!(d["samples"], 2);
     assert_eq!(d["reason"], "bogus figures");
-    assert!(d["deleted_by"].as_str().unwrap().starts_with("token "), "{d}");
+    assert!(
+        d["deleted_by"].as_str().unwrap().starts_with("token "),
+        "{d}"
+    );
     assert!(d["deleted_at"].as_str().unwrap().ends_with('Z'), "{d}");
 
     assert_error(&s.get(&admin, "/runs/bad").await, 404, "bad");
@@ -401,8 +419,14 @@ async fn admins_delete_runs_audited_and_totals_follow(b: Backend) {
     assert_eq!(s.count("run_deletions").await, 1);
     let (_, t) = s.get(&viewer, "/totals?group_by=project").await;
     assert_eq!(t["total"]["runs"], 2, "{t}");
-    assert!(close(t["total"]["energy_kwh"].as_f64().unwrap(), 0.75), "{t}");
-    assert!(close(t["total"]["emissions_kg"].as_f64().unwrap(), 0.15), "{t}");
+    assert!(
+        close(t["total"]["energy_kwh"].as_f64().unwrap(), 0.75),
+        "{t}"
+    );
+    assert!(
+        close(t["total"]["emissions_kg"].as_f64().unwrap(), 0.15),
+        "{t}"
+    );
     let (_, after) = s.get(&admin, "/budgets?month=2025-03").await;
     assert!(close(used(&after), 0.15), "{after}");
     assert_error(&s.delete(&admin, "/runs/bad").await, 404, "bad");
@@ -420,11 +444,15 @@ async fn admins_delete_runs_audited_and_totals_follow(b: Backend) {
     .await
     .unwrap();
     assert!(d.deleted_by.starts_with("wattprint admin"), "{d:?}");
-    assert!(
-        wattprint_server::admin::delete_run(&s.state.store, "default", "physics", "good", None)
-            .await
-            .is_err()
-    );
+    assert!(wattprint_server::admin::delete_run(
+        &s.state.store,
+        "default",
+        "physics",
+        "good",
+        None
+    )
+    .await
+    .is_err());
     let trail = wattprint_server::admin::deletions(&s.state.store, "default", Some("physics"), 10)
         .await
         .unwrap();
@@ -456,7 +484,10 @@ async fn project_tokens_do_not_see_the_teams_use(b: Backend) {
         201
     );
     let (_, team_view) = s.get(&admin, "/policy").await;
-    assert!(close(team_view["budgets"][0]["used_kg"].as_f64().unwrap(), 1.0));
+    assert!(close(
+        team_view["budgets"][0]["used_kg"].as_f64().unwrap(),
+        1.0
+    ));
     let (code, p) = s.get(&proj, "/policy").await;
     assert_eq!(code, 200, "{p}");
     let b0 = &p["budgets"][0];
@@ -477,7 +508,9 @@ async fn every_status_filters(b: Backend) {
         ("b", "stopped_by_budget"),
         ("c", "completed"),
     ] {
-        let r = s.post(&tok, "/runs", &Rec::new(id, "p").status(st).json()).await;
+        let r = s
+            .post(&tok, "/runs", &Rec::new(id, "p").status(st).json())
+            .await;
         assert_eq!(r.0, 201, "{}", r.1);
     }
     for (st, id) in [("stopped_by_cap", "a"), ("stopped_by_budget", "b")] {
@@ -512,12 +545,18 @@ async fn invisible_characters_in_names_are_refused(b: Backend) {
         r[field] = json!(value);
         let got = s.post(&tok, "/runs", &r).await;
         assert_error(&got, 422, field);
-        assert!(got.1["detail"].as_str().unwrap().contains("U+"), "{}", got.1);
+        assert!(
+            got.1["detail"].as_str().unwrap().contains("U+"),
+            "{}",
+            got.1
+        );
     }
     assert_eq!(s.count("runs").await, 0);
-    assert!(wattprint_server::admin::create_team(&s.state.store, "default", "phys\u{200D}ics")
-        .await
-        .is_err());
+    assert!(
+        wattprint_server::admin::create_team(&s.state.store, "default", "phys\u{200D}ics")
+            .await
+            .is_err()
+    );
     s.stop().await;
 }
 both!(invisible_characters_in_names_are_refused);
@@ -533,7 +572,7 @@ async fn max_samples_fit_the_default_body_limit(b: Backend) {
         .map(|i| {
             let t = 1.0e5 + i as f64 * 0.123_456_789_012_345_67;
             json!({"device_id": dev, "t0": t, "t1": t + 0.987_654_321_098_765_4,
-                   "energy_j": 1234.567_890_123_456_7 + i as f64})
+                   "energy_j": 1_234.567_890_123_456_7 + i as f64})
         })
         .collect();
     let mut body = Rec::new("full", "p").json();
@@ -584,7 +623,9 @@ async fn nodes_are_paged(b: Backend) {
         let body = json!({"agent": "a1", "windows": [{"start": "2025-03-10T12:00:00Z", "devices": [
             {"device_id": "cpu:0", "kind": "cpu", "joules": 1000.0, "emissions_g": 1.0},
             {"device_id": "gpu:0", "kind": "gpu", "joules": 2000.0, "emissions_g": 2.0}]}]});
-        let r = s.post(&tok, &format!("/nodes/node-{i}/energy"), &body).await;
+        let r = s
+            .post(&tok, &format!("/nodes/node-{i}/energy"), &body)
+            .await;
         assert_eq!(r.0, 200, "{}", r.1);
     }
     let mut nodes = Vec::new();
@@ -592,7 +633,10 @@ async fn nodes_are_paged(b: Backend) {
     for _ in 0..10 {
         let (code, page) = s.get(&tok, &path).await;
         assert_eq!(code, 200, "{page}");
-        assert!(close(page["total"]["joules"].as_f64().unwrap(), 15_000.0), "{page}");
+        assert!(
+            close(page["total"]["joules"].as_f64().unwrap(), 15_000.0),
+            "{page}"
+        );
         for n in page["nodes"].as_array().unwrap() {
             assert_eq!(n["devices"].as_array().unwrap().len(), 2, "{n}");
             nodes.push(n["node"].as_str().unwrap().to_string());
@@ -613,7 +657,10 @@ both!(nodes_are_paged);
 async fn chart_samples_are_bounded_and_keep_the_energy(b: Backend) {
     let s = TestServer::start(b).await;
     let (_, tok) = s.token("physics", None, Role::Member).await;
-    assert_eq!(s.post(&tok, "/runs", &Rec::new("long", "p").json()).await.0, 201);
+    assert_eq!(
+        s.post(&tok, "/runs", &Rec::new("long", "p").json()).await.0,
+        201
+    );
     for dev in ["cpu:0", "gpu:0"] {
         let all: Vec<Value> = (0..15_000)
             .map(|i| json!({"device_id": dev, "t0": i as f64, "t1": i as f64 + 1.0, "energy_j": 3.0}))
@@ -641,7 +688,10 @@ async fn chart_samples_are_bounded_and_keep_the_energy(b: Backend) {
     assert!(close(energy, 90_000.0), "{energy}");
     for dev in ["cpu:0", "gpu:0"] {
         let d: Vec<_> = few.iter().filter(|x| x.device_id == dev).collect();
-        assert!(d.windows(2).all(|w| w[0].t1 <= w[1].t0 + 1e-9), "overlapping stretches");
+        assert!(
+            d.windows(2).all(|w| w[0].t1 <= w[1].t0 + 1e-9),
+            "overlapping stretches"
+        );
         assert_eq!(d.first().unwrap().t0, 0.0);
         assert_eq!(d.last().unwrap().t1, 15_000.0);
     }

@@ -233,9 +233,7 @@ pub fn router(state: SharedState) -> axum::Router {
             get(move |headers: axum::http::HeaderMap| {
                 let reg = Arc::clone(&reg);
                 async move {
-                    let accept = headers
-                        .get(header::ACCEPT)
-                        .and_then(|v| v.to_str().ok());
+                    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
                     match encode(&reg) {
                         Ok(text) if wants_openmetrics(accept) => {
                             ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
@@ -301,16 +299,31 @@ wattprint_energy_joules_total{device=\"cpu\",kind=\"cpu\"} 12.5\n\
 # HELP wattprint_pue PUE\n# TYPE wattprint_pue gauge\nwattprint_pue 1.2\n# EOF\n";
         let t = to_prometheus_text(om);
         assert!(t.contains("# TYPE wattprint_build_info gauge\n"), "{t}");
-        assert!(t.contains("# HELP wattprint_build_info wattprint version\n"), "{t}");
-        assert!(t.contains("# TYPE wattprint_energy_joules_total counter\n"), "{t}");
-        assert!(t.contains("# HELP wattprint_energy_joules_total Energy\n"), "{t}");
+        assert!(
+            t.contains("# HELP wattprint_build_info wattprint version\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# TYPE wattprint_energy_joules_total counter\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# HELP wattprint_energy_joules_total Energy\n"),
+            "{t}"
+        );
         assert!(t.contains("wattprint_energy_joules_total{device=\"cpu\",kind=\"cpu\"} 12.5\n"));
-        assert!(t.contains("# TYPE wattprint_pue gauge\nwattprint_pue 1.2\n"), "{t}");
+        assert!(
+            t.contains("# TYPE wattprint_pue gauge\nwattprint_pue 1.2\n"),
+            "{t}"
+        );
         assert!(!t.contains("# EOF") && !t.contains("# UNIT"), "{t}");
         // Every sample line's metric name has a TYPE line of that exact name.
         for l in t.lines().filter(|l| !l.starts_with('#')) {
             let name = l.split(['{', ' ']).next().unwrap();
-            assert!(t.contains(&format!("# TYPE {name} ")), "{name} untyped in {t}");
+            assert!(
+                t.contains(&format!("# TYPE {name} ")),
+                "{name} untyped in {t}"
+            );
         }
     }
 }

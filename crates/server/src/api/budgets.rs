@@ -1,9 +1,9 @@
 //! Budgets: monthly emissions allowances (kg CO2e) for a team or one of its projects.
 
+use super::runs::{page_cursor, page_limit};
 use super::{check_ident, check_line, check_nonneg, query, typed, ApiError, JsonBody};
 use crate::app::AppState;
 use crate::auth::Auth;
-use super::runs::{page_cursor, page_limit};
 use crate::store::{Budget, Role};
 use crate::store_pages::parse_id_cursor;
 use axum::extract::rejection::QueryRejection;
@@ -101,12 +101,9 @@ pub async fn upsert(
         }
         (None, Some(name)) => {
             check_ident("team", name, super::runs::MAX_NAME)?;
-            st.store
-                .team_id(t.org_id, name)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::invalid(format!("no team {name:?} in this organisation"))
-                })?
+            st.store.team_id(t.org_id, name).await?.ok_or_else(|| {
+                ApiError::invalid(format!("no team {name:?} in this organisation"))
+            })?
         }
         (None, None) => {
             return Err(ApiError::invalid(
@@ -153,10 +150,7 @@ pub async fn upsert(
         .upsert_budget(t.org_id, team_id, project_id, &name, b.kg_per_month)
         .await?;
     let month = super::month_of(time::OffsetDateTime::now_utc());
-    let all = st
-        .store
-        .list_budgets(&auth.scope(), &month)
-        .await?;
+    let all = st.store.list_budgets(&auth.scope(), &month).await?;
     let budget = all
         .into_iter()
         .find(|x| x.id == id)
@@ -179,11 +173,7 @@ pub async fn delete(
     auth.require(Role::Admin, "deleting budgets")?;
     let nf = || ApiError::not_found(format!("no budget {id:?} visible to this token"));
     let n: i64 = id.parse().map_err(|_| nf())?;
-    if st
-        .store
-        .delete_budget(&auth.scope(), n)
-        .await?
-    {
+    if st.store.delete_budget(&auth.scope(), n).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(nf())

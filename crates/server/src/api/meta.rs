@@ -30,9 +30,15 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
+/// `GET /api/v1/me` answer.
+#[derive(serde::Serialize)]
+pub struct Me {
+    pub token: crate::store::TokenRecord,
+}
+
 /// `GET /api/v1/me`: what the token is and may do.
-pub async fn me(auth: Auth) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "token": auth.token })))
+pub async fn me(auth: Auth) -> Result<Json<Me>, ApiError> {
+    Ok(Json(Me { token: auth.token }))
 }
 
 /// `GET /api/v1/openapi.json` (no token).

@@ -127,7 +127,7 @@ fn node_cursor(team: &str, node: &str) -> String {
 
 fn parse_node_cursor(c: &str) -> Option<(String, String)> {
     let unhex = |s: &str| -> Option<String> {
-        if s.len() % 2 != 0 || s.len() > 4096 {
+        if !s.len().is_multiple_of(2) || s.len() > 4096 {
             return None;
         }
         let bytes: Option<Vec<u8>> = (0..s.len())

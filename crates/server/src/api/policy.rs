@@ -42,13 +42,9 @@ async fn target_team(
         ))),
         (None, Some(name)) => {
             check_ident("team", name, super::runs::MAX_NAME)?;
-            let id = st
-                .store
-                .team_id(t.org_id, name)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("no team {name:?} visible to this token"))
-                })?;
+            let id = st.store.team_id(t.org_id, name).await?.ok_or_else(|| {
+                ApiError::not_found(format!("no team {name:?} visible to this token"))
+            })?;
             Ok(Some((id, name.clone())))
         }
         (None, None) => Ok(None),
@@ -73,15 +69,9 @@ async fn describe(
     project: Option<&String>,
 ) -> Result<Value, ApiError> {
     let org_id = auth.token.org_id;
-    let org = st
-        .store
-        .policy(org_id, ORG_DEFAULT)
-        .await?;
+    let org = st.store.policy(org_id, ORG_DEFAULT).await?;
     let team_p = match &team {
-        Some((id, _)) => st
-            .store
-            .policy(org_id, *id)
-            .await?,
+        Some((id, _)) => st.store.policy(org_id, *id).await?,
         None => None,
     };
     let empty = Policy::default();
@@ -108,10 +98,7 @@ async fn describe(
             team_id: Some(*team_id),
             project_id: None,
         };
-        let all = st
-            .store
-            .list_budgets(&scope, &month)
-            .await?;
+        let all = st.store.list_budgets(&scope, &month).await?;
         let project = project.cloned().or_else(|| auth.token.project.clone());
         // A project token sees only its project's runs: the team budget's use is the other
         // projects' too, so it gets whether that budget is exhausted, not the figures.

@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use wattprint_core::record::{RunRecord, RunStatus, SCHEMA};
 
 /// Longest run id.
@@ -187,7 +187,7 @@ pub async fn ingest(
     State(st): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IngestResult>), ApiError> {
     auth.require(Role::Member, "uploading runs")?;
     let Some(team_id) = auth.team_id() else {
         return Err(ApiError::forbidden(
@@ -251,10 +251,7 @@ pub async fn ingest(
         hostname: rec.host.hostname.clone(),
         record: serde_json::to_string(&record_value)?,
     };
-    let outcome = st
-        .store
-        .upsert_run(&run, &samples)
-        .await?;
+    let outcome = st.store.upsert_run(&run, &samples).await?;
     if let Outcome::ProjectConflict { existing_project } = &outcome {
         return Err(ApiError::conflict(format!(
             "run {:?} already belongs to project {existing_project:?}; a run cannot move between projects (run ids are unique per team)",
@@ -268,13 +265,32 @@ pub async fn ingest(
     };
     Ok((
         code,
-        Json(json!({
-            "run_id": rec.id,
-            "outcome": outcome.as_str(),
-            "status": rec.status.as_str(),
-            "samples": samples.len(),
-        })),
+        Json(IngestResult {
+            run_id: rec.id,
+            outcome: outcome.as_str(),
+            status: rec.status.as_str(),
+            samples: samples.len(),
+        }),
     ))
+}
+
+/// `POST /api/v1/runs` answer.
+#[derive(Serialize)]
+pub struct IngestResult {
+    pub run_id: String,
+    /// created, updated, duplicate or stale.
+    pub outcome: &'static str,
+    pub status: &'static str,
+    /// Samples received with the upload.
+    pub samples: usize,
+}
+
+/// `POST /api/v1/runs/{id}/samples` answer.
+#[derive(Serialize)]
+pub struct SamplesStored {
+    pub run_id: String,
+    /// Samples received.
+    pub samples: usize,
 }
 
 #[derive(Deserialize)]
@@ -288,7 +304,7 @@ pub async fn add_samples(
     auth: Auth,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SamplesStored>, ApiError> {
     auth.require(Role::Member, "uploading samples")?;
     if auth.team_id().is_none() {
         return Err(ApiError::forbidden(
@@ -297,12 +313,11 @@ pub async fn add_samples(
     }
     let b: SamplesBody = typed(body, "samples body")?;
     validate_samples("samples", &b.samples)?;
-    match st
-        .store
-        .add_samples(&auth.scope(), &id, &b.samples)
-        .await?
-    {
-        Some(n) => Ok(Json(json!({"run_id": id, "samples": n}))),
+    match st.store.add_samples(&auth.scope(), &id, &b.samples).await? {
+        Some(n) => Ok(Json(SamplesStored {
+            run_id: id,
+            samples: n,
+        })),
         None => Err(not_found(&id)),
     }
 }
@@ -444,11 +459,7 @@ pub async fn get(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some((summary, record)) = st
-        .store
-        .get_run(&auth.scope(), &id)
-        .await?
-    else {
+    let Some((summary, record)) = st.store.get_run(&auth.scope(), &id).await? else {
         return Err(not_found(&id));
     };
     let record: Value = serde_json::from_str(&record)?;

@@ -94,8 +94,7 @@ pub async fn create(
         team_id: Some(team_id),
         project_id,
     };
-    let created = crate::auth::create_token(&st.store, &b.name, scope, None, role)
-        .await?;
+    let created = crate::auth::create_token(&st.store, &b.name, scope, None, role).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -108,11 +107,7 @@ pub async fn revoke(
     auth.require(Role::Admin, "revoking tokens")?;
     let nf = || ApiError::not_found(format!("no token {id:?} visible to this token"));
     let n: i64 = id.parse().map_err(|_| nf())?;
-    if st
-        .store
-        .revoke_token(n, Some(&auth.scope()))
-        .await?
-    {
+    if st.store.revoke_token(n, Some(&auth.scope())).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(nf())

@@ -348,7 +348,11 @@ impl FromRequestParts<DashState> for Viewer {
         let slot = match st.app.expensive.enter(token.id) {
             Ok(s) => s,
             Err(e) => {
-                let mut r = error_page(StatusCode::TOO_MANY_REQUESTS, "Too many requests", &e.detail);
+                let mut r = error_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests",
+                    &e.detail,
+                );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return Err(r);

@@ -121,7 +121,8 @@ fn create_private(path: &Path) -> Result<()> {
                 }
             }
             Err(e) => {
-                return Err(e).with_context(|| format!("creating the SQLite database {}", path.display()))
+                return Err(e)
+                    .with_context(|| format!("creating the SQLite database {}", path.display()))
             }
         }
     }
