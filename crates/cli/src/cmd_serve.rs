@@ -136,8 +136,49 @@ pub fn limits(a: &Args) -> Result<Limits> {
     })
 }
 
+/// Descriptors kept for everything but client connections: the database's connections and
+/// files, the listener, standard streams.
+pub const RESERVED_FDS: u64 = 64;
+
+/// The connection limit the process can honour with `nofile` descriptors (the soft
+/// `RLIMIT_NOFILE`), and a warning when `requested` had to be lowered: past the descriptor limit
+/// `accept` fails and the server (`/health` included) stops answering.
+pub fn fit_connections(requested: usize, nofile: Option<u64>) -> (usize, Option<String>) {
+    let Some(n) = nofile else {
+        return (requested, None);
+    };
+    let room = usize::try_from(n.saturating_sub(RESERVED_FDS))
+        .unwrap_or(usize::MAX)
+        .max(8);
+    if requested <= room {
+        return (requested, None);
+    }
+    (
+        room,
+        Some(format!(
+            "wattprint serve: --max-connections {requested} lowered to {room}: this process may open only {n} descriptors (ulimit -n), {RESERVED_FDS} of them kept for the database and files; raise `ulimit -n` for more"
+        )),
+    )
+}
+
+/// The soft limit on open descriptors.
+fn nofile_limit() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
+}
+
 pub fn run(a: Args) -> Result<i32> {
-    let limits = limits(&a)?;
+    let mut limits = limits(&a)?;
+    let (max, warning) = fit_connections(limits.max_connections, nofile_limit());
+    if let Some(w) = warning {
+        eprintln!("{w}");
+    }
+    limits.max_connections = max;
     let database = database_url(a.database.clone())?;
     let loopback = a.listen.starts_with("127.")
         || a.listen.starts_with("localhost:")
@@ -170,5 +211,16 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("2XB").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn connections_fit_the_descriptor_limit() {
+        assert_eq!(fit_connections(512, None), (512, None));
+        assert_eq!(fit_connections(512, Some(65_536)), (512, None));
+        let (n, w) = fit_connections(512, Some(256));
+        assert_eq!(n, 256 - RESERVED_FDS as usize);
+        assert!(w.unwrap().contains("ulimit -n"));
+        // Never below a handful, whatever the limit.
+        assert_eq!(fit_connections(512, Some(10)).0, 8);
     }
 }
