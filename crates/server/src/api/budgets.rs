@@ -11,7 +11,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 pub struct MonthQuery {
@@ -85,7 +84,7 @@ pub async fn upsert(
     State(st): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Budget>), ApiError> {
     auth.require(Role::Admin, "setting budgets")?;
     let b: BudgetBody = typed(body, "budget")?;
     check_nonneg("kg_per_month", b.kg_per_month)?;
@@ -154,8 +153,7 @@ pub async fn upsert(
     let budget = all
         .into_iter()
         .find(|x| x.id == id)
-        .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
-        .unwrap_or_else(|| json!({"id": id}));
+        .ok_or_else(|| anyhow::anyhow!("budget {id} vanished after it was written"))?;
     let code = if created {
         StatusCode::CREATED
     } else {

@@ -458,16 +458,22 @@ pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunWithRecord>, ApiError> {
     let Some((summary, record)) = st.store.get_run(&auth.scope(), &id).await? else {
         return Err(not_found(&id));
     };
-    let record: Value = serde_json::from_str(&record)?;
-    let mut v = serde_json::to_value(&summary)?;
-    if let Value::Object(m) = &mut v {
-        m.insert("record".into(), record);
-    }
-    Ok(Json(v))
+    Ok(Json(RunWithRecord {
+        summary,
+        record: serde_json::from_str(&record)?,
+    }))
+}
+
+/// `GET /api/v1/runs/{id}` answer: the server's columns and the record as uploaded.
+#[derive(Serialize)]
+pub struct RunWithRecord {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub record: Value,
 }
 
 /// Samples per page of `GET /runs/{id}/samples`: default and most.
