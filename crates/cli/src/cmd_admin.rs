@@ -10,7 +10,9 @@ use wattprint_server::store::Role;
 #[command(after_help = "Examples:\n  wattprint admin team create physics\n  \
 wattprint admin token create --team physics --role admin --name alice-laptop\n  \
 wattprint admin token create --team physics --project climate --role member --name ci\n  \
-wattprint admin token list\n  wattprint admin token revoke 3\n\nSee docs/server.md.")]
+wattprint admin token list\n  wattprint admin token revoke 3\n  \
+wattprint admin run rm 2f1c9a7e-… --team physics --reason \"bogus figures\"\n  \
+wattprint admin run deletions --team physics\n\nSee docs/server.md.")]
 pub struct Args {
     /// The server's database: sqlite://PATH or postgres://… (default as for `wattprint serve`).
     #[arg(long, global = true, value_name = "URL")]
@@ -45,6 +47,43 @@ pub enum AdminCommand {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Runs: delete a bad one (audited), list the deletions.
+    Run {
+        #[command(subcommand)]
+        command: RunCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum RunCommand {
+    /// Delete a run of a team and its samples; totals and budgets drop by its figures. The
+    /// deletion is recorded (who, when, the run's figures and record).
+    Rm {
+        /// The run's id.
+        id: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long, default_value = DEFAULT_ORG)]
+        org: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print the audit entry as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail of deleted runs, newest first.
+    Deletions {
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long, default_value = DEFAULT_ORG)]
+        org: String,
+        /// At most N entries.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -178,6 +217,7 @@ pub fn run(a: Args) -> Result<i32> {
                 }
             }
             AdminCommand::Token { command } => token(&store, command).await?,
+            AdminCommand::Run { command } => run_cmd(&store, command).await?,
         }
         Ok::<i32, anyhow::Error>(0)
     })?
@@ -268,6 +308,68 @@ async fn token(store: &wattprint_server::store::Store, c: TokenCommand) -> Resul
                 t.name,
                 t.revoked_at.as_deref().unwrap_or("?")
             );
+        }
+    }
+    Ok(())
+}
+
+async fn run_cmd(store: &wattprint_server::store::Store, c: RunCommand) -> Result<()> {
+    match c {
+        RunCommand::Rm {
+            id,
+            team,
+            org,
+            reason,
+            json,
+        } => {
+            let d = admin::delete_run(store, &org, &team, &id, reason.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                println!(
+                    "deleted run {:?} of team {:?} (project {:?}, {}, started {}): {} kWh IT, {} kWh facility, {} kg CO2e, {} samples; recorded as deletion {} by {} at {}",
+                    d.run_id,
+                    d.team,
+                    d.project,
+                    d.status,
+                    d.started_at,
+                    d.energy_kwh,
+                    d.facility_kwh,
+                    d.emissions_kg,
+                    d.samples,
+                    d.id,
+                    d.deleted_by,
+                    d.deleted_at
+                );
+            }
+        }
+        RunCommand::Deletions {
+            team,
+            org,
+            limit,
+            json,
+        } => {
+            let list = admin::deletions(store, &org, team.as_deref(), limit.min(100_000)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<24}  {:<16} {:<16} {:<36} {:>12} {:>12}  BY",
+                    "DELETED AT", "TEAM", "PROJECT", "RUN", "KWH", "KG CO2E"
+                );
+                for d in list {
+                    println!(
+                        "{:<24}  {:<16} {:<16} {:<36} {:>12} {:>12}  {}",
+                        d.deleted_at,
+                        d.team,
+                        d.project,
+                        d.run_id,
+                        d.energy_kwh,
+                        d.emissions_kg,
+                        d.deleted_by
+                    );
+                }
+            }
         }
     }
     Ok(())

@@ -24,12 +24,17 @@ pub struct FilterArgs {
     pub since: Option<String>,
 }
 
+/// Every status a record can have (docs/store-and-interchange.md), named as records write them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatusArg {
     Running,
     Completed,
     Failed,
     Killed,
+    #[value(name = "stopped_by_budget", alias = "stopped-by-budget")]
+    StoppedByBudget,
+    #[value(name = "stopped_by_cap", alias = "stopped-by-cap")]
+    StoppedByCap,
 }
 
 impl StatusArg {
@@ -39,6 +44,8 @@ impl StatusArg {
             StatusArg::Completed => "completed",
             StatusArg::Failed => "failed",
             StatusArg::Killed => "killed",
+            StatusArg::StoppedByBudget => "stopped_by_budget",
+            StatusArg::StoppedByCap => "stopped_by_cap",
         }
     }
 }

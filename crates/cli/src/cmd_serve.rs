@@ -32,6 +32,21 @@ pub struct Args {
     /// Requests a token may make in a burst above the sustained rate.
     #[arg(long, default_value_t = 200.0, value_name = "N")]
     pub burst: f64,
+    /// A request's headers must arrive within this time of the connection opening or of the
+    /// previous answer (this also closes idle keep-alive connections).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// Close a connection on which nothing moves for this long (at least --request-timeout).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub idle_timeout: String,
+    /// Most connections open at once; more wait until one closes. Keep it well under the
+    /// process's descriptor limit (`ulimit -n`).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+    /// Most expensive requests (listings, samples, totals, dashboard pages) one token may have
+    /// in flight at once; more get 429 (0 turns the cap off).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_expensive: usize,
 }
 
 /// The database to use: the flag, else `$WATTPRINT_DATABASE`, else SQLite in the home directory.
@@ -88,16 +103,82 @@ pub fn limits(a: &Args) -> Result<Limits> {
     if !a.burst.is_finite() || a.burst < 1.0 {
         bail!("--burst must be at least 1");
     }
+    let duration = |flag: &str, v: &str| {
+        wattprint_core::units::parse_duration(v).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let header_read_timeout = duration("--header-timeout", &a.header_timeout)?;
+    if header_read_timeout < Duration::from_millis(10) {
+        bail!("--header-timeout {} is too short", a.header_timeout);
+    }
+    let idle_timeout = duration("--idle-timeout", &a.idle_timeout)?;
+    if idle_timeout < request_timeout {
+        bail!(
+            "--idle-timeout {} is shorter than --request-timeout {}: a slow request would lose its connection",
+            a.idle_timeout,
+            a.request_timeout
+        );
+    }
+    if a.max_connections == 0 || a.max_connections > wattprint_server::conn::MAX_CONNECTIONS {
+        bail!(
+            "--max-connections must be 1 to {}",
+            wattprint_server::conn::MAX_CONNECTIONS
+        );
+    }
     Ok(Limits {
         max_body_bytes,
         request_timeout,
         rate_per_s: a.rate_limit,
         burst: a.burst,
+        header_read_timeout,
+        idle_timeout,
+        max_connections: a.max_connections,
+        max_expensive_per_token: a.max_expensive,
     })
 }
 
+/// Descriptors kept for everything but client connections: the database's connections and
+/// files, the listener, standard streams.
+pub const RESERVED_FDS: u64 = 64;
+
+/// The connection limit the process can honour with `nofile` descriptors (the soft
+/// `RLIMIT_NOFILE`), and a warning when `requested` had to be lowered: past the descriptor limit
+/// `accept` fails and the server (`/health` included) stops answering.
+pub fn fit_connections(requested: usize, nofile: Option<u64>) -> (usize, Option<String>) {
+    let Some(n) = nofile else {
+        return (requested, None);
+    };
+    let room = usize::try_from(n.saturating_sub(RESERVED_FDS))
+        .unwrap_or(usize::MAX)
+        .max(8);
+    if requested <= room {
+        return (requested, None);
+    }
+    (
+        room,
+        Some(format!(
+            "wattprint serve: --max-connections {requested} lowered to {room}: this process may open only {n} descriptors (ulimit -n), {RESERVED_FDS} of them kept for the database and files; raise `ulimit -n` for more"
+        )),
+    )
+}
+
+/// The soft limit on open descriptors.
+fn nofile_limit() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
+}
+
 pub fn run(a: Args) -> Result<i32> {
-    let limits = limits(&a)?;
+    let mut limits = limits(&a)?;
+    let (max, warning) = fit_connections(limits.max_connections, nofile_limit());
+    if let Some(w) = warning {
+        eprintln!("{w}");
+    }
+    limits.max_connections = max;
     let database = database_url(a.database.clone())?;
     let loopback = a.listen.starts_with("127.")
         || a.listen.starts_with("localhost:")
@@ -130,5 +211,16 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("2XB").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn connections_fit_the_descriptor_limit() {
+        assert_eq!(fit_connections(512, None), (512, None));
+        assert_eq!(fit_connections(512, Some(65_536)), (512, None));
+        let (n, w) = fit_connections(512, Some(256));
+        assert_eq!(n, 256 - RESERVED_FDS as usize);
+        assert!(w.unwrap().contains("ulimit -n"));
+        // Never below a handful, whatever the limit.
+        assert_eq!(fit_connections(512, Some(10)).0, 8);
     }
 }

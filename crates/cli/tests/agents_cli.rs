@@ -459,8 +459,17 @@ fn stop_agent(mut agent: Agent, rx: &std::sync::mpsc::Receiver<String>) -> Value
     fin.expect("the agent prints its final counters")
 }
 
+/// Scrape as Prometheus does (asking for OpenMetrics first).
 fn scrape(url: &str) -> (String, String) {
-    let mut r = ureq::get(url).call().unwrap();
+    scrape_with(url, Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"))
+}
+
+fn scrape_with(url: &str, accept: Option<&str>) -> (String, String) {
+    let mut req = ureq::get(url);
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    let mut r = req.call().unwrap();
     let ct = r
         .headers()
         .get("content-type")
@@ -557,6 +566,18 @@ fn prometheus_endpoint_serves_bounded_monotonic_counters() {
     let st = status(&url);
     assert_eq!(st["devices"].as_array().unwrap().len(), 2);
     assert!(st["report"]["server"].is_null());
+    // A Prometheus-text client (or none that says) gets the classic text format.
+    for accept in [Some("text/plain;version=0.0.4"), None] {
+        let (ct, t) = scrape_with(&url, accept);
+        assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8", "{accept:?}");
+        assert!(!t.contains("# EOF"), "{t}");
+        assert!(
+            t.contains("# TYPE wattprint_energy_joules_total counter"),
+            "{t}"
+        );
+        assert!(t.contains("# TYPE wattprint_build_info gauge"), "{t}");
+        assert_eq!(samples(&t, "wattprint_energy_joules_total").len(), 2, "{t}");
+    }
     // Unknown paths are 404; SIGTERM stops it cleanly with its final counters.
     let r = ureq::get(&url.replace("/metrics", "/nope")).call();
     assert!(matches!(r, Err(ureq::Error::StatusCode(404))), "{r:?}");

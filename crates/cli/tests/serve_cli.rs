@@ -204,6 +204,29 @@ fn end_to_end(db: &str) {
     assert_eq!(c, 200);
     assert_eq!(got["record"], rec);
 
+    // A bad run is deleted on the database, audited; totals follow at once.
+    let out = admin(
+        &home,
+        db,
+        &["run", "rm", id, "--team", "physics", "--reason", "e2e test"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("deleted run") && said.contains("wattprint admin"),
+        "{said}"
+    );
+    let (_, t) = http(&addr, "GET", "/api/v1/totals", Some(&token), None);
+    assert_eq!(t["total"]["runs"], 0, "{t}");
+    let out = admin(&home, db, &["run", "deletions", "--json"]);
+    let trail: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(trail[0]["run_id"], id);
+    assert_eq!(trail[0]["reason"], "e2e test");
+    assert_eq!(trail[0]["energy_kwh"], rec["energy_kwh"]["total"]);
+    let out = admin(&home, db, &["run", "rm", id, "--team", "physics"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run"));
+
     // Revoked on the database while the server runs: refused at once.
     let out = admin(&home, db, &["token", "revoke", "1"]);
     assert!(out.status.success(), "{out:?}");
@@ -250,6 +273,9 @@ fn serve_refuses_bad_flags_and_databases() {
         (vec!["--max-body", "lots"], "--max-body"),
         (vec!["--request-timeout", "soon"], "--request-timeout"),
         (vec!["--rate-limit=-3"], "--rate-limit"),
+        (vec!["--idle-timeout", "1s"], "--idle-timeout"),
+        (vec!["--header-timeout", "never"], "--header-timeout"),
+        (vec!["--max-connections", "0"], "--max-connections"),
         (vec!["--listen", "not-an-address"], "cannot listen"),
     ] {
         let mut cmd = wattprint(&home);

@@ -965,3 +965,49 @@ fn rm_removes_by_prefix_and_refuses_ambiguity() {
     let o = h.wp(&["rm"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `runs --status` takes every status the docs list, the stopped ones included.
+#[test]
+fn runs_status_filter_takes_every_documented_status() {
+    let h = Home::new();
+    let recent = now_minus(600);
+    let mut st = h.store();
+    for (id, status) in [
+        (ID_A, RunStatus::Completed),
+        (ID_B, RunStatus::StoppedByCap),
+        (ID_C, RunStatus::StoppedByBudget),
+    ] {
+        seed(
+            &mut st,
+            &Seed {
+                id,
+                project: "train",
+                status,
+                started_at: &recent,
+                secs: 10.0,
+                cpu_kwh: 0.1,
+                idle_w: None,
+                tags: &[],
+            },
+        );
+    }
+    drop(st);
+    for (status, want) in [
+        ("stopped_by_cap", ID_B),
+        ("stopped-by-cap", ID_B),
+        ("stopped_by_budget", ID_C),
+        ("completed", ID_A),
+    ] {
+        let out = ok(&h.wp(&["runs", "--json", "--status", status]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let ids: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![want], "--status {status}");
+    }
+    let table = ok(&h.wp(&["runs", "--status", "stopped_by_cap"]));
+    assert!(table.contains("stopped_by_cap"), "{table}");
+}

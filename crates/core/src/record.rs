@@ -29,6 +29,21 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status, in the order the docs list them.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Killed,
+        RunStatus::StoppedByBudget,
+        RunStatus::StoppedByCap,
+    ];
+
+    /// The status named `s` (as [`RunStatus::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",

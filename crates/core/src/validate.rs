@@ -115,13 +115,42 @@ pub fn check_ident(path: &str, s: &str, max: usize) -> Result<(), ValidationErro
     check_line(path, s, max)
 }
 
-/// One line of text: at most `max` characters, no control characters.
+/// One line of text: at most `max` characters, no control characters, and none of the
+/// invisible characters that can make a name look like another ([`spoofing_char`]).
 pub fn check_line(path: &str, s: &str, max: usize) -> Result<(), ValidationError> {
     check_text(path, s, max)?;
     if s.chars().any(char::is_control) {
         return err(path, "must not contain control characters (newline, tab…)");
     }
+    if let Some(c) = s.chars().find(|&c| spoofing_char(c)) {
+        return err(
+            path,
+            format!(
+                "must not contain the invisible character U+{:04X} (bidirectional override or zero-width characters can make one name display as another)",
+                u32::from(c)
+            ),
+        );
+    }
     Ok(())
+}
+
+/// Bidirectional controls (embeddings, overrides, isolates, marks) and zero-width or invisible
+/// characters: in a name they let it display as another name, or as reordered text.
+pub fn spoofing_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
 }
 
 /// Free text: at most `max` characters.

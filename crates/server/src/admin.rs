@@ -1,5 +1,5 @@
 //! Administration on the database directly (`wattprint admin …`), for bootstrap: organisations,
-//! teams, projects, users and tokens. Every function is async; [`block_on`] runs one from a
+//! teams, projects, users and tokens; and recovery: deleting a bad run (audited). Every function is async; [`block_on`] runs one from a
 //! synchronous command.
 
 use crate::auth::CreatedToken;
@@ -170,4 +170,62 @@ pub async fn revoke_token(store: &Store, id: i64) -> Result<TokenRecord> {
         .token_by_id(id)
         .await?
         .with_context(|| format!("token {id} vanished"))
+}
+
+/// Who runs `wattprint admin` on this machine, for the audit trail.
+fn local_admin() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("wattprint admin (on the database, local user {user})")
+}
+
+/// Delete a run of a team and its samples, audited (`run_deletions`: who, when, the figures and
+/// the record). An error when the team has no such run.
+pub async fn delete_run(
+    store: &Store,
+    org: &str,
+    team: &str,
+    run_id: &str,
+    reason: Option<&str>,
+) -> Result<crate::store_deletions::Deletion> {
+    if let Some(r) = reason {
+        crate::api::check_line("reason", r, 1024).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    }
+    let o = org_id(store, org).await?;
+    let t = team_id(store, o, org, team).await?;
+    let scope = Scope {
+        org_id: o,
+        team_id: Some(t),
+        project_id: None,
+    };
+    let by = crate::store_deletions::Deleter {
+        who: local_admin(),
+        token_id: None,
+        reason: reason.map(str::to_string),
+    };
+    store
+        .delete_run(&scope, run_id, &by)
+        .await?
+        .with_context(|| format!("no run {run_id:?} in team {team:?}"))
+}
+
+/// The audit trail of deleted runs of a team (all teams when `None`), newest first.
+pub async fn deletions(
+    store: &Store,
+    org: &str,
+    team: Option<&str>,
+    limit: usize,
+) -> Result<Vec<crate::store_deletions::Deletion>> {
+    let o = org_id(store, org).await?;
+    let t = match team {
+        Some(team) => Some(team_id(store, o, org, team).await?),
+        None => None,
+    };
+    let scope = Scope {
+        org_id: o,
+        team_id: t,
+        project_id: None,
+    };
+    store.deletions(&scope, limit).await
 }

@@ -2,7 +2,7 @@
 
 use crate::api::{budgets, meta, nodes, policy, runs, tokens, totals, ApiError};
 use crate::auth::TouchTracker;
-use crate::limits::{Limits, RateLimiter};
+use crate::limits::{Expensive, Limits, RateLimiter};
 use crate::store::Store;
 use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
@@ -30,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     pub limiter: Arc<RateLimiter>,
     pub touches: Arc<TouchTracker>,
+    /// Expensive requests in flight per token.
+    pub expensive: Arc<Expensive>,
     pub limits: Limits,
 }
 
@@ -39,6 +41,7 @@ impl AppState {
             store,
             limiter: Arc::new(RateLimiter::new(limits.rate_per_s, limits.burst)),
             touches: Arc::new(TouchTracker::default()),
+            expensive: Arc::new(Expensive::new(limits.max_expensive_per_token)),
             limits,
         }
     }
@@ -58,6 +61,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/runs"),
     ("get", "/runs"),
     ("get", "/runs/{id}"),
+    ("delete", "/runs/{id}"),
     ("get", "/runs/{id}/samples"),
     ("post", "/runs/{id}/samples"),
     ("get", "/totals"),
@@ -105,7 +109,7 @@ pub fn router(state: AppState) -> Router {
     let limits = state.limits;
     Router::new()
         .route(&p("/runs"), post(runs::ingest).get(runs::list))
-        .route(&p("/runs/{id}"), get(runs::get))
+        .route(&p("/runs/{id}"), get(runs::get).delete(runs::delete))
         .route(
             &p("/runs/{id}/samples"),
             get(runs::samples).post(runs::add_samples),
@@ -131,17 +135,19 @@ pub fn router(state: AppState) -> Router {
             crate::limits::timeout,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(crate::api::log_errors))
         .with_state(state)
 }
 
-/// Serve `state` on `listener` until `shutdown` completes.
+/// Serve `state` on `listener` until `shutdown` completes, with the connection limits of
+/// `state.limits` ([`crate::conn`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let limits = state.limits;
+    crate::conn::serve(listener, router(state), limits, shutdown)
         .await
         .context("serving HTTP")
 }

@@ -175,11 +175,7 @@ impl FromRequestParts<AppState> for Auth {
                 "unknown token (wattprint tokens start with `wpt_`)",
             ));
         }
-        let rec = state
-            .store
-            .token_by_hash(&hash_token(tok))
-            .await
-            .map_err(ApiError::internal)?;
+        let rec = state.store.token_by_hash(&hash_token(tok)).await?;
         let Some(rec) = rec else {
             return Err(ApiError::unauthorized("unknown token"));
         };

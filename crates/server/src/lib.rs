@@ -5,10 +5,13 @@
 //! [`admin`] for `wattprint admin …` (works on the database directly, for bootstrap).
 //! See docs/server.md.
 
+#![recursion_limit = "256"]
+
 pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod conn;
 pub mod dashboard;
 pub mod db;
 pub mod limits;
@@ -16,6 +19,8 @@ pub mod openapi;
 pub mod openapi_agents;
 pub mod store;
 pub mod store_agents;
+pub mod store_deletions;
+pub mod store_pages;
 #[doc(hidden)]
 pub mod testing;
 

@@ -1,13 +1,15 @@
 //! Limits that keep the server up whatever clients send: a body size limit (413), a timeout on
-//! every request (408), and a per-token rate limit (a token bucket in memory; 429 with
-//! `Retry-After`). Panics in a handler become a 500 (tower-http `CatchPanicLayer`, in the router).
+//! every request (408), a per-token rate limit (a token bucket in memory; 429 with
+//! `Retry-After`), a cap on the expensive requests a token may have in flight at once
+//! ([`Expensive`]; 429), and the connection limits applied by [`crate::conn`]. Panics in a
+//! handler become a 500 (tower-http `CatchPanicLayer`, in the router).
 
 use crate::api::ApiError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The server's limits.
@@ -21,6 +23,16 @@ pub struct Limits {
     pub rate_per_s: f64,
     /// Requests a token may make in a burst above the sustained rate.
     pub burst: f64,
+    /// A request's headers must be complete within this time of the connection opening or of
+    /// the previous response (so it also bounds how long a keep-alive connection stays idle).
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing moves for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once (more wait in the listen backlog).
+    pub max_connections: usize,
+    /// Most expensive requests (listings, samples, totals, dashboard pages) one token may have
+    /// in flight at once (0 disables the cap).
+    pub max_expensive_per_token: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +42,10 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             rate_per_s: 100.0,
             burst: 200.0,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+            max_expensive_per_token: 2,
         }
     }
 }
@@ -92,6 +108,75 @@ impl RateLimiter {
     }
 }
 
+/// Expensive requests in flight, per token: [`Expensive::enter`] refuses (429) a token that
+/// already has `max` of them running, so that a few parallel calls by one token cannot hold a
+/// large share of the server's memory or database connections.
+pub struct Expensive {
+    max: usize,
+    running: Mutex<HashMap<i64, usize>>,
+}
+
+/// One expensive request in flight; its slot is given back when dropped.
+pub struct ExpensiveSlot {
+    owner: Arc<Expensive>,
+    token_id: i64,
+}
+
+impl Drop for ExpensiveSlot {
+    fn drop(&mut self) {
+        let mut m = match self.owner.running.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = m.get_mut(&self.token_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.token_id);
+            }
+        }
+    }
+}
+
+impl Expensive {
+    pub fn new(max: usize) -> Expensive {
+        Expensive {
+            max,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take a slot for the token, or a 429 when it already has `max` expensive requests running.
+    pub fn enter(self: &Arc<Self>, token_id: i64) -> Result<ExpensiveSlot, ApiError> {
+        let mut m = match self.running.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let n = m.entry(token_id).or_insert(0);
+        if self.max > 0 && *n >= self.max {
+            return Err(ApiError::rate_limited(
+                format!(
+                    "this token already has {} expensive requests (listings, samples, totals) in flight, the most allowed at once; wait for them to finish",
+                    self.max
+                ),
+                1,
+            ));
+        }
+        *n += 1;
+        Ok(ExpensiveSlot {
+            owner: Arc::clone(self),
+            token_id,
+        })
+    }
+
+    /// Slots in use by a token.
+    pub fn in_flight(&self, token_id: i64) -> usize {
+        self.running
+            .lock()
+            .map(|m| m.get(&token_id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
 /// Middleware: answer 408 when a request (reading its body included) takes too long.
 pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
@@ -128,6 +213,29 @@ mod tests {
         let t2 = t + Duration::from_millis(100);
         assert!(l.check_at(1, t2).is_ok());
         assert!(l.check_at(1, t2).is_err());
+    }
+
+    #[test]
+    fn expensive_requests_are_capped_per_token() {
+        let e = Arc::new(Expensive::new(2));
+        let a = e.enter(1).unwrap();
+        let b = e.enter(1).unwrap();
+        let refused = e.enter(1).err().unwrap();
+        assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.retry_after_s, Some(1));
+        // Another token is not affected.
+        let _c = e.enter(2).unwrap();
+        drop(a);
+        assert_eq!(e.in_flight(1), 1);
+        let _d = e.enter(1).unwrap();
+        drop(b);
+        assert_eq!(e.in_flight(1), 1);
+        // Zero disables the cap.
+        let off = Arc::new(Expensive::new(0));
+        let held: Vec<_> = (0..100).map(|_| off.enter(1).unwrap()).collect();
+        assert_eq!(off.in_flight(1), 100);
+        drop(held);
+        assert_eq!(off.in_flight(1), 0);
     }
 
     #[test]

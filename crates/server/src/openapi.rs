@@ -16,7 +16,7 @@ fn filters() -> Vec<Value> {
     vec![
         q("team", "Only runs of this team (name)."),
         q("project", "Only runs of this project (name)."),
-        json!({"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["running", "completed", "failed", "killed"]}}),
+        json!({"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["running", "completed", "failed", "killed", "stopped_by_budget", "stopped_by_cap"]}}),
         q("user", "Only runs attributed to this user."),
         q("host", "Only runs on this hostname."),
         q(
@@ -27,6 +27,14 @@ fn filters() -> Vec<Value> {
             "until",
             "Runs started before: RFC 3339 or YYYY-MM-DD (UTC).",
         ),
+    ]
+}
+
+/// `limit` and `cursor` of a paged listing.
+fn page_params(default: usize, max: usize) -> Vec<Value> {
+    vec![
+        json!({"name": "limit", "in": "query", "required": false, "description": "Items per page.", "schema": {"type": "integer", "minimum": 1, "maximum": max, "default": default}}),
+        json!({"name": "cursor", "in": "query", "required": false, "description": "The previous page's `next_cursor`, as it is (opaque).", "schema": {"type": "string"}}),
     ]
 }
 
@@ -45,16 +53,29 @@ pub fn document() -> Value {
                 );
                 r.insert(
                     "429".into(),
-                    err("Rate limit of the token exceeded; see the Retry-After header."),
+                    err("Rate limit of the token exceeded, or (listings, samples, totals) the token already has the most expensive requests in flight; see the Retry-After header."),
                 );
             }
         }
         v
     };
     let mut run_list_params = filters();
-    run_list_params.push(json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}));
-    run_list_params.push(json!({"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}}));
+    run_list_params.extend(page_params(100, crate::api::runs::MAX_RUNS_PAGE));
+    run_list_params.push(json!({"name": "offset", "in": "query", "required": false, "deprecated": true, "description": "Skip this many runs (costs more the further it goes; use cursor).", "schema": {"type": "integer", "minimum": 0, "default": 0}}));
     let mut totals_params = filters();
+    totals_params.extend(page_params(
+        crate::api::totals::MAX_GROUPS_PAGE,
+        crate::api::totals::MAX_GROUPS_PAGE,
+    ));
+    let mut sample_params = vec![id_param("Run id.")];
+    sample_params.extend(page_params(
+        crate::api::runs::SAMPLES_PAGE,
+        crate::api::runs::MAX_SAMPLES_PAGE,
+    ));
+    let mut budget_params = vec![
+        json!({"name": "month", "in": "query", "required": false, "description": "YYYY-MM (default: this month, UTC).", "schema": {"type": "string"}}),
+    ];
+    budget_params.extend(page_params(100, crate::api::budgets::MAX_BUDGETS_PAGE));
     totals_params.push(json!({"name": "group_by", "in": "query", "required": false, "schema": {"type": "string", "enum": ["org", "team", "project", "user", "month", "status", "host"], "default": "project"}}));
     let mut doc = json!({
         "openapi": "3.1.0",
@@ -84,7 +105,7 @@ pub fn document() -> Value {
                     }
                 })),
                 "get": common(json!({
-                    "summary": "List runs visible to the token, newest first",
+                    "summary": "List runs visible to the token, newest first, one page at a time",
                     "parameters": run_list_params,
                     "responses": {"200": ok("Runs.", "RunList"), "400": err("Bad filter.")}
                 }))
@@ -94,13 +115,19 @@ pub fn document() -> Value {
                     "summary": "One run with its record as received",
                     "parameters": [id_param("Run id.")],
                     "responses": {"200": ok("The run.", "Run"), "404": err("No such run visible to this token (the same answer whether it exists in another team or not at all).")}
+                })),
+                "delete": common(json!({
+                    "summary": "Delete a run and its samples (team or project admin), audited",
+                    "description": "Totals and budgets drop by the run's figures at once. The deletion is recorded with who (the token), when, the run's figures and its record; the answer is that audit entry. Organisation-wide tokens cannot delete (run ids are unique per team): use a team admin token or `wattprint admin run rm`.",
+                    "parameters": [id_param("Run id."), {"name": "reason", "in": "query", "required": false, "description": "Why, for the audit trail (one line, at most 1 024 characters).", "schema": {"type": "string"}}],
+                    "responses": {"200": ok("Deleted; the audit entry.", "Deletion"), "403": err("Not an admin token, or an organisation-wide token."), "404": err("No such run visible to this token."), "422": err("Invalid reason.")}
                 }))
             },
             "/runs/{id}/samples": {
                 "get": common(json!({
-                    "summary": "Samples of a run, by device then time",
-                    "parameters": [id_param("Run id.")],
-                    "responses": {"200": ok("Samples.", "SampleList"), "404": err("No such run visible to this token.")}
+                    "summary": "Samples of a run, by device then time, one page at a time",
+                    "parameters": sample_params,
+                    "responses": {"200": ok("A page of samples.", "SamplePage"), "400": err("Bad limit or cursor."), "404": err("No such run visible to this token.")}
                 })),
                 "post": common(json!({
                     "summary": "Upload samples of a run (upsert by device and start time)",
@@ -120,8 +147,8 @@ pub fn document() -> Value {
             "/budgets": {
                 "get": common(json!({
                     "summary": "Budgets visible to the token, with the month's use",
-                    "parameters": [{"name": "month", "in": "query", "required": false, "description": "YYYY-MM (default: this month, UTC).", "schema": {"type": "string"}}],
-                    "responses": {"200": ok("Budgets.", "BudgetList")}
+                    "parameters": budget_params,
+                    "responses": {"200": ok("A page of budgets.", "BudgetList")}
                 })),
                 "post": common(json!({
                     "summary": "Create or replace the monthly budget of a team or project (admin)",
@@ -138,8 +165,9 @@ pub fn document() -> Value {
             },
             "/tokens": {
                 "get": common(json!({
-                    "summary": "Tokens in the caller's scope, without secrets (admin)",
-                    "responses": {"200": {"description": "Tokens.", "content": {"application/json": {"schema": {"type": "object", "properties": {"tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}}}}}, "403": err("Not an admin token.")}
+                    "summary": "Tokens in the caller's scope, newest first, without secrets (admin)",
+                    "parameters": page_params(100, crate::api::tokens::MAX_TOKENS_PAGE),
+                    "responses": {"200": {"description": "A page of tokens.", "content": {"application/json": {"schema": {"type": "object", "properties": {"tokens": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}, "next_cursor": {"type": ["string", "null"]}}}}}}, "403": err("Not an admin token.")}
                 })),
                 "post": common(json!({
                     "summary": "Create a token in the caller's team or project; the secret is shown once (admin)",
@@ -192,7 +220,7 @@ pub fn document() -> Value {
                         "started_at": {"type": "string", "format": "date-time"},
                         "ended_at": {"type": ["string", "null"], "format": "date-time"},
                         "duration_s": {"type": "number", "minimum": 0},
-                        "status": {"type": "string", "enum": ["running", "completed", "failed", "killed"]},
+                        "status": {"type": "string", "enum": ["running", "completed", "failed", "killed", "stopped_by_budget", "stopped_by_cap"]},
                         "energy_kwh": {"type": "object", "description": "cpu, gpu, ram, other, dynamic, static, it, infrastructure, facility, total (kWh, >= 0)."},
                         "emissions_kg": {"type": "object", "description": "dynamic, static, infrastructure, embodied, operational, total (kg CO2e, >= 0)."},
                         "host": {"type": "object"},
@@ -208,19 +236,21 @@ pub fn document() -> Value {
                 },
                 "IngestResult": {"type": "object", "properties": {"run_id": {"type": "string"}, "outcome": {"type": "string", "enum": ["created", "updated", "duplicate", "stale"]}, "status": {"type": "string"}, "samples": {"type": "integer"}}},
                 "Sample": {"type": "object", "required": ["device_id", "t0", "t1", "energy_j"], "properties": {"device_id": {"type": "string"}, "t0": {"type": "number", "minimum": 0, "description": "Seconds since the run started."}, "t1": {"type": "number", "minimum": 0}, "energy_j": {"type": "number", "minimum": 0}}},
-                "SampleList": {"type": "object", "required": ["samples"], "properties": {"run_id": {"type": "string"}, "samples": {"type": "array", "items": {"$ref": "#/components/schemas/Sample"}}}},
+                "SampleList": {"type": "object", "required": ["samples"], "properties": {"samples": {"type": "array", "maxItems": crate::api::runs::MAX_SAMPLES, "items": {"$ref": "#/components/schemas/Sample"}}}},
+                "SamplePage": {"type": "object", "properties": {"run_id": {"type": "string"}, "samples": {"type": "array", "items": {"$ref": "#/components/schemas/Sample"}}, "limit": {"type": "integer"}, "next_cursor": {"type": ["string", "null"], "description": "Pass it as `cursor` for the next page; null on the last."}}},
+                "Deletion": {"type": "object", "description": "The audit entry of a deleted run.", "properties": {"id": {"type": "integer"}, "team": {"type": "string"}, "project": {"type": "string"}, "run_id": {"type": "string"}, "user": {"type": ["string", "null"]}, "status": {"type": "string"}, "started_at": {"type": "string"}, "duration_s": {"type": "number"}, "energy_kwh": {"type": "number"}, "facility_kwh": {"type": "number"}, "emissions_kg": {"type": "number"}, "samples": {"type": "integer"}, "deleted_at": {"type": "string"}, "deleted_by": {"type": "string", "description": "The token (id, prefix, name, user) or `wattprint admin` and the local user."}, "reason": {"type": ["string", "null"]}}},
                 "RunSummary": {"type": "object", "properties": {
                     "run_id": {"type": "string"}, "org": {"type": "string"}, "team": {"type": "string"}, "project": {"type": "string"}, "user": {"type": ["string", "null"]},
                     "status": {"type": "string"}, "started_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]}, "duration_s": {"type": "number"},
                     "energy_kwh": {"type": "number", "description": "IT energy (record energy_kwh.total)."}, "facility_kwh": {"type": "number"}, "emissions_kg": {"type": "number", "description": "record emissions_kg.total."},
                     "hostname": {"type": "string"}, "checkpoints": {"type": "integer"}, "received_at": {"type": "string"}, "updated_at": {"type": "string"}}},
                 "Run": {"allOf": [{"$ref": "#/components/schemas/RunSummary"}], "properties": {"record": {"$ref": "#/components/schemas/RunRecord"}}},
-                "RunList": {"type": "object", "properties": {"runs": {"type": "array", "items": {"$ref": "#/components/schemas/RunSummary"}}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}},
+                "RunList": {"type": "object", "properties": {"runs": {"type": "array", "items": {"$ref": "#/components/schemas/RunSummary"}}, "limit": {"type": "integer"}, "offset": {"type": "integer", "description": "Only with the offset parameter."}, "next_cursor": {"type": ["string", "null"], "description": "Pass it as `cursor` for the next page; null on the last (and with offset)."}}},
                 "TotalsRow": {"type": "object", "properties": {"key": {"type": ["string", "null"]}, "team": {"type": "string", "description": "With group_by=project."}, "runs": {"type": "integer"}, "duration_s": {"type": "number"}, "energy_kwh": {"type": "number"}, "facility_kwh": {"type": "number"}, "emissions_kg": {"type": "number"}}},
-                "Totals": {"type": "object", "properties": {"group_by": {"type": "string"}, "groups": {"type": "array", "items": {"$ref": "#/components/schemas/TotalsRow"}}, "total": {"$ref": "#/components/schemas/TotalsRow"}}},
+                "Totals": {"type": "object", "properties": {"group_by": {"type": "string"}, "groups": {"type": "array", "items": {"$ref": "#/components/schemas/TotalsRow"}}, "total": {"$ref": "#/components/schemas/TotalsRow", "description": "Over every group, whichever page this is."}, "next_cursor": {"type": ["string", "null"]}}},
                 "BudgetBody": {"type": "object", "required": ["kg_per_month"], "additionalProperties": false, "properties": {"team": {"type": "string", "description": "Required for organisation-wide tokens."}, "project": {"type": "string"}, "name": {"type": "string"}, "kg_per_month": {"type": "number", "minimum": 0}}},
                 "Budget": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "team": {"type": "string"}, "project": {"type": ["string", "null"]}, "kg_per_month": {"type": "number"}, "month": {"type": "string"}, "used_kg": {"type": "number"}, "left_kg": {"type": "number"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
-                "BudgetList": {"type": "object", "properties": {"month": {"type": "string"}, "budgets": {"type": "array", "items": {"$ref": "#/components/schemas/Budget"}}}},
+                "BudgetList": {"type": "object", "properties": {"month": {"type": "string"}, "budgets": {"type": "array", "items": {"$ref": "#/components/schemas/Budget"}}, "next_cursor": {"type": ["string", "null"]}}},
                 "Token": {"type": "object", "properties": {"id": {"type": "integer"}, "prefix": {"type": "string"}, "name": {"type": "string"}, "org": {"type": "string"}, "team": {"type": ["string", "null"]}, "project": {"type": ["string", "null"]}, "user": {"type": ["string", "null"]}, "role": {"type": "string", "enum": ["viewer", "member", "admin"]}, "created_at": {"type": "string"}, "last_used_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]}}},
                 "CreatedToken": {"allOf": [{"$ref": "#/components/schemas/Token"}], "properties": {"token": {"type": "string", "description": "The secret; shown only here."}}}
             }

@@ -62,12 +62,14 @@ pub fn extend(doc: &mut Value, common: impl Fn(Value) -> Value) {
         },
         "/nodes": {
             "get": common(json!({
-                "summary": "Energy and emissions per node and device, from the agents' reports",
+                "summary": "Energy and emissions per node and device, from the agents' reports, a page of nodes at a time (by team, then node)",
                 "parameters": [
                     q("team", "Only this team's nodes."),
                     q("node", "Only this node."),
                     q("since", "Windows starting at or after: RFC 3339 or YYYY-MM-DD (UTC)."),
-                    q("until", "Windows starting before: RFC 3339 or YYYY-MM-DD (UTC).")
+                    q("until", "Windows starting before: RFC 3339 or YYYY-MM-DD (UTC)."),
+                    {"name": "limit", "in": "query", "required": false, "description": "Nodes per page.", "schema": {"type": "integer", "minimum": 1, "maximum": crate::api::nodes::MAX_NODES_PAGE, "default": 100}},
+                    q("cursor", "The previous page's `next_cursor`, as it is (opaque).")
                 ],
                 "responses": {
                     "200": ok("Totals per node.", "NodeList"),
@@ -96,8 +98,8 @@ pub fn extend(doc: &mut Value, common: impl Fn(Value) -> Value) {
             "team_policy": {"oneOf": [{"$ref": "#/components/schemas/Policy"}, {"type": "null"}]},
             "budgets": {"type": "array", "items": {"type": "object", "properties": {
                 "name": {"type": "string"}, "team": {"type": "string"}, "project": {"type": ["string", "null"]},
-                "month": {"type": "string"}, "kg_per_month": {"type": "number"}, "used_kg": {"type": "number"},
-                "left_kg": {"type": "number"}, "exhausted": {"type": "boolean"}}}}}},
+                "month": {"type": "string"}, "kg_per_month": {"type": "number"}, "used_kg": {"type": ["number", "null"], "description": "Null for the team budget when the token is a project token (the team's use includes other projects' runs)."},
+                "left_kg": {"type": ["number", "null"]}, "exhausted": {"type": "boolean"}}}}}},
         "NodeEnergyBody": {"type": "object", "required": ["agent", "windows"], "additionalProperties": false, "properties": {
             "agent": {"type": "string", "description": "Id of the agent instance (new at each start)."},
             "windows": {"type": "array", "items": {"type": "object", "required": ["start", "devices"], "properties": {
@@ -114,7 +116,8 @@ pub fn extend(doc: &mut Value, common: impl Fn(Value) -> Value) {
                 "last_window": {"type": "string"}, "last_update": {"type": "string"},
                 "devices": {"type": "array", "items": {"type": "object", "properties": {
                     "device_id": {"type": "string"}, "kind": {"type": "string"}, "joules": {"type": "number"}, "emissions_g": {"type": "number"}}}}}}},
-            "total": {"type": "object", "properties": {"joules": {"type": "number"}, "kwh": {"type": "number"}, "emissions_kg": {"type": "number"}}}}}
+            "total": {"type": "object", "description": "Over every matching node, whichever page this is.", "properties": {"joules": {"type": "number"}, "kwh": {"type": "number"}, "emissions_kg": {"type": "number"}}},
+            "next_cursor": {"type": ["string", "null"]}}}
     });
     if let (Some(Value::Object(p)), Value::Object(add)) = (doc.get_mut("paths"), paths) {
         p.extend(add);

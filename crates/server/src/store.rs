@@ -47,7 +47,7 @@ pub struct Scope {
 
 impl Scope {
     /// ` AND a.org_id = ? [AND a.team_id = ?] [AND a.project_id = ?]`, pushing the values.
-    fn sql(&self, alias: &str, params: &mut Vec<Val>) -> String {
+    pub(crate) fn sql(&self, alias: &str, params: &mut Vec<Val>) -> String {
         let mut s = format!(" AND {alias}.org_id = ?");
         params.push(self.org_id.into());
         if let Some(t) = self.team_id {
@@ -308,6 +308,10 @@ pub struct TotalsRow {
     pub emissions_kg: f64,
 }
 
+/// Most budgets read at once where a listing is not paged (the dashboard, `GET /policy`): one
+/// per team and per project, so far more than any organisation has.
+pub const MAX_BUDGETS: usize = 10_000;
+
 /// A monthly emissions budget for a team or one of its projects.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Budget {
@@ -326,15 +330,15 @@ pub struct Budget {
     pub updated_at: String,
 }
 
-const RUN_COLUMNS: &str =
+pub(crate) const RUN_COLUMNS: &str =
     "r.run_id, o.name, t.name, p.name, r.user_name, r.status, r.started_at, r.ended_at, \
      r.duration_s, r.energy_kwh, r.facility_kwh, r.emissions_kg, r.hostname, r.checkpoints, \
      r.received_at, r.updated_at";
-const RUN_FROM: &str =
+pub(crate) const RUN_FROM: &str =
     "FROM runs r JOIN orgs o ON o.id = r.org_id JOIN teams t ON t.id = r.team_id \
      JOIN projects p ON p.id = r.project_id";
 
-fn run_summary(r: &Row) -> Result<RunSummary> {
+pub(crate) fn run_summary(r: &Row) -> Result<RunSummary> {
     Ok(RunSummary {
         run_id: r.text(0)?,
         org: r.text(1)?,
@@ -355,12 +359,13 @@ fn run_summary(r: &Row) -> Result<RunSummary> {
     })
 }
 
-const TOKEN_SELECT: &str = "SELECT k.id, k.prefix, k.name, k.org_id, o.name, k.team_id, t.name, \
+pub(crate) const TOKEN_SELECT: &str =
+    "SELECT k.id, k.prefix, k.name, k.org_id, o.name, k.team_id, t.name, \
      k.project_id, p.name, k.user_id, u.name, k.role, k.created_at, k.last_used_at, k.revoked_at \
      FROM api_tokens k JOIN orgs o ON o.id = k.org_id LEFT JOIN teams t ON t.id = k.team_id \
      LEFT JOIN projects p ON p.id = k.project_id LEFT JOIN users u ON u.id = k.user_id";
 
-fn token_record(r: &Row) -> Result<TokenRecord> {
+pub(crate) fn token_record(r: &Row) -> Result<TokenRecord> {
     let role = r.text(11)?;
     Ok(TokenRecord {
         id: r.i64(0)?,
@@ -517,7 +522,7 @@ impl Store {
         }
     }
 
-    async fn one_i64(&self, sql: &str, params: Vec<Val>) -> Result<Option<i64>> {
+    pub(crate) async fn one_i64(&self, sql: &str, params: Vec<Val>) -> Result<Option<i64>> {
         let rows = self.db.query(sql, params).await?;
         rows.first().map(|r| r.i64(0)).transpose()
     }
@@ -971,37 +976,19 @@ impl Store {
         rows.iter().map(run_summary).collect()
     }
 
-    /// The samples of a run visible in `scope`, by device then time.
-    pub async fn samples(&self, scope: &Scope, run_id: &str) -> Result<Option<Vec<Sample>>> {
-        let Some(team_id) = self.run_team(scope, run_id).await? else {
-            return Ok(None);
-        };
-        let rows = self
-            .db
-            .query(
-                "SELECT s.device_id, s.t0, s.t1, s.energy_j FROM samples s JOIN runs r ON r.pk = s.run_pk \
-                 WHERE r.team_id = ? AND r.run_id = ? ORDER BY s.device_id, s.t0",
-                vec![team_id.into(), run_id.into()],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Sample {
-                    device_id: r.text(0)?,
-                    t0: r.f64(1)?,
-                    t1: r.f64(2)?,
-                    energy_j: r.f64(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-
-    /// Totals of the runs matching `f`, grouped.
-    pub async fn totals(&self, f: &RunFilter, by: GroupBy) -> Result<Vec<TotalsRow>> {
+    /// Totals of the runs matching `f`, grouped, groups `offset..offset + limit` in key order.
+    pub async fn totals(
+        &self,
+        f: &RunFilter,
+        by: GroupBy,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<TotalsRow>> {
         let (keys, group) = by.columns();
         let mut params = Vec::new();
         let filter = f.sql(&mut params);
+        params.push(limit.into());
+        params.push(offset.into());
         let rows = self
             .db
             .query(
@@ -1009,7 +996,7 @@ impl Store {
                     "SELECT {keys}, COUNT(*), COALESCE(SUM(r.duration_s), 0.0), \
                      COALESCE(SUM(r.energy_kwh), 0.0), COALESCE(SUM(r.facility_kwh), 0.0), \
                      COALESCE(SUM(r.emissions_kg), 0.0) {RUN_FROM} WHERE 1 = 1{filter} \
-                     GROUP BY {group} ORDER BY {group}"
+                     GROUP BY {group} ORDER BY {group} LIMIT ? OFFSET ?"
                 ),
                 params,
             )
@@ -1089,8 +1076,30 @@ impl Store {
 
     /// Budgets visible in `scope`, with what `month` used of them.
     pub async fn list_budgets(&self, scope: &Scope, month: &str) -> Result<Vec<Budget>> {
+        self.list_budgets_after(scope, month, MAX_BUDGETS, None)
+            .await
+    }
+
+    /// Up to `limit + 1` budgets visible in `scope` with an id above `after`, by id, with what
+    /// `month` used of them (see [`Store::budgets_page`]).
+    pub(crate) async fn list_budgets_after(
+        &self,
+        scope: &Scope,
+        month: &str,
+        limit: usize,
+        after: Option<i64>,
+    ) -> Result<Vec<Budget>> {
         let mut params = Vec::new();
-        let filter = scope.sql("b", &mut params);
+        let mut filter = scope.sql("b", &mut params);
+        if let Some(id) = after {
+            filter.push_str(" AND b.id > ?");
+            params.push(id.into());
+        }
+        params.push(
+            i64::try_from(limit.saturating_add(1))
+                .unwrap_or(i64::MAX)
+                .into(),
+        );
         let rows = self
             .db
             .query(
@@ -1098,7 +1107,7 @@ impl Store {
                     "SELECT b.id, b.name, t.name, p.name, b.kg_per_month, b.created_at, b.updated_at, \
                        b.team_id, b.project_id \
                      FROM budgets b JOIN teams t ON t.id = b.team_id \
-                     LEFT JOIN projects p ON p.id = b.project_id WHERE 1 = 1{filter} ORDER BY b.id"
+                     LEFT JOIN projects p ON p.id = b.project_id WHERE 1 = 1{filter} ORDER BY b.id LIMIT ?"
                 ),
                 params,
             )

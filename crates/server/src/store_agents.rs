@@ -100,6 +100,47 @@ pub struct NodeFilter {
     pub since: Option<String>,
     /// Windows starting before.
     pub until: Option<String>,
+    /// Only nodes after this (team, node), in that order (a page's cursor).
+    pub after: Option<(String, String)>,
+    /// At most this many nodes (0: no limit).
+    pub limit: usize,
+    /// Only nodes up to this (team, node) included (set by [`Store::node_totals_page`]).
+    pub upto: Option<(String, String)>,
+}
+
+/// ` AND …` conditions of a node query (aliases `n` for node_energy, `t` for teams).
+fn node_filter_sql(scope: &Scope, f: &NodeFilter, params: &mut Vec<Val>) -> String {
+    params.push(scope.org_id.into());
+    let mut filter = String::from(" AND n.org_id = ?");
+    if let Some(t) = scope.team_id {
+        filter.push_str(" AND n.team_id = ?");
+        params.push(t.into());
+    }
+    if let Some(t) = &f.team {
+        filter.push_str(" AND t.name = ?");
+        params.push(t.into());
+    }
+    if let Some(n) = &f.node {
+        filter.push_str(" AND n.node = ?");
+        params.push(n.into());
+    }
+    if let Some(s) = &f.since {
+        filter.push_str(" AND n.window_start >= ?");
+        params.push(s.into());
+    }
+    if let Some(u) = &f.until {
+        filter.push_str(" AND n.window_start < ?");
+        params.push(u.into());
+    }
+    if let Some((team, node)) = &f.after {
+        filter.push_str(" AND (t.name > ? OR (t.name = ? AND n.node > ?))");
+        params.extend([team.into(), team.into(), node.into()]);
+    }
+    if let Some((team, node)) = &f.upto {
+        filter.push_str(" AND (t.name < ? OR (t.name = ? AND n.node <= ?))");
+        params.extend([team.into(), team.into(), node.into()]);
+    }
+    filter
 }
 
 /// Rows per multi-row insert (9 parameters each).
@@ -242,30 +283,74 @@ impl Store {
     }
 
     /// Node totals visible in `scope` (node energy belongs to a team: a project token sees its
+    /// team's nodes), per node and device, by team then node; at most `f.limit` nodes after
+    /// `f.after`, and whether more follow.
+    pub async fn node_totals_page(
+        &self,
+        scope: &Scope,
+        f: &NodeFilter,
+    ) -> Result<(Vec<NodeTotal>, bool)> {
+        let mut f = f.clone();
+        let mut more = false;
+        if f.limit > 0 {
+            // The page's last node bounds the grouped query.
+            let mut params: Vec<Val> = Vec::new();
+            let filter = node_filter_sql(scope, &f, &mut params);
+            params.push(
+                i64::try_from(f.limit.saturating_add(1))
+                    .unwrap_or(i64::MAX)
+                    .into(),
+            );
+            let keys = self
+                .db
+                .query(
+                    &format!(
+                        "SELECT DISTINCT t.name, n.node FROM node_energy n JOIN teams t ON t.id = n.team_id \
+                         WHERE 1 = 1{filter} ORDER BY t.name, n.node LIMIT ?"
+                    ),
+                    params,
+                )
+                .await?;
+            if keys.len() > f.limit {
+                more = true;
+                let last = &keys[f.limit - 1];
+                f.upto = Some((last.text(0)?, last.text(1)?));
+            }
+        }
+        Ok((self.node_totals(scope, &f).await?, more))
+    }
+
+    /// Joules and grams over every node matching `f` (all pages).
+    pub async fn node_grand_total(&self, scope: &Scope, f: &NodeFilter) -> Result<(f64, f64)> {
+        let all = NodeFilter {
+            after: None,
+            upto: None,
+            limit: 0,
+            ..f.clone()
+        };
+        let mut params: Vec<Val> = Vec::new();
+        let filter = node_filter_sql(scope, &all, &mut params);
+        let rows = self
+            .db
+            .query(
+                &format!(
+                    "SELECT COALESCE(SUM(n.joules), 0.0), COALESCE(SUM(n.emissions_g), 0.0) \
+                     FROM node_energy n JOIN teams t ON t.id = n.team_id WHERE 1 = 1{filter}"
+                ),
+                params,
+            )
+            .await?;
+        match rows.first() {
+            Some(r) => Ok((r.f64(0)?, r.f64(1)?)),
+            None => Ok((0.0, 0.0)),
+        }
+    }
+
+    /// Node totals visible in `scope` (node energy belongs to a team: a project token sees its
     /// team's nodes), per node and device.
     pub async fn node_totals(&self, scope: &Scope, f: &NodeFilter) -> Result<Vec<NodeTotal>> {
-        let mut params: Vec<Val> = vec![scope.org_id.into()];
-        let mut filter = String::from(" AND n.org_id = ?");
-        if let Some(t) = scope.team_id {
-            filter.push_str(" AND n.team_id = ?");
-            params.push(t.into());
-        }
-        if let Some(t) = &f.team {
-            filter.push_str(" AND t.name = ?");
-            params.push(t.into());
-        }
-        if let Some(n) = &f.node {
-            filter.push_str(" AND n.node = ?");
-            params.push(n.into());
-        }
-        if let Some(s) = &f.since {
-            filter.push_str(" AND n.window_start >= ?");
-            params.push(s.into());
-        }
-        if let Some(u) = &f.until {
-            filter.push_str(" AND n.window_start < ?");
-            params.push(u.into());
-        }
+        let mut params: Vec<Val> = Vec::new();
+        let filter = node_filter_sql(scope, f, &mut params);
         let rows = self
             .db
             .query(

@@ -451,7 +451,9 @@ async fn sql_metacharacters_stored_verbatim(b: Backend) {
         "Robert'); DELETE FROM api_tokens WHERE ('a'='a",
         "100% _wild_ \\ back\\slash",
         "$1 ? ?? :name @p {id}",
-        "é 中文 🚀 \u{202e}rtl",
+        // Right-to-left script (bidirectional controls themselves are refused in names: see
+        // tests/hardening.rs).
+        "é 中文 🚀 עברית",
         "a/b/../c?x=1&y=2#frag",
     ];
     for (i, n) in nasty.iter().enumerate() {

@@ -1,28 +1,46 @@
 //! Budgets: monthly emissions allowances (kg CO2e) for a team or one of its projects.
 
+use super::runs::{page_cursor, page_limit};
 use super::{check_ident, check_line, check_nonneg, query, typed, ApiError, JsonBody};
 use crate::app::AppState;
 use crate::auth::Auth;
-use crate::store::Role;
+use crate::store::{Budget, Role};
+use crate::store_pages::parse_id_cursor;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
 pub struct MonthQuery {
     pub month: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
 }
 
-/// `GET /api/v1/budgets?month=YYYY-MM`: the visible budgets and what the month used of them.
+/// Most budgets per page of `GET /budgets`.
+pub const MAX_BUDGETS_PAGE: usize = 1000;
+
+/// `GET /api/v1/budgets` answer.
+#[derive(Serialize)]
+pub struct BudgetList {
+    pub month: String,
+    pub budgets: Vec<Budget>,
+    /// Pass it as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/budgets?month=YYYY-MM[&limit=N&cursor=C]`: the visible budgets and what the
+/// month used of them, one page at a time.
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
     q: Result<Query<MonthQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BudgetList>, ApiError> {
     let q = query(q)?;
+    let limit = page_limit(q.limit, 100, MAX_BUDGETS_PAGE)?;
+    let after = page_cursor(q.cursor.as_deref(), |c| parse_id_cursor('b', c))?;
     let month = match q.month {
         Some(m) => {
             let ok = m.len() == 7
@@ -38,12 +56,16 @@ pub async fn list(
         }
         None => super::month_of(time::OffsetDateTime::now_utc()),
     };
-    let budgets = st
+    let _slot = st.expensive.enter(auth.token.id)?;
+    let page = st
         .store
-        .list_budgets(&auth.scope(), &month)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(json!({"month": month, "budgets": budgets})))
+        .budgets_page(&auth.scope(), &month, limit, after)
+        .await?;
+    Ok(Json(BudgetList {
+        month,
+        budgets: page.items,
+        next_cursor: page.next,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -62,7 +84,7 @@ pub async fn upsert(
     State(st): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Budget>), ApiError> {
     auth.require(Role::Admin, "setting budgets")?;
     let b: BudgetBody = typed(body, "budget")?;
     check_nonneg("kg_per_month", b.kg_per_month)?;
@@ -78,13 +100,9 @@ pub async fn upsert(
         }
         (None, Some(name)) => {
             check_ident("team", name, super::runs::MAX_NAME)?;
-            st.store
-                .team_id(t.org_id, name)
-                .await
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| {
-                    ApiError::invalid(format!("no team {name:?} in this organisation"))
-                })?
+            st.store.team_id(t.org_id, name).await?.ok_or_else(|| {
+                ApiError::invalid(format!("no team {name:?} in this organisation"))
+            })?
         }
         (None, None) => {
             return Err(ApiError::invalid(
@@ -106,8 +124,7 @@ pub async fn upsert(
             Some(
                 st.store
                     .project_id(team_id, p)
-                    .await
-                    .map_err(ApiError::internal)?
+                    .await?
                     .ok_or_else(|| {
                         ApiError::invalid(format!(
                             "no project {p:?} in this team; a project is created by its first run or by `wattprint admin project create`"
@@ -130,19 +147,13 @@ pub async fn upsert(
     let (id, created) = st
         .store
         .upsert_budget(t.org_id, team_id, project_id, &name, b.kg_per_month)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     let month = super::month_of(time::OffsetDateTime::now_utc());
-    let all = st
-        .store
-        .list_budgets(&auth.scope(), &month)
-        .await
-        .map_err(ApiError::internal)?;
+    let all = st.store.list_budgets(&auth.scope(), &month).await?;
     let budget = all
         .into_iter()
         .find(|x| x.id == id)
-        .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
-        .unwrap_or_else(|| json!({"id": id}));
+        .ok_or_else(|| anyhow::anyhow!("budget {id} vanished after it was written"))?;
     let code = if created {
         StatusCode::CREATED
     } else {
@@ -160,12 +171,7 @@ pub async fn delete(
     auth.require(Role::Admin, "deleting budgets")?;
     let nf = || ApiError::not_found(format!("no budget {id:?} visible to this token"));
     let n: i64 = id.parse().map_err(|_| nf())?;
-    if st
-        .store
-        .delete_budget(&auth.scope(), n)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    if st.store.delete_budget(&auth.scope(), n).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(nf())

@@ -17,12 +17,75 @@ pub mod tokens;
 pub mod totals;
 
 /// An API error: status, short code and a message saying what is wrong and how to fix it.
+///
+/// Handlers return it with `?`: any `anyhow::Error`, database or JSON error converts into a 500
+/// whose answer hides the internals; the internals travel in the response's extensions
+/// ([`ErrorReport`]) to [`log_errors`], which logs them with the route.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub error: &'static str,
     pub detail: String,
     pub retry_after_s: Option<u64>,
+    /// For server-side failures: the full cause, for the log only (never sent).
+    pub internal: Option<String>,
+}
+
+/// What [`ApiError::into_response`] leaves in the response's extensions for [`log_errors`].
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub error: &'static str,
+    pub detail: String,
+    pub internal: Option<String>,
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> ApiError {
+        ApiError::internal(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> ApiError {
+        ApiError::internal(e.into())
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> ApiError {
+        ApiError::internal(e.into())
+    }
+}
+
+/// Middleware: log every server-side failure (5xx) with its method, route and full cause, as
+/// [`ApiError`] left it in the response's extensions. Client errors (4xx) are not logged: the
+/// client got the explanation.
+pub async fn log_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let r = next.run(req).await;
+    if r.status().is_server_error() {
+        match r.extensions().get::<ErrorReport>() {
+            Some(e) => eprintln!(
+                "wattprint serve: {method} {route}: {} {}: {}",
+                r.status().as_u16(),
+                e.error,
+                e.internal.as_deref().unwrap_or(&e.detail)
+            ),
+            None => eprintln!("wattprint serve: {method} {route}: {}", r.status()),
+        }
+    }
+    r
 }
 
 impl ApiError {
@@ -32,6 +95,7 @@ impl ApiError {
             error,
             detail: detail.into(),
             retry_after_s: None,
+            internal: None,
         }
     }
     pub fn bad_request(d: impl Into<String>) -> ApiError {
@@ -58,21 +122,38 @@ impl ApiError {
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", d)
         }
     }
-    /// A server-side failure: logged in full, answered without internals.
+    /// A server-side failure: answered without internals, logged in full by [`log_errors`].
     pub fn internal(e: anyhow::Error) -> ApiError {
-        eprintln!("wattprint serve: internal error: {e:#}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the server failed to handle the request; the details are in the server's log",
-        )
+        ApiError {
+            internal: Some(format!("{e:#}")),
+            ..ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed to handle the request; the details are in the server's log",
+            )
+        }
     }
+}
+
+/// The body of every error answer.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    detail: &'a str,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.error, "detail": self.detail});
+        let body = ErrorBody {
+            error: self.error,
+            detail: &self.detail,
+        };
         let mut r = (self.status, axum::Json(body)).into_response();
+        r.extensions_mut().insert(ErrorReport {
+            error: self.error,
+            detail: self.detail.clone(),
+            internal: self.internal.clone(),
+        });
         // A refused request's body may be partly unread (413, or refused before reading it):
         // close the connection so that neither side mistakes the rest of it for a new request.
         r.headers_mut()
@@ -210,7 +291,8 @@ pub fn check_ident(path: &str, s: &str, max: usize) -> Result<(), ApiError> {
     check_line(path, s, max)
 }
 
-/// One line of text: at most `max` characters, no control characters.
+/// One line of text: at most `max` characters, no control characters, and none of the
+/// invisible characters that can make a name look like another ([`spoofing_char`]).
 pub fn check_line(path: &str, s: &str, max: usize) -> Result<(), ApiError> {
     check_text(path, s, max)?;
     if s.chars().any(char::is_control) {
@@ -218,8 +300,16 @@ pub fn check_line(path: &str, s: &str, max: usize) -> Result<(), ApiError> {
             "{path} must not contain control characters (newline, tab…)"
         )));
     }
+    if let Some(c) = s.chars().find(|&c| spoofing_char(c)) {
+        return Err(ApiError::invalid(format!(
+            "{path} must not contain the invisible character U+{:04X} (bidirectional override or zero-width characters can make one name display as another)",
+            u32::from(c)
+        )));
+    }
     Ok(())
 }
+
+pub use wattprint_core::validate::spoofing_char;
 
 /// Free text: at most `max` characters.
 pub fn check_text(path: &str, s: &str, max: usize) -> Result<(), ApiError> {
@@ -323,5 +413,24 @@ mod tests {
         assert!(check_ident("x", "'; DROP TABLE runs; --", 100).is_ok());
         assert!(check_text("x", "ééé", 3).is_ok());
         assert!(check_text("x", "éééé", 3).is_err());
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_refused_in_names() {
+        for bad in [
+            "admin\u{202E}nimda",
+            "phys\u{200B}ics",
+            "\u{2066}team\u{2069}",
+            "\u{FEFF}x",
+            "a\u{200D}b",
+            "a\u{061C}b",
+        ] {
+            let e = check_ident("team", bad, 100).unwrap_err();
+            assert!(e.detail.contains("U+"), "{bad:?}: {}", e.detail);
+        }
+        // Scripts and emoji without invisible characters are names like any other.
+        for good in ["физика", "物理", "équipe-α", "🔬lab", "عربي"] {
+            assert!(check_ident("team", good, 100).is_ok(), "{good:?}");
+        }
     }
 }

@@ -9,11 +9,11 @@ use super::{check_ident, check_len, parse_time, query, typed, ApiError, JsonBody
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::store::Role;
-use crate::store_agents::{NodeEnergy, NodeFilter};
+use crate::store_agents::{NodeEnergy, NodeFilter, NodeTotal};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Most (window, device) entries in one report.
@@ -97,8 +97,7 @@ pub async fn post_energy(
     let changed = st
         .store
         .upsert_node_energy(auth.token.org_id, team_id, &node, &b.agent, &entries)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok(Json(json!({
         "node": node,
         "agent": b.agent,
@@ -145,35 +144,110 @@ pub struct NodesQuery {
     pub node: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
 }
 
-/// `GET /api/v1/nodes`: energy and emissions per node and device, from the agents' reports.
+/// Most nodes per page of `GET /nodes`.
+pub const MAX_NODES_PAGE: usize = 1000;
+
+/// Nodes cursor: `n<team, hex>.<node, hex>`.
+fn node_cursor(team: &str, node: &str) -> String {
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    format!("n{}.{}", hex(team), hex(node))
+}
+
+fn parse_node_cursor(c: &str) -> Option<(String, String)> {
+    let unhex = |s: &str| -> Option<String> {
+        if !s.len().is_multiple_of(2) || s.len() > 4096 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect();
+        String::from_utf8(bytes?).ok()
+    };
+    let (a, b) = c.strip_prefix('n')?.split_once('.')?;
+    Some((unhex(a)?, unhex(b)?))
+}
+
+/// The sum over every matching node (all pages).
+#[derive(Serialize)]
+pub struct NodesTotal {
+    pub joules: f64,
+    pub kwh: f64,
+    pub emissions_kg: f64,
+}
+
+/// `GET /api/v1/nodes` answer.
+#[derive(Serialize)]
+pub struct NodeList {
+    pub nodes: Vec<NodeTotal>,
+    /// Over every matching node, whichever page this is.
+    pub total: NodesTotal,
+    /// Pass it as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/nodes`: energy and emissions per node and device, from the agents' reports, by
+/// team then node, a page of nodes at a time (`limit`, default 100, `cursor`).
 pub async fn list(
     State(st): State<AppState>,
     auth: Auth,
     q: Result<Query<NodesQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NodeList>, ApiError> {
     let q = query(q)?;
     let time = |name: &str, v: &Option<String>| -> Result<Option<String>, ApiError> {
         v.as_deref()
             .map(|s| parse_time(name, s).map(crate::format_rfc3339))
             .transpose()
     };
+    let limit = super::runs::page_limit(q.limit, 100, MAX_NODES_PAGE)?;
+    let after = super::runs::page_cursor(q.cursor.as_deref(), parse_node_cursor)?;
     let f = NodeFilter {
         team: q.team.clone(),
         node: q.node.clone(),
         since: time("since", &q.since)?,
         until: time("until", &q.until)?,
+        after,
+        limit,
+        upto: None,
     };
-    let nodes = st
-        .store
-        .node_totals(&auth.scope(), &f)
-        .await
-        .map_err(ApiError::internal)?;
-    let joules: f64 = nodes.iter().map(|n| n.joules).sum();
-    let kg: f64 = nodes.iter().map(|n| n.emissions_kg).sum();
-    Ok(Json(json!({
-        "nodes": nodes,
-        "total": {"joules": joules, "kwh": joules / 3.6e6, "emissions_kg": kg},
-    })))
+    let _slot = st.expensive.enter(auth.token.id)?;
+    let (nodes, more) = st.store.node_totals_page(&auth.scope(), &f).await?;
+    let (joules, grams) = st.store.node_grand_total(&auth.scope(), &f).await?;
+    let kg = grams / 1000.0;
+    let next_cursor = if more {
+        nodes.last().map(|n| node_cursor(&n.team, &n.node))
+    } else {
+        None
+    };
+    Ok(Json(NodeList {
+        nodes,
+        total: NodesTotal {
+            joules,
+            kwh: joules / 3.6e6,
+            emissions_kg: kg,
+        },
+        next_cursor,
+    }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_cursors_round_trip() {
+        for (t, n) in [("physics", "gpu-01"), ("é t", "a.b.c"), ("", "x")] {
+            assert_eq!(
+                parse_node_cursor(&node_cursor(t, n)),
+                Some((t.to_string(), n.to_string()))
+            );
+        }
+        assert_eq!(parse_node_cursor("nzz.00"), None);
+        assert_eq!(parse_node_cursor("r1.2"), None);
+    }
 }

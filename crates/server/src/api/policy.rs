@@ -11,8 +11,7 @@ use crate::store_agents::{Policy, ORG_DEFAULT};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,27 +41,48 @@ async fn target_team(
         ))),
         (None, Some(name)) => {
             check_ident("team", name, super::runs::MAX_NAME)?;
-            let id = st
-                .store
-                .team_id(t.org_id, name)
-                .await
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("no team {name:?} visible to this token"))
-                })?;
+            let id = st.store.team_id(t.org_id, name).await?.ok_or_else(|| {
+                ApiError::not_found(format!("no team {name:?} visible to this token"))
+            })?;
             Ok(Some((id, name.clone())))
         }
         (None, None) => Ok(None),
     }
 }
 
-fn policy_json(p: &Policy) -> Value {
-    json!({
-        "max_duration_s": p.max_duration_s,
-        "budget_kwh_per_run": p.budget_kwh_per_run,
-        "budget_kg_per_run": p.budget_kg_per_run,
-        "budget_action": p.budget_action,
-    })
+/// One level of policy (the organisation's or the team's) and when it was set.
+#[derive(Serialize)]
+pub struct PolicyLevel {
+    #[serde(flatten)]
+    pub policy: Policy,
+    pub updated_at: String,
+}
+
+/// A budget as `GET /policy` shows it.
+#[derive(Serialize)]
+pub struct BudgetState {
+    pub name: String,
+    pub team: String,
+    pub project: Option<String>,
+    pub month: String,
+    pub kg_per_month: f64,
+    /// Null for the team budget when the token is a project token.
+    pub used_kg: Option<f64>,
+    pub left_kg: Option<f64>,
+    pub exhausted: bool,
+}
+
+/// `GET` and `PUT /api/v1/policy` answer.
+#[derive(Serialize)]
+pub struct PolicyAnswer {
+    pub org: String,
+    pub team: Option<String>,
+    /// In force: the stricter of the two levels, field by field.
+    pub policy: Policy,
+    pub org_policy: Option<PolicyLevel>,
+    pub team_policy: Option<PolicyLevel>,
+    pub budgets: Vec<BudgetState>,
+    pub month: String,
 }
 
 /// The effective policy of a team (or the organisation's default) with both levels and the
@@ -72,19 +92,11 @@ async fn describe(
     auth: &Auth,
     team: Option<(i64, String)>,
     project: Option<&String>,
-) -> Result<Value, ApiError> {
+) -> Result<PolicyAnswer, ApiError> {
     let org_id = auth.token.org_id;
-    let org = st
-        .store
-        .policy(org_id, ORG_DEFAULT)
-        .await
-        .map_err(ApiError::internal)?;
+    let org = st.store.policy(org_id, ORG_DEFAULT).await?;
     let team_p = match &team {
-        Some((id, _)) => st
-            .store
-            .policy(org_id, *id)
-            .await
-            .map_err(ApiError::internal)?,
+        Some((id, _)) => st.store.policy(org_id, *id).await?,
         None => None,
     };
     let empty = Policy::default();
@@ -93,15 +105,8 @@ async fn describe(
         .map(|x| &x.0)
         .unwrap_or(&empty)
         .stricter(team_p.as_ref().map(|x| &x.0).unwrap_or(&empty));
-    let level = |x: &Option<(Policy, String)>| match x {
-        Some((p, at)) => {
-            let mut v = policy_json(p);
-            if let Value::Object(m) = &mut v {
-                m.insert("updated_at".into(), at.clone().into());
-            }
-            v
-        }
-        None => Value::Null,
+    let level = |x: Option<(Policy, String)>| {
+        x.map(|(policy, updated_at)| PolicyLevel { policy, updated_at })
     };
     let month = super::month_of(time::OffsetDateTime::now_utc());
     let mut budgets = Vec::new();
@@ -111,36 +116,36 @@ async fn describe(
             team_id: Some(*team_id),
             project_id: None,
         };
-        let all = st
-            .store
-            .list_budgets(&scope, &month)
-            .await
-            .map_err(ApiError::internal)?;
+        let all = st.store.list_budgets(&scope, &month).await?;
         let project = project.cloned().or_else(|| auth.token.project.clone());
+        // A project token sees only its project's runs: the team budget's use is the other
+        // projects' too, so it gets whether that budget is exhausted, not the figures.
+        let project_token = auth.token.project_id.is_some();
         for b in all {
             if b.project.is_none() || b.project == project {
-                budgets.push(json!({
-                    "name": b.name,
-                    "team": b.team,
-                    "project": b.project,
-                    "month": b.month,
-                    "kg_per_month": b.kg_per_month,
-                    "used_kg": b.used_kg,
-                    "left_kg": b.left_kg,
-                    "exhausted": b.left_kg <= 0.0,
-                }));
+                let hide = project_token && b.project.is_none();
+                budgets.push(BudgetState {
+                    exhausted: b.left_kg <= 0.0,
+                    used_kg: (!hide).then_some(b.used_kg),
+                    left_kg: (!hide).then_some(b.left_kg),
+                    name: b.name,
+                    team: b.team,
+                    project: b.project,
+                    month: b.month,
+                    kg_per_month: b.kg_per_month,
+                });
             }
         }
     }
-    Ok(json!({
-        "org": auth.token.org,
-        "team": team.map(|t| t.1),
-        "policy": policy_json(&effective),
-        "org_policy": level(&org),
-        "team_policy": level(&team_p),
-        "budgets": budgets,
-        "month": month,
-    }))
+    Ok(PolicyAnswer {
+        org: auth.token.org.clone(),
+        team: team.map(|t| t.1),
+        policy: effective,
+        org_policy: level(org),
+        team_policy: level(team_p),
+        budgets,
+        month,
+    })
 }
 
 /// `GET /api/v1/policy[?team=NAME][&project=NAME]`: the policy in force for the token's team.
@@ -148,7 +153,7 @@ pub async fn get(
     State(st): State<AppState>,
     auth: Auth,
     q: Result<Query<PolicyQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PolicyAnswer>, ApiError> {
     let q = query(q)?;
     if let Some(p) = &q.project {
         check_ident("project", p, super::runs::MAX_NAME)?;
@@ -177,7 +182,7 @@ pub async fn put(
     State(st): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PolicyAnswer>, ApiError> {
     auth.require(Role::Admin, "setting the policy")?;
     if auth.token.project_id.is_some() {
         return Err(ApiError::forbidden(
@@ -228,7 +233,6 @@ pub async fn put(
     let team_id = team.as_ref().map(|t| t.0).unwrap_or(ORG_DEFAULT);
     st.store
         .set_policy(auth.token.org_id, team_id, &policy)
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     Ok(Json(describe(&st, &auth, team, None).await?))
 }

@@ -1,24 +1,45 @@
 //! Token management by team administrators (bootstrap uses `wattprint admin token create`).
 
-use super::{check_line, typed, ApiError, JsonBody};
+use super::runs::{page_cursor, page_limit, PageQuery};
+use super::{check_line, query, typed, ApiError, JsonBody};
 use crate::app::AppState;
-use crate::auth::Auth;
-use crate::store::{Role, Scope};
+use crate::auth::{Auth, CreatedToken};
+use crate::store::{Role, Scope, TokenRecord};
+use crate::store_pages::parse_id_cursor;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-/// `GET /api/v1/tokens` (admin): tokens in the caller's scope, without secrets.
-pub async fn list(State(st): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+/// Most tokens per page of `GET /tokens`.
+pub const MAX_TOKENS_PAGE: usize = 1000;
+
+/// `GET /api/v1/tokens` answer.
+#[derive(Serialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenRecord>,
+    /// Pass it as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/tokens?limit=N&cursor=C` (admin): tokens in the caller's scope, newest first,
+/// without secrets, one page at a time.
+pub async fn list(
+    State(st): State<AppState>,
+    auth: Auth,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<TokenList>, ApiError> {
+    let q = query(q)?;
     auth.require(Role::Admin, "listing tokens")?;
-    let tokens = st
-        .store
-        .list_tokens(Some(&auth.scope()))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(json!({"tokens": tokens})))
+    let limit = page_limit(q.limit, 100, MAX_TOKENS_PAGE)?;
+    let after = page_cursor(q.cursor.as_deref(), |c| parse_id_cursor('t', c))?;
+    let page = st.store.tokens_page(&auth.scope(), limit, after).await?;
+    Ok(Json(TokenList {
+        tokens: page.items,
+        next_cursor: page.next,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -36,7 +57,7 @@ pub async fn create(
     State(st): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     auth.require(Role::Admin, "creating tokens")?;
     let b: NewTokenBody = typed(body, "token")?;
     check_line("name", &b.name, 200)?;
@@ -63,8 +84,7 @@ pub async fn create(
         (None, Some(p)) => Some(
             st.store
                 .project_id(team_id, p)
-                .await
-                .map_err(ApiError::internal)?
+                .await?
                 .ok_or_else(|| ApiError::invalid(format!("no project {p:?} in this team")))?,
         ),
         (None, None) => None,
@@ -74,11 +94,8 @@ pub async fn create(
         team_id: Some(team_id),
         project_id,
     };
-    let created = crate::auth::create_token(&st.store, &b.name, scope, None, role)
-        .await
-        .map_err(ApiError::internal)?;
-    let v = serde_json::to_value(&created).map_err(|e| ApiError::internal(e.into()))?;
-    Ok((StatusCode::CREATED, Json(v)))
+    let created = crate::auth::create_token(&st.store, &b.name, scope, None, role).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `DELETE /api/v1/tokens/{id}` (admin): revoke a token in the caller's scope.
@@ -90,12 +107,7 @@ pub async fn revoke(
     auth.require(Role::Admin, "revoking tokens")?;
     let nf = || ApiError::not_found(format!("no token {id:?} visible to this token"));
     let n: i64 = id.parse().map_err(|_| nf())?;
-    if st
-        .store
-        .revoke_token(n, Some(&auth.scope()))
-        .await
-        .map_err(ApiError::internal)?
-    {
+    if st.store.revoke_token(n, Some(&auth.scope())).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(nf())

@@ -236,6 +236,9 @@ pub struct Viewer {
     pub token: TokenRecord,
     pub csrf: String,
     sid: String,
+    /// Every dashboard page reads many runs: it counts as an expensive request of the token
+    /// ([`crate::limits::Expensive`]) while it is built.
+    _slot: crate::limits::ExpensiveSlot,
 }
 
 impl Viewer {
@@ -342,6 +345,19 @@ impl FromRequestParts<DashState> for Viewer {
             }
             return Err(r);
         }
+        let slot = match st.app.expensive.enter(token.id) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut r = error_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests",
+                    &e.detail,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Err(r);
+            }
+        };
         if st.app.touches.due(token.id) {
             let store = st.app.store.clone();
             let id = token.id;
@@ -351,7 +367,12 @@ impl FromRequestParts<DashState> for Viewer {
                 }
             });
         }
-        Ok(Viewer { token, csrf, sid })
+        Ok(Viewer {
+            token,
+            csrf,
+            sid,
+            _slot: slot,
+        })
     }
 }
 

@@ -824,6 +824,10 @@ fn cumulative_line(samples: &[crate::store::Sample], max: usize) -> Line {
     }
 }
 
+/// Most samples a run page reads for its charts (longer runs are merged into fewer, longer
+/// samples: [`crate::store::Store::samples_for_chart`]).
+const CHART_SAMPLES: usize = 20_000;
+
 /// `/dashboard/teams/{team}/runs/{id}`: one run.
 pub async fn run(
     State(st): State<DashState>,
@@ -837,7 +841,13 @@ pub async fn run(
     let Some((r, record)) = tryp!(st.app.store.get_run(&scope, &id).await) else {
         return not_found();
     };
-    let samples = tryp!(st.app.store.samples(&scope, &id).await).unwrap_or_default();
+    let samples = tryp!(
+        st.app
+            .store
+            .samples_for_chart(&scope, &id, CHART_SAMPLES)
+            .await
+    )
+    .unwrap_or_default();
     let rec: Option<RunRecord> = serde_json::from_str(&record).ok();
     let mut o = String::new();
     let user = match &r.user {

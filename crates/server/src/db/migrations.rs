@@ -153,6 +153,35 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         )",
         "CREATE INDEX node_energy_org_window ON node_energy (org_id, window_start)",
     ],
+}, Migration {
+    version: 3,
+    name: "audit of deleted runs",
+    statements: &[
+        // A deleted run's figures and record, who deleted it and when: the audit trail, and
+        // the quarantined record (it can be read back or re-uploaded by hand).
+        "CREATE TABLE run_deletions (
+            id {id},
+            org_id BIGINT NOT NULL REFERENCES orgs(id),
+            team_id BIGINT NOT NULL REFERENCES teams(id),
+            team TEXT NOT NULL,
+            project TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            user_name TEXT,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            duration_s DOUBLE PRECISION NOT NULL,
+            energy_kwh DOUBLE PRECISION NOT NULL,
+            facility_kwh DOUBLE PRECISION NOT NULL,
+            emissions_kg DOUBLE PRECISION NOT NULL,
+            samples BIGINT NOT NULL,
+            record TEXT NOT NULL,
+            deleted_at TEXT NOT NULL,
+            deleted_by TEXT NOT NULL,
+            deleted_by_token BIGINT,
+            reason TEXT
+        )",
+        "CREATE INDEX run_deletions_team ON run_deletions (team_id, deleted_at)",
+    ],
 }];
 
 /// The schema version this binary writes.

@@ -94,6 +94,43 @@ fn run_stmt(conn: &Connection, sql: &str, params: &[Val]) -> Result<StmtResult> 
     }
 }
 
+/// Create the database file, readable and writable by its owner only (0600: it holds every
+/// run and the token hashes), if it does not exist yet. SQLite gives its `-wal` and `-shm`
+/// files the database file's permissions. An existing file keeps its permissions, with a
+/// warning when others may read it.
+fn create_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(m) = std::fs::metadata(path) {
+                    let mode = m.permissions().mode() & 0o777;
+                    if mode & 0o077 != 0 {
+                        eprintln!(
+                            "wattprint serve: warning: the database {} has mode {mode:03o}: other users may read it; `chmod 600` it",
+                            path.display()
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating the SQLite database {}", path.display()))
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl SqliteDb {
     /// Open (creating the file and its directory on first start).
     pub async fn open(path: &Path) -> Result<SqliteDb> {
@@ -103,6 +140,7 @@ impl SqliteDb {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating the directory {}", dir.display()))?;
             }
+            create_private(&path)?;
             let writer = connect(&path)?;
             let mut readers = Vec::with_capacity(READERS);
             for _ in 0..READERS {
