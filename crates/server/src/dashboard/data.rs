@@ -385,7 +385,8 @@ pub fn lower_carbon(it_kwh: f64, operational_kg: f64, n: usize) -> Vec<RegionRow
         return Vec::new();
     };
     let actual_eff = if it_kwh > 0.0 {
-        operational_kg * 1000.0 / it_kwh
+        // (Divided first: finite for any finite figures, even rows stored before validation.)
+        operational_kg / it_kwh * 1000.0
     } else {
         0.0
     };
@@ -397,7 +398,7 @@ pub fn lower_carbon(it_kwh: f64, operational_kg: f64, n: usize) -> Vec<RegionRow
             RegionRow {
                 would_kg: it_kwh * r.effective_g_per_kwh / 1000.0,
                 saved_kg: s.kg.unwrap_or(0.0),
-                saved_percent: s.percent,
+                saved_percent: s.percent.filter(|p| p.is_finite()),
                 effective_g_per_kwh: r.effective_g_per_kwh,
                 id: r.id,
                 name: r.name,
