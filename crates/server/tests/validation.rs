@@ -95,6 +95,17 @@ async fn magnitudes_are_bounded_and_sums_stay_finite(b: Backend) {
         )
         .await;
     assert_error(&got, 422, "windows[0].devices[0].joules");
+    for start in ["1970-01-01T00:00:00Z", "9999-01-01T00:00:00Z"] {
+        let got = s
+            .post(
+                &tok,
+                "/nodes/n1/energy",
+                &json!({"agent": "a1", "windows": [{"start": start, "devices": [
+                    {"device_id": "gpu:0", "kind": "gpu", "joules": 1.0, "emissions_g": 0.0}]}]}),
+            )
+            .await;
+        assert_error(&got, 422, "windows[0].start");
+    }
     assert_eq!(s.count("runs").await, 0);
 
     // The largest records the bounds accept, many times over: every sum stays a finite number.
