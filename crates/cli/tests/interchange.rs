@@ -583,6 +583,12 @@ fn rows_beyond_the_bounds_are_refused_with_their_line() {
         &cc_row("future", "10", "0.0001", "cpu").replacen("2025-01-01", "9999-01-01", 1), // line 5
         &cc_row("control", "10", "0.0001", "a\u{1b}[2Jb"), // line 6: a terminal escape
         &cc_row("pue", "10", "0.0001", "cpu").replacen(",N,1.0,", ",N,50.0,", 1), // line 7
+        // line 8: emissions without energy
+        &cc_row("no-energy", "10", "0.0001", "cpu").replacen(
+            ",0.001,0.0,0.0005,0.0015,",
+            ",0,0,0,0,",
+            1,
+        ),
     ]);
     let file = h.file("bounds.csv", &text);
     let o = h.wp(&["import", "codecarbon", file.to_str().unwrap()]);
@@ -595,6 +601,7 @@ fn rows_beyond_the_bounds_are_refused_with_their_line() {
         (5, "future"),
         (6, "host.cpu_model"),
         (7, "pue"),
+        (8, "without energy"),
     ] {
         assert!(
             e.lines()

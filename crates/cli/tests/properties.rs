@@ -262,6 +262,90 @@ proptest! {
     }
 }
 
+/// Every leaf of a JSON value, as a path of keys and indices.
+fn leaves(v: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                path.push(k.clone());
+                leaves(x, path, out);
+                path.pop();
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                path.push(i.to_string());
+                leaves(x, path, out);
+                path.pop();
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+fn at<'a>(v: &'a mut serde_json::Value, path: &[String]) -> &'a mut serde_json::Value {
+    path.iter().fold(v, |v, k| match v {
+        serde_json::Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+        other => &mut other[k.as_str()],
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any JSON the validator accepts — a valid record with any one leaf replaced by any JSON
+    /// value (a huge or negative number, a string, null, a time) — sums, charts and exports.
+    #[test]
+    fn any_json_the_validator_accepts_sums_charts_and_exports(
+        pick in any::<prop::sample::Index>(),
+        replacement in prop_oneof![
+            any::<f64>().prop_map(|x| serde_json::json!(x)),
+            Just(serde_json::json!(1e308)),
+            Just(serde_json::json!(-1.0)),
+            Just(serde_json::json!(0)),
+            Just(serde_json::json!(u64::MAX)),
+            Just(serde_json::json!(null)),
+            Just(serde_json::json!("9999-12-31T23:59:59Z")),
+            Just(serde_json::json!("x\u{202e}y")),
+            Just(serde_json::json!(true)),
+        ],
+    ) {
+        let base = record(0, &[3.6e6, 7.2e6], 3600.0, 1.2, 300.0);
+        prop_assert_eq!(base.validate(), Ok(()));
+        let mut v = serde_json::to_value(&base).unwrap();
+        let mut paths = Vec::new();
+        leaves(&v, &mut Vec::new(), &mut paths);
+        let path = pick.get(&paths).clone();
+        *at(&mut v, &path) = replacement;
+        let Ok(rec) = serde_json::from_value::<RunRecord>(v) else {
+            return Ok(());
+        };
+        if rec.validate().is_err() {
+            return Ok(());
+        }
+        let recs = vec![rec.clone(); 1000];
+        let kwh: f64 = recs.iter().map(|r| r.energy_kwh.total.0).sum();
+        let kg: f64 = recs.iter().map(|r| r.emissions_kg.total).sum();
+        prop_assert!(kwh.is_finite() && kg.is_finite() && kwh >= 0.0 && kg >= 0.0);
+        let mut out = Vec::new();
+        write_codecarbon(&mut out, &recs[..1]).unwrap();
+        write_csv(&mut out, &recs[..1]).unwrap();
+        write_jsonl(&mut out, &recs[..1]).unwrap();
+        let e = &rec.energy_kwh;
+        let chart = stacked_bars(
+            "energy",
+            &[(
+                "run".into(),
+                vec![
+                    Segment { label: "cpu".into(), value: e.cpu.0, color: "#000", text: "x".into() },
+                    Segment { label: "gpu".into(), value: e.gpu.0, color: "#111", text: "y".into() },
+                ],
+            )],
+        );
+        prop_assert!(!chart.contains("NaN") && chart.len() < 5_000, "{path:?}");
+    }
+}
+
 #[test]
 fn codecarbon_header_is_the_one_exported() {
     // The import test above writes a subset of CodeCarbon's columns; they must exist.

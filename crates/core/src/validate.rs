@@ -30,8 +30,9 @@ pub const MAX_NAME: usize = 200;
 /// current GPU racks draw about 130 kW for 18 compute trays, i.e. ~7 kW per host; 100 kW leaves
 /// an order of magnitude of headroom and still bounds every energy.
 pub const MAX_HOST_POWER_W: f64 = 100_000.0;
-/// Longest run, s: 366 days. One record covers one job on one host; longer "jobs" are services,
-/// which wattprint records as consecutive runs.
+/// Longest run, s: 366 days. One record covers one job on one host; the longest training runs
+/// reported take a few months, so a record spanning more than a year is a broken clock or a
+/// forged figure.
 pub const MAX_DURATION_S: f64 = 366.0 * 86_400.0;
 /// Longest sampling interval, s (one day; wattprint samples every second by default).
 pub const MAX_INTERVAL_S: f64 = 86_400.0;

@@ -101,7 +101,7 @@ pub fn document() -> Value {
                         "409": err("The run exists under another project of the team."),
                         "413": err("Body over the size limit."),
                         "415": err("Content-Type is not application/json."),
-                        "422": err("Wrong types, missing fields, negative or non-finite numbers, over-long strings, NUL characters.")
+                        "422": err("Wrong types, missing fields, negative or non-finite numbers, figures beyond what a real job reaches, impossible times, a record that contradicts itself, over-long strings, NUL characters; the detail starts with the field's JSON path (docs/server.md, Validation).")
                     }
                 })),
                 "get": common(json!({
@@ -209,7 +209,7 @@ pub fn document() -> Value {
                 "Error": {"type": "object", "required": ["error", "detail"], "properties": {"error": {"type": "string", "description": "Short code: bad_request, invalid, unauthorized, forbidden, not_found, conflict, payload_too_large, unsupported_media_type, rate_limited, timeout, method_not_allowed, internal."}, "detail": {"type": "string", "description": "What is wrong and how to fix it."}}},
                 "RunRecord": {
                     "type": "object",
-                    "description": "A wattprint.run/1 record as `wattprint run` writes it (crates/core/src/record.rs). Unknown fields are kept verbatim. Energies, emissions, durations and powers must be finite and non-negative; pue >= 1.",
+                    "description": "A wattprint.run/1 record as `wattprint run` writes it (crates/core/src/record.rs). Unknown fields are kept verbatim. Energies, emissions, durations and powers must be finite, non-negative and within the bounds of docs/server.md (Validation), e.g. at most 1 GWh per run, 100 kW per device, PUE 1 to 3, 2 000 gCO2e/kWh; times between 2000 and now + 15 minutes; derived figures consistent within 1e-6 (it = dynamic + static = cpu + gpu + ram + other, facility = it x pue, emissions = energy x intensity, total = operational + embodied).",
                     "required": ["schema", "id", "project", "tags", "command", "started_at", "ended_at", "duration_s", "status", "exit_code", "host", "scope", "interval_s", "energy_kwh", "devices", "methods", "pue", "carbon_intensity", "location", "emissions_kg", "equivalents", "assumptions", "factors_version", "warnings", "samples", "skipped_ticks", "wattprint_version"],
                     "properties": {
                         "schema": {"const": "wattprint.run/1"},

@@ -95,6 +95,17 @@ async fn magnitudes_are_bounded_and_sums_stay_finite(b: Backend) {
         )
         .await;
     assert_error(&got, 422, "windows[0].devices[0].joules");
+    for start in ["1970-01-01T00:00:00Z", "9999-01-01T00:00:00Z"] {
+        let got = s
+            .post(
+                &tok,
+                "/nodes/n1/energy",
+                &json!({"agent": "a1", "windows": [{"start": start, "devices": [
+                    {"device_id": "gpu:0", "kind": "gpu", "joules": 1.0, "emissions_g": 0.0}]}]}),
+            )
+            .await;
+        assert_error(&got, 422, "windows[0].start");
+    }
     assert_eq!(s.count("runs").await, 0);
 
     // The largest records the bounds accept, many times over: every sum stays a finite number.
@@ -254,3 +265,142 @@ async fn contradictory_records_are_refused(b: Backend) {
     s.stop().await;
 }
 both!(contradictory_records_are_refused);
+
+/// Sign in to the dashboard with `token`: the session cookie.
+async fn dashboard_session(s: &TestServer, token: &str) -> (reqwest::Client, String, String) {
+    let root = format!("http://{}", s.addr());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie_of = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .find_map(|v| {
+                let v = v.to_str().unwrap();
+                let (k, rest) = v.split_once('=')?;
+                (k == name).then(|| rest.split(';').next().unwrap().to_string())
+            })
+            .unwrap()
+    };
+    let r = http
+        .get(format!("{root}/dashboard/login"))
+        .send()
+        .await
+        .unwrap();
+    let nonce = cookie_of(&r, "wattprint_login");
+    let r = http
+        .post(format!("{root}/dashboard/login"))
+        .header(reqwest::header::COOKIE, format!("wattprint_login={nonce}"))
+        .form(&[("token", token), ("nonce", nonce.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let sid = cookie_of(&r, "wattprint_session");
+    (http, root, format!("wattprint_session={sid}"))
+}
+
+/// Rows stored before these checks (written to the database directly here, as an older server
+/// did) with 1e308 kWh and kg and a start in 9999: every dashboard page still renders, in bounded
+/// size and time, and the server keeps answering. (SQLite: its sums turn infinite, and the charts
+/// must cope; PostgreSQL refuses such a sum, which is why those rows must be deleted there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_over_rows_stored_before_the_checks() {
+    use wattprint_server::store::NewRun;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (_, tok) = s.token("physics", None, Role::Admin).await;
+    let store = &s.state.store;
+    let org = store
+        .org_id(wattprint_server::admin::DEFAULT_ORG)
+        .await
+        .unwrap()
+        .unwrap();
+    let team = store.team_id(org, "physics").await.unwrap().unwrap();
+    for (i, at) in ["2025-03-10T12:00:00Z", "9999-01-01T00:00:00Z"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("poison-{i}");
+        let mut rec = Rec::new(&id, "climate").at(at).json();
+        for k in ["cpu", "it", "total", "facility", "dynamic"] {
+            rec["energy_kwh"][k] = json!(1e308);
+        }
+        for k in ["dynamic", "operational", "total"] {
+            rec["emissions_kg"][k] = json!(1e308);
+        }
+        rec["devices"][0]["energy_kwh"] = json!(1e308);
+        rec["devices"][0]["avg_power_w"] = json!(1e308);
+        let started =
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        store
+            .upsert_run(
+                &NewRun {
+                    org_id: org,
+                    team_id: team,
+                    project: "climate".into(),
+                    project_id: None,
+                    run_id: id.clone(),
+                    user: Some("mallory".into()),
+                    status: "completed".into(),
+                    status_rank: 1,
+                    started_at: at.to_string(),
+                    started_unix: started.unix_timestamp(),
+                    ended_at: None,
+                    month: format!("{:04}-{:02}", started.year(), u8::from(started.month())),
+                    duration_s: 60.0,
+                    energy_kwh: 1e308,
+                    facility_kwh: 1e308,
+                    emissions_kg: 1e308,
+                    hostname: "h".into(),
+                    record: rec.to_string(),
+                },
+                &[wattprint_server::store::Sample {
+                    device_id: "cpu:package-0".into(),
+                    t0: 0.0,
+                    t1: 1e-300,
+                    energy_j: 1e308,
+                }],
+            )
+            .await
+            .unwrap();
+    }
+    let (http, root, cookie) = dashboard_session(&s, &tok).await;
+    for path in [
+        "/dashboard/",
+        "/dashboard/teams/physics",
+        "/dashboard/teams/physics/projects/climate",
+        "/dashboard/teams/physics/runs/poison-0",
+        "/dashboard/teams/physics/runs/poison-1",
+        "/dashboard/users/mallory",
+    ] {
+        let get = http
+            .get(format!("{root}{path}"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send();
+        // A hang guard, not a timing assertion: the old y-axis loop never ended.
+        let r = tokio::time::timeout(std::time::Duration::from_secs(60), get)
+            .await
+            .unwrap_or_else(|_| panic!("{path} did not answer"))
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.len() < 2_000_000, "{path}: {} bytes", body.len());
+        assert!(
+            body.trim_end().ends_with("</html>"),
+            "{path}: ends with {:?}",
+            &body[body.len().saturating_sub(200)..]
+        );
+        if let Some(i) = body.find("NaN") {
+            panic!(
+                "{path}: NaN in {:?}",
+                &body[i.saturating_sub(300)..(i + 100).min(body.len())]
+            );
+        }
+        s.assert_up().await;
+    }
+    s.stop().await;
+}

@@ -567,6 +567,8 @@ struct State {
     printed: Vec<String>,
     /// Progress of what the spool file holds.
     spooled: Option<(u8, f64, f64)>,
+    /// A checkpoint failed [`RunRecord::validate`] and stderr said so (once per run).
+    invalid_said: bool,
     spool_path: Option<PathBuf>,
     sent: u64,
 }
@@ -721,7 +723,10 @@ impl UploadHandle {
     pub fn checkpoint(&self, rec: &RunRecord) {
         if let Err(e) = rec.validate() {
             let mut st = self.0.lock();
-            self.0.refuse_invalid(&mut st, &e);
+            if !st.invalid_said {
+                st.invalid_said = true;
+                self.0.refuse_invalid(&mut st, &e);
+            }
             return;
         }
         let Ok(body) = serde_json::to_value(rec) else {
@@ -1360,18 +1365,24 @@ mod tests {
         let up = uploader(&stub.url, dir.path(), 2000);
         // Valid records as `wattprint run` builds them pass.
         assert_eq!(rec(10.0, 100.0, RunStatus::Running).validate(), Ok(()));
-        let mut cp = rec(10.0, 100.0, RunStatus::Running);
-        cp.emissions_kg.total = 1e308;
-        up.handle().checkpoint(&cp);
+        for i in 0..3 {
+            let mut cp = rec(10.0 + f64::from(i), 100.0, RunStatus::Running);
+            cp.emissions_kg.total = 1e308 / f64::from(i + 1);
+            up.handle().checkpoint(&cp);
+        }
         let mut fin = rec(12.0, 120.0, RunStatus::Completed);
         fin.started_at = "9999-01-01T00:00:00Z".into();
         let shown = up.finish(&mut fin, &snapshot(12.0, 120.0));
         assert!(stub.seen().is_empty(), "sent: {:?}", stub.seen().len());
         assert!(spooled(dir.path()).is_none(), "spooled");
         // Said loudly (the uploader runs with --quiet here) and kept in the local record.
-        assert!(
-            shown.iter().any(|m| m.contains("emissions_kg.total")),
-            "{shown:?}"
+        assert_eq!(
+            shown
+                .iter()
+                .filter(|m| m.contains("emissions_kg.total"))
+                .count(),
+            1,
+            "once for the checkpoints: {shown:?}"
         );
         assert!(
             fin.warnings

@@ -770,10 +770,10 @@ fn import_row(
         emissions * 1000.0 / consumed
     } else {
         if emissions > 0.0 {
-            warnings.push(
-                "emissions without energy_consumed: the intensity cannot be derived and is recorded as 0"
-                    .to_string(),
-            );
+            // A record cannot carry them: operational emissions are energy × intensity.
+            return Err(format!(
+                "column `emissions`: {emissions} kg CO2e without energy (energy_consumed is 0): the intensity cannot be derived and the record would contradict itself"
+            ));
         }
         0.0
     };

@@ -300,11 +300,16 @@ fn month_name(i: i64) -> String {
 
 /// The months a trend shows: up to `n`, ending with the later of `now` and the last month
 /// with a run (with the last month with a run when none falls in the `n` months to `now`),
-/// starting no earlier than the first month with a run.
+/// starting no earlier than the first month with a run. Months after next month are ignored:
+/// the server refuses runs dated in the future (beyond 15 minutes of clock skew, which can reach
+/// into next month), so only a row stored before that check can be there, and one run dated 9999
+/// must not stretch every trend to 9999 and hide the real data.
 pub fn trend_months(runs: &[(Lite, Derived)], now: &str, n: i64) -> Vec<String> {
+    let latest = month_index(now).map_or(i64::MAX, |m| m + 1);
     let idx: Vec<i64> = runs
         .iter()
         .filter_map(|r| month_index(&r.0.month))
+        .filter(|&m| m <= latest)
         .collect();
     let (Some(&first), Some(&last)) = (idx.iter().min(), idx.iter().max()) else {
         return Vec::new();
@@ -385,7 +390,8 @@ pub fn lower_carbon(it_kwh: f64, operational_kg: f64, n: usize) -> Vec<RegionRow
         return Vec::new();
     };
     let actual_eff = if it_kwh > 0.0 {
-        operational_kg * 1000.0 / it_kwh
+        // (Divided first: finite for any finite figures, even rows stored before validation.)
+        operational_kg / it_kwh * 1000.0
     } else {
         0.0
     };
@@ -397,7 +403,7 @@ pub fn lower_carbon(it_kwh: f64, operational_kg: f64, n: usize) -> Vec<RegionRow
             RegionRow {
                 would_kg: it_kwh * r.effective_g_per_kwh / 1000.0,
                 saved_kg: s.kg.unwrap_or(0.0),
-                saved_percent: s.percent,
+                saved_percent: s.percent.filter(|p| p.is_finite()),
                 effective_g_per_kwh: r.effective_g_per_kwh,
                 id: r.id,
                 name: r.name,
@@ -442,6 +448,19 @@ mod tests {
             vec!["2025-02", "2025-03"]
         );
         assert!(trend_months(&[], "2025-03", 12).is_empty());
+        // A run dated in the far future (stored before the server checked times) is left out;
+        // next month (clock skew at a month's end) is not.
+        let mut future = runs.clone();
+        future.push(lite("9999-01", "c", 1.0));
+        assert_eq!(
+            trend_months(&future, "2025-03", 12),
+            trend_months(&runs, "2025-03", 12)
+        );
+        future.push(lite("2025-04", "c", 1.0));
+        assert_eq!(
+            trend_months(&future, "2025-03", 3),
+            vec!["2025-02", "2025-03", "2025-04"]
+        );
         // Old data: the months that had runs, not an empty year.
         assert_eq!(
             trend_months(&runs, "2027-01", 3),

@@ -422,8 +422,13 @@ fn regions_section(o: &mut String, a: &Agg, n: usize, what: &str) {
         o.push_str("<p class=\"muted\">No energy recorded yet.</p></section>");
         return;
     }
+    if !(a.energy_kwh.is_finite() && a.operational_kg.is_finite()) {
+        // Only rows stored before the server checked magnitudes can sum past a double.
+        o.push_str("<p class=\"muted\">These totals are beyond what real jobs reach: some runs were stored before the server checked records (docs/server.md, Validation); an admin should delete them.</p></section>");
+        return;
+    }
     let actual = a.operational_kg;
-    let eff = actual * 1000.0 / a.energy_kwh;
+    let eff = actual / a.energy_kwh * 1000.0;
     let _ = write!(
         o,
         "<p>{} used <b>{}</b> of IT energy and emitted <b>{}</b> operationally (an effective {:.0} g CO2e per kWh \
