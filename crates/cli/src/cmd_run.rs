@@ -104,13 +104,9 @@ pub struct Args {
     /// `server`); the token comes from $WATTPRINT_TOKEN or the config file, never a flag.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// The command to run, after `--`.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        required = true,
-        value_name = "CMD"
-    )]
+    /// The command to run, after `--` (or as the first word that is not an option: every word
+    /// after it is the job's). An unknown option before it is a usage error, never the command.
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
 }
 
@@ -477,43 +473,23 @@ pub fn run(a: Args) -> Result<i32> {
         Arc::clone(&mon_state),
     );
 
-    // Live status line (terminal only), redrawn once a second.
-    let live_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Live status line (terminal only), drawn at once, then redrawn once a second.
     let live_thread = {
-        let mut line = LiveLine::new(!a.no_live && !a.quiet);
-        if line.is_active() {
-            let stop = Arc::clone(&live_stop);
-            let watch = sampler.watch();
-            let live_carbon = carbon.clone();
-            let live_mon = Arc::clone(&mon_state);
-            Some(std::thread::spawn(move || {
-                let mut ticks = 0u32;
-                while !stop.load(Ordering::SeqCst) {
-                    if ticks.is_multiple_of(10) {
-                        let pred = live_mon.lock().ok().and_then(|m| m.prediction.clone());
-                        line.draw(&summary::live_text(
-                            &watch.get(),
-                            &live_carbon,
-                            pred.as_ref(),
-                        ));
-                    }
-                    ticks += 1;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                line.finish();
-            }))
-        } else {
-            None
-        }
+        let watch = sampler.watch();
+        let live_carbon = carbon.clone();
+        let live_mon = Arc::clone(&mon_state);
+        crate::live::LiveThread::start(LiveLine::new(!a.no_live && !a.quiet), move || {
+            let pred = live_mon.lock().ok().and_then(|m| m.prediction.clone());
+            summary::live_text(&watch.get(), &live_carbon, pred.as_ref())
+        })
     };
 
     child::wait_exited_no_reap(pid);
     let mon = monitor.finish();
     let snapshot = sampler.stop();
     let _ = std::fs::remove_file(&progress_file);
-    live_stop.store(true, Ordering::SeqCst);
     if let Some(t) = live_thread {
-        let _ = t.join();
+        t.finish();
     }
     let status = child.wait();
     let received = forwarder
