@@ -18,7 +18,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     let f = a.filter.to_filter()?;
-    let store = Store::open_default()?;
+    let store = Store::open_default_for_reading()?;
     let totals = store.project_totals(&f)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&totals)?);

@@ -83,7 +83,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<i32> {
     let mut f = a.filter.to_filter()?;
     f.limit = a.limit;
-    let store = Store::open_default()?;
+    let store = Store::open_default_for_reading()?;
     if a.json {
         let recs = store.list_runs(&f)?;
         println!("{}", serde_json::to_string_pretty(&recs)?);

@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let store = Store::open_default()?;
+    let store = Store::open_default_for_reading()?;
     let rec = store.find_run(&a.run)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rec)?);

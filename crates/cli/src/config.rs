@@ -61,11 +61,29 @@ fn read(path: &Path) -> Result<Option<ConfigFile>> {
             Ok(Some(c))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow::anyhow!(
-            "cannot read the configuration file {}: {e}",
-            path.display()
-        )),
+        // Optional files: one that cannot be read (an unreadable $HOME, a path through a file,
+        // a directory in its place) is a warning, never a reason not to run the job.
+        Err(e) => {
+            warn_once(path, &e);
+            Ok(None)
+        }
     }
+}
+
+/// Say once per process (the files are read by several parts of a command) that `path` was
+/// skipped.
+fn warn_once(path: &Path, e: &std::io::Error) {
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(mut w) = WARNED.lock() {
+        if w.iter().any(|p| p == path) {
+            return;
+        }
+        w.push(path.to_path_buf());
+    }
+    eprintln!(
+        "wattprint: warning: configuration file {} not read ({e}); going on without it",
+        path.display()
+    );
 }
 
 pub fn system_path() -> PathBuf {
