@@ -33,7 +33,7 @@ pub fn run(a: Args) -> Result<i32> {
 }
 
 fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
+    wattprint_core::format::percent(x)
 }
 
 /// The projects table and its legend.

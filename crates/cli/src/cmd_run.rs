@@ -354,6 +354,8 @@ pub fn run(a: Args) -> Result<i32> {
         interval_s: interval.as_secs_f64(),
         start_unix: unix_now(),
     };
+    // Held while the run is measured: readers tell a live run from one whose tracker died.
+    let _tracker_lock = crate::liveness::TrackerLock::acquire(&meta.id);
     let mut extra_warnings: Vec<String> = disc.warnings.clone();
     extra_warnings.extend(embodied_note);
     extra_warnings.extend(limit_notes.iter().cloned());

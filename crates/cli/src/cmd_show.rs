@@ -33,12 +33,7 @@ pub fn run(a: Args) -> Result<i32> {
 
 /// Three significant digits, without exponent (`0.0000335`, `12.3`, `4560`).
 pub fn sig(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{}", if x.is_finite() { 0.0 } else { x });
-    }
-    let mag = x.abs().log10().floor() as i32;
-    let decimals = (2 - mag).clamp(0, 15) as usize;
-    format!("{x:.decimals$}")
+    wattprint_core::format::sig(x)
 }
 
 fn kv(o: &mut String, k: &str, v: impl std::fmt::Display) {
@@ -70,7 +65,12 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
         (Some(c), None) => format!("exit code {c}"),
         (None, None) => "unknown".into(),
     };
-    kv(&mut o, "status", format!("{} ({exit})", r.status.as_str()));
+    let status = if crate::liveness::is_lost(r) {
+        crate::liveness::LOST
+    } else {
+        r.status.as_str()
+    };
+    kv(&mut o, "status", format!("{status} ({exit})"));
     kv(&mut o, "scope", &r.scope);
     if r.samples == 0 && r.interval_s == 0.0 {
         kv(&mut o, "sampling", "none (not measured by wattprint)");
@@ -80,7 +80,9 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
             "sampling",
             format!(
                 "every {} s, {} reads, {} ticks skipped",
-                r.interval_s, r.samples, r.skipped_ticks
+                sig(r.interval_s),
+                r.samples,
+                r.skipped_ticks
             ),
         );
     }
@@ -103,7 +105,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
             r.host.cpu_model, r.host.logical_cpus
         ),
     );
-    kv(&mut o, "ram", format!("{:.1} GB", r.host.ram_gb));
+    kv(&mut o, "ram", format!("{} GB", sig(r.host.ram_gb)));
     if r.host.gpus.is_empty() {
         kv(&mut o, "gpus", "none");
     }
@@ -144,7 +146,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
             "IT {} + infrastructure {} (PUE {}) = {}",
             fmt_energy_kwh(e.it.0),
             fmt_energy_kwh(e.infrastructure.0),
-            r.pue,
+            sig(r.pue),
             fmt_energy_kwh(e.facility.0)
         ),
     );
@@ -160,8 +162,10 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
         &mut o,
         "intensity",
         format!(
-            "{} gCO2e/kWh at {} — {}",
-            r.carbon_intensity.g_per_kwh, r.location.code, r.carbon_intensity.source
+            "{} at {} — {}",
+            wattprint_core::format::intensity(r.carbon_intensity.g_per_kwh),
+            r.location.code,
+            r.carbon_intensity.source
         ),
     );
 
@@ -196,7 +200,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
         let _ = writeln!(o, "  (none recorded)");
     }
     for a in &r.assumptions {
-        let _ = writeln!(o, "  {} = {} {}", a.name, a.value, a.unit);
+        let _ = writeln!(o, "  {} = {} {}", a.name, sig(a.value), a.unit);
         let _ = writeln!(o, "      source: {}", a.source);
     }
     let _ = writeln!(
@@ -207,8 +211,10 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     if let Some(t) = &r.tracker {
         let _ = writeln!(
             o,
-            "  measuring cost: {:.3} CPU-s, peak {:.1} MB, start-up {:.1} ms",
-            t.cpu_s, t.max_rss_mb, t.startup_ms
+            "  measuring cost: {} CPU-s, peak {} MB, start-up {} ms",
+            sig(t.cpu_s),
+            sig(t.max_rss_mb),
+            sig(t.startup_ms)
         );
     }
 
@@ -225,10 +231,11 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
         let peak = pts.iter().map(|p| p.power().0).fold(0.0, f64::max);
         let _ = writeln!(
             o,
-            "  {dev:<16} {} points over {}, {}, peak {peak:.1} W",
+            "  {dev:<16} {} points over {}, {}, peak {}",
             pts.len(),
             fmt_duration(span),
-            fmt_energy_kwh(j / wattprint_core::units::JOULES_PER_KWH)
+            fmt_energy_kwh(j / wattprint_core::units::JOULES_PER_KWH),
+            wattprint_core::format::power_w(peak)
         );
     }
     o

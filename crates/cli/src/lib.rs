@@ -26,6 +26,7 @@ pub mod cmd_when;
 pub mod config;
 pub mod interchange;
 pub mod live;
+pub mod liveness;
 pub mod monitor;
 pub mod provider_config;
 pub mod report;

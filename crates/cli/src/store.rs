@@ -307,6 +307,12 @@ impl Store {
                         path: path.to_path_buf(),
                     };
                     let v = store.schema_version()?;
+                    if v > SCHEMA_VERSION {
+                        anyhow::bail!(
+                            "the local store {} has schema version {v}, newer than this wattprint understands ({SCHEMA_VERSION}); upgrade wattprint",
+                            path.display()
+                        );
+                    }
                     if v != SCHEMA_VERSION {
                         anyhow::bail!(
                             "the local store {} is read-only here and has schema version {v}, not {SCHEMA_VERSION}; open it once with write access (any wattprint command) to upgrade it",

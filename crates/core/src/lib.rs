@@ -10,6 +10,7 @@ pub mod cpuinfo;
 pub mod discovery;
 pub mod estimate;
 pub mod factors;
+pub mod format;
 pub mod host;
 pub mod limits;
 pub mod location;
