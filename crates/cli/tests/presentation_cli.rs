@@ -135,3 +135,44 @@ fn import_line_numbers_are_the_files_with_crlf_line_endings() {
         );
     }
 }
+
+#[test]
+fn a_project_reports_baseline_is_the_same_work_at_one_named_place() {
+    let h = FakeHost::new();
+    // two runs valued in France, one in Poland: the baseline is all the IT energy at FR's
+    // intensity × PUE, not the sum of what each run emitted where it ran
+    let driver = common::Driver::constant(&h, 50.0, 5.0);
+    for loc in ["FR", "FR", "PL"] {
+        h.ok(&[
+            "run",
+            "--quiet",
+            "--location",
+            loc,
+            "--interval",
+            "50ms",
+            "--",
+            "sleep",
+            "0.2",
+        ]);
+    }
+    drop(driver);
+    let out = h.ok(&["report", "--project", "default", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let a = &v["alternatives"];
+    let it = a["it_kwh"].as_f64().unwrap();
+    let runs: serde_json::Value = serde_json::from_str(&h.ok(&["runs", "--json"])).unwrap();
+    let fr = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["location"]["code"] == "FR")
+        .unwrap();
+    let g = fr["carbon_intensity"]["g_per_kwh"].as_f64().unwrap();
+    let pue = fr["pue"].as_f64().unwrap();
+    let want = it * g * pue / 1000.0;
+    let got = a["actual_operational_kg"].as_f64().unwrap();
+    assert!(it > 0.0, "{a}");
+    assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+    let md = h.ok(&["report", "--project", "default", "--format", "md"]);
+    assert!(md.contains("France"), "{md}");
+}
