@@ -73,9 +73,9 @@ pub fn budget_notes(answer: &Value) -> Vec<String> {
                 None => format!("team {}", b["team"].as_str().unwrap_or("?")),
             };
             v.push(format!(
-                "the monthly carbon budget of {whose} is exhausted: {:.3} of {:.3} kg CO2e used in {}; the run goes on (a team budget warns, it does not stop runs)",
-                b["used_kg"].as_f64().unwrap_or(0.0),
-                b["kg_per_month"].as_f64().unwrap_or(0.0),
+                "the monthly carbon budget of {whose} is exhausted: {} of {} CO2e used in {}; the run goes on (a team budget warns, it does not stop runs)",
+                wattprint_core::format::mass_kg(b["used_kg"].as_f64().unwrap_or(0.0)),
+                wattprint_core::format::mass_kg(b["kg_per_month"].as_f64().unwrap_or(0.0)),
                 b["month"].as_str().unwrap_or("this month"),
             ));
         }
