@@ -2,7 +2,8 @@
 """Overhead of measuring: one fixed CPU-bound workload run bare, under `wattprint run` (default
 interval and 10 ms), and under CodeCarbon's EmissionsTracker when it can be installed into a venv
 under target/. Prints wall time, CPU seconds, peak RSS and what the tracker added, per mode
-(median of --repeat runs).
+(median of --repeat runs). Then what a user feels at the ends of a run: the wall time of
+`wattprint run -- true` against a bare `true`, and the time from the job's exit to wattprint's.
 
     cargo build --release -p wattprint
     python3 scripts/bench-overhead.py [--repeat 3] [--iterations 30000000] [--no-codecarbon]
@@ -54,12 +55,19 @@ def main():
     ap.add_argument("--iterations", type=int, default=30_000_000)
     ap.add_argument("--no-codecarbon", action="store_true")
     ap.add_argument("--no-steady", action="store_true", help="skip the steady-state measurement")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only the start and end latency (what a user feels on a short job)")
+    ap.add_argument("--latency-repeat", type=int, default=30)
     ap.add_argument("--wattprint", default=os.path.join(ROOT, "target", "release", "wattprint"))
     a = ap.parse_args()
     if not os.path.exists(a.wattprint):
         sys.exit(f"{a.wattprint} not found: run `cargo build --release -p wattprint` first")
 
     tmp = tempfile.mkdtemp(prefix="wattprint-bench-")
+    if a.latency_only:
+        latency(a.wattprint, dict(os.environ, WATTPRINT_HOME=os.path.join(tmp, "home")),
+                a.latency_repeat)
+        return
     work = os.path.join(tmp, "work.py")
     with open(work, "w") as f:
         f.write(WORKLOAD.format(n=a.iterations))
@@ -118,6 +126,43 @@ def main():
               f"{f(per_s, '{:>14.2f}'):>14} {f(trss, '{:>14.1f}'):>14} {f(r['start'], '{:>11.1f}'):>11}")
     if not a.no_steady:
         steady_state(a.wattprint, env, tmp, a.repeat)
+    latency(a.wattprint, env, a.latency_repeat)
+
+
+def latency(wattprint, env, repeat):
+    """What a user feels on a short job: the wall time of `wattprint run --quiet -- true` (and
+    with the summary, to a file) against a bare `true`, and the end latency: from the moment the
+    job exits (it prints CLOCK_MONOTONIC as its last act) to the moment wattprint has exited (as
+    seen by its parent, here). The same end latency for the bare job is subtracted (Python's own
+    teardown after the print)."""
+    def wall(cmd):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        return (time.perf_counter() - t0) * 1000
+
+    def tail(cmd):
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out, _ = p.communicate()
+        t_exit = time.monotonic()
+        return (t_exit - float(out.decode().split()[-1])) * 1000
+
+    job_end = [sys.executable, "-c", "import time; print(time.monotonic(), flush=True)"]
+    rows = {
+        "bare `true`": statistics.median(wall(["true"]) for _ in range(repeat)),
+        "`wattprint run --quiet -- true`": statistics.median(
+            wall([wattprint, "run", "--quiet", "--", "true"]) for _ in range(repeat)),
+        "`wattprint run -- true` (summary)": statistics.median(
+            wall([wattprint, "run", "--", "true"]) for _ in range(repeat)),
+    }
+    bare_tail = statistics.median(tail(job_end) for _ in range(repeat))
+    wp_tail = statistics.median(
+        tail([wattprint, "run", "--quiet", "--"] + job_end) for _ in range(repeat))
+    print()
+    print(f"latency a user feels (median of {repeat}):")
+    for k, v in rows.items():
+        print(f"  {k:<36} {v:7.1f} ms wall")
+    print(f"  added at the end (job exit -> wattprint exit): {wp_tail - bare_tail:6.1f} ms "
+          f"({wp_tail:.1f} ms, of which {bare_tail:.1f} ms the job's own teardown)")
 
 
 def steady_state(wattprint, env, tmp, repeat):

@@ -107,6 +107,9 @@ pub fn run(a: Args) -> Result<i32> {
     let (interval, report_every) = check_args(&a)?;
     let msgs = crate::stderr_messages(a.quiet);
     let config = Config::load(crate::env())?;
+    for w in &config.warnings {
+        eprintln!("wattprint: warning: {w}");
+    }
     let target: Option<ServerTarget> =
         ServerTarget::resolve(a.server.as_deref(), &config, crate::env(), &msgs)?;
     let carbon = a.carbon.resolve()?;

@@ -331,16 +331,28 @@ pub fn run(a: Args) -> Result<i32> {
     );
     let q = &b.equivalents;
     println!(
-        "  ≈ {:.1} km by car · {:.1} tree-months · {:.2} Paris–London flights · {:.0} phone charges",
-        q.car_km, q.tree_months, q.flights_paris_london, q.phone_charges
+        "  ≈ {} km by car · {} tree-months · {} Paris–London flights · {} phone charges",
+        wattprint_core::format::sig(q.car_km),
+        wattprint_core::format::sig(q.tree_months),
+        wattprint_core::format::sig(q.flights_paris_london),
+        wattprint_core::format::sig(q.phone_charges)
     );
     println!(
-        "  at {} ({}): {} gCO2e/kWh, PUE {}",
-        carbon.location.code, carbon.location.name, carbon.intensity_g_per_kwh, carbon.pue
+        "  at {} ({}): {}, PUE {}",
+        carbon.location.code,
+        carbon.location.name,
+        wattprint_core::format::intensity(carbon.intensity_g_per_kwh),
+        wattprint_core::format::sig(carbon.pue)
     );
     println!("assumptions:");
     for x in &b.assumptions {
-        println!("  {} = {} {} — {}", x.name, x.value, x.unit, x.source);
+        println!(
+            "  {} = {} {} — {}",
+            x.name,
+            wattprint_core::format::sig(x.value),
+            x.unit,
+            x.source
+        );
     }
     for w in &warnings {
         println!("warning: {w}");

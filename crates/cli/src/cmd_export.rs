@@ -43,7 +43,7 @@ fn write_all<W: Write>(
 
 pub fn run(a: Args) -> Result<i32> {
     let f = a.filter.to_filter()?;
-    let store = Store::open_default(crate::env())?;
+    let store = Store::open_default_for_reading(crate::env())?;
     let mut recs = store.list_runs(&f)?;
     // Oldest first, as CodeCarbon appends its rows.
     recs.reverse();

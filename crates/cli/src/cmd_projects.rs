@@ -18,7 +18,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32> {
     let f = a.filter.to_filter()?;
-    let store = Store::open_default(crate::env())?;
+    let store = Store::open_default_for_reading(crate::env())?;
     let totals = store.project_totals(&f)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&totals)?);
@@ -33,7 +33,7 @@ pub fn run(a: Args) -> Result<i32> {
 }
 
 fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
+    wattprint_core::format::percent(x)
 }
 
 /// The projects table and its legend.

@@ -168,7 +168,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let store = Store::open_default(crate::env())?;
+    let store = Store::open_default_for_reading(crate::env())?;
     let rep = build(&store, &a)?;
     let text = render(
         &rep,

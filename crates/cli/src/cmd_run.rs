@@ -8,15 +8,14 @@ use crate::{child, live::LiveLine, summary};
 use anyhow::Result;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wattprint_core::limits::BudgetAction;
 use wattprint_core::providers::window::{self, WaitQuery};
 use wattprint_core::record::{Ending, RunStatus};
-use wattprint_core::sampler::{Scope, SnapshotWatch};
+use wattprint_core::sampler::Scope;
 use wattprint_core::units::parse_duration;
-use wattprint_session::monitor::{self, ChildStopper, MonitorState};
+use wattprint_session::monitor::{self, ChildStopper};
 use wattprint_session::options::{self, LimitOptions, OptionError, RunOptions};
 use wattprint_session::provider_config;
 use wattprint_session::session::{unix_now, Finished, Prepared, SelfUsage, SessionContext};
@@ -105,13 +104,9 @@ pub struct Args {
     /// `server`); the token comes from $WATTPRINT_TOKEN or the config file, never a flag.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
-    /// The command to run, after `--`.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        required = true,
-        value_name = "CMD"
-    )]
+    /// The command to run, after `--` (or as the first word that is not an option: every word
+    /// after it is the job's). An unknown option before it is a usage error, never the command.
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
 }
 
@@ -240,17 +235,21 @@ pub fn run(a: Args) -> Result<i32> {
     let pid = child.id();
     session.attach(pid, Box::new(ChildStopper(pid)));
     let forwarder = child::Forwarder::start(pid).ok();
-    let live = LiveThread::start(
-        !a.no_live && !a.quiet,
-        session.watch(),
-        session.carbon().clone(),
-        session.monitor_state(),
-    );
+    // Live status line (terminal only), drawn at once, then redrawn once a second.
+    let live = {
+        let watch = session.watch();
+        let carbon = session.carbon().clone();
+        let mon = session.monitor_state();
+        crate::live::LiveThread::start(LiveLine::new(!a.no_live && !a.quiet), move || {
+            let pred = mon.lock().ok().and_then(|m| m.prediction.clone());
+            summary::live_text(&watch.get(), &carbon, pred.as_ref())
+        })
+    };
 
     child::wait_exited_no_reap(pid);
     // Stop the live line first: the summary must not be drawn over.
     if let Some(l) = live {
-        l.stop();
+        l.finish();
     }
     let status = child.wait();
     let received = forwarder
@@ -351,46 +350,6 @@ fn wait_when_clean(
         "started when clean: {} (expected {:.0} gCO2e/kWh vs {:.0} at the first possible start)",
         decision.reason, decision.expected_g_per_kwh, decision.now_g_per_kwh
     ))
-}
-
-/// The live status line (terminal only), redrawn once a second.
-struct LiveThread {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl LiveThread {
-    fn start(
-        wanted: bool,
-        watch: SnapshotWatch,
-        carbon: wattprint_core::record::CarbonContext,
-        mon: Arc<Mutex<MonitorState>>,
-    ) -> Option<LiveThread> {
-        let mut line = LiveLine::new(wanted);
-        if !line.is_active() {
-            return None;
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut ticks = 0u32;
-            while !s.load(Ordering::SeqCst) {
-                if ticks.is_multiple_of(10) {
-                    let pred = mon.lock().ok().and_then(|m| m.prediction.clone());
-                    line.draw(&summary::live_text(&watch.get(), &carbon, pred.as_ref()));
-                }
-                ticks += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            line.finish();
-        });
-        Some(LiveThread { stop, thread })
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.thread.join();
-    }
 }
 
 /// Wait until unix time `t`, with a visible countdown (a line redrawn on a terminal, else one

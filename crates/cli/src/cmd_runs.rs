@@ -90,7 +90,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<i32> {
     let mut f = a.filter.to_filter()?;
     f.limit = a.limit;
-    let store = Store::open_default(crate::env())?;
+    let store = Store::open_default_for_reading(crate::env())?;
     if a.json {
         let recs = store.list_runs(&f)?;
         println!("{}", serde_json::to_string_pretty(&recs)?);
@@ -109,7 +109,7 @@ pub fn run(a: Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    print!("{}", table(&rows));
+    print!("{}", table(&rows, store.dir()));
     Ok(0)
 }
 
@@ -142,30 +142,41 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 /// The runs table, with a totals line.
-pub fn table(rows: &[RunRow]) -> String {
+/// The listing; `dir`: the store's directory (to tell runs whose tracker died).
+pub fn table(rows: &[RunRow], dir: &std::path::Path) -> String {
     let pw = rows
         .iter()
         .map(|r| r.project.chars().count())
         .max()
         .unwrap_or(7)
         .clamp(7, 24);
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| crate::liveness::status_label(dir, &r.id, &r.status, &r.started_at, r.duration_s))
+        .collect();
+    let sw = labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(9)
+        .max(9);
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:<8}  {:<16}  {:>8}  {:<9}  {:<pw$}  {:>11}  {:>10}  METHODS",
+        "{:<8}  {:<16}  {:>8}  {:<sw$}  {:<pw$}  {:>11}  {:>10}  METHODS",
         "ID", "STARTED (UTC)", "DURATION", "STATUS", "PROJECT", "ENERGY", "EMISSIONS"
     );
     let (mut kwh, mut kg) = (0.0, 0.0);
-    for r in rows {
+    for (r, label) in rows.iter().zip(&labels) {
         kwh += r.energy_kwh;
         kg += r.emissions_kg;
         let _ = writeln!(
             o,
-            "{:<8}  {:<16}  {:>8}  {:<9}  {:<pw$}  {:>11}  {:>10}  {}",
+            "{:<8}  {:<16}  {:>8}  {:<sw$}  {:<pw$}  {:>11}  {:>10}  {}",
             r.id.get(..8).unwrap_or(&r.id),
             short_time(&r.started_at),
             fmt_duration(r.duration_s),
-            r.status,
+            label,
             clip(&r.project, pw),
             fmt_energy_kwh(r.energy_kwh),
             fmt_mass_kg(r.emissions_kg),

@@ -23,7 +23,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let mut store = Store::open_default(crate::env())?;
+    let mut store = if a.revalue {
+        Store::open_default(crate::env())?
+    } else {
+        Store::open_default_for_reading(crate::env())?
+    };
     let mut rec = store.find_run(&a.run)?;
     if a.revalue {
         let code = revalue(&mut store, &mut rec)?;
@@ -35,8 +39,9 @@ pub fn run(a: Args) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&rec)?);
     } else {
         let series = store.series(&rec.id)?;
-        print!("{}", crate::summary::summary_text(&rec, &[]));
-        print!("{}", details_text(&rec, &series));
+        let status = store.status_label(&rec);
+        print!("{}", crate::summary::summary_text_as(&rec, &[], &status));
+        print!("{}", details_text(&rec, &series, &status));
     }
     Ok(0)
 }
@@ -86,12 +91,7 @@ fn revalue(store: &mut Store, rec: &mut RunRecord) -> Result<i32> {
 
 /// Three significant digits, without exponent (`0.0000335`, `12.3`, `4560`).
 pub fn sig(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{}", if x.is_finite() { 0.0 } else { x });
-    }
-    let mag = x.abs().log10().floor() as i32;
-    let decimals = (2 - mag).clamp(0, 15) as usize;
-    format!("{x:.decimals$}")
+    wattprint_core::format::sig(x)
 }
 
 fn kv(o: &mut String, k: &str, v: impl std::fmt::Display) {
@@ -99,7 +99,8 @@ fn kv(o: &mut String, k: &str, v: impl std::fmt::Display) {
 }
 
 /// Everything in the record that the summary does not show.
-pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> String {
+/// The record in full; `status` as the reader should see it ([`Store::status_label`]).
+pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status: &str) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\nrun");
     kv(&mut o, "id", &r.id);
@@ -123,7 +124,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
         (Some(c), None) => format!("exit code {c}"),
         (None, None) => "unknown".into(),
     };
-    kv(&mut o, "status", format!("{} ({exit})", r.status.as_str()));
+    kv(&mut o, "status", format!("{status} ({exit})"));
     kv(&mut o, "scope", &r.scope);
     if r.samples == 0 && r.interval_s == 0.0 {
         kv(&mut o, "sampling", "none (not measured by wattprint)");
@@ -133,7 +134,9 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
             "sampling",
             format!(
                 "every {} s, {} reads, {} ticks skipped",
-                r.interval_s, r.samples, r.skipped_ticks
+                sig(r.interval_s),
+                r.samples,
+                r.skipped_ticks
             ),
         );
     }
@@ -156,7 +159,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
             r.host.cpu_model, r.host.logical_cpus
         ),
     );
-    kv(&mut o, "ram", format!("{:.1} GB", r.host.ram_gb));
+    kv(&mut o, "ram", format!("{} GB", sig(r.host.ram_gb)));
     if r.host.gpus.is_empty() {
         kv(&mut o, "gpus", "none");
     }
@@ -197,7 +200,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
             "IT {} + infrastructure {} (PUE {}) = {}",
             fmt_energy_kwh(e.it.0),
             fmt_energy_kwh(e.infrastructure.0),
-            r.pue,
+            sig(r.pue),
             fmt_energy_kwh(e.facility.0)
         ),
     );
@@ -214,8 +217,10 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
             &mut o,
             "intensity",
             format!(
-                "{} gCO2e/kWh at {} — {}",
-                r.carbon_intensity.g_per_kwh, r.location.code, r.carbon_intensity.source
+                "{} at {} — {}",
+                wattprint_core::format::intensity(r.carbon_intensity.g_per_kwh),
+                r.location.code,
+                r.carbon_intensity.source
             ),
         ),
         Some(l) => {
@@ -277,7 +282,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
         let _ = writeln!(o, "  (none recorded)");
     }
     for a in &r.assumptions {
-        let _ = writeln!(o, "  {} = {} {}", a.name, a.value, a.unit);
+        let _ = writeln!(o, "  {} = {} {}", a.name, sig(a.value), a.unit);
         let _ = writeln!(o, "      source: {}", a.source);
     }
     let _ = writeln!(
@@ -288,12 +293,12 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     if let Some(t) = &r.tracker {
         let _ = writeln!(
             o,
-            "  measuring cost: {:.3} CPU-s, peak {}, start-up {:.1} ms",
-            t.cpu_s,
+            "  measuring cost: {} CPU-s, peak {}, start-up {} ms",
+            sig(t.cpu_s),
             t.max_rss_mb
-                .map(|m| format!("{m:.1} MB"))
+                .map(|m| format!("{} MB", sig(m)))
                 .unwrap_or_else(|| "memory not measured (inside another program)".into()),
-            t.startup_ms
+            sig(t.startup_ms)
         );
     }
 
@@ -310,10 +315,11 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
         let peak = pts.iter().map(|p| p.power().0).fold(0.0, f64::max);
         let _ = writeln!(
             o,
-            "  {dev:<16} {} points over {}, {}, peak {peak:.1} W",
+            "  {dev:<16} {} points over {}, {}, peak {}",
             pts.len(),
             fmt_duration(span),
-            fmt_energy_kwh(j / wattprint_core::units::JOULES_PER_KWH)
+            fmt_energy_kwh(j / wattprint_core::units::JOULES_PER_KWH),
+            wattprint_core::format::power_w(peak)
         );
     }
     o

@@ -52,6 +52,9 @@ pub fn run(a: Args) -> Result<i32> {
         return Ok(0);
     }
     let config = Config::load(crate::env())?;
+    for w in &config.warnings {
+        eprintln!("wattprint: warning: {w}");
+    }
     let Some(target) = ServerTarget::resolve(
         a.server.as_deref(),
         &config,

@@ -99,10 +99,15 @@ fn success_summary_and_stdin_pass_through() {
 
 #[test]
 fn live_line_on_a_terminal_stays_out_of_the_jobs_lines() {
-    // util-linux `script` gives the run a pseudo-terminal of 24 rows
+    // util-linux `script` gives the run a pseudo-terminal of 24 rows. The job writes 400 lines
+    // (each with an escape sequence of its own) as fast as it can while the status line is
+    // drawn. Every frame of the status line is one write, so whatever the timing, no frame is
+    // split by the job's output and no job line by a frame. Nothing here depends on timing: the
+    // first frame is drawn before the job's output can end, and the count of later frames is not
+    // asserted.
     let h = FakeHost::new();
     let inner = format!(
-        "stty rows 24 cols 100; WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} {} run --interval 100ms -- sh -c 'for i in 1 2 3; do echo line$i; sleep 1.1; done'",
+        "stty rows 24 cols 100; WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} {} run --interval 10ms -- sh -c 'i=0; while [ $i -lt 400 ]; do printf \"\\033[1mline%d\\033[0m\\n\" $i; i=$((i+1)); done'",
         h.sys().display(),
         h.proc().display(),
         h.home().display(),
@@ -116,14 +121,29 @@ fn live_line_on_a_terminal_stays_out_of_the_jobs_lines() {
     let t = String::from_utf8_lossy(&out.stdout);
     // the job's rows scroll in rows 1..23; the status is drawn on row 24 between a cursor save
     // and restore, so a job line is never split by it
-    assert!(t.contains("\x1b[1;23r"), "{t:?}");
-    let draws = t.matches("\x1b7\x1b[24;1H\x1b[2K\x1b[7m wattprint").count();
-    assert!(draws >= 2, "{t:?}");
-    for i in 1..=3 {
-        assert!(t.contains(&format!("line{i}\r\n")), "line{i} split: {t:?}");
+    assert!(t.contains("\n\x1b[1A\x1b7\x1b[1;23r\x1b8"), "{t:?}");
+    let frame = "\x1b7\x1b[24;1H\x1b[2K\x1b[7m wattprint";
+    let draws: Vec<&str> = t.split(frame).skip(1).collect();
+    assert!(!draws.is_empty(), "{t:?}");
+    for d in &draws {
+        // each frame runs whole to its cursor restore, with no job output inside
+        let end = d
+            .find("\x1b[0m\x1b8")
+            .unwrap_or_else(|| panic!("frame cut: {d:?}"));
+        assert!(
+            !d[..end].contains("line"),
+            "job output inside a frame: {d:?}"
+        );
+        assert!(!d[..end].contains('\n'), "job output inside a frame: {d:?}");
+    }
+    for i in 0..400 {
+        assert!(
+            t.contains(&format!("\x1b[1mline{i}\x1b[0m\r\n")),
+            "line{i} split: {t:?}"
+        );
     }
     // the whole terminal is given back at the end
-    assert!(t.contains("\x1b[r"), "{t:?}");
+    assert!(t.contains("\x1b7\x1b[24;1H\x1b[2K\x1b[r\x1b8"), "{t:?}");
     assert!(t.contains("completed (exit 0)"));
 }
 
@@ -171,6 +191,48 @@ fn bad_flags_exit_2_and_start_nothing() {
             !marker.exists(),
             "job must not start with bad flags {args:?}"
         );
+    }
+}
+
+#[test]
+fn an_unknown_option_before_the_command_is_a_usage_error_not_the_command() {
+    let h = FakeHost::new();
+    let marker = h.dir.path().join("ran");
+    let out = h
+        .cmd()
+        .args(["run", "--bogus", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--bogus"), "{err}");
+    assert!(!err.contains("not found"), "{err}");
+    assert!(!marker.exists());
+    // the job's own options stay the job's, with or without `--`
+    for args in [
+        vec!["run", "--quiet", "--", "echo", "--epochs", "3", "-v"],
+        vec!["run", "--quiet", "echo", "--epochs", "3", "-v"],
+        vec![
+            "run",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "echo",
+            "--",
+            "--epochs",
+            "3",
+            "-v",
+        ],
+    ] {
+        let out = h.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let want = if args.contains(&"--interval") {
+            "-- --epochs 3 -v\n"
+        } else {
+            "--epochs 3 -v\n"
+        };
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{args:?}");
     }
 }
 

@@ -826,10 +826,10 @@ fn project_totals_count_failed_and_killed_runs_as_waste() {
     // The table says the same.
     let out = ok(&h.wp(&["projects"]));
     let line = out.lines().find(|l| l.starts_with("train")).unwrap();
-    assert!(line.contains("4.125 kWh"), "{line}");
-    assert!(line.contains("2.750 kWh"), "{line}");
-    assert!(line.contains("66.7%"), "{line}");
-    assert!(line.contains("3.6%"), "{line}");
+    assert!(line.contains("4.12 kWh"), "{line}");
+    assert!(line.contains("2.75 kWh"), "{line}");
+    assert!(line.contains("66.7 %"), "{line}");
+    assert!(line.contains("3.64 %"), "{line}");
     assert!(out.contains("WASTE: failed and killed runs"), "{out}");
 }
 
@@ -881,8 +881,8 @@ fn runs_lists_and_filters() {
     }
     let b = table.lines().find(|l| l.starts_with("aaaa2222")).unwrap();
     assert!(b.contains("failed"), "{b}");
-    assert!(b.contains("2.200 kWh"), "{b}");
-    assert!(b.contains("330.00 g"), "{b}");
+    assert!(b.contains("2.20 kWh"), "{b}");
+    assert!(b.contains("330 g"), "{b}");
     assert!(b.contains("cpu=rapl gpu=none ram=rapl-dram"), "{b}");
     assert!(table.contains("4 run(s)"), "{table}");
 
@@ -911,7 +911,7 @@ fn show_prints_the_full_record() {
         "tags           lr=0.1 model=vit",
         "command        python train.py",
         "energy breakdown",
-        "static (idle) 50.00 Wh",
+        "static (idle) 50.0 Wh",
         "emissions breakdown",
         "infrastructure",
         "equivalents",

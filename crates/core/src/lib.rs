@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod env;
 pub mod estimate;
 pub mod factors;
+pub mod format;
 pub mod host;
 pub mod limits;
 pub mod location;

@@ -125,9 +125,9 @@ pub struct LimitTracker {
 
 fn fmt_value(k: LimitKind, v: f64) -> String {
     match k {
-        LimitKind::MaxDuration => format!("{v:.1} s"),
-        LimitKind::BudgetKwh => format!("{v:.4} kWh"),
-        LimitKind::BudgetKg => format!("{v:.4} kg CO2e"),
+        LimitKind::MaxDuration => format!("{} s", crate::format::sig(v)),
+        LimitKind::BudgetKwh => crate::format::energy_kwh(v),
+        LimitKind::BudgetKg => format!("{} CO2e", crate::format::mass_kg(v)),
     }
 }
 
@@ -199,11 +199,11 @@ impl LimitTracker {
                             EventLevel::Predicted,
                             Some(low),
                             format!(
-                                "{} will be exceeded: predicted total at least {} (P10) against {}, with {:.0} % of the job done",
+                                "{} will be exceeded: predicted total at least {} (P10) against {}, with {} of the job done",
                                 kind.describe(),
                                 fmt_value(kind, low),
                                 fmt_value(kind, limit),
-                                p.fraction_done * 100.0
+                                crate::format::percent(p.fraction_done)
                             ),
                         ));
                         continue;
@@ -216,8 +216,8 @@ impl LimitTracker {
                     EventLevel::Warning,
                     None,
                     format!(
-                        "{:.0} % of the {} spent ({} of {})",
-                        s / limit * 100.0,
+                        "{} of the {} spent ({} of {})",
+                        crate::format::percent(s / limit),
                         kind.describe(),
                         fmt_value(kind, s),
                         fmt_value(kind, limit)

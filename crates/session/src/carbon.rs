@@ -36,7 +36,11 @@ impl CarbonOptions {
             .or_else(|| location::location_from_env(env));
         let given = match given {
             Some(g) => Some(g),
-            None => Config::load(env)?.location(),
+            None => {
+                let c = Config::load(env)?;
+                notes.extend(c.warnings.iter().cloned());
+                c.location()
+            }
         };
         let given = match given {
             Some(g) if g.trim().eq_ignore_ascii_case("detect") => {

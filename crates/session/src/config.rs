@@ -48,9 +48,11 @@ pub struct Config {
     pub system_path: Option<PathBuf>,
     pub user: ConfigFile,
     pub user_path: Option<PathBuf>,
+    /// Files that could not be read (each said once per process): warnings to show.
+    pub warnings: Vec<String>,
 }
 
-fn read(path: &Path) -> Result<Option<ConfigFile>> {
+fn read(path: &Path, warnings: &mut Vec<String>) -> Result<Option<ConfigFile>> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let c: ConfigFile = toml::from_str(&text).with_context(|| {
@@ -62,11 +64,29 @@ fn read(path: &Path) -> Result<Option<ConfigFile>> {
             Ok(Some(c))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(anyhow::anyhow!(
-            "cannot read the configuration file {}: {e}",
-            path.display()
-        )),
+        // Optional files: one that cannot be read (an unreadable $HOME, a path through a file,
+        // a directory in its place) is a warning, never a reason not to run the job.
+        Err(e) => {
+            warnings.extend(skipped_once(path, &e));
+            Ok(None)
+        }
     }
+}
+
+/// A file skipped: said once per process (the files are read by several parts of a command),
+/// as a warning for the front end to show. `None` when it was already said.
+fn skipped_once(path: &Path, e: &std::io::Error) -> Option<String> {
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(mut w) = WARNED.lock() {
+        if w.iter().any(|p| p == path) {
+            return None;
+        }
+        w.push(path.to_path_buf());
+    }
+    Some(format!(
+        "configuration file {} not read ({e}); going on without it",
+        path.display()
+    ))
 }
 
 pub fn system_path(env: &Env) -> PathBuf {
@@ -89,12 +109,12 @@ impl Config {
     pub fn load(env: &Env) -> Result<Config> {
         let sp = system_path(env);
         let mut c = Config::default();
-        if let Some(f) = read(&sp)? {
+        if let Some(f) = read(&sp, &mut c.warnings)? {
             c.system = f;
             c.system_path = Some(sp);
         }
         if let Some(up) = user_path(env) {
-            if let Some(f) = read(&up)? {
+            if let Some(f) = read(&up, &mut c.warnings)? {
                 c.user = f;
                 c.user_path = Some(up);
             }

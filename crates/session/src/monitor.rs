@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,7 +40,8 @@ pub struct MonitorState {
 
 pub struct Monitor {
     pub state: Arc<Mutex<MonitorState>>,
-    done: Arc<AtomicBool>,
+    /// Dropping (or sending on) it wakes the thread at once: no tick is waited out at the end.
+    done: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -113,21 +115,21 @@ impl Monitor {
         state: Arc<Mutex<MonitorState>>,
         msgs: Messages,
     ) -> Monitor {
-        let done = Arc::new(AtomicBool::new(false));
-        let (st, dn) = (Arc::clone(&state), Arc::clone(&done));
+        let (done, done_rx) = mpsc::channel();
+        let st = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("wattprint-monitor".into())
-            .spawn(move || run(cfg, watch, stopper, started, st, dn, msgs))
+            .spawn(move || run(cfg, watch, stopper, started, st, done_rx, msgs))
             .ok();
         Monitor {
             state,
-            done,
+            done: Some(done),
             thread,
         }
     }
 
     pub fn finish(mut self) -> MonitorState {
-        self.done.store(true, Ordering::SeqCst);
+        drop(self.done.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -144,7 +146,7 @@ fn run(
     mut stopper: Box<dyn Stopper>,
     started: Instant,
     state: Arc<Mutex<MonitorState>>,
-    done: Arc<AtomicBool>,
+    done: mpsc::Receiver<()>,
     msgs: Messages,
 ) {
     let mut tracker = LimitTracker::new(cfg.limits.clone());
@@ -154,8 +156,9 @@ fn run(
     let mut last_progress_read = Instant::now() - Duration::from_secs(10);
     let mut progress_warned = false;
     let mut stop_at: Option<(Instant, LimitKind)> = None;
-    while !done.load(Ordering::SeqCst) {
-        std::thread::sleep(cfg.tick);
+    // Sleeps one tick between checks, but wakes the moment the run command is done.
+    let finished = |d: Duration| !matches!(done.recv_timeout(d), Err(RecvTimeoutError::Timeout));
+    while !finished(cfg.tick) {
         let now = Instant::now();
         let elapsed = now.duration_since(started).as_secs_f64();
         let snap = watch.get();
@@ -264,9 +267,7 @@ fn run(
                     }
                 }
                 // nothing more to do: wait for the run command to finish us
-                while !done.load(Ordering::SeqCst) {
-                    std::thread::sleep(cfg.tick);
-                }
+                while !finished(Duration::from_secs(3600)) {}
                 return;
             }
         }
@@ -297,4 +298,46 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
         }
     };
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use wattprint_core::sampler::{Sampler, SamplerConfig, WholeMachine};
+
+    #[test]
+    fn finish_returns_at_once_not_after_a_tick() {
+        // A tick far longer than the test: finishing must not wait it out (it used to sleep a
+        // whole tick, adding up to 200 ms to every run).
+        let sampler = Sampler::start(Vec::new(), Box::new(WholeMachine), SamplerConfig::default());
+        let mut job = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let m = Monitor::start(
+            MonitorConfig {
+                limits: Limits::default(),
+                tick: Duration::from_secs(60),
+                kg_per_kwh: 0.4,
+                progress_file: None,
+                expected_duration: None,
+                stop_signal: libc::SIGTERM,
+                grace: Duration::from_secs(1),
+            },
+            sampler.watch(),
+            Box::new(ChildStopper(job.id())),
+            Instant::now(),
+            Arc::new(Mutex::new(MonitorState::default())),
+            Messages::discard(),
+        );
+        let t0 = Instant::now();
+        let state = m.finish();
+        let took = t0.elapsed();
+        job.kill().unwrap();
+        job.wait().unwrap();
+        sampler.stop();
+        assert!(took < Duration::from_secs(30), "finish took {took:?}");
+        assert!(state.stopped.is_none() && state.events.is_empty());
+    }
 }

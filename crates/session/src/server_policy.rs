@@ -69,12 +69,12 @@ pub fn budget_notes(answer: &Value) -> Vec<String> {
             };
             // A project token is not told the team's use (other projects' runs).
             let used = match b["used_kg"].as_f64() {
-                Some(u) => format!("{u:.3} of "),
+                Some(u) => format!("{} of ", wattprint_core::format::mass_kg(u)),
                 None => String::new(),
             };
             v.push(format!(
-                "the monthly carbon budget of {whose} is exhausted: {used}{:.3} kg CO2e used in {}; the run goes on (a team budget warns, it does not stop runs)",
-                b["kg_per_month"].as_f64().unwrap_or(0.0),
+                "the monthly carbon budget of {whose} is exhausted: {used}{} CO2e used in {}; the run goes on (a team budget warns, it does not stop runs)",
+                wattprint_core::format::mass_kg(b["kg_per_month"].as_f64().unwrap_or(0.0)),
                 b["month"].as_str().unwrap_or("this month"),
             ));
         }

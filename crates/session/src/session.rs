@@ -143,6 +143,7 @@ impl Prepared {
         let institution = server_policy::stricter(&config.institution_limits()?, &policy);
         let (limits, mut limit_notes) = limits::combine(&institution, &user_limits);
         limit_notes.extend(policy_notes);
+        limit_notes.extend(config.warnings.iter().cloned());
         let provider = provider_config::configured(opts.provider, false, env)?;
         let carbon = opts.carbon.resolve(env)?;
         let project = opts
@@ -246,6 +247,7 @@ impl Prepared {
 
         let id = uuid::Uuid::new_v4().to_string();
         let mut sinks: Vec<Box<dyn RunSink>> = Vec::new();
+        let mut tracker_lock = None;
         // The server first: it may add warnings the store and the file then keep.
         if let Some(s) = &server {
             let up = Uploader::for_run(s, &id, &ctx.paths, msgs.clone());
@@ -257,7 +259,14 @@ impl Prepared {
             .map_err(anyhow::Error::msg)
             .and_then(|p| Store::open(&p).map(|s| (s, p)))
         {
-            Ok((st, p)) => sinks.push(Box::new(StoreSink::new(st, p.display().to_string()))),
+            Ok((st, p)) => {
+                // Held while the run is measured: readers tell a live run from one whose
+                // tracker died.
+                tracker_lock = p
+                    .parent()
+                    .and_then(|dir| wattprint_store::liveness::TrackerLock::acquire(dir, &id));
+                sinks.push(Box::new(StoreSink::new(st, p.display().to_string())))
+            }
             Err(e) => msgs.warn(&format!(
                 "local store unavailable ({e:#}); the run will not be saved there{}",
                 if json.is_some() {
@@ -325,6 +334,7 @@ impl Prepared {
             mon_state,
             progress_file,
             shown,
+            _tracker_lock: tracker_lock,
         }
     }
 }
@@ -447,6 +457,8 @@ pub struct Session {
     mon_state: Arc<Mutex<MonitorState>>,
     progress_file: PathBuf,
     shown: Vec<String>,
+    /// Released when the session ends (after the final save), however it ends.
+    _tracker_lock: Option<wattprint_store::liveness::TrackerLock>,
 }
 
 /// A finished session.

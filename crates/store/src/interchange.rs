@@ -298,6 +298,72 @@ fn gpu_model(gpus: &[GpuInfo]) -> String {
         .join(", ")
 }
 
+/// A reader that turns every `\r\n` into `\n` (a `\r` alone stays), also across reads.
+struct CrlfToLf<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// A `\r` ending the previous chunk, not yet passed on (its follower decides).
+    held_cr: bool,
+    eof: bool,
+}
+
+impl<R: Read> CrlfToLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfToLf {
+            inner,
+            buf: vec![0; 64 * 1024],
+            held_cr: false,
+            eof: false,
+        }
+    }
+}
+
+impl<R: Read> Read for CrlfToLf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        // Loops only while a chunk produced nothing to return (a lone held `\r`); every turn
+        // either reads more input or reaches its end.
+        loop {
+            if self.eof || out.is_empty() {
+                if self.held_cr && !out.is_empty() {
+                    self.held_cr = false;
+                    out[0] = b'\r';
+                    return Ok(1);
+                }
+                return Ok(0);
+            }
+            // leave room for a held `\r` written in front
+            let want = out.len().min(self.buf.len()).max(2) - 1;
+            let n = self.inner.read(&mut self.buf[..want])?;
+            if n == 0 {
+                self.eof = true;
+                continue;
+            }
+            let mut k = 0;
+            let mut held = std::mem::take(&mut self.held_cr);
+            for i in 0..n {
+                let b = self.buf[i];
+                if held {
+                    held = false;
+                    if b != b'\n' {
+                        out[k] = b'\r';
+                        k += 1;
+                    }
+                }
+                if b == b'\r' {
+                    held = true;
+                } else {
+                    out[k] = b;
+                    k += 1;
+                }
+            }
+            self.held_cr = held;
+            if k > 0 {
+                return Ok(k);
+            }
+        }
+    }
+}
+
 /// One CodeCarbon row (in [`CODECARBON_COLUMNS`] order) for a run.
 pub fn codecarbon_row(rec: &RunRecord) -> Vec<String> {
     let pue = rec.pue;
@@ -425,7 +491,7 @@ pub const CSV_COLUMNS: [&str; 40] = [
 ];
 
 fn csv_row(r: &RunRecord) -> Vec<String> {
-    let f = |x: f64| format!("{x}");
+    let f = |x: f64| format!("{}", wattprint_core::format::no_neg_zero(x));
     let e = &r.energy_kwh;
     let m = &r.emissions_kg;
     vec![
@@ -917,10 +983,12 @@ pub fn parse_codecarbon<R: Read>(
     source: &str,
     project: Option<&str>,
 ) -> Result<ParsedImport> {
+    // The reader counts lines wrongly on CRLF files (each row's number came out one short):
+    // it reads them with `\r\n` turned into `\n`, so its line numbers are the file's.
     let mut rd = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(input);
+        .from_reader(CrlfToLf::new(input));
     let headers = rd
         .headers()
         .with_context(|| format!("{source}: cannot read the CSV header"))?

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod interchange;
+pub mod liveness;
 pub mod report;
 pub mod store;
 pub mod summary;

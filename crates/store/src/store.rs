@@ -256,7 +256,98 @@ impl Store {
         Ok(store)
     }
 
+    /// Open the default store for browsing (`runs`, `show`, `report`, `projects`, `export`).
+    /// Like [`Store::open_default`], but a store that cannot be written (read-only file or
+    /// directory, read-only mount) is still opened, read-only.
+    pub fn open_default_for_reading(env: &Env) -> Result<Store> {
+        let dir = home_dir(env)?;
+        Store::open_for_reading(&dir.join("wattprint.db"))
+    }
+
+    /// [`Store::open`], else (when the file exists but cannot be opened for writing) read-only:
+    /// first as a normal reader (which still sees other writers' latest commits), then, where
+    /// SQLite cannot even create its shared-memory index next to the file (a read-only
+    /// directory or mount), as an immutable file.
+    pub fn open_for_reading(path: &Path) -> Result<Store> {
+        let first = match Store::open(path) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        if !path.is_file() {
+            return Err(first);
+        }
+        use rusqlite::OpenFlags;
+        let ro = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let Some(name) = path.to_str() else {
+            return Err(first);
+        };
+        let uri = |immutable: bool| {
+            let mut u = String::from("file:");
+            for c in name.chars() {
+                match c {
+                    '?' | '#' | '%' => u.push_str(&format!("%{:02X}", c as u32)),
+                    _ => u.push(c),
+                }
+            }
+            u.push_str(if immutable {
+                "?mode=ro&immutable=1"
+            } else {
+                "?mode=ro"
+            });
+            u
+        };
+        let mut last = first;
+        for immutable in [false, true] {
+            let attempt = Connection::open_with_flags(uri(immutable), ro)
+                .map_err(anyhow::Error::from)
+                .and_then(|conn| {
+                    let store = Store {
+                        conn,
+                        path: path.to_path_buf(),
+                    };
+                    let v = store.schema_version()?;
+                    if v > SCHEMA_VERSION {
+                        anyhow::bail!(
+                            "the local store {} has schema version {v}, newer than this wattprint understands ({SCHEMA_VERSION}); upgrade wattprint",
+                            path.display()
+                        );
+                    }
+                    if v != SCHEMA_VERSION {
+                        anyhow::bail!(
+                            "the local store {} is read-only here and has schema version {v}, not {SCHEMA_VERSION}; open it once with write access (any wattprint command) to upgrade it",
+                            path.display()
+                        );
+                    }
+                    Ok(store)
+                });
+            match attempt {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last).with_context(|| format!("opening the local store {} read-only", path.display()))
+    }
+
     /// Where the database file is.
+    /// The directory holding the database (and the trackers' lock files).
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The status of `r` as people read it: `unfinished (tracker lost)` for a `running` run
+    /// whose tracker died (see [`crate::liveness`]).
+    pub fn status_label(&self, r: &RunRecord) -> String {
+        crate::liveness::status_label(
+            self.dir(),
+            &r.id,
+            r.status.as_str(),
+            &r.started_at,
+            r.duration_s,
+        )
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,37 +1,25 @@
 //! What the user reads on stderr: the end-of-run summary and the live status line.
 
 use std::fmt::Write;
+use wattprint_core::format;
 use wattprint_core::prediction::Prediction;
 use wattprint_core::record::{CarbonContext, RunRecord};
 use wattprint_core::sampler::Snapshot;
 use wattprint_core::units::JOULES_PER_KWH;
 
-/// Energy with a unit suited to its size.
+/// Energy with a unit suited to its size (the one policy: `wattprint_core::format`).
 pub fn fmt_energy_kwh(kwh: f64) -> String {
-    let j = kwh * JOULES_PER_KWH;
-    if j.abs() < 3600.0 {
-        format!("{j:.1} J")
-    } else if kwh.abs() < 1.0 {
-        format!("{:.2} Wh", kwh * 1000.0)
-    } else {
-        format!("{kwh:.3} kWh")
-    }
+    format::energy_kwh(kwh)
 }
 
-/// Mass of CO2e with a unit suited to its size.
+/// Mass of CO2e with a unit suited to its size (the one policy: `wattprint_core::format`).
 pub fn fmt_mass_kg(kg: f64) -> String {
-    if kg.abs() < 0.001 {
-        format!("{:.3} mg", kg * 1e6)
-    } else if kg.abs() < 1.0 {
-        format!("{:.2} g", kg * 1000.0)
-    } else {
-        format!("{kg:.3} kg")
-    }
+    format::mass_kg(kg)
 }
 
 pub fn fmt_duration(s: f64) -> String {
-    if s < 60.0 {
-        format!("{s:.1} s")
+    if !s.is_finite() || s < 60.0 {
+        format!("{} s", format::sig(s))
     } else if s < 3600.0 {
         format!("{}m{:02}s", (s / 60.0).floor(), (s % 60.0).floor())
     } else {
@@ -45,18 +33,23 @@ pub fn fmt_duration(s: f64) -> String {
 
 /// The end-of-run summary; warnings in `shown` were already printed and are not repeated.
 pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
+    summary_text_as(r, shown, r.status.as_str())
+}
+
+/// [`summary_text`] with the status as the reader should see it (e.g. `unfinished (tracker
+/// lost)`, from [`crate::store::Store::status_label`]).
+pub fn summary_text_as(r: &RunRecord, shown: &[String], status: &str) -> String {
     let mut o = String::new();
     let short = r.id.get(..8).unwrap_or(&r.id);
     let exit = match (r.exit_code, r.signal) {
-        (_, Some(s)) => format!("signal {s}"),
-        (Some(c), None) => format!("exit {c}"),
-        _ if r.status == wattprint_core::record::RunStatus::Running => "running".into(),
-        _ => "exit code unknown".into(),
+        (_, Some(s)) => format!(" (signal {s})"),
+        (Some(c), None) => format!(" (exit {c})"),
+        _ if r.status == wattprint_core::record::RunStatus::Running => String::new(),
+        _ => " (exit code unknown)".into(),
     };
     let _ = writeln!(
         o,
-        "wattprint: run {short} {} ({exit}) in {} · project {} · scope {}",
-        r.status.as_str(),
+        "wattprint: run {short} {status}{exit} in {} · project {} · scope {}",
         fmt_duration(r.duration_s),
         r.project,
         r.scope
@@ -74,12 +67,12 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
         };
         let _ = writeln!(
             o,
-            "  {:<16} {:<5} {:<12} {:>12} {:>8.1} W",
+            "  {:<16} {:<5} {:<12} {:>12} {:>10}",
             d.id,
             d.kind.as_str(),
             method,
             fmt_energy_kwh(d.energy_kwh),
-            d.avg_power_w
+            format::power_w(d.avg_power_w)
         );
     }
     let avg_w = if r.duration_s > 0.0 {
@@ -89,12 +82,12 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
     };
     let _ = writeln!(
         o,
-        "  IT energy {} (dynamic {}, static {}), average {:.1} W; × PUE {} → {}",
+        "  IT energy {} (dynamic {}, static {}), average {}; × PUE {} → {}",
         fmt_energy_kwh(r.energy_kwh.total.0),
         fmt_energy_kwh(r.energy_kwh.dynamic.0),
         fmt_energy_kwh(r.energy_kwh.static_.0),
-        avg_w,
-        r.pue,
+        format::power_w(avg_w),
+        format::sig(r.pue),
         fmt_energy_kwh(r.energy_kwh.facility.0)
     );
     let _ = writeln!(
@@ -106,8 +99,8 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
     );
     let _ = writeln!(
         o,
-        "  intensity {} gCO2e/kWh at {} — {}",
-        r.carbon_intensity.g_per_kwh,
+        "  intensity {} at {} — {}",
+        format::intensity(r.carbon_intensity.g_per_kwh),
         if r.location.known {
             format!("{} ({})", r.location.code, r.location.name)
         } else {
@@ -118,7 +111,12 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
     if let Some(l) = &r.carbon_intensity.live {
         let _ = writeln!(o, "  {}", live_intensity_line(l));
     }
-    let _ = writeln!(o, "  PUE {} — {}", r.pue, r.location.pue_source);
+    let _ = writeln!(
+        o,
+        "  PUE {} — {}",
+        format::sig(r.pue),
+        r.location.pue_source
+    );
     if let Some(st) = &r.stopped {
         let _ = writeln!(
             o,
@@ -139,8 +137,8 @@ pub fn summary_text(r: &RunRecord, shown: &[String]) -> String {
     if let Some(p) = &r.prediction {
         let _ = writeln!(
             o,
-            "  predicted final (at {:.0} % done): {} ({}–{}, P10–P90)",
-            p.fraction_done * 100.0,
+            "  predicted final (at {} done): {} ({}–{}, P10–P90)",
+            format::percent(p.fraction_done),
             fmt_energy_kwh(p.final_kwh.p50),
             fmt_energy_kwh(p.final_kwh.p10),
             fmt_energy_kwh(p.final_kwh.p90)
@@ -181,16 +179,16 @@ pub fn live_text(s: &Snapshot, c: &CarbonContext, p: Option<&Prediction>) -> Str
     let w: f64 = s.devices.iter().map(|d| d.last_power.0).sum();
     let kg = kwh * c.pue * c.intensity_g_per_kwh / 1000.0;
     let mut t = format!(
-        " wattprint · {} · {:.1} W · {} · {} CO2e",
+        " wattprint · {} · {} · {} · {} CO2e",
         fmt_duration(s.elapsed.as_secs_f64()),
-        w,
+        format::power_w(w),
         fmt_energy_kwh(kwh),
         fmt_mass_kg(kg)
     );
     if let Some(p) = p {
         t.push_str(&format!(
-            " · {:.0} % done → {} ({}–{}) ",
-            p.fraction_done * 100.0,
+            " · {} done → {} ({}–{}) ",
+            format::percent(p.fraction_done),
             fmt_mass_kg(p.final_kg.p50),
             fmt_mass_kg(p.final_kg.p10),
             fmt_mass_kg(p.final_kg.p90)
@@ -205,9 +203,11 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(fmt_energy_kwh(1.0 / 3.6e6 * 12.0), "12.0 J");
-        assert_eq!(fmt_energy_kwh(0.5), "500.00 Wh");
-        assert_eq!(fmt_energy_kwh(2.0), "2.000 kWh");
-        assert_eq!(fmt_mass_kg(0.5), "500.00 g");
+        assert_eq!(fmt_energy_kwh(0.5), "500 Wh");
+        assert_eq!(fmt_energy_kwh(2.0), "2.00 kWh");
+        assert_eq!(fmt_mass_kg(0.5), "500 g");
+        assert_eq!(fmt_mass_kg(-0.0), "0 mg");
+        assert_eq!(fmt_duration(-0.0), "0 s");
         assert_eq!(fmt_duration(3725.0), "1h02m");
     }
 }

@@ -190,7 +190,7 @@ fn alternatives_section(o: &mut String, a: &Alternatives, where_: &str) {
         esc(&fmt_mass_kg(a.actual_operational_kg)),
         esc(where_),
         best.saving_percent
-            .map(|p| format!(", {p:.0} % less"))
+            .map(|p| format!(", {} less", wattprint_core::format::percent(p / 100.0)))
             .unwrap_or_default(),
         esc(&fmt_mass_kg(a.embodied_kg)),
     );
@@ -203,15 +203,15 @@ fn alternatives_section(o: &mut String, a: &Alternatives, where_: &str) {
         for r in rows {
             let _ = write!(
                 o,
-                "<tr><td>{} <span class=\"muted\">{}</span></td><td class=\"n\">{:.0}</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"muted\">{}</td></tr>",
+                "<tr><td>{} <span class=\"muted\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"muted\">{}</td></tr>",
                 esc(&r.name),
                 esc(&r.id),
-                r.intensity_g_per_kwh,
-                r.pue,
-                r.effective_g_per_kwh,
+                wattprint_core::format::sig(r.intensity_g_per_kwh),
+                wattprint_core::format::sig(r.pue),
+                wattprint_core::format::sig(r.effective_g_per_kwh),
                 esc(&fmt_mass_kg(r.emissions_kg)),
                 r.saving_percent
-                    .map(|p| format!("{p:.0} %"))
+                    .map(|p| wattprint_core::format::percent(p / 100.0))
                     .unwrap_or_else(|| "–".into()),
                 esc(&super::sources_text(&r.intensity_source, &r.pue_source)),
             );
@@ -355,7 +355,7 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
                 "facility energy (× PUE)",
                 fmt_energy_kwh(r.energy_kwh.facility.0),
             ),
-            ("average IT power", format!("{avg_w:.1} W")),
+            ("average IT power", wattprint_core::format::power_w(avg_w)),
         ],
     );
     for n in &run.notes {
@@ -427,8 +427,8 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
         esc(&fmt_energy_kwh(r.energy_kwh.cpu.0)),
         esc(&fmt_energy_kwh(r.energy_kwh.gpu.0)),
         esc(&fmt_energy_kwh(r.energy_kwh.ram.0)),
-        r.pue,
-        r.carbon_intensity.g_per_kwh
+        wattprint_core::format::sig(r.pue),
+        wattprint_core::format::sig(r.carbon_intensity.g_per_kwh)
     );
 
     // cumulative
@@ -452,16 +452,16 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
     for d in &r.devices {
         let _ = write!(
             o,
-            "<tr><td><code class=\"id\">{}</code></td><td>{}</td><td>{}</td><td>{} <span class=\"muted\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{:.1} W</td><td class=\"n\">{}</td></tr>",
+            "<tr><td><code class=\"id\">{}</code></td><td>{}</td><td>{}</td><td>{} <span class=\"muted\">{}</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             esc(&d.id),
             esc(d.kind.as_str()),
             esc(&d.name),
             esc(d.method.as_str()),
             if d.method.is_measured() { "measured" } else { "estimated" },
             esc(&fmt_energy_kwh(d.energy_kwh)),
-            d.avg_power_w,
+            wattprint_core::format::power_w(d.avg_power_w),
             d.idle_power_w
-                .map(|w| format!("{w:.1} W"))
+                .map(wattprint_core::format::power_w)
                 .unwrap_or_else(|| "–".into()),
         );
     }
@@ -495,10 +495,10 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
     let _ = write!(
         o,
         "</tbody></table><p>Carbon intensity {} gCO2e/kWh at {}: {}.<br>PUE {}: {}.<br>Factors version <code>{}</code>.</p>",
-        r.carbon_intensity.g_per_kwh,
+        wattprint_core::format::sig(r.carbon_intensity.g_per_kwh),
         esc(&where_),
         esc(&r.carbon_intensity.source),
-        r.pue,
+        wattprint_core::format::sig(r.pue),
         esc(&r.location.pue_source),
         esc(&r.factors_version),
     );
@@ -768,9 +768,9 @@ fn project_body(o: &mut String, p: &ProjectReport, t: &str) {
             o,
             "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
             esc(&location_text(&l.code, &l.name, l.code != "unknown")),
-            l.intensity_g_per_kwh,
+            wattprint_core::format::sig(l.intensity_g_per_kwh),
             esc(&l.intensity_source),
-            l.pue,
+            wattprint_core::format::sig(l.pue),
             esc(&l.pue_source),
             l.runs
         );

@@ -90,7 +90,7 @@ fn alternatives(o: &mut String, a: &Alternatives, where_: &str) {
         fmt_mass_kg(a.actual_operational_kg),
         md_esc(where_),
         best.saving_percent
-            .map(|p| format!(", {p:.0} % less"))
+            .map(|p| format!(", {} less", wattprint_core::format::percent(p / 100.0)))
             .unwrap_or_default(),
         fmt_mass_kg(a.embodied_kg),
     );
@@ -102,15 +102,15 @@ fn alternatives(o: &mut String, a: &Alternatives, where_: &str) {
         for r in rows {
             let _ = writeln!(
                 o,
-                "| {} ({}) | {:.0} | {:.3} | {:.1} | {} | {} | {} |",
+                "| {} ({}) | {} | {} | {} | {} | {} | {} |",
                 md_esc(&r.name),
                 md_esc(&r.id),
-                r.intensity_g_per_kwh,
-                r.pue,
-                r.effective_g_per_kwh,
+                wattprint_core::format::sig(r.intensity_g_per_kwh),
+                wattprint_core::format::sig(r.pue),
+                wattprint_core::format::sig(r.effective_g_per_kwh),
                 fmt_mass_kg(r.emissions_kg),
                 r.saving_percent
-                    .map(|p| format!("{p:.0} %"))
+                    .map(|p| wattprint_core::format::percent(p / 100.0))
                     .unwrap_or_else(|| "–".into()),
                 md_esc(&super::sources_text(&r.intensity_source, &r.pue_source))
             );
@@ -220,7 +220,7 @@ fn run_md(o: &mut String, run: &RunReport) {
                 "{} IT, {} facility (× PUE {})",
                 fmt_energy_kwh(r.energy_kwh.it.0),
                 fmt_energy_kwh(r.energy_kwh.facility.0),
-                r.pue
+                wattprint_core::format::sig(r.pue)
             ),
         ),
     ] {
@@ -255,7 +255,7 @@ fn run_md(o: &mut String, run: &RunReport) {
     for d in &r.devices {
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} ({}) | {} | {:.1} W | {} |",
+            "| {} | {} | {} | {} ({}) | {} | {} | {} |",
             md_esc(&d.id),
             d.kind.as_str(),
             md_esc(&d.name),
@@ -266,9 +266,9 @@ fn run_md(o: &mut String, run: &RunReport) {
                 "estimated"
             },
             fmt_energy_kwh(d.energy_kwh),
-            d.avg_power_w,
+            wattprint_core::format::power_w(d.avg_power_w),
             d.idle_power_w
-                .map(|w| format!("{w:.1} W"))
+                .map(wattprint_core::format::power_w)
                 .unwrap_or_else(|| "–".into())
         );
     }
@@ -284,7 +284,8 @@ fn run_md(o: &mut String, run: &RunReport) {
     if let Some((d, w)) = peak {
         let _ = writeln!(
             o,
-            "Highest interval power: {w:.1} W ({}); series of {} device(s) stored.\n",
+            "Highest interval power: {} ({}); series of {} device(s) stored.\n",
+            wattprint_core::format::power_w(w),
             md_esc(d),
             run.series.len()
         );
@@ -308,9 +309,9 @@ fn run_md(o: &mut String, run: &RunReport) {
     let _ = writeln!(
         o,
         "\nCarbon intensity {} gCO2e/kWh: {}. PUE {}: {}. Factors version {}.\n",
-        r.carbon_intensity.g_per_kwh,
+        wattprint_core::format::sig(r.carbon_intensity.g_per_kwh),
         md_esc(&r.carbon_intensity.source),
-        r.pue,
+        wattprint_core::format::sig(r.pue),
         md_esc(&r.location.pue_source),
         md_esc(&r.factors_version)
     );
@@ -461,9 +462,9 @@ fn project_md(o: &mut String, p: &ProjectReport) {
             o,
             "| {} | {} | {} | {} | {} | {} |",
             md_esc(&location_text(&l.code, &l.name, l.code != "unknown")),
-            l.intensity_g_per_kwh,
+            wattprint_core::format::sig(l.intensity_g_per_kwh),
             md_esc(&l.intensity_source),
-            l.pue,
+            wattprint_core::format::sig(l.pue),
             md_esc(&l.pue_source),
             l.runs
         );

@@ -87,7 +87,8 @@ pub struct Alternative {
 pub struct Alternatives {
     /// IT energy compared (before PUE), kWh.
     pub it_kwh: f64,
-    /// Operational emissions where the work actually ran, kgCO2e.
+    /// Operational emissions of the same work at ONE place, the location the report names (the
+    /// one most runs used), kgCO2e; see [`baseline_operational_kg`].
     pub actual_operational_kg: f64,
     /// Embodied emissions, which a move does not change, kgCO2e.
     pub embodied_kg: f64,
@@ -205,8 +206,9 @@ pub fn run_report(store: &Store, run: &str) -> Result<RunReport> {
         });
     } else if (series_j - record_j).abs() > 0.01 * record_j.max(1.0) {
         notes.push(format!(
-            "the stored series holds {:.1} J but the record {:.1} J; the plots show the series, the figures the record",
-            series_j, record_j
+            "the stored series holds {} but the record {}; the plots show the series, the figures the record",
+            wattprint_core::format::energy_kwh(series_j / wattprint_core::units::JOULES_PER_KWH),
+            wattprint_core::format::energy_kwh(record_j / wattprint_core::units::JOULES_PER_KWH)
         ));
     }
     let alternatives = alternatives(
@@ -346,20 +348,19 @@ pub fn project_from_runs(
     if t.energy_kwh.it > 0.0 {
         t.idle_share = t.energy_kwh.static_ / t.energy_kwh.it;
     }
-    // Compare against the location most runs used.
+    let mut locations: Vec<LocationUse> = locations.into_values().collect();
+    locations.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.code.cmp(&b.code)));
+    // Compare against the location most runs used (the one the report names).
     let main_location = locations
-        .values()
-        .max_by_key(|l| l.runs)
+        .first()
         .map(|l| l.code.clone())
         .unwrap_or_default();
     let alternatives = alternatives(
         t.energy_kwh.it,
-        t.emissions_kg.operational,
+        baseline_operational_kg(&locations, t.energy_kwh.it, t.emissions_kg.operational),
         t.emissions_kg.embodied,
         &main_location,
     );
-    let mut locations: Vec<LocationUse> = locations.into_values().collect();
-    locations.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.code.cmp(&b.code)));
     ProjectReport {
         project,
         since,
@@ -370,6 +371,24 @@ pub fn project_from_runs(
         methods: methods.into_iter().map(|((c, m), n)| (c, m, n)).collect(),
         warnings,
         factors_versions: versions,
+    }
+}
+
+/// The operational emissions the alternatives are compared with: the same work (all of the
+/// project's IT energy) at ONE named place, the location most runs used (`locations[0]`, the
+/// one the report names), at its intensity × PUE. When every run was at that place, the
+/// recorded total (which may be valued hour by hour) is that figure already.
+pub fn baseline_operational_kg(locations: &[LocationUse], it_kwh: f64, recorded_kg: f64) -> f64 {
+    match locations {
+        [] | [_] => recorded_kg,
+        [main, ..] => {
+            let kg = it_kwh * main.intensity_g_per_kwh * main.pue / 1000.0;
+            if kg.is_finite() {
+                kg
+            } else {
+                recorded_kg
+            }
+        }
     }
 }
 
@@ -723,7 +742,7 @@ pub fn command_text(cmd: &[String]) -> String {
 /// `part / whole` as a percentage string, `–` when the whole is zero.
 pub fn pct(part: f64, whole: f64) -> String {
     if whole > 0.0 {
-        format!("{:.1} %", part / whole * 100.0)
+        wattprint_core::format::percent(part / whole)
     } else {
         "–".into()
     }
@@ -734,23 +753,23 @@ pub fn equivalents_rows(e: &wattprint_core::record::Equivalents) -> Vec<(&'stati
     vec![
         (
             "km driven by an average EU passenger car (175 g/km)",
-            format!("{:.3}", e.car_km),
+            wattprint_core::format::sig(e.car_km),
         ),
         (
             "months of one tree's sequestration (11 kg/year)",
-            format!("{:.3}", e.tree_months),
+            wattprint_core::format::sig(e.tree_months),
         ),
         (
             "smartphone charges (8.22 g each)",
-            format!("{:.1}", e.phone_charges),
+            wattprint_core::format::sig(e.phone_charges),
         ),
         (
             "Paris–London passenger flights (50 kg each)",
-            format!("{:.5}", e.flights_paris_london),
+            wattprint_core::format::sig(e.flights_paris_london),
         ),
         (
             "New York–San Francisco passenger flights (570 kg each)",
-            format!("{:.6}", e.flights_new_york_san_francisco),
+            wattprint_core::format::sig(e.flights_new_york_san_francisco),
         ),
     ]
 }
