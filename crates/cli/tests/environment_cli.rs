@@ -67,7 +67,7 @@ fn a_configuration_path_that_is_a_directory_is_a_warning_too() {
     let out = h
         .cmd()
         .env("WATTPRINT_CONFIG", &dir)
-        .args(["run", "--quiet", "--", "true"])
+        .args(["run", "--no-live", "--", "true"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

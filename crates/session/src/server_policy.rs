@@ -206,7 +206,7 @@ mod tests {
         ]}));
         assert_eq!(notes.len(), 1);
         assert!(
-            notes[0].contains("team physics") && notes[0].contains("12.500 of 10.000"),
+            notes[0].contains("team physics") && notes[0].contains("12.5 kg of 10.0 kg"),
             "{}",
             notes[0]
         );
