@@ -183,19 +183,19 @@ pub fn run(a: Args) -> Result<i32> {
                 command: OrgCommand::Create { name },
             } => {
                 let id = admin::create_org(&store, &name).await?;
-                println!("created organisation {name:?} (id {id})");
+                crate::stdout_ln!("created organisation {name:?} (id {id})");
             }
             AdminCommand::Team {
                 command: TeamCommand::Create { name, org },
             } => {
                 let id = admin::create_team(&store, &org, &name).await?;
-                println!("created team {name:?} in organisation {org:?} (id {id})");
+                crate::stdout_ln!("created team {name:?} in organisation {org:?} (id {id})");
             }
             AdminCommand::Project {
                 command: ProjectCommand::Create { name, team, org },
             } => {
                 let id = admin::create_project(&store, &org, &team, &name).await?;
-                println!("created project {name:?} in team {team:?} (id {id})");
+                crate::stdout_ln!("created project {name:?} in team {team:?} (id {id})");
             }
             AdminCommand::User {
                 command:
@@ -209,11 +209,11 @@ pub fn run(a: Args) -> Result<i32> {
                 let r = role(&r)?;
                 let id = admin::create_user(&store, &org, &name, team.as_deref(), r).await?;
                 match team {
-                    Some(t) => println!(
+                    Some(t) => crate::stdout_ln!(
                         "user {name:?} (id {id}) has role {} in team {t:?}",
                         r.as_str()
                     ),
-                    None => println!("created user {name:?} (id {id})"),
+                    None => crate::stdout_ln!("created user {name:?} (id {id})"),
                 }
             }
             AdminCommand::Token { command } => token(&store, command).await?,
@@ -245,9 +245,9 @@ async fn token(store: &wattprint_server::store::Store, c: TokenCommand) -> Resul
             };
             let t = admin::create_token(store, &spec).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&t)?);
+                crate::stdout_ln!("{}", serde_json::to_string_pretty(&t)?);
             } else {
-                println!("{}", t.token);
+                crate::stdout_ln!("{}", t.token);
             }
             let rec = &t.record;
             let scope = match (&rec.team, &rec.project) {
@@ -266,7 +266,7 @@ async fn token(store: &wattprint_server::store::Store, c: TokenCommand) -> Resul
         TokenCommand::List { json } => {
             let tokens = admin::list_tokens(store).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                crate::stdout_ln!("{}", serde_json::to_string_pretty(&tokens)?);
             } else {
                 let h = [
                     "ID",
@@ -279,12 +279,20 @@ async fn token(store: &wattprint_server::store::Store, c: TokenCommand) -> Resul
                     "REVOKED",
                     "USER",
                 ];
-                println!(
+                crate::stdout_ln!(
                     "{:>4}  {:<15} {:<7} {:<16} {:<16} {:<16} {:<24} {:<24} {}",
-                    h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
+                    h[0],
+                    h[1],
+                    h[2],
+                    h[3],
+                    h[4],
+                    h[5],
+                    h[6],
+                    h[7],
+                    h[8]
                 );
                 for t in tokens {
-                    println!(
+                    crate::stdout_ln!(
                         "{:>4}  {:<15} {:<7} {:<16} {:<16} {:<16} {:<24} {:<24} {}",
                         t.id,
                         format!("{}…", t.prefix),
@@ -301,7 +309,7 @@ async fn token(store: &wattprint_server::store::Store, c: TokenCommand) -> Resul
         }
         TokenCommand::Revoke { id } => {
             let t = admin::revoke_token(store, id).await?;
-            println!(
+            crate::stdout_ln!(
                 "revoked token {} ({}…, {:?}) at {}",
                 t.id,
                 t.prefix,
@@ -324,9 +332,9 @@ async fn run_cmd(store: &wattprint_server::store::Store, c: RunCommand) -> Resul
         } => {
             let d = admin::delete_run(store, &org, &team, &id, reason.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
+                crate::stdout_ln!("{}", serde_json::to_string_pretty(&d)?);
             } else {
-                println!(
+                crate::stdout_ln!(
                     "deleted run {:?} of team {:?} (project {:?}, {}, started {}): {} kWh IT, {} kWh facility, {} kg CO2e, {} samples; recorded as deletion {} by {} at {}",
                     d.run_id,
                     d.team,
@@ -351,14 +359,19 @@ async fn run_cmd(store: &wattprint_server::store::Store, c: RunCommand) -> Resul
         } => {
             let list = admin::deletions(store, &org, team.as_deref(), limit.min(100_000)).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                crate::stdout_ln!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!(
+                crate::stdout_ln!(
                     "{:<24}  {:<16} {:<16} {:<36} {:>12} {:>12}  BY",
-                    "DELETED AT", "TEAM", "PROJECT", "RUN", "KWH", "KG CO2E"
+                    "DELETED AT",
+                    "TEAM",
+                    "PROJECT",
+                    "RUN",
+                    "KWH",
+                    "KG CO2E"
                 );
                 for d in list {
-                    println!(
+                    crate::stdout_ln!(
                         "{:<24}  {:<16} {:<16} {:<36} {:>12} {:>12}  {}",
                         d.deleted_at,
                         d.team,

@@ -173,7 +173,7 @@ pub fn run(a: Args) -> Result<i32> {
         listener.as_ref().map(|l| l.local_addr()).transpose()?,
         target.as_ref().map(|t| (t.url.as_str(), report_every)),
     );
-    println!("{line}");
+    crate::stdout_ln!("{line}");
     let _ = std::io::stdout().flush();
 
     let attribution = (!a.no_attribution)
@@ -232,7 +232,7 @@ pub fn run(a: Args) -> Result<i32> {
         Ok(g) => g.final_json(),
         Err(p) => p.into_inner().final_json(),
     };
-    println!("wattprint agent: stopped; final {fin}");
+    crate::stdout_ln!("wattprint agent: stopped; final {fin}");
     let _ = std::io::stdout().flush();
     Ok(0)
 }

@@ -51,11 +51,11 @@ pub fn run(a: Args) -> Result<i32> {
             "store": store,
             "warnings": d.warnings.iter().chain(carbon.warnings.iter()).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    println!("wattprint doctor — what this machine offers");
-    println!(
+    crate::stdout_ln!("wattprint doctor — what this machine offers");
+    crate::stdout_ln!(
         "  host: {} · {} · {} logical CPUs · {:.1} GB RAM · {} GPU(s)",
         host.hostname,
         host.cpu_model,
@@ -63,47 +63,51 @@ pub fn run(a: Args) -> Result<i32> {
         host.ram_gb,
         host.gpus.len()
     );
-    println!(
+    crate::stdout_ln!(
         "  roots: sysfs {} · procfs {}",
         paths.sys.display(),
         paths.proc.display()
     );
-    println!("sensors:");
+    crate::stdout_ln!("sensors:");
     for s in &d.sources {
-        println!(
+        crate::stdout_ln!(
             "  {:<6} {:<9} {}",
             s.source,
             if s.found { "found" } else { "not used" },
             s.detail
         );
     }
-    println!("components:");
+    crate::stdout_ln!("components:");
     for c in &d.components {
-        println!(
+        crate::stdout_ln!(
             "  {:<4} {:<12} {}",
             c.component.as_str(),
             c.method.as_str(),
             c.detail
         );
     }
-    println!("carbon:");
+    crate::stdout_ln!("carbon:");
     if carbon.location.known {
-        println!(
+        crate::stdout_ln!(
             "  location {} ({})",
-            carbon.location.code, carbon.location.name
+            carbon.location.code,
+            carbon.location.name
         );
     } else {
-        println!("  location unknown — valued at the world average (see the warning below)");
+        crate::stdout_ln!(
+            "  location unknown — valued at the world average (see the warning below)"
+        );
     }
-    println!(
+    crate::stdout_ln!(
         "  intensity {} gCO2e/kWh — {}",
-        carbon.intensity_g_per_kwh, carbon.intensity_source
+        carbon.intensity_g_per_kwh,
+        carbon.intensity_source
     );
-    println!("  PUE {} — {}", carbon.pue, carbon.location.pue_source);
-    println!("  factors {}", carbon.factors_version);
-    println!("store: {store}");
+    crate::stdout_ln!("  PUE {} — {}", carbon.pue, carbon.location.pue_source);
+    crate::stdout_ln!("  factors {}", carbon.factors_version);
+    crate::stdout_ln!("store: {store}");
     for w in d.warnings.iter().chain(carbon.warnings.iter()) {
-        println!("warning: {w}");
+        crate::stdout_ln!("warning: {w}");
     }
     Ok(0)
 }

@@ -295,10 +295,10 @@ pub fn run(a: Args) -> Result<i32> {
             "factors_version": carbon.factors_version,
             "warnings": warnings,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    println!(
+    crate::stdout_ln!(
         "Estimate: {} for {} × {} run(s)",
         if hardware.is_empty() {
             "no hardware".to_string()
@@ -309,7 +309,7 @@ pub fn run(a: Args) -> Result<i32> {
         a.runs
     );
     let e = &b.energy_kwh;
-    println!(
+    crate::stdout_ln!(
         "  energy   IT {} (gpu {}, cpu {}, ram {}, other {}) + infrastructure {} = {}",
         fmt_energy_kwh(e.it.0),
         fmt_energy_kwh(e.gpu.0),
@@ -320,7 +320,7 @@ pub fn run(a: Args) -> Result<i32> {
         fmt_energy_kwh(e.facility.0)
     );
     let m = &b.emissions_kg;
-    println!(
+    crate::stdout_ln!(
         "  emissions {} CO2e = operational {} (dynamic {}, static {}, infrastructure {}) + embodied {}",
         fmt_mass_kg(m.total),
         fmt_mass_kg(m.operational),
@@ -330,23 +330,23 @@ pub fn run(a: Args) -> Result<i32> {
         fmt_mass_kg(m.embodied)
     );
     let q = &b.equivalents;
-    println!(
+    crate::stdout_ln!(
         "  ≈ {} km by car · {} tree-months · {} Paris–London flights · {} phone charges",
         wattprint_core::format::sig(q.car_km),
         wattprint_core::format::sig(q.tree_months),
         wattprint_core::format::sig(q.flights_paris_london),
         wattprint_core::format::sig(q.phone_charges)
     );
-    println!(
+    crate::stdout_ln!(
         "  at {} ({}): {}, PUE {}",
         carbon.location.code,
         carbon.location.name,
         wattprint_core::format::intensity(carbon.intensity_g_per_kwh),
         wattprint_core::format::sig(carbon.pue)
     );
-    println!("assumptions:");
+    crate::stdout_ln!("assumptions:");
     for x in &b.assumptions {
-        println!(
+        crate::stdout_ln!(
             "  {} = {} {} — {}",
             x.name,
             wattprint_core::format::sig(x.value),
@@ -355,7 +355,7 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     for w in &warnings {
-        println!("warning: {w}");
+        crate::stdout_ln!("warning: {w}");
     }
     Ok(0)
 }

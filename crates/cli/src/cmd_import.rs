@@ -76,6 +76,6 @@ pub fn run(a: Args) -> Result<i32> {
             parsed.errors.len()
         ));
     }
-    println!("{msg}");
+    crate::stdout_ln!("{msg}");
     Ok(if parsed.errors.is_empty() { 0 } else { 1 })
 }

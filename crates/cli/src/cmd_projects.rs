@@ -21,14 +21,14 @@ pub fn run(a: Args) -> Result<i32> {
     let store = Store::open_default_for_reading(crate::env())?;
     let totals = store.project_totals(&f)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&totals)?);
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&totals)?);
         return Ok(0);
     }
     if totals.is_empty() {
         eprintln!("wattprint: no runs match; measure one with `wattprint run -- CMD`");
         return Ok(0);
     }
-    print!("{}", table(&totals));
+    crate::stdout_print!("{}", table(&totals));
     Ok(0)
 }
 

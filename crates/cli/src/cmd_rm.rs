@@ -51,7 +51,7 @@ pub fn run(a: Args) -> Result<i32> {
     }
     store.delete_runs(&ids)?;
     for l in lines {
-        println!("{l}");
+        crate::stdout_ln!("{l}");
     }
     Ok(0)
 }

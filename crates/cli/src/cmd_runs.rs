@@ -93,7 +93,7 @@ pub fn run(a: Args) -> Result<i32> {
     let store = Store::open_default_for_reading(crate::env())?;
     if a.json {
         let recs = store.list_runs(&f)?;
-        println!("{}", serde_json::to_string_pretty(&recs)?);
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&recs)?);
         return Ok(0);
     }
     let rows = store.list_rows(&f)?;
@@ -109,7 +109,7 @@ pub fn run(a: Args) -> Result<i32> {
         }
         return Ok(0);
     }
-    print!("{}", table(&rows, store.dir()));
+    crate::stdout_print!("{}", table(&rows, store.dir()));
     Ok(0)
 }
 

@@ -36,12 +36,12 @@ pub fn run(a: Args) -> Result<i32> {
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rec)?);
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&rec)?);
     } else {
         let series = store.series(&rec.id)?;
         let status = store.status_label(&rec);
-        print!("{}", crate::summary::summary_text_as(&rec, &[], &status));
-        print!("{}", details_text(&rec, &series, &status));
+        crate::stdout_print!("{}", crate::summary::summary_text_as(&rec, &[], &status));
+        crate::stdout_print!("{}", details_text(&rec, &series, &status));
     }
     Ok(0)
 }

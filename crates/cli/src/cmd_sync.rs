@@ -33,7 +33,7 @@ pub fn run(a: Args) -> Result<i32> {
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
             match e {
-                Some(e) => println!(
+                Some(e) => crate::stdout_ln!(
                     "{}\t{}\t{}\t{}{}",
                     e.kind,
                     e.key,
@@ -41,7 +41,7 @@ pub fn run(a: Args) -> Result<i32> {
                     e.reason,
                     e.attention.map(|_| "\t(needs attention)").unwrap_or("")
                 ),
-                None => println!("?\t{}\tunreadable", f.display()),
+                None => crate::stdout_ln!("?\t{}\tunreadable", f.display()),
             }
         }
         eprintln!(
@@ -67,7 +67,7 @@ pub fn run(a: Args) -> Result<i32> {
         );
     };
     if files.is_empty() {
-        println!(
+        crate::stdout_ln!(
             "wattprint sync: nothing to send ({} is empty)",
             dir.display()
         );
@@ -79,20 +79,22 @@ pub fn run(a: Args) -> Result<i32> {
         match uploader::sync_file(&client, f) {
             SyncResult::Sent { kind, key, outcome } => {
                 sent += 1;
-                println!("sent {kind} {key} ({outcome})");
+                crate::stdout_ln!("sent {kind} {key} ({outcome})");
             }
             SyncResult::Kept { kind, key, error } => {
                 kept += 1;
                 if matches!(error, SendError::Rejected { .. }) {
                     attention += 1;
-                    println!("kept {kind} {key}: NEEDS ATTENTION: {error}");
+                    crate::stdout_ln!("kept {kind} {key}: NEEDS ATTENTION: {error}");
                 } else {
-                    println!("kept {kind} {key}: {error}");
+                    crate::stdout_ln!("kept {kind} {key}: {error}");
                     // The server is not answering: the rest waits for the next sync.
                     let rest = files.len() - i - 1;
                     if rest > 0 {
                         kept += rest;
-                        println!("kept {rest} more without trying (the server is not answering)");
+                        crate::stdout_ln!(
+                            "kept {rest} more without trying (the server is not answering)"
+                        );
                     }
                     break;
                 }
@@ -100,7 +102,7 @@ pub fn run(a: Args) -> Result<i32> {
             SyncResult::Unreadable(why) => {
                 kept += 1;
                 attention += 1;
-                println!(
+                crate::stdout_ln!(
                     "kept {}: not a spool file wattprint can send ({why})",
                     f.display()
                 );
@@ -108,7 +110,7 @@ pub fn run(a: Args) -> Result<i32> {
             SyncResult::Gone => {}
         }
     }
-    println!(
+    crate::stdout_ln!(
         "wattprint sync: {sent} sent, {kept} kept{} (server {})",
         if attention > 0 {
             format!(", {attention} needing attention")

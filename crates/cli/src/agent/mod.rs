@@ -11,6 +11,7 @@ pub mod procs;
 use crate::uploader::{self, Client, SendError, SpoolEntry, SPOOL_SCHEMA};
 use ledger::Ledger;
 use serde_json::{json, Value};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -298,7 +299,9 @@ impl Reporter {
                 }
                 drop(st);
                 if was_failing && !self.quiet {
-                    println!(
+                    // A log line: a closed stdout must not stop the agent.
+                    let _ = writeln!(
+                        std::io::stdout().lock(),
                         "wattprint agent: {} answers again; sent the backlog ({} windows)",
                         self.client.target.url,
                         body["windows"].as_array().map(Vec::len).unwrap_or(0)
@@ -367,7 +370,10 @@ impl Reporter {
             }
             match uploader::sync_file(&self.client, &f) {
                 uploader::SyncResult::Sent { .. } if !self.quiet => {
-                    println!("wattprint agent: sent spooled report {n}");
+                    let _ = writeln!(
+                        std::io::stdout().lock(),
+                        "wattprint agent: sent spooled report {n}"
+                    );
                 }
                 uploader::SyncResult::Kept { error, .. } => {
                     if !self.quiet {
