@@ -102,35 +102,47 @@ fn kv(o: &mut String, k: &str, v: impl std::fmt::Display) {
 /// The record in full; `status` as the reader should see it ([`Store::status_label`]).
 pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status: &str) -> String {
     let mut o = String::new();
+    run_section(&mut o, r, status);
+    host_section(&mut o, r);
+    breakdown_section(&mut o, r);
+    intensity_lines(&mut o, r);
+    equivalents_section(&mut o, r);
+    assumptions_section(&mut o, r);
+    series_section(&mut o, series);
+    o
+}
+
+/// Identity, timing, status, sampling and methods.
+fn run_section(o: &mut String, r: &RunRecord, status: &str) {
     let _ = writeln!(o, "\nrun");
-    kv(&mut o, "id", &r.id);
-    kv(&mut o, "project", &r.project);
+    kv(o, "id", &r.id);
+    kv(o, "project", &r.project);
     if !r.tags.is_empty() {
         let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        kv(&mut o, "tags", tags.join(" "));
+        kv(o, "tags", tags.join(" "));
     }
     if !r.command.is_empty() {
-        kv(&mut o, "command", r.command.join(" "));
+        kv(o, "command", r.command.join(" "));
     }
-    kv(&mut o, "started", &r.started_at);
+    kv(o, "started", &r.started_at);
     kv(
-        &mut o,
+        o,
         "ended",
         r.ended_at.as_deref().unwrap_or("(still running)"),
     );
-    kv(&mut o, "duration", fmt_duration(r.duration_s));
+    kv(o, "duration", fmt_duration(r.duration_s));
     let exit = match (r.exit_code, r.signal) {
         (_, Some(s)) => format!("killed by signal {s}"),
         (Some(c), None) => format!("exit code {c}"),
         (None, None) => "unknown".into(),
     };
-    kv(&mut o, "status", format!("{status} ({exit})"));
-    kv(&mut o, "scope", &r.scope);
+    kv(o, "status", format!("{status} ({exit})"));
+    kv(o, "scope", &r.scope);
     if r.samples == 0 && r.interval_s == 0.0 {
-        kv(&mut o, "sampling", "none (not measured by wattprint)");
+        kv(o, "sampling", "none (not measured by wattprint)");
     } else {
         kv(
-            &mut o,
+            o,
             "sampling",
             format!(
                 "every {} s, {} reads, {} ticks skipped",
@@ -141,40 +153,46 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
         );
     }
     kv(
-        &mut o,
+        o,
         "methods",
         format!(
             "cpu {} · gpu {} · ram {}",
             r.methods.cpu, r.methods.gpu, r.methods.ram
         ),
     );
+}
 
+/// The machine.
+fn host_section(o: &mut String, r: &RunRecord) {
     let _ = writeln!(o, "\nhost");
-    kv(&mut o, "hostname", &r.host.hostname);
+    kv(o, "hostname", &r.host.hostname);
     kv(
-        &mut o,
+        o,
         "cpu",
         format!(
             "{} ({} logical CPUs)",
             r.host.cpu_model, r.host.logical_cpus
         ),
     );
-    kv(&mut o, "ram", format!("{} GB", sig(r.host.ram_gb)));
+    kv(o, "ram", format!("{} GB", sig(r.host.ram_gb)));
     if r.host.gpus.is_empty() {
-        kv(&mut o, "gpus", "none");
+        kv(o, "gpus", "none");
     }
     for g in &r.host.gpus {
         kv(
-            &mut o,
+            o,
             &format!("gpu {}", g.index),
             format!("{} {}", g.name, g.uuid),
         );
     }
+}
 
+/// Energy and emissions, by component and by kind.
+fn breakdown_section(o: &mut String, r: &RunRecord) {
     let e = &r.energy_kwh;
     let _ = writeln!(o, "\nenergy breakdown");
     kv(
-        &mut o,
+        o,
         "by component",
         format!(
             "cpu {} · gpu {} · ram {} · other {}",
@@ -185,7 +203,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
         ),
     );
     kv(
-        &mut o,
+        o,
         "by kind",
         format!(
             "dynamic {} · static (idle) {}",
@@ -194,7 +212,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
         ),
     );
     kv(
-        &mut o,
+        o,
         "facility",
         format!(
             "IT {} + infrastructure {} (PUE {}) = {}",
@@ -206,15 +224,19 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
     );
     let m = &r.emissions_kg;
     let _ = writeln!(o, "\nemissions breakdown (CO2e)");
-    kv(&mut o, "dynamic", fmt_mass_kg(m.dynamic));
-    kv(&mut o, "static (idle)", fmt_mass_kg(m.static_));
-    kv(&mut o, "infrastructure", fmt_mass_kg(m.infrastructure));
-    kv(&mut o, "operational", fmt_mass_kg(m.operational));
-    kv(&mut o, "embodied", fmt_mass_kg(m.embodied));
-    kv(&mut o, "total", fmt_mass_kg(m.total));
+    kv(o, "dynamic", fmt_mass_kg(m.dynamic));
+    kv(o, "static (idle)", fmt_mass_kg(m.static_));
+    kv(o, "infrastructure", fmt_mass_kg(m.infrastructure));
+    kv(o, "operational", fmt_mass_kg(m.operational));
+    kv(o, "embodied", fmt_mass_kg(m.embodied));
+    kv(o, "total", fmt_mass_kg(m.total));
+}
+
+/// The intensity used, with the live provider's attribution when there was one.
+fn intensity_lines(o: &mut String, r: &RunRecord) {
     match &r.carbon_intensity.live {
         None => kv(
-            &mut o,
+            o,
             "intensity",
             format!(
                 "{} at {} — {}",
@@ -225,7 +247,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
         ),
         Some(l) => {
             kv(
-                &mut o,
+                o,
                 "intensity",
                 format!(
                     "{} gCO2e/kWh energy-weighted, {} time-weighted, {} {} ({}) — {}",
@@ -237,11 +259,11 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
                     r.carbon_intensity.source
                 ),
             );
-            kv(&mut o, "intervals", l.points);
-            kv(&mut o, "data", l.attribution.line());
-            kv(&mut o, "retrieved", &l.retrieved_at);
+            kv(o, "intervals", l.points);
+            kv(o, "data", l.attribution.line());
+            kv(o, "retrieved", &l.retrieved_at);
             kv(
-                &mut o,
+                o,
                 "fallback",
                 format!(
                     "{} gCO2e/kWh ({}), not used",
@@ -250,33 +272,31 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
             );
         }
     }
+}
 
+/// Everyday equivalents of the emissions.
+fn equivalents_section(o: &mut String, r: &RunRecord) {
     let q = &r.equivalents;
     let _ = writeln!(o, "\nequivalents");
+    kv(o, "car", format!("{} km (EU average car)", sig(q.car_km)));
+    kv(o, "trees", format!("{} tree-months", sig(q.tree_months)));
     kv(
-        &mut o,
-        "car",
-        format!("{} km (EU average car)", sig(q.car_km)),
-    );
-    kv(
-        &mut o,
-        "trees",
-        format!("{} tree-months", sig(q.tree_months)),
-    );
-    kv(
-        &mut o,
+        o,
         "phones",
         format!("{} smartphone charges", sig(q.phone_charges)),
     );
     kv(
-        &mut o,
+        o,
         "flights",
         format!(
             "{} Paris–London passenger flights",
             sig(q.flights_paris_london)
         ),
     );
+}
 
+/// Every factor with its source, versions and the tracker's own cost.
+fn assumptions_section(o: &mut String, r: &RunRecord) {
     let _ = writeln!(o, "\nassumptions");
     if r.assumptions.is_empty() {
         let _ = writeln!(o, "  (none recorded)");
@@ -301,7 +321,10 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
             sig(t.startup_ms)
         );
     }
+}
 
+/// The stored power series per device.
+fn series_section(o: &mut String, series: &[(String, Vec<SeriesPoint>)]) {
     let _ = writeln!(o, "\npower series");
     if series.is_empty() {
         let _ = writeln!(o, "  (none stored)");
@@ -322,5 +345,4 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
             wattprint_core::format::power_w(peak)
         );
     }
-    o
 }

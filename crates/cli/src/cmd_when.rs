@@ -140,15 +140,59 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let counts = KindCounts::of(&points);
-    let n_forecast = counts.forecast;
     let source = points.first().map(|p| p.source.clone()).unwrap_or_default();
     let credit = attribution(cfg.kind.name());
     let retrieved_at = iso::format(cfg.provider.retrieved_at().unwrap_or(now));
-    let kg = |g_per_kwh: f64| args.kwh.map(|e| e * g_per_kwh / 1000.0);
+    let answer = Answer {
+        zone: &zone,
+        provider: cfg.kind.name(),
+        selected_by: &cfg.selected_by,
+        plan: &plan,
+        points: &points,
+        counts: &counts,
+        source: &source,
+        credit: credit.as_ref(),
+        retrieved_at: &retrieved_at,
+        now,
+        duration_s,
+        within_s,
+        kwh: args.kwh,
+    };
     if args.json {
-        // Values rounded to the record's significant digits: no floating noise.
+        outln!(o, "{}", serde_json::to_string_pretty(&answer.json())?);
+    } else {
+        answer.text(o);
+    }
+    Ok(0)
+}
+
+/// What `when` found, to print as text or JSON.
+struct Answer<'a> {
+    zone: &'a str,
+    provider: &'static str,
+    selected_by: &'a str,
+    plan: &'a wattprint_core::providers::window::WindowPlan,
+    points: &'a [wattprint_core::providers::IntensityPoint],
+    counts: &'a KindCounts,
+    source: &'a str,
+    credit: Option<&'a wattprint_core::providers::attribution::Attribution>,
+    retrieved_at: &'a str,
+    now: i64,
+    duration_s: i64,
+    within_s: i64,
+    kwh: Option<f64>,
+}
+
+impl Answer<'_> {
+    /// Emissions of the job's energy at `g_per_kwh`, when `--kwh` was given.
+    fn kg(&self, g_per_kwh: f64) -> Option<f64> {
+        self.kwh.map(|e| e * g_per_kwh / 1000.0)
+    }
+
+    /// `--json`: values rounded to the record's significant digits (no floating noise).
+    fn json(&self) -> serde_json::Value {
         let r = |x: f64| round_sig(x, RECORD_DIGITS);
-        let kg = |g_per_kwh: f64| kg(g_per_kwh).map(r);
+        let kg = |g_per_kwh: f64| self.kg(g_per_kwh).map(r);
         let w = |w: &wattprint_core::providers::window::Window| {
             serde_json::json!({
                 "start": w.start,
@@ -159,103 +203,114 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
                 "emissions_kg": kg(w.g_per_kwh),
             })
         };
-        let v = serde_json::json!({
-            "zone": zone,
-            "provider": cfg.kind.name(),
-            "selected_by": cfg.selected_by,
-            "signal": plan.signal,
-            "source": source,
-            "now": now,
-            "duration_s": duration_s,
-            "within_s": within_s,
-            "first_start": plan.first_start,
-            "horizon_end": plan.horizon_end,
-            "horizon_end_utc": iso::format(plan.horizon_end),
-            "best": w(&plan.best),
-            "start_now": w(&plan.start_now),
-            "wait_s": plan.best.start - now,
-            "saving_percent": r(plan.saving_percent),
-            "kwh": args.kwh,
-            "saving_kg": args.kwh.map(|e| r(e * (plan.start_now.g_per_kwh - plan.best.g_per_kwh) / 1000.0)),
-            "points": points.len(),
-            "forecast_points": n_forecast,
-            "point_kinds": counts,
-            "candidates": plan.candidates,
-            "attribution": credit,
-            "retrieved_at": retrieved_at,
-        });
-        outln!(o, "{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
+        serde_json::json!({
+            "zone": self.zone,
+            "provider": self.provider,
+            "selected_by": self.selected_by,
+            "signal": self.plan.signal,
+            "source": self.source,
+            "now": self.now,
+            "duration_s": self.duration_s,
+            "within_s": self.within_s,
+            "first_start": self.plan.first_start,
+            "horizon_end": self.plan.horizon_end,
+            "horizon_end_utc": iso::format(self.plan.horizon_end),
+            "best": w(&self.plan.best),
+            "start_now": w(&self.plan.start_now),
+            "wait_s": self.plan.best.start - self.now,
+            "saving_percent": r(self.plan.saving_percent),
+            "kwh": self.kwh,
+            "saving_kg": self.kwh.map(|e| r(e * (self.plan.start_now.g_per_kwh - self.plan.best.g_per_kwh) / 1000.0)),
+            "points": self.points.len(),
+            "forecast_points": self.counts.forecast,
+            "point_kinds": self.counts,
+            "candidates": self.plan.candidates,
+            "attribution": self.credit,
+            "retrieved_at": self.retrieved_at,
+        })
     }
-    outln!(
-        o,
-        "Best start for a {} job in {zone} within {} ({}, {} signal; forecast to {})",
-        fmt_hm(duration_s),
-        fmt_hm(within_s),
-        cfg.kind.name(),
-        plan.signal,
-        when(plan.horizon_end)
-    );
-    let wait = plan.best.start - now;
-    let best_when = if wait <= 0 {
-        "now".to_string()
-    } else {
-        format!("in {}", fmt_hm(wait))
-    };
-    let e = |g: f64| match kg(g) {
-        Some(k) => format!("  → {}", fmt_mass_kg(k)),
-        None => String::new(),
-    };
-    outln!(
-        o,
-        "  best       {}  {best_when:<22} {:7.1} gCO2e/kWh{}",
-        when(plan.best.start),
-        plan.best.g_per_kwh,
-        e(plan.best.g_per_kwh)
-    );
-    let now_label = if plan.first_start > now {
-        format!("forecast starts in {}", fmt_hm(plan.first_start - now))
-    } else {
-        "now".to_string()
-    };
-    outln!(
-        o,
-        "  start now  {}  {now_label:<22} {:7.1} gCO2e/kWh{}",
-        when(plan.start_now.start),
-        plan.start_now.g_per_kwh,
-        e(plan.start_now.g_per_kwh)
-    );
-    if plan.best.start == plan.start_now.start {
+
+    /// The table for people.
+    fn text(&self, o: &mut String) {
         outln!(
             o,
-            "  starting now is already the cleanest choice in this horizon"
+            "Best start for a {} job in {} within {} ({}, {} signal; forecast to {})",
+            fmt_hm(self.duration_s),
+            self.zone,
+            fmt_hm(self.within_s),
+            self.provider,
+            self.plan.signal,
+            when(self.plan.horizon_end)
         );
-    } else {
-        let saved = args
-            .kwh
-            .map(|e| e * (plan.start_now.g_per_kwh - plan.best.g_per_kwh) / 1000.0);
+        let wait = self.plan.best.start - self.now;
+        let best_when = if wait <= 0 {
+            "now".to_string()
+        } else {
+            format!("in {}", fmt_hm(wait))
+        };
+        let e = |g: f64| match self.kg(g) {
+            Some(k) => format!("  → {}", fmt_mass_kg(k)),
+            None => String::new(),
+        };
         outln!(
             o,
-            "  saving     {:.1} %{}",
-            plan.saving_percent,
-            saved
-                .map(|k| format!(
-                    " ({} CO2e on {} kWh)",
-                    fmt_mass_kg(k),
-                    args.kwh.unwrap_or(0.0)
-                ))
-                .unwrap_or_default()
+            "  best       {}  {best_when:<22} {:7.1} gCO2e/kWh{}",
+            when(self.plan.best.start),
+            self.plan.best.g_per_kwh,
+            e(self.plan.best.g_per_kwh)
         );
-    }
-    if plan.signal == Signal::Marginal {
+        let now_label = if self.plan.first_start > self.now {
+            format!(
+                "forecast starts in {}",
+                fmt_hm(self.plan.first_start - self.now)
+            )
+        } else {
+            "now".to_string()
+        };
         outln!(
             o,
-            "  marginal signal: the saving is in emissions caused at the margin (WattTime MOER), not in average grid intensity"
+            "  start self.now  {}  {now_label:<22} {:7.1} gCO2e/kWh{}",
+            when(self.plan.start_now.start),
+            self.plan.start_now.g_per_kwh,
+            e(self.plan.start_now.g_per_kwh)
         );
+        if self.plan.best.start == self.plan.start_now.start {
+            outln!(
+                o,
+                "  starting self.now is already the cleanest choice in this horizon"
+            );
+        } else {
+            let saved = self
+                .kwh
+                .map(|e| e * (self.plan.start_now.g_per_kwh - self.plan.best.g_per_kwh) / 1000.0);
+            outln!(
+                o,
+                "  saving     {:.1} %{}",
+                self.plan.saving_percent,
+                saved
+                    .map(|k| format!(
+                        " ({} CO2e on {} kWh)",
+                        fmt_mass_kg(k),
+                        self.kwh.unwrap_or(0.0)
+                    ))
+                    .unwrap_or_default()
+            );
+        }
+        if self.plan.signal == Signal::Marginal {
+            outln!(
+                o,
+                "  marginal signal: the saving is in emissions caused at the margin (WattTime MOER), not in average grid intensity"
+            );
+        }
+        outln!(
+            o,
+            "  source: {}, {} points ({})",
+            self.source,
+            self.points.len(),
+            self.counts
+        );
+        if let Some(a) = &self.credit {
+            outln!(o, "  data: {}; retrieved {}", a.line(), self.retrieved_at);
+        }
     }
-    outln!(o, "  source: {source}, {} points ({counts})", points.len());
-    if let Some(a) = &credit {
-        outln!(o, "  data: {}; retrieved {retrieved_at}", a.line());
-    }
-    Ok(0)
 }
