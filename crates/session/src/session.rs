@@ -22,7 +22,7 @@ use crate::provider_config::{self, Configured};
 use crate::sink::{JsonFileSink, RunSink, Sinks, StoreSink, UploadSink};
 use crate::upload::{ServerTarget, Uploader};
 use crate::{measure, server_policy};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -666,10 +666,4 @@ pub fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// Open the local store named by `paths` (for front ends that browse it).
-pub fn open_store(paths: &Paths) -> Result<Store> {
-    let p = paths.store_db().map_err(anyhow::Error::msg)?;
-    Store::open(&p).with_context(|| format!("opening the local store {}", p.display()))
 }
