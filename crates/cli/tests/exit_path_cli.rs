@@ -73,3 +73,30 @@ fn a_job_that_cannot_start_gives_the_shells_status() {
     assert_eq!(out.status.code(), Some(127), "{err}");
     assert_eq!(err.matches("wattprint: error:").count(), 1, "{err}");
 }
+
+#[test]
+fn a_record_that_cannot_be_saved_is_said_even_when_quiet_and_the_jobs_status_kept() {
+    let h = FakeHost::new();
+    let home = h.dir.path().join("home-is-a-file");
+    std::fs::write(&home, "not a directory").unwrap();
+    let out = h
+        .cmd()
+        .env("WATTPRINT_HOME", &home)
+        .args(["run", "--quiet", "--", "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("will not be saved"), "{err}");
+    // without --quiet the summary does not offer `wattprint show` for a run never stored
+    let out = h
+        .cmd()
+        .env("WATTPRINT_HOME", &home)
+        .args(["run", "--no-live", "--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("completed (exit 0)"), "{err}");
+    assert!(!err.contains("wattprint show"), "{err}");
+}

@@ -267,7 +267,8 @@ impl Prepared {
                     .and_then(|dir| wattprint_store::liveness::TrackerLock::acquire(dir, &id));
                 sinks.push(Box::new(StoreSink::new(st, p.display().to_string())))
             }
-            Err(e) => msgs.warn(&format!(
+            // Said even when quiet: without the store the record may be lost.
+            Err(e) => msgs.loss(&format!(
                 "local store unavailable ({e:#}); the run will not be saved there{}",
                 if json.is_some() {
                     " (the --json file is still written)"

@@ -257,7 +257,7 @@ fn an_unusable_store_is_said_and_the_json_file_still_has_the_record() {
         .lock()
         .unwrap()
         .iter()
-        .any(|(l, m)| *l == Level::Warning && m.contains("local store unavailable")));
+        .any(|(l, m)| *l == Level::Loss && m.contains("local store unavailable")));
     let rec: RunRecord = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
     assert_eq!(rec.id, done.record.id);
 }
