@@ -183,17 +183,18 @@ fn ctrl_z_stops_the_job_then_wattprint_and_a_continue_resumes_both() {
     wait_for("the job", || d.join("started").exists(), &mut sc);
     let job_pid: i32 = read(d.join("pid")).parse().unwrap();
     let wp_pid: i32 = read(d.join("ppid")).parse().unwrap();
-    // whatever happens, nothing stays stopped behind a failed test
+    // if an assertion fails, nothing stays stopped behind the test (disarmed once they are
+    // waited for, so that a reused pid is never hit)
     struct Reap(Vec<i32>);
     impl Drop for Reap {
         fn drop(&mut self) {
             for &p in &self.0 {
-                // SAFETY: processes this test started (gone already when it passed).
+                // SAFETY: processes this test started, still ours while armed.
                 unsafe { libc::kill(p, libc::SIGKILL) };
             }
         }
     }
-    let _reap = Reap(vec![job_pid, wp_pid]);
+    let mut reap = Reap(vec![job_pid, wp_pid]);
     tty_in.write_all(b"\x1a").unwrap(); // Ctrl-Z
     tty_in.flush().unwrap();
     wait_for(
@@ -215,6 +216,7 @@ fn ctrl_z_stops_the_job_then_wattprint_and_a_continue_resumes_both() {
     );
     drop(tty_in);
     let st = sc.wait().unwrap();
+    reap.0.clear();
     assert_eq!(
         st.code(),
         Some(0),
