@@ -63,6 +63,13 @@ fn a_run_whose_tracker_died_shows_as_unfinished_not_running() {
         "{show}"
     );
     assert!(!show.contains("running ("), "{show}");
+    let md = h.ok(&["report", &short, "--format", "md"]);
+    assert!(md.contains("unfinished (tracker lost)"), "{md}");
+    let html = h.ok(&["report", "--project", "default", "--format", "html"]);
+    assert!(
+        html.contains("unfinished (tracker lost)"),
+        "report --project"
+    );
     // the data keep the recorded status
     let v: serde_json::Value = serde_json::from_str(&h.ok(&["show", "--json", &short])).unwrap();
     assert_eq!(v["status"], "running");

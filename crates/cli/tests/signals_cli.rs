@@ -147,3 +147,79 @@ fn on_a_terminal_the_job_holds_it_and_ctrl_c_reaches_it_once() {
     assert_eq!(st.code(), Some(0));
     assert_eq!(read(d.join("final")), "1", "Ctrl-C reached the job twice");
 }
+
+/// The state letter of `/proc/<pid>/stat` (`S` sleeping, `T` stopped, ...).
+fn state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+#[test]
+fn ctrl_z_stops_the_job_then_wattprint_and_a_continue_resumes_both() {
+    let h = FakeHost::new();
+    let d = h.dir.path().to_path_buf();
+    // one process (no fork in flight when Ctrl-Z comes), done 3 s of sleep after it started
+    let job = format!(
+        "echo $$ > {pid}; echo $PPID > {ppid}; touch {started}; exec sleep 3",
+        pid = d.join("pid").display(),
+        ppid = d.join("ppid").display(),
+        started = d.join("started").display(),
+    );
+    let inner = format!(
+        "WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} {} run --quiet --interval 50ms -- sh -c \"$JOB\"",
+        h.sys().display(),
+        h.proc().display(),
+        h.home().display(),
+        common::bin().display()
+    );
+    let mut sc = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .env("JOB", &job)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("util-linux `script` is needed for the terminal test");
+    let mut tty_in = sc.stdin.take().unwrap();
+    wait_for("the job", || d.join("started").exists(), &mut sc);
+    let job_pid: i32 = read(d.join("pid")).parse().unwrap();
+    let wp_pid: i32 = read(d.join("ppid")).parse().unwrap();
+    // if an assertion fails, nothing stays stopped behind the test (disarmed once they are
+    // waited for, so that a reused pid is never hit)
+    struct Reap(Vec<i32>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            for &p in &self.0 {
+                // SAFETY: processes this test started, still ours while armed.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+    }
+    let mut reap = Reap(vec![job_pid, wp_pid]);
+    tty_in.write_all(b"\x1a").unwrap(); // Ctrl-Z
+    tty_in.flush().unwrap();
+    wait_for(
+        "the job and wattprint to stop",
+        || state(job_pid) == Some('T') && state(wp_pid) == Some('T'),
+        &mut sc,
+    );
+    // what a shell's `fg` does to wattprint (this shell has no job control); `script` stops
+    // itself when its child stops, so it is continued too
+    // SAFETY: processes this test started.
+    unsafe {
+        libc::kill(sc.id() as i32, libc::SIGCONT);
+        libc::kill(wp_pid, libc::SIGCONT);
+    }
+    wait_for(
+        "the job to run again",
+        || state(job_pid).is_some_and(|s| s != 'T'),
+        &mut sc,
+    );
+    drop(tty_in);
+    let st = sc.wait().unwrap();
+    reap.0.clear();
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "the job did not complete after the continue"
+    );
+}

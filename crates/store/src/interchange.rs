@@ -298,6 +298,27 @@ fn gpu_model(gpus: &[GpuInfo]) -> String {
         .join(", ")
 }
 
+/// A reader that notes the byte offset of every `\n` it passes on (8 bytes a line of input).
+struct NewlineIndex<R> {
+    inner: R,
+    pos: u64,
+    newlines: std::rc::Rc<std::cell::RefCell<Vec<u64>>>,
+}
+
+impl<R: Read> Read for NewlineIndex<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut nl = self.newlines.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                nl.push(self.pos + i as u64);
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// A reader that turns every `\r\n` into `\n` (a `\r` alone stays), also across reads.
 struct CrlfToLf<R> {
     inner: R,
@@ -983,12 +1004,31 @@ pub fn parse_codecarbon<R: Read>(
     source: &str,
     project: Option<&str>,
 ) -> Result<ParsedImport> {
+    let newlines = std::rc::Rc::new(std::cell::RefCell::new(Vec::<u64>::new()));
     // The reader counts lines wrongly on CRLF files (each row's number came out one short):
     // it reads them with `\r\n` turned into `\n`, so its line numbers are the file's.
     let mut rd = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(CrlfToLf::new(input));
+        .from_reader(NewlineIndex {
+            inner: CrlfToLf::new(input),
+            pos: 0,
+            newlines: std::rc::Rc::clone(&newlines),
+        });
+    // The reader places a row that follows blank lines at the first blank line: the row's line
+    // is the one after the run of newlines that starts where the reader says it starts.
+    let line_at = |p: &csv::Position| -> u64 {
+        let nl = newlines.borrow();
+        let mut i = nl.partition_point(|&o| o < p.byte());
+        let mut line = 1 + i as u64;
+        let mut b = p.byte();
+        while nl.get(i) == Some(&b) {
+            line += 1;
+            b += 1;
+            i += 1;
+        }
+        line
+    };
     let headers = rd
         .headers()
         .with_context(|| format!("{source}: cannot read the CSV header"))?
@@ -1021,7 +1061,7 @@ pub fn parse_codecarbon<R: Read>(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(line_hint);
+                let line = e.position().map(line_at).unwrap_or(line_hint);
                 out.errors.push(RowError {
                     line,
                     message: format!("not valid CSV: {e}"),
@@ -1033,7 +1073,7 @@ pub fn parse_codecarbon<R: Read>(
                 continue;
             }
         }
-        let line = rec.position().map(|p| p.line()).unwrap_or(line_hint);
+        let line = rec.position().map(line_at).unwrap_or(line_hint);
         if rec.iter().all(|f| f.trim().is_empty()) {
             continue;
         }

@@ -99,6 +99,15 @@ pub fn is_lost_parts(
     }
 }
 
+/// The status of `r` as people read it (see [`status_label`]).
+pub fn status_text(r: &RunRecord) -> String {
+    if is_lost(r) {
+        LOST.to_string()
+    } else {
+        r.status.as_str().to_string()
+    }
+}
+
 /// The status as people read it: `unfinished (tracker lost)` for a run whose tracker died.
 pub fn status_label(
     dir: &Path,

@@ -190,7 +190,10 @@ fn run_md(o: &mut String, run: &RunReport) {
         ("project", md_esc(&r.project)),
         ("command", md_esc(&command_text(&r.command))),
         ("tags", tags),
-        ("status", format!("{}{wasted}, {exit}", r.status.as_str())),
+        (
+            "status",
+            format!("{}{wasted}, {exit}", crate::liveness::status_text(r)),
+        ),
         (
             "time",
             format!(
@@ -418,7 +421,7 @@ fn project_md(o: &mut String, p: &ProjectReport) {
             "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
             md_esc(short_id(&r.id)),
             md_esc(r.started_at.get(..19).unwrap_or(&r.started_at)),
-            r.status.as_str(),
+            crate::liveness::status_text(r),
             if super::is_wasted(r.status) {
                 " (wasted)"
             } else {
