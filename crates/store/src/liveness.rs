@@ -99,9 +99,9 @@ pub fn is_lost_parts(
     }
 }
 
-/// The status of `r` as people read it (see [`status_label`]).
-pub fn status_text(r: &RunRecord) -> String {
-    if is_lost(r) {
+/// The status of `r` as people read it, `lost` when its tracker died (see [`status_label`]).
+pub fn status_text(r: &RunRecord, lost: bool) -> String {
+    if lost && r.status == RunStatus::Running {
         LOST.to_string()
     } else {
         r.status.as_str().to_string()

@@ -87,7 +87,7 @@ pub fn render(r: &Report) -> String {
     o
 }
 
-fn badge(r: &wattprint_core::record::RunRecord) -> String {
+fn badge(r: &wattprint_core::record::RunRecord, lost: bool) -> String {
     let wasted = if super::is_wasted(r.status) {
         " · wasted"
     } else {
@@ -96,7 +96,7 @@ fn badge(r: &wattprint_core::record::RunRecord) -> String {
     format!(
         "<span class=\"badge {c}\">{t}{wasted}</span>",
         c = r.status.as_str(),
-        t = esc(&crate::liveness::status_text(r))
+        t = esc(&crate::liveness::status_text(r, lost))
     )
 }
 
@@ -336,7 +336,7 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
         o,
         "<header><h1>{}</h1><p class=\"sub\">{} · started {} · {} · {}</p></header>",
         esc(t),
-        badge(r),
+        badge(r, run.lost),
         esc(&fmt_time(&r.started_at)),
         esc(&fmt_duration(r.duration_s)),
         esc(&where_),
@@ -547,7 +547,7 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
             format!("<code>{}</code>", esc(&command_text(&r.command))),
         ),
         ("tags", tags),
-        ("status", format!("{} ({})", badge(r), esc(&exit))),
+        ("status", format!("{} ({})", badge(r, run.lost), esc(&exit))),
         (
             "time",
             format!(
@@ -725,7 +725,7 @@ fn project_body(o: &mut String, p: &ProjectReport, t: &str) {
             cls = if super::is_wasted(r.status) { " class=\"wasted\"" } else { "" },
             id = esc(short_id(&r.id)),
             st = esc(fmt_time(&r.started_at).get(..16).unwrap_or(&r.started_at)),
-            badge = badge(r),
+            badge = badge(r, p.lost.contains(&r.id)),
             d = esc(&fmt_duration(r.duration_s)),
             e = esc(&fmt_energy_kwh(r.energy_kwh.it.0)),
             m = esc(&fmt_mass_kg(r.emissions_kg.total)),

@@ -192,7 +192,10 @@ fn run_md(o: &mut String, run: &RunReport) {
         ("tags", tags),
         (
             "status",
-            format!("{}{wasted}, {exit}", crate::liveness::status_text(r)),
+            format!(
+                "{}{wasted}, {exit}",
+                crate::liveness::status_text(r, run.lost)
+            ),
         ),
         (
             "time",
@@ -421,7 +424,7 @@ fn project_md(o: &mut String, p: &ProjectReport) {
             "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
             md_esc(short_id(&r.id)),
             md_esc(r.started_at.get(..19).unwrap_or(&r.started_at)),
-            crate::liveness::status_text(r),
+            crate::liveness::status_text(r, p.lost.contains(&r.id)),
             if super::is_wasted(r.status) {
                 " (wasted)"
             } else {

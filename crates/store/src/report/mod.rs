@@ -57,6 +57,8 @@ impl DeviceSeries {
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub record: RunRecord,
+    /// Its tracker died before the final save (`unfinished (tracker lost)`).
+    pub lost: bool,
     pub series: Vec<DeviceSeries>,
     pub alternatives: Alternatives,
     /// Remarks on the data (series missing or not matching the record's energy).
@@ -166,6 +168,8 @@ pub struct ProjectReport {
     pub since: Option<String>,
     /// Newest first.
     pub runs: Vec<RunRecord>,
+    /// Ids of the runs whose tracker died before the final save.
+    pub lost: std::collections::BTreeSet<String>,
     pub totals: Totals,
     pub alternatives: Alternatives,
     pub locations: Vec<LocationUse>,
@@ -218,6 +222,7 @@ pub fn run_report(store: &Store, run: &str) -> Result<RunReport> {
         &record.location.code,
     );
     Ok(RunReport {
+        lost: store.status_label(&record) == crate::liveness::LOST,
         record,
         series,
         alternatives,
@@ -251,11 +256,14 @@ pub fn project_report(
             ),
         }
     }
-    Ok(project_from_runs(
-        project.map(str::to_string),
-        since.map(str::to_string),
-        runs,
-    ))
+    let mut rep = project_from_runs(project.map(str::to_string), since.map(str::to_string), runs);
+    rep.lost = rep
+        .runs
+        .iter()
+        .filter(|r| store.status_label(r) == crate::liveness::LOST)
+        .map(|r| r.id.clone())
+        .collect();
+    Ok(rep)
 }
 
 /// Totals, locations, methods and warnings of a list of runs (newest first).
@@ -365,6 +373,7 @@ pub fn project_from_runs(
         project,
         since,
         runs,
+        lost: Default::default(),
         totals: t,
         alternatives,
         locations,
