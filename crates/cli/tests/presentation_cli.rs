@@ -99,6 +99,14 @@ fn no_negative_zero_and_significant_digits_in_what_people_and_csv_read() {
     let id = runs[0]["id"].as_str().unwrap().to_string();
     let csv = h.ok(&["export", "--format", "csv"]);
     assert_eq!(negative_zeros(&csv), Vec::<String>::new(), "{csv}");
+    for args in [
+        vec!["runs", "--json"],
+        vec!["export", "--format", "jsonl"],
+        vec!["show", "--json", &id[..8]],
+    ] {
+        let text = h.ok(&args);
+        assert!(!text.contains("-0.0"), "{args:?}: {text}");
+    }
     let show = h.ok(&["show", &id[..8]]);
     for text in [&show, &h.ok(&["runs"]), &h.ok(&["projects"])] {
         assert_eq!(negative_zeros(text), Vec::<String>::new(), "{text}");

@@ -51,8 +51,10 @@ macro_rules! unit {
             }
         }
         impl std::iter::Sum for $name {
+            /// Starts from +0: an empty sum is `0`, not the `-0.0` of `f64`'s own `Sum`
+            /// (which then shows as `-0` in every output).
             fn sum<I: Iterator<Item = $name>>(iter: I) -> $name {
-                $name(iter.map(|v| v.0).sum())
+                $name(iter.fold(0.0, |acc, v| acc + v.0))
             }
         }
         impl fmt::Display for $name {
@@ -185,6 +187,14 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationParseError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_sum_is_zero_not_negative_zero() {
+        let e: Joules = std::iter::empty().sum();
+        assert!(e.0 == 0.0 && e.0.is_sign_positive(), "{e:?}");
+        let w: Watts = [Watts(-0.0)].into_iter().sum();
+        assert!(w.0.is_sign_positive());
+    }
 
     #[test]
     fn parses_durations() {

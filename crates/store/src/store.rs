@@ -298,7 +298,7 @@ impl Store {
             });
             u
         };
-        let mut last = first;
+        let mut last: Option<anyhow::Error> = None;
         for immutable in [false, true] {
             let attempt = Connection::open_with_flags(uri(immutable), ro)
                 .map_err(anyhow::Error::from)
@@ -324,10 +324,14 @@ impl Store {
                 });
             match attempt {
                 Ok(s) => return Ok(s),
-                Err(e) => last = e,
+                Err(e) => last = Some(e),
             }
         }
-        Err(last).with_context(|| format!("opening the local store {} read-only", path.display()))
+        // Both messages: why it could not be opened normally, and why not read-only either.
+        match last {
+            Some(l) => Err(anyhow::anyhow!("{first:#}; read-only: {l:#}")),
+            None => Err(first),
+        }
     }
 
     /// Where the database file is.
