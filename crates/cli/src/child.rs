@@ -48,6 +48,14 @@ pub fn spawn(cmd: &[OsString], env: &[(String, String)]) -> Result<Child, SpawnE
     for (k, v) in env {
         c.env(k, v);
     }
+    // Catch the forwarded signals before the job exists: one sent to wattprint as soon as the
+    // job has started (before Forwarder::start) would otherwise kill wattprint, not reach the
+    // job. What arrives meanwhile is queued and forwarded once the forwarder runs.
+    if let Ok(mut pre) = PRE_REGISTERED.lock() {
+        if pre.is_none() {
+            *pre = SignalsInfo::<WithOrigin>::new(FORWARDED).ok();
+        }
+    }
     let tty = foreground_tty();
     // While the job holds the terminal, wattprint is a background process that still writes
     // (status line, messages) and takes the terminal back: SIGTTOU must not stop it.
@@ -123,7 +131,11 @@ pub struct Forwarder {
 
 impl Forwarder {
     pub fn start(child_pid: u32) -> io::Result<Forwarder> {
-        let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)?;
+        let pre = PRE_REGISTERED.lock().ok().and_then(|mut p| p.take());
+        let mut signals = match pre {
+            Some(s) => s,
+            None => SignalsInfo::<WithOrigin>::new(FORWARDED)?,
+        };
         let handle = signals.handle();
         let received = Arc::new(AtomicI32::new(0));
         let rec2 = Arc::clone(&received);
@@ -169,6 +181,10 @@ struct Handoff {
 
 // SAFETY: plain data (a sigaction struct holds a handler address, not a borrowed pointer).
 unsafe impl Send for Handoff {}
+
+/// The forwarded signals, caught by [`spawn`] before the job starts, taken by
+/// [`Forwarder::start`].
+static PRE_REGISTERED: Mutex<Option<SignalsInfo<WithOrigin>>> = Mutex::new(None);
 
 /// One job runs at a time per process.
 static HANDOFF: Mutex<Option<Handoff>> = Mutex::new(None);

@@ -223,3 +223,28 @@ fn ctrl_z_stops_the_job_then_wattprint_and_a_continue_resumes_both() {
         "the job did not complete after the continue"
     );
 }
+
+#[test]
+fn a_signal_sent_the_moment_the_job_starts_still_reaches_the_job() {
+    // The job signals wattprint (its parent) as its first act: wattprint must already catch it
+    // (not die of it) and pass it on.
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "sh", "-c", "kill -TERM $PPID; sleep 20"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = common::read_json(&json);
+    assert_eq!(r["status"], "killed");
+    assert_eq!(r["signal"], libc::SIGTERM);
+}
