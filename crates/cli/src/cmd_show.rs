@@ -207,7 +207,11 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     kv(&mut o, "static (idle)", fmt_mass_kg(m.static_));
     kv(&mut o, "infrastructure", fmt_mass_kg(m.infrastructure));
     kv(&mut o, "operational", fmt_mass_kg(m.operational));
-    kv(&mut o, "embodied", fmt_mass_kg(m.embodied));
+    kv(
+        &mut o,
+        "embodied",
+        wattprint_store::embodied_text::fmt_embodied(&wattprint_store::embodied_text::of_record(r)),
+    );
     kv(&mut o, "total", fmt_mass_kg(m.total));
     match &r.carbon_intensity.live {
         None => kv(

@@ -141,3 +141,21 @@ fn regions_text_top_and_errors() {
     let err = fails(&["regions", "--kwh=-5"]);
     assert!(err.contains("--kwh") && err.contains("finite"), "{err}");
 }
+
+#[test]
+fn factors_cpu_and_instances_tables_exist() {
+    // `estimate --cpu` help points here: the subcommand must exist.
+    let v = ok_json(&["factors", "cpu", "8375C", "--json"]);
+    let rows = v["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["model"].as_str().unwrap().contains("8375C")),
+        "{v}"
+    );
+    assert!(fails(&["factors", "cpu"]).contains("QUERY"));
+    let v = ok_json(&["factors", "instances", "p4d.24xlarge", "--json"]);
+    let r = &v["rows"][0];
+    assert_eq!(r["type"], "p4d.24xlarge");
+    assert_eq!(f(&r["total_kg"]), 4676.79);
+    assert!(fails(&["factors", "instances", "zz9"]).contains("zz9"));
+}

@@ -198,6 +198,7 @@ fn record(s: &Spec) -> RunRecord {
         signal: None,
         live: None,
         embodied: None,
+        embodied_not_counted: None,
     };
     let (code, signal) = match s.status {
         RunStatus::Failed => (Some(1), None),

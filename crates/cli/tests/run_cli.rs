@@ -355,12 +355,50 @@ fn embodied_share_of_the_server_is_charged_and_vms_say_why_not() {
         .unwrap();
     assert!(out.status.success());
     let r = read_json(&json);
-    assert_eq!(r["emissions_kg"]["embodied"], 0.0);
+    // not counted is null with a reason, never 0
+    assert!(r["emissions_kg"]["embodied"].is_null(), "{r}");
+    assert!(r["embodied_not_counted"]
+        .as_str()
+        .unwrap()
+        .contains("virtual machine"));
     assert!(r["warnings"]
         .as_array()
         .unwrap()
         .iter()
         .any(|w| w.as_str().unwrap().contains("--embodied-share")));
+    let id = r["id"].as_str().unwrap().to_string();
+    let show = h.cmd().args(["show", &id]).output().unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("not counted (virtual machine"), "{text}");
+    // a known cloud instance type: the host platform × the instance's vCPU share (CCF)
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--instance-type", "m5.large", "--json"])
+        .arg(&json)
+        .args(["--", "sleep", "0.2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = read_json(&json);
+    let dur_h = r["duration_s"].as_f64().unwrap() / 3600.0;
+    let e = r["emissions_kg"]["embodied"].as_f64().unwrap();
+    let want = 1610.79 * dur_h / 35040.0 * 2.0 / 96.0;
+    assert!((e - want).abs() < 1e-9 * want, "{e} vs {want}");
+    // an unknown type is refused before anything starts
+    let out = h
+        .cmd()
+        .args([
+            "run",
+            "--quiet",
+            "--instance-type",
+            "zz9.plural",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zz9.plural"));
     // ...unless the user gives the share
     let out = h
         .cmd()

@@ -41,6 +41,7 @@ fn carbon() -> CarbonContext {
         signal: None,
         live: None,
         embodied: None,
+        embodied_not_counted: None,
     }
 }
 

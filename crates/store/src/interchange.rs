@@ -461,7 +461,8 @@ fn csv_row(r: &RunRecord) -> Vec<String> {
         f(m.dynamic),
         f(m.static_),
         f(m.infrastructure),
-        f(m.embodied),
+        // Empty when not counted: never a zero for something not counted.
+        m.embodied_kg().map(f).unwrap_or_default(),
         f(m.operational),
         f(m.total),
         r.samples.to_string(),
@@ -792,6 +793,7 @@ fn import_row(
         embodied: 0.0,
         operational: emissions,
         total: emissions,
+        embodied_counted: false,
     };
 
     let mut tags = BTreeMap::new();
@@ -882,6 +884,9 @@ fn import_row(
         samples: 0,
         skipped_ticks: 0,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
+        embodied_not_counted: Some(
+            "imported from CodeCarbon, which does not count embodied emissions".to_string(),
+        ),
         tracker: None,
         limits: None,
         limit_events: Vec::new(),

@@ -14,6 +14,7 @@ use std::fmt;
 pub mod cloud;
 pub mod embodied;
 pub mod gpu;
+pub mod instances;
 pub mod intensity;
 pub mod pue;
 pub mod ranking;
@@ -24,9 +25,10 @@ pub use cloud::{
     cloud_region, cloud_regions, find_region, provider_regions, AltIntensity, CloudRegion, Provider,
 };
 pub use embodied::{
-    embodied, embodied_factor, embodied_table, EmbodiedCoefficients, EmbodiedFactor,
+    embodied, embodied_factor, embodied_table, EmbodiedCoefficients, EmbodiedFactor, ServerSpec,
 };
 pub use gpu::{gpu_fallback, gpu_lookup, gpu_table, AcceleratorKind, GpuMatch, GpuSpec};
+pub use instances::{find_instance, instance_table, InstanceEmbodied};
 pub use intensity::{
     intensity_codes, intensity_rows, intensity_table, pick_intensity, world_average, IntensityPick,
     IntensityRow, Level, WORLD_AVERAGE_G_PER_KWH,

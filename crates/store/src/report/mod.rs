@@ -89,8 +89,8 @@ pub struct Alternatives {
     pub it_kwh: f64,
     /// Operational emissions where the work actually ran, kgCO2e.
     pub actual_operational_kg: f64,
-    /// Embodied emissions, which a move does not change, kgCO2e.
-    pub embodied_kg: f64,
+    /// Embodied emissions, which a move does not change, kgCO2e; `null` when not counted.
+    pub embodied_kg: Option<f64>,
     /// The three regions of lowest intensity × PUE among all shipped regions.
     pub overall: Vec<Alternative>,
     /// The area of the run's location (`europe`, ...), when it could be told.
@@ -142,6 +142,8 @@ pub struct EmissionTotals {
     pub embodied: f64,
     pub operational: f64,
     pub total: f64,
+    /// Runs whose embodied emissions were not counted (`embodied` leaves them out).
+    pub embodied_not_counted_runs: usize,
 }
 
 /// A location used by some runs of a project, with its factors.
@@ -212,7 +214,7 @@ pub fn run_report(store: &Store, run: &str) -> Result<RunReport> {
     let alternatives = alternatives(
         record.energy_kwh.it.0,
         record.emissions_kg.operational,
-        record.emissions_kg.embodied,
+        record.emissions_kg.embodied_kg(),
         &record.location.code,
     );
     Ok(RunReport {
@@ -296,6 +298,9 @@ pub fn project_from_runs(
         t.emissions_kg.static_ += m.static_;
         t.emissions_kg.infrastructure += m.infrastructure;
         t.emissions_kg.embodied += m.embodied;
+        if !m.embodied_counted {
+            t.emissions_kg.embodied_not_counted_runs += 1;
+        }
         t.emissions_kg.operational += m.operational;
         t.emissions_kg.total += m.total;
         if is_wasted(r.status) {
@@ -355,7 +360,12 @@ pub fn project_from_runs(
     let alternatives = alternatives(
         t.energy_kwh.it,
         t.emissions_kg.operational,
-        t.emissions_kg.embodied,
+        crate::embodied_text::of_sum(
+            t.emissions_kg.embodied,
+            t.runs,
+            t.emissions_kg.embodied_not_counted_runs,
+        )
+        .ok(),
         &main_location,
     );
     let mut locations: Vec<LocationUse> = locations.into_values().collect();
@@ -394,7 +404,7 @@ pub fn area_of(code: &str) -> Option<String> {
 pub fn alternatives(
     it_kwh: f64,
     actual_operational_kg: f64,
-    embodied_kg: f64,
+    embodied_kg: Option<f64>,
     location_code: &str,
 ) -> Alternatives {
     let rows = |near: Option<&str>| -> Vec<Alternative> {
