@@ -169,3 +169,23 @@ fn not_counted_parts_are_reasons_not_zeros() {
     bad.pue = Some(0.5);
     assert!(evaluate(Profile::GreenAlgorithms, &bad).is_err());
 }
+
+#[test]
+fn methodology_doc_table_is_this_codes_output() {
+    use wattprint_core::profiles::render;
+    let results = evaluate_all(&render::worked_example()).unwrap();
+    let table = render::markdown(&results);
+    let doc = include_str!("../../../docs/methodology.md");
+    assert!(
+        doc.contains(&table),
+        "docs/methodology.md must contain the table the code prints now:\n{table}"
+    );
+    // the numbers are significant digits, never -0, and nothing uncounted is a zero
+    assert!(
+        !table.contains("-0 ") && !table.contains("| 0 kg"),
+        "{table}"
+    );
+    assert_eq!(render::sig(-0.0), "0");
+    assert_eq!(render::sig(85.155841), "85.16");
+    assert_eq!(render::sig(0.00123456), "0.001235");
+}

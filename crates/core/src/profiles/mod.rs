@@ -15,6 +15,7 @@
 //! `crates/core/data/README.md`, and [`data`].
 
 pub mod data;
+pub mod render;
 
 use crate::accounting::{Assumption, Breakdown};
 use crate::estimate::{estimate, EmbodiedSpec, EstimateInput};
@@ -925,6 +926,7 @@ fn ccf(job: &Job) -> ProfileResult {
 
 /// Short reasons why `other` differs from `base` (wattprint's result), most important first.
 pub fn why(base: &ProfileResult, other: &ProfileResult) -> Vec<String> {
+    use render::sig;
     let mut v = Vec::new();
     if let Err(e) = &other.applicable {
         v.push(e.clone());
@@ -934,59 +936,81 @@ pub fn why(base: &ProfileResult, other: &ProfileResult) -> Vec<String> {
         return v;
     }
     let rel = |a: f64, b: f64| (a - b).abs() > 1e-9 * a.abs().max(b.abs()).max(1e-12);
-    if base.intensity_basis != other.intensity_basis {
+    let (bi, oi) = (base.intensity_g_per_kwh, other.intensity_g_per_kwh);
+    if base.intensity_basis != other.intensity_basis
+        && base.intensity_basis != "unstated"
+        && other.intensity_basis != "unstated"
+    {
         v.push(format!(
-            "{} vs {} intensity ({:.4} vs {:.4} g/kWh)",
+            "{} vs {} intensity: {} vs {} g/kWh",
             other.intensity_basis,
             base.intensity_basis,
-            other.intensity_g_per_kwh,
-            base.intensity_g_per_kwh
+            sig(oi),
+            sig(bi)
         ));
-    } else if rel(base.intensity_g_per_kwh, other.intensity_g_per_kwh) {
+    } else if rel(bi, oi) {
         v.push(format!(
-            "intensity {:.4} g/kWh vs {:.4} (other dataset)",
-            other.intensity_g_per_kwh, base.intensity_g_per_kwh
+            "intensity {} vs {} g/kWh ({}{})",
+            sig(oi),
+            sig(bi),
+            other.intensity_source,
+            if other.intensity_basis == "unstated" {
+                ", basis unstated"
+            } else {
+                ""
+            }
         ));
     }
     if rel(base.pue, other.pue) {
         v.push(if other.pue == 1.0 {
-            format!("{} has no PUE (wattprint {})", other.tool, base.pue)
+            format!(
+                "{} applies no PUE overhead (PUE 1; wattprint {})",
+                other.tool,
+                sig(base.pue)
+            )
         } else {
-            format!("PUE {} vs {}", other.pue, base.pue)
+            format!("PUE {} vs {}", sig(other.pue), sig(base.pue))
         });
     }
-    let ram_note = match other.profile {
-        Profile::GreenAlgorithms => Some("GA counts memory at 0.3725 W/GB of requested memory"),
-        Profile::Codecarbon => Some("CodeCarbon counts RAM at 5 W per DIMM (10 W floor)"),
-        Profile::Ccf => Some("CCF counts memory at 0.392 W/GB"),
-        _ => None,
-    };
-    match (&base.ram_kwh, &other.ram_kwh) {
-        (Ok(a), Err(e)) if *a > 0.0 => v.push(e.clone()),
-        (Ok(a), Ok(b)) if rel(*a, *b) => {
-            if let Some(n) = ram_note {
-                v.push(n.to_string());
+    let notes = |kind: &str| -> &'static str {
+        match (other.profile, kind) {
+            (Profile::GreenAlgorithms, "ram") => {
+                "GA counts memory at 0.3725 W/GB of requested memory"
             }
+            (Profile::Codecarbon, "ram") => {
+                "CodeCarbon counts RAM at 5 W per DIMM (10 W floor), not per GB"
+            }
+            (Profile::Ccf, "ram") => "CCF counts memory at 0.392 W/GB",
+            (Profile::Codecarbon, "cpu") => {
+                "CodeCarbon: CPU TDP × (0.1 + 0.9 × load³), an unknown CPU at 4 W per thread"
+            }
+            (Profile::Ccf, "cpu") => "CCF: CPU at min + u × (max − min) W per vCPU",
+            (Profile::GreenAlgorithms, "cpu") => "GA: CPU at W per core × usage",
+            (Profile::Mlco2, "gpu") => {
+                "ML CO2 Impact counts GPUs at full TDP from its own table, no usage factor"
+            }
+            (Profile::Ccf, "gpu") => "CCF: GPUs at min + u × (max − min) W",
+            (Profile::GreenAlgorithms, "gpu") => "GA: GPU TDP from its own table × usage",
+            (Profile::Codecarbon, "gpu") => "CodeCarbon measures GPUs (here TDP × usage)",
+            _ => "different power figures",
         }
-        _ => {}
-    }
-    match (&base.cpu_kwh, &other.cpu_kwh) {
-        (Ok(a), Err(e)) if *a > 0.0 => v.push(e.clone()),
-        (Ok(a), Ok(b)) if rel(*a, *b) => v.push(match other.profile {
-            Profile::Codecarbon => "CodeCarbon's CPU model is TDP × (0.1 + 0.9 × load³)".into(),
-            Profile::Ccf => "CCF counts CPU per vCPU between min and max watts".into(),
-            _ => "different CPU power".into(),
-        }),
-        _ => {}
-    }
-    match (&base.gpu_kwh, &other.gpu_kwh) {
-        (Ok(a), Err(e)) if *a > 0.0 => v.push(e.clone()),
-        (Ok(a), Ok(b)) if rel(*a, *b) => v.push(match other.profile {
-            Profile::Mlco2 => "ML CO2 Impact counts GPUs at full TDP, no usage factor".into(),
-            Profile::Ccf => "CCF counts GPUs between min and max watts".into(),
-            _ => "different GPU power table".into(),
-        }),
-        _ => {}
+    };
+    for (kind, a, b) in [
+        ("gpu", &base.gpu_kwh, &other.gpu_kwh),
+        ("cpu", &base.cpu_kwh, &other.cpu_kwh),
+        ("ram", &base.ram_kwh, &other.ram_kwh),
+    ] {
+        match (a, b) {
+            (Ok(x), Err(e)) if *x > 0.0 => v.push(e.clone()),
+            (Ok(x), Ok(y)) if rel(*x, *y) => v.push(format!(
+                "{} {} vs {} kWh: {}",
+                kind.to_uppercase(),
+                sig(*y),
+                sig(*x),
+                notes(kind)
+            )),
+            _ => {}
+        }
     }
     match (&base.embodied_kg, &other.embodied_kg) {
         (Ok(_), Err(e)) => v.push(e.clone()),
