@@ -80,23 +80,9 @@ fn bounded(name: &str, v: Option<f64>, max: f64) -> Result<()> {
     Ok(())
 }
 
-/// The job a stored run describes: its GPUs (count and name), logical CPUs as cores, its
-/// machine's memory, its duration and location. Usage is 1 unless given: the tools that model
-/// power from TDP count the hardware as busy.
+/// The job a stored run describes ([`wattprint_core::profiles::job_from_record`]).
 pub fn job_from_record(r: &RunRecord) -> Job {
-    let mut j = Job::new((r.duration_s / 3600.0).max(1e-9), &r.location.code);
-    j.gpus = u32::try_from(r.host.gpus.len()).unwrap_or(u32::MAX);
-    j.gpu_model = r.host.gpus.first().map(|g| g.name.clone());
-    j.cores = u32::try_from(r.host.logical_cpus).unwrap_or(u32::MAX);
-    j.memory_gb = if r.host.ram_gb.is_finite() {
-        r.host.ram_gb.max(0.0)
-    } else {
-        0.0
-    };
-    if j.location == "unknown" {
-        j.location = "WORLD".into();
-    }
-    j
+    wattprint_core::profiles::job_from_record(r)
 }
 
 fn job_from_args(a: &Args) -> Result<Job> {

@@ -9,6 +9,7 @@ use wattprint_core::accounting::Breakdown;
 use wattprint_core::cpu_table::{self, CpuMatch};
 use wattprint_core::estimate::{self, EstimateInput};
 use wattprint_core::factors::gpu::{gpu_lookup, GpuMatch};
+use wattprint_core::profiles::Profile;
 use wattprint_core::units::{parse_duration, GramsPerKwh};
 
 #[derive(clap::Args)]
@@ -94,9 +95,76 @@ pub struct Args {
     /// Fraction of its lifetime the hardware is in use (0–1].
     #[arg(long, value_name = "R")]
     pub use_rate: Option<f64>,
+    /// Count with another tool's datasets and conventions: wattprint (default),
+    /// green-algorithms, mlco2, codecarbon, ccf (see `wattprint compare` for all of them).
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    pub factors: Option<Profile>,
     /// Machine-readable output: the run record's energy_kwh/emissions_kg plus assumptions.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::parse(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not a profile; one of {}",
+            Profile::ALL.map(|p| p.as_str()).join(", ")
+        )
+    })
+}
+
+/// `estimate --factors PROFILE`: the job as that tool counts it.
+fn print_profile(a: &Args, input: &EstimateInput, location: &str) -> Result<i32> {
+    use wattprint_core::profiles::{evaluate, render, Job};
+    let mut j = Job::new(input.duration.as_secs_f64() / 3600.0, location);
+    j.runs = input.runs;
+    j.gpus = input.gpus;
+    j.gpu_model = a.gpu.clone();
+    j.gpu_watts = a.gpu_watts;
+    j.cores = input.cores;
+    j.core_watts = input.core_watts;
+    j.sockets = input.cpus;
+    j.socket_watts = input.cpu_watts;
+    j.memory_gb = input.memory_gb;
+    j.cpu_usage = input.cpu_usage.unwrap_or(input.utilization);
+    j.gpu_usage = input.gpu_usage.unwrap_or(input.utilization);
+    j.pue = a.carbon.pue;
+    j.embodied = input.embodied.clone();
+    let Some(p) = a.factors else { return Ok(0) };
+    let base = evaluate(Profile::Wattprint, &j).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = evaluate(p, &j).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["schema"] = json!("wattprint.estimate-profile/1");
+        v["why"] = json!(wattprint_core::profiles::why(&base, &r));
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if let Err(why) = &r.applicable {
+        bail!("{} cannot count this job: {why}", r.tool);
+    }
+    let cells = render::row(&base, &r);
+    println!("Estimate as {} counts it: {}", r.tool, render::describe(&j));
+    println!(
+        "  energy   IT {} kWh × PUE {} = {} kWh",
+        cells[1], cells[3], cells[2]
+    );
+    println!(
+        "  emissions {} CO2e at {} g/kWh; embodied {}",
+        cells[5], cells[4], cells[6]
+    );
+    println!("factors:");
+    for x in &r.factors {
+        println!(
+            "  {} = {} {} — {}",
+            x.name,
+            render::sig(x.value),
+            x.unit,
+            x.source
+        );
+    }
+    println!("why it differs from wattprint: {}", cells[7]);
+    Ok(0)
 }
 
 /// A count: a whole number ≥ 0.
@@ -297,6 +365,9 @@ pub fn run(a: Args) -> Result<i32> {
     }
 
     let b: Breakdown = estimate::estimate(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.factors.is_some_and(|p| p != Profile::Wattprint) {
+        return print_profile(&a, &input, &carbon.location.code);
+    }
     let mut warnings = carbon.warnings.clone();
     warnings.extend(warnings_pre);
     warnings.extend(b.warnings.iter().cloned());

@@ -130,3 +130,41 @@ fn compare_a_stored_run_and_refuse_bad_input() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
 }
+
+#[test]
+fn show_factors_and_the_report_section() {
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--location", "aws:eu-west-3", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let id = read_json(&json)["id"].as_str().unwrap().to_string();
+    let out = h
+        .cmd()
+        .args(["show", &id, "--factors", "green-algorithms"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("as Green Algorithms v3.0 would count it"),
+        "{text}"
+    );
+    assert!(text.contains("embodied       not counted"), "{text}");
+    let html = h.dir.path().join("r.html");
+    let out = h
+        .cmd()
+        .args(["report", &id, "--format", "html", "-o"])
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("How other tools would count this"));
+    assert!(page.contains("ML CO2 Impact") && page.contains("Cloud Carbon Footprint"));
+}

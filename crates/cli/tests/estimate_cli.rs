@@ -422,3 +422,55 @@ fn unknown_instance_type_and_separate_usage_factors() {
     ]);
     assert!(close(v["energy_kwh"]["gpu"].as_f64().unwrap(), 1.5), "{v}");
 }
+
+#[test]
+fn estimate_with_another_tools_factors() {
+    // ML CO2 Impact ML-3: V100 PCIe (its own row, 300 W) 100 h in gcp us-central1 (566.3 g).
+    let v = json(&[
+        "estimate",
+        "--gpu",
+        "v100 pcie 16gb",
+        "--duration",
+        "100h",
+        "--location",
+        "gcp:us-central1",
+        "--factors",
+        "mlco2",
+        "--json",
+    ]);
+    assert_eq!(v["profile"], "mlco2");
+    assert!(close(v["operational_kg"].as_f64().unwrap(), 16.989), "{v}");
+    assert_eq!(v["pue"], 1.0);
+    // Green Algorithms GA-2a.
+    let v = json(&[
+        "estimate",
+        "--gpus",
+        "8",
+        "--gpu-watts",
+        "400",
+        "--duration",
+        "72h",
+        "--location",
+        "aws:us-east-1",
+        "--factors",
+        "green-algorithms",
+        "--json",
+    ]);
+    assert!(
+        close(v["operational_kg"].as_f64().unwrap(), 85.15584),
+        "{v}"
+    );
+    let out = wp()
+        .args([
+            "estimate",
+            "--duration",
+            "1h",
+            "--watts",
+            "5",
+            "--factors",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

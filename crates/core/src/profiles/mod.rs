@@ -260,6 +260,30 @@ pub fn evaluate_all(job: &Job) -> Result<Vec<ProfileResult>, ProfileError> {
     Profile::ALL.iter().map(|p| evaluate(*p, job)).collect()
 }
 
+/// The job a stored run describes: its GPUs (count and name), logical CPUs as cores, its
+/// machine's memory, its duration and location. Usage is 1: the tools that model power from TDP
+/// count the hardware as busy (give other usage factors to `compare`).
+pub fn job_from_record(r: &crate::record::RunRecord) -> Job {
+    let hours = if r.duration_s.is_finite() {
+        (r.duration_s / 3600.0).clamp(1e-9, 1e6)
+    } else {
+        1e-9
+    };
+    let mut j = Job::new(hours, &r.location.code);
+    j.gpus = u32::try_from(r.host.gpus.len()).unwrap_or(u32::MAX);
+    j.gpu_model = r.host.gpus.first().map(|g| g.name.clone());
+    j.cores = u32::try_from(r.host.logical_cpus).unwrap_or(u32::MAX);
+    j.memory_gb = if r.host.ram_gb.is_finite() {
+        r.host.ram_gb.clamp(0.0, 1e7)
+    } else {
+        0.0
+    };
+    if j.location == "unknown" || j.location.is_empty() {
+        j.location = "WORLD".into();
+    }
+    j
+}
+
 // ------------------------------------------------------------------------------------------
 // shared pieces
 

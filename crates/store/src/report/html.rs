@@ -486,6 +486,7 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
     );
 
     alternatives_section(o, &run.alternatives, &where_);
+    super::other_tools::section(o, r, esc);
     equivalents_section(o, &r.equivalents, r.emissions_kg.total);
 
     // assumptions

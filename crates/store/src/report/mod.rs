@@ -11,6 +11,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod model_card;
+pub mod other_tools;
 pub mod svg;
 
 use crate::store::{RunFilter, Store};
