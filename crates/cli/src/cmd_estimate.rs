@@ -184,7 +184,8 @@ fn gpu_power(model: &str) -> Result<(String, f64, String)> {
         GpuMatch::Found(g) => Ok((
             g.name.clone(),
             g.tdp_w,
-            crate::carbon_args::describe(&g.provenance),
+            // with the row's notes: a repaired upstream value says so (e.g. V100 PCIe)
+            crate::carbon_args::describe_full(&g.provenance),
         )),
         GpuMatch::Ambiguous(c) => bail!(
             "--gpu `{model}` matches several models; which one?\n  {}\ngive one of these names (e.g. --gpu \"{}\"), or --gpu-watts W",

@@ -474,3 +474,27 @@ fn estimate_with_another_tools_factors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn repaired_table_values_are_on_the_record() {
+    let v = json(&[
+        "estimate",
+        "--gpu",
+        "v100 pcie",
+        "--duration",
+        "1h",
+        "--json",
+    ]);
+    let gpu = v["assumptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "gpu_power")
+        .unwrap()
+        .clone();
+    assert_eq!(gpu["value"], 250.0);
+    assert!(
+        gpu["source"].as_str().unwrap().contains("mlco2 TDP 300 W"),
+        "{gpu}"
+    );
+}

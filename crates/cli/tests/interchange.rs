@@ -131,6 +131,7 @@ fn record(s: &Spec) -> RunRecord {
             gpu_index: None,
             uuid: None,
             idle_power_w: None,
+            factors: Vec::new(),
         },
         energy: Joules(kwh * JOULES_PER_KWH),
         machine_energy: Joules(kwh * JOULES_PER_KWH),

@@ -311,6 +311,20 @@ fn process_scope_charges_the_job_share_on_the_real_procfs() {
         job <= machine * (1.0 + 1e-9),
         "job {job} vs machine {machine}"
     );
+    // the share is on the record as an assumption
+    let share = r["assumptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("process-scope share of cpu:")
+        })
+        .unwrap_or_else(|| panic!("{}", r["assumptions"]));
+    let v = share["value"].as_f64().unwrap();
+    assert!((v - job / machine).abs() < 1e-5, "{v} vs {}", job / machine);
 }
 
 #[test]
@@ -453,4 +467,59 @@ fn a_crash_of_the_tracker_keeps_the_last_checkpoint() {
     let j = kwh * 3.6e6;
     assert!(j > 50.0 * 1.0 && j < 50.0 * 1.6, "{j} J checkpointed");
     // the job itself is not ours to clean up: it was orphaned with the tracker
+}
+
+#[test]
+fn model_factors_are_on_the_record() {
+    // No powercap: the CPU TDP model and the RAM model; every factor they use is an assumption.
+    let h = FakeHost::new();
+    std::fs::remove_dir_all(h.sys().join("class/powercap")).unwrap();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = read_json(&json);
+    let a = r["assumptions"].as_array().unwrap();
+    let find = |name: &str| {
+        a.iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {a:?}"))
+            .clone()
+    };
+    let tdp = find("cpu TDP per package of cpu:model");
+    assert!(tdp["source"].as_str().unwrap().contains("8375C"), "{tdp}");
+    assert_eq!(
+        find("ram power per GB in use of ram:model")["value"],
+        0.3725
+    );
+    let idle = find("cpu model idle fraction of cpu:model")["value"]
+        .as_f64()
+        .unwrap();
+    assert!((idle - 0.74 / 3.5).abs() < 1e-12);
+    // an unknown CPU: the per-thread fallback is on the record, with its value
+    std::fs::write(
+        h.proc().join("cpuinfo"),
+        "processor\t: 0\nmodel name\t: Mystery CPU\nflags\t\t: fpu\n\n",
+    )
+    .unwrap();
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = read_json(&json);
+    let a = r["assumptions"].as_array().unwrap();
+    let f = a
+        .iter()
+        .find(|x| x["name"] == "cpu power per logical CPU (fallback) of cpu:model")
+        .unwrap_or_else(|| panic!("{a:?}"));
+    assert_eq!(f["value"], 3.5);
 }

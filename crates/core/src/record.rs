@@ -457,6 +457,26 @@ pub fn build_record(
         ));
     }
     for d in &snapshot.devices {
+        for f in &d.device.factors {
+            input.assumptions.push(Assumption::new(
+                format!("{} of {}", f.name, d.device.id),
+                f.value,
+                &f.unit,
+                &f.source,
+            ));
+        }
+        // The job's share of the device in process scope (1 in machine scope).
+        if d.machine_energy.0 > 0.0 && d.energy.0 < d.machine_energy.0 {
+            input.assumptions.push(Assumption::new(
+                format!("process-scope share of {}", d.device.id),
+                crate::units::round_sig(
+                    (d.energy.0 / d.machine_energy.0).clamp(0.0, 1.0),
+                    crate::units::RECORD_DIGITS,
+                ),
+                "fraction",
+                "the job's share of the device's measured energy (see docs/methodology.md, process scope)",
+            ));
+        }
         if let Some(idle) = d.device.idle_power_w {
             input.assumptions.push(Assumption::new(
                 format!("idle power of {}", d.device.id),
