@@ -443,9 +443,10 @@ fn intensity(o: &mut String, q: Option<&str>, year: Option<u16>, json: bool) -> 
             outln!(o);
             outln!(
                 o,
-                "{} {} gCO2e/kWh, data year {}: {}",
+                "{} {} gCO2e/kWh ({} basis), data year {}: {}",
                 r.code,
                 r.g_per_kwh,
+                r.provenance.scope,
                 year_str(r.year),
                 r.name
             );
@@ -572,7 +573,12 @@ fn cloud_detail(o: &mut String, c: &CloudRegion, json: bool) -> Result<i32> {
     if let Some(z) = &c.zone {
         outln!(o, "  grid zone: {z} (see wattprint factors intensity {z})");
     }
-    outln!(o, "  grid intensity: {} gCO2e/kWh", c.intensity_g_per_kwh);
+    outln!(
+        o,
+        "  grid intensity: {} gCO2e/kWh ({} basis)",
+        c.intensity_g_per_kwh,
+        c.intensity_provenance.scope
+    );
     print_provenance(o, "source", &c.intensity_provenance);
     outln!(o, "  PUE: {}", c.pue);
     print_provenance(o, "source", &c.pue_provenance);
