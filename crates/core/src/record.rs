@@ -170,6 +170,9 @@ pub struct RunRecord {
     /// Why embodied emissions were not counted (`emissions_kg.embodied` is then `null`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embodied_not_counted: Option<String>,
+    /// What an import kept that has no field of its own (e.g. CodeCarbon's water and versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
     /// Caps and budgets in force, when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<crate::limits::Limits>,
@@ -315,6 +318,13 @@ pub fn host_embodied(host: &HostInfo, sockets: u32) -> Vec<crate::accounting::Em
         ssds: 0,
         hdds: 0,
     })
+}
+
+/// Values an import kept, per source format: column → the file's text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub codecarbon: BTreeMap<String, String>,
 }
 
 /// How the run ended (absent while it runs).
@@ -548,6 +558,7 @@ pub fn build_record(
         samples: snapshot.samples,
         skipped_ticks: snapshot.skipped_ticks,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
+        imported: None,
         embodied_not_counted: if b.emissions_kg.embodied_counted {
             None
         } else {

@@ -4,6 +4,7 @@
 //! measured session.
 
 pub mod clock;
+pub mod codecarbon_extra;
 pub mod embodied_text;
 pub mod interchange;
 pub mod report;
