@@ -374,7 +374,7 @@ pub fn run(a: Args) -> Result<i32> {
     warnings.extend(b.warnings.iter().cloned());
     let embodied_counted = input.embodied.is_some();
     if a.json {
-        let mut emissions = serde_json::to_value(&b.emissions_kg)?;
+        let mut emissions = serde_json::to_value(b.emissions_kg)?;
         if !embodied_counted {
             emissions["embodied"] = serde_json::Value::Null;
         }

@@ -39,6 +39,8 @@ fn local_offset_at(t: time::PrimitiveDateTime) -> Option<time::UtcOffset> {
     // in force there; one correction step covers the DST edge.
     let guess = t.assume_utc().unix_timestamp();
     let offset_at = |secs: i64| -> Option<i32> {
+        // time_t is 32 bits on some targets: the conversion is not useless there.
+        #[allow(clippy::useless_conversion)]
         let tt: libc::time_t = secs.try_into().ok()?;
         // SAFETY: localtime_r only writes into `tm`, which we own.
         let mut tm: libc::tm = unsafe { std::mem::zeroed() };

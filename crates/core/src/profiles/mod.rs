@@ -222,7 +222,7 @@ fn check(job: &Job) -> Result<(), ProfileError> {
         ("CPU usage", job.cpu_usage),
         ("GPU usage", job.gpu_usage),
     ] {
-        if !(v.is_finite() && v >= 0.0 && v <= 1e9) {
+        if !(v.is_finite() && (0.0..=1e9).contains(&v)) {
             return Err(ProfileError::Value(what, v));
         }
     }

@@ -13,9 +13,9 @@ pub fn section(o: &mut String, r: &RunRecord, esc: impl Fn(&str) -> String) {
     let results = match evaluate_all(&job) {
         Ok(v) => v,
         Err(e) => {
-            let _ = write!(
+            let _ = writeln!(
                 o,
-                "<p class=\"muted\">Not computed: {}.</p></section>\n",
+                "<p class=\"muted\">Not computed: {}.</p></section>",
                 esc(&e.to_string())
             );
             return;
