@@ -84,6 +84,10 @@ pub struct Args {
     /// Footprint); for types not in `wattprint factors instances`, use --embodied-share.
     #[arg(long, value_name = "TYPE")]
     pub instance_type: Option<String>,
+    /// After the run, also count its hardware, duration and place as another tool would:
+    /// green-algorithms, mlco2, codecarbon, ccf (`wattprint compare RUN` shows them all).
+    #[arg(long, value_name = "PROFILE", value_parser = crate::cmd_show::parse_profile)]
+    pub factors: Option<wattprint_core::profiles::Profile>,
     /// Do not count embodied (manufacturing) emissions.
     #[arg(long, conflicts_with_all = ["embodied_share", "instance_type"])]
     pub no_embodied: bool,
@@ -302,6 +306,12 @@ pub fn run(a: Args) -> Result<i32> {
     );
     if !a.quiet {
         eprint!("{}", summary_of(&done));
+    }
+    if let Some(p) = a.factors {
+        match crate::cmd_show::profile_text(&done.record, p) {
+            Ok(t) => eprint!("{t}"),
+            Err(e) => eprintln!("wattprint: --factors {}: {e:#}", p.as_str()),
+        }
     }
     Ok(code)
 }

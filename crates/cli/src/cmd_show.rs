@@ -26,7 +26,7 @@ pub struct Args {
     pub factors: Option<wattprint_core::profiles::Profile>,
 }
 
-fn parse_profile(s: &str) -> Result<wattprint_core::profiles::Profile, String> {
+pub fn parse_profile(s: &str) -> Result<wattprint_core::profiles::Profile, String> {
     use wattprint_core::profiles::Profile;
     Profile::parse(s).ok_or_else(|| {
         format!(
@@ -37,7 +37,7 @@ fn parse_profile(s: &str) -> Result<wattprint_core::profiles::Profile, String> {
 }
 
 /// `show --factors P`: the run recomputed with a tool's profile, under the measured figures.
-fn profile_text(rec: &RunRecord, p: wattprint_core::profiles::Profile) -> Result<String> {
+pub fn profile_text(rec: &RunRecord, p: wattprint_core::profiles::Profile) -> Result<String> {
     use wattprint_core::profiles::{evaluate, job_from_record, render, Profile};
     let job = job_from_record(rec);
     let base = evaluate(Profile::Wattprint, &job).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -168,3 +168,78 @@ fn show_factors_and_the_report_section() {
     assert!(page.contains("How other tools would count this"));
     assert!(page.contains("ML CO2 Impact") && page.contains("Cloud Carbon Footprint"));
 }
+
+#[test]
+fn run_with_another_tools_factors_prints_its_count() {
+    let h = FakeHost::new();
+    let out = h
+        .cmd()
+        .args([
+            "run",
+            "--location",
+            "gcp:us-central1",
+            "--factors",
+            "ccf",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("as Cloud Carbon Footprint would count it"),
+        "{err}"
+    );
+    assert!(err.contains("1.110"), "CCF's us-central1 PUE: {err}");
+    let out = h
+        .cmd()
+        .args(["run", "--factors", "nope", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn reports_say_not_counted_for_a_run_without_embodied() {
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--no-embodied", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = read_json(&json);
+    assert!(r["emissions_kg"]["embodied"].is_null());
+    assert_eq!(r["embodied_not_counted"], "--no-embodied was given");
+    let id = r["id"].as_str().unwrap().to_string();
+    let md = h
+        .cmd()
+        .args(["report", &id, "--format", "md"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&md.stdout);
+    // Markdown escapes the parentheses
+    assert!(
+        md.contains(r"not counted \(--no-embodied was given\)"),
+        "{md}"
+    );
+    let card = h
+        .cmd()
+        .args(["report", &id, "--format", "model-card"])
+        .output()
+        .unwrap();
+    let card = String::from_utf8_lossy(&card.stdout);
+    assert!(card.contains("operational; embodied not counted"), "{card}");
+    let show = h.cmd().args(["show", &id]).output().unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains("embodied not counted (--no-embodied was given)")
+            || show.contains("not counted (--no-embodied was given)"),
+        "{show}"
+    );
+    assert!(!show.contains("embodied 0.000 mg"), "{show}");
+}
