@@ -243,3 +243,39 @@ fn reports_say_not_counted_for_a_run_without_embodied() {
     );
     assert!(!show.contains("embodied 0.000 mg"), "{show}");
 }
+
+#[test]
+fn report_with_another_tools_factors() {
+    let h = FakeHost::new();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--location", "aws:us-east-1", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let id = read_json(&json)["id"].as_str().unwrap().to_string();
+    let md = h
+        .cmd()
+        .args(["report", &id, "--format", "md", "--factors", "mlco2"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(md.contains("## As ML CO2 Impact would count it"), "{md}");
+    let js = h
+        .cmd()
+        .args(["report", &id, "--format", "json", "--factors", "ga"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&js.stdout).unwrap();
+    assert_eq!(v["profile"]["profile"], "green-algorithms");
+    assert_eq!(v["profile"]["pue"], 1.2);
+    let bad = h
+        .cmd()
+        .args(["report", "--all", "--format", "md", "--factors", "ccf"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

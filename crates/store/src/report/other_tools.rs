@@ -43,3 +43,35 @@ pub fn section(o: &mut String, r: &RunRecord, esc: impl Fn(&str) -> String) {
     }
     o.push_str("</tbody></table></section>\n");
 }
+
+/// `report --factors PROFILE`: the run as that tool counts it next to wattprint's count of the
+/// same job, as Markdown (a section) and as JSON (a value).
+pub fn profile_markdown(r: &RunRecord, p: wattprint_core::profiles::Profile) -> String {
+    use wattprint_core::profiles::{evaluate, Profile};
+    let job = job_from_record(r);
+    let (Ok(base), Ok(res)) = (evaluate(Profile::Wattprint, &job), evaluate(p, &job)) else {
+        return String::new();
+    };
+    let tool = res.tool;
+    format!(
+        "## As {} would count it\n\n{} (processors counted as busy; the run measured {} CO2e).\n\n{}\n",
+        tool,
+        render::describe(&job),
+        render::mass(r.emissions_kg.operational),
+        render::markdown(&[base, res])
+    )
+}
+
+/// The JSON of [`profile_markdown`]: the profile's result with `why`.
+pub fn profile_json(
+    r: &RunRecord,
+    p: wattprint_core::profiles::Profile,
+) -> Option<serde_json::Value> {
+    use wattprint_core::profiles::{evaluate, why, Profile};
+    let job = job_from_record(r);
+    let base = evaluate(Profile::Wattprint, &job).ok()?;
+    let res = evaluate(p, &job).ok()?;
+    let mut v = serde_json::to_value(&res).ok()?;
+    v["why"] = serde_json::json!(why(&base, &res));
+    Some(v)
+}
