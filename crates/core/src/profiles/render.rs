@@ -82,9 +82,9 @@ pub const HEADER: [&str; 8] = [
     "IT kWh",
     "facility kWh",
     "PUE",
-    "gCO2e/kWh (basis)",
-    "operational CO2e",
-    "embodied CO2e",
+    "g/kWh (basis)",
+    "operational",
+    "embodied",
     "why it differs from wattprint",
 ];
 

@@ -163,9 +163,11 @@ fn breakdown_table(
     for (name, en, kg) in rows {
         let _ = write!(
             o,
-            "<tr><td>{name}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            // a "not counted (why)" cell wraps like text; figures stay on one line
+            "<tr><td>{name}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td{}>{}</td><td class=\"n\">{}</td></tr>",
             en.map(fmt_energy_kwh).unwrap_or_else(|| "–".into()),
             en.map(|v| pct(v, facility)).unwrap_or_else(|| "–".into()),
+            if kg.is_ok() { " class=\"n\"" } else { "" },
             esc(&fmt_embodied(&kg)),
             kg.as_ref().map(|k| pct(*k, total_kg)).unwrap_or_else(|_| "–".into()),
         );

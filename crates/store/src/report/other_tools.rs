@@ -28,18 +28,24 @@ pub fn section(o: &mut String, r: &RunRecord, esc: impl Fn(&str) -> String) {
         esc(&render::mass(r.emissions_kg.operational)),
         esc(&r.id.chars().take(8).collect::<String>()),
     );
-    o.push_str("<table><thead><tr>");
-    for h in render::HEADER {
-        let _ = write!(o, "<th>{}</th>", esc(h));
-    }
-    o.push_str("</tr></thead><tbody>");
+    // Four short columns and the reasons on a row of their own, so that the table fits a
+    // printed A4 page.
+    o.push_str("<table><thead><tr><th>tool</th><th>energy</th><th>emissions</th><th>embodied</th></tr></thead><tbody>");
     let base = &results[0];
     for res in &results {
-        o.push_str("<tr>");
-        for c in render::row(base, res) {
-            let _ = write!(o, "<td>{}</td>", esc(&c));
-        }
-        o.push_str("</tr>");
+        let c = render::row(base, res);
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>IT {} kWh, facility {} kWh (PUE {})</td><td>{} at {} g/kWh</td><td>{}</td></tr><tr><td></td><td colspan=\"3\" class=\"muted\">{}</td></tr>",
+            esc(&c[0]),
+            esc(&c[1]),
+            esc(&c[2]),
+            esc(&c[3]),
+            esc(&c[5]),
+            esc(&c[4]),
+            esc(&c[6]),
+            esc(&c[7]),
+        );
     }
     o.push_str("</tbody></table></section>\n");
 }
