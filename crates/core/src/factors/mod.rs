@@ -43,7 +43,7 @@ pub use sources::{source_info, sources, SourceInfo};
 /// Version of the shipped factor set. Recorded in every result so that a number can be traced
 /// back to the exact tables that produced it. Bump it whenever a table under `data/factors/`
 /// changes.
-pub const FACTORS_VERSION: &str = "wattprint-factors-2026.11.1";
+pub const FACTORS_VERSION: &str = "wattprint-factors-2026.12.1";
 
 /// Where a factor comes from.
 ///
