@@ -85,7 +85,7 @@ pub fn job_from_record(r: &RunRecord) -> Job {
     wattprint_core::profiles::job_from_record(r)
 }
 
-fn job_from_args(a: &Args) -> Result<Job> {
+fn job_from_args(a: &Args) -> Result<(Job, Option<RunRecord>)> {
     bounded("--gpu-watts", a.gpu_watts, 1e5)?;
     bounded("--core-watts", a.core_watts, 1e4)?;
     bounded("--cpu-watts", a.cpu_watts, 1e5)?;
@@ -101,10 +101,14 @@ fn job_from_args(a: &Args) -> Result<Job> {
     if a.runs == 0 {
         bail!("--runs 0: give at least 1");
     }
+    let mut record = None;
     let mut j = match (&a.run, &a.duration) {
         (Some(id), None) => {
             let store = crate::store::Store::open_default(crate::env())?;
-            job_from_record(&store.find_run(id)?)
+            let r = store.find_run(id)?;
+            let j = job_from_record(&r);
+            record = Some(r);
+            j
         }
         (None, Some(d)) => {
             let d = parse_duration(d).map_err(|e| anyhow!("--duration: {e}"))?;
@@ -153,7 +157,7 @@ fn job_from_args(a: &Args) -> Result<Job> {
             1.0,
         ));
     }
-    Ok(j)
+    Ok((j, record))
 }
 
 /// The results for a job, or a clear error.
@@ -162,8 +166,21 @@ pub fn compare(job: &Job) -> Result<Vec<ProfileResult>> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let job = job_from_args(&a)?;
+    let (job, record) = job_from_args(&a)?;
     let results = compare(&job)?;
+    // A stored run: what it measured, next to the models (never a zero for "not counted").
+    let measured = record.as_ref().map(|r| {
+        let embodied = wattprint_store::embodied_text::of_record(r);
+        serde_json::json!({
+            "run": r.id,
+            "it_kwh": r.energy_kwh.it.0,
+            "facility_kwh": r.energy_kwh.facility.0,
+            "operational_kg": r.emissions_kg.operational,
+            "embodied_kg": embodied.as_ref().ok(),
+            "embodied_not_counted": embodied.as_ref().err(),
+            "methods": r.methods,
+        })
+    });
     if a.json {
         let base = &results[0];
         let rows: Vec<serde_json::Value> = results
@@ -177,6 +194,7 @@ pub fn run(a: Args) -> Result<i32> {
         let out = serde_json::json!({
             "schema": "wattprint.compare/1",
             "job": render::describe(&job),
+            "measured": measured,
             "profiles": rows,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -188,6 +206,15 @@ pub fn run(a: Args) -> Result<i32> {
         return Ok(0);
     }
     println!("{}", render::describe(&job));
+    if let Some(r) = &record {
+        println!(
+            "measured by the run: IT {} kWh, facility {} kWh, operational {}, embodied {} (the profiles below model the same hardware as busy)",
+            render::sig(r.energy_kwh.it.0),
+            render::sig(r.energy_kwh.facility.0),
+            render::mass(r.emissions_kg.operational),
+            wattprint_store::embodied_text::fmt_embodied(&wattprint_store::embodied_text::of_record(r)),
+        );
+    }
     println!();
     print!("{}", render::text(&results));
     println!(

@@ -116,6 +116,12 @@ fn compare_a_stored_run_and_refuse_bad_input() {
     assert!(v["job"].as_str().unwrap().contains("at FR"), "{v}");
     let ga = &v["profiles"][1];
     assert_eq!(ga["intensity_g_per_kwh"], 51.28);
+    // the run's own measured figures come along
+    assert_eq!(v["measured"]["run"], r["id"]);
+    assert_eq!(
+        v["measured"]["operational_kg"],
+        r["emissions_kg"]["operational"]
+    );
     let text = h.cmd().args(["compare", &id[..8]]).output().unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("why:"));
     for args in [
