@@ -164,6 +164,7 @@ fn main() -> Result<()> {
                         gpu_index: None,
                         uuid: None,
                         idle_power_w: *idle,
+                        factors: Vec::new(),
                     },
                     energy: Joules(e),
                     machine_energy: Joules(e),

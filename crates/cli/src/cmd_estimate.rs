@@ -7,9 +7,9 @@ use anyhow::{bail, Result};
 use serde_json::json;
 use wattprint_core::accounting::Breakdown;
 use wattprint_core::cpu_table::{self, CpuMatch};
-use wattprint_core::estimate::{self, EmbodiedSpec, EstimateInput};
-use wattprint_core::factors::embodied::embodied as embodied_coefficients;
+use wattprint_core::estimate::{self, EstimateInput};
 use wattprint_core::factors::gpu::{gpu_lookup, GpuMatch};
+use wattprint_core::profiles::Profile;
 use wattprint_core::units::{parse_duration, GramsPerKwh};
 
 #[derive(clap::Args)]
@@ -24,13 +24,13 @@ pub struct Args {
     /// Number of GPUs (default 1 when a GPU is given).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub gpus: Option<u32>,
-    /// CPU model, e.g. `Xeon Platinum 8375C` (see `wattprint factors cpu`).
+    /// CPU model, e.g. `Xeon Platinum 8375C` (see `wattprint factors cpu QUERY`).
     #[arg(long, value_name = "MODEL", conflicts_with = "cpu_watts")]
     pub cpu: Option<String>,
     /// Power per CPU socket in watts, instead of a model.
     #[arg(long, value_name = "W")]
     pub cpu_watts: Option<f64>,
-    /// Number of CPU sockets (default 1 when a CPU is given).
+    /// Number of CPU sockets (default 1 when a CPU is given); also counted in embodied emissions.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub cpus: Option<u32>,
     /// Number of CPU cores (Green Algorithms style), with --core-watts.
@@ -39,15 +39,21 @@ pub struct Args {
     /// Power per core in watts (default: Green Algorithms "Any", 12 W).
     #[arg(long, value_name = "W")]
     pub core_watts: Option<f64>,
-    /// Memory in GB (0.3725 W/GB, Green Algorithms).
+    /// Memory in GB (0.3725 W/GB, Green Algorithms); with --embodied, the server's DRAM.
     #[arg(long, value_name = "GB")]
     pub memory: Option<f64>,
     /// Any other constant draw of the whole system, W.
     #[arg(long, value_name = "W")]
     pub watts: Option<f64>,
-    /// Processor utilisation 0–1 (default 1).
+    /// Processor utilisation 0–1 (default 1): the usage factor of both CPU and GPUs.
     #[arg(long, value_name = "U", default_value_t = 1.0)]
     pub utilization: f64,
+    /// CPU usage factor 0–1 (Green Algorithms), overriding --utilization for the CPU.
+    #[arg(long, value_name = "U")]
+    pub cpu_usage: Option<f64>,
+    /// GPU usage factor 0–1 (Green Algorithms), overriding --utilization for the GPUs.
+    #[arg(long, value_name = "U")]
+    pub gpu_usage: Option<f64>,
     /// Duration of one run: `72h`, `14.8d`, `90m`, or seconds.
     #[arg(long, value_name = "DURATION")]
     pub duration: String,
@@ -62,10 +68,22 @@ pub struct Args {
     /// Include embodied emissions (defaults from the shipped data).
     #[arg(long)]
     pub embodied: bool,
+    /// SSD drives in the server, for embodied emissions (Cloud Carbon Footprint counts drives:
+    /// 100 kgCO2e each).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub ssds: Option<u32>,
+    /// Hard-disk drives in the server, for embodied emissions (50 kgCO2e each).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
+    pub hdds: Option<u32>,
+    /// Cloud instance type (`m5.large`, `p4d.24xlarge`, `Standard_NC24`, `a2-highgpu-8g`): its
+    /// embodied emissions are the host platform's times the instance's vCPU share (Cloud Carbon
+    /// Footprint). Implies --embodied. `aws:`/`azure:`/`gcp:` prefix to pick a provider.
+    #[arg(long, value_name = "TYPE")]
+    pub instance_type: Option<String>,
     /// Servers whose embodied emissions are allocated (default 1).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub servers: Option<u32>,
-    /// Embodied emissions per server (excluding GPUs), kgCO2e.
+    /// Embodied emissions per server (excluding GPUs), kgCO2e, instead of counting its parts.
     #[arg(long, value_name = "KG")]
     pub embodied_kg_per_server: Option<f64>,
     /// Embodied emissions per GPU, kgCO2e.
@@ -77,9 +95,76 @@ pub struct Args {
     /// Fraction of its lifetime the hardware is in use (0–1].
     #[arg(long, value_name = "R")]
     pub use_rate: Option<f64>,
+    /// Count with another tool's datasets and conventions: wattprint (default),
+    /// green-algorithms, mlco2, codecarbon, ccf (see `wattprint compare` for all of them).
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    pub factors: Option<Profile>,
     /// Machine-readable output: the run record's energy_kwh/emissions_kg plus assumptions.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::parse(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not a profile; one of {}",
+            Profile::ALL.map(|p| p.as_str()).join(", ")
+        )
+    })
+}
+
+/// `estimate --factors PROFILE`: the job as that tool counts it.
+fn print_profile(a: &Args, input: &EstimateInput, location: &str) -> Result<i32> {
+    use wattprint_core::profiles::{evaluate, render, Job};
+    let mut j = Job::new(input.duration.as_secs_f64() / 3600.0, location);
+    j.runs = input.runs;
+    j.gpus = input.gpus;
+    j.gpu_model = a.gpu.clone();
+    j.gpu_watts = a.gpu_watts;
+    j.cores = input.cores;
+    j.core_watts = input.core_watts;
+    j.sockets = input.cpus;
+    j.socket_watts = input.cpu_watts;
+    j.memory_gb = input.memory_gb;
+    j.cpu_usage = input.cpu_usage.unwrap_or(input.utilization);
+    j.gpu_usage = input.gpu_usage.unwrap_or(input.utilization);
+    j.pue = a.carbon.pue;
+    j.embodied = input.embodied.clone();
+    let Some(p) = a.factors else { return Ok(0) };
+    let base = evaluate(Profile::Wattprint, &j).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = evaluate(p, &j).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["schema"] = json!("wattprint.estimate-profile/1");
+        v["why"] = json!(wattprint_core::profiles::why(&base, &r));
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if let Err(why) = &r.applicable {
+        bail!("{} cannot count this job: {why}", r.tool);
+    }
+    let cells = render::row(&base, &r);
+    println!("Estimate as {} counts it: {}", r.tool, render::describe(&j));
+    println!(
+        "  energy   IT {} kWh × PUE {} = {} kWh",
+        cells[1], cells[3], cells[2]
+    );
+    println!(
+        "  emissions {} CO2e at {} g/kWh; embodied {}",
+        cells[5], cells[4], cells[6]
+    );
+    println!("factors:");
+    for x in &r.factors {
+        println!(
+            "  {} = {} {} — {}",
+            x.name,
+            render::sig(x.value),
+            x.unit,
+            x.source
+        );
+    }
+    println!("why it differs from wattprint: {}", cells[7]);
+    Ok(0)
 }
 
 /// A count: a whole number ≥ 0.
@@ -99,7 +184,8 @@ fn gpu_power(model: &str) -> Result<(String, f64, String)> {
         GpuMatch::Found(g) => Ok((
             g.name.clone(),
             g.tdp_w,
-            crate::carbon_args::describe(&g.provenance),
+            // with the row's notes: a repaired upstream value says so (e.g. V100 PCIe)
+            crate::carbon_args::describe_full(&g.provenance),
         )),
         GpuMatch::Ambiguous(c) => bail!(
             "--gpu `{model}` matches several models; which one?\n  {}\ngive one of these names (e.g. --gpu \"{}\"), or --gpu-watts W",
@@ -168,6 +254,7 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     let carbon = a.carbon.resolve()?;
+    let mut warnings_pre: Vec<String> = Vec::new();
     let mut input = EstimateInput::new(
         duration,
         carbon.pue,
@@ -225,6 +312,8 @@ pub fn run(a: Args) -> Result<i32> {
         hardware.push(format!("{w} W other"));
     }
     input.utilization = a.utilization;
+    input.cpu_usage = a.cpu_usage;
+    input.gpu_usage = a.gpu_usage;
     input.runs = a.runs;
     input.static_kwh = a.static_kwh.unwrap_or(0.0);
 
@@ -233,58 +322,70 @@ pub fn run(a: Args) -> Result<i32> {
         || a.embodied_kg_per_server.is_some()
         || a.embodied_kg_per_gpu.is_some()
         || a.lifetime.is_some()
-        || a.use_rate.is_some();
+        || a.use_rate.is_some()
+        || a.ssds.is_some()
+        || a.hdds.is_some()
+        || a.instance_type.is_some();
+    let embodied_note: Option<String>;
     if wants_embodied {
-        let d = embodied_coefficients();
-        let lifetime = match &a.lifetime {
-            Some(l) => parse_duration(l).map_err(|e| anyhow::anyhow!("--lifetime: {e}"))?,
-            None => std::time::Duration::from_secs_f64(d.lifetime_hours * 3600.0),
-        };
-        let use_rate = a.use_rate.unwrap_or(1.0);
-        if !(use_rate > 0.0 && use_rate <= 1.0) {
-            bail!("--use-rate {use_rate}: must be in (0, 1], e.g. 0.85");
+        let spec = crate::embodied_args::EmbodiedArgs {
+            instance_type: a.instance_type.clone(),
+            servers: a.servers,
+            kg_per_server: a.embodied_kg_per_server,
+            kg_per_gpu: a.embodied_kg_per_gpu,
+            lifetime: a.lifetime.clone(),
+            use_rate: a.use_rate,
+            sockets: a.cpus.unwrap_or(1),
+            memory_gb: a.memory.unwrap_or(0.0),
+            gpus: a
+                .gpus
+                .unwrap_or(if a.gpu.is_some() || a.gpu_watts.is_some() {
+                    1
+                } else {
+                    0
+                }),
+            ssds: a.ssds.unwrap_or(0),
+            hdds: a.hdds.unwrap_or(0),
         }
-        let mut src = Vec::new();
-        src.push(match a.embodied_kg_per_server {
-            Some(_) => "per-server kg given by the user".to_string(),
-            None => format!(
-                "server {} kgCO2e (wattprint factors embodied: server_base)",
-                d.server_base_kg
-            ),
-        });
-        src.push(match a.embodied_kg_per_gpu {
-            Some(_) => "per-GPU kg given by the user".to_string(),
-            None => format!(
-                "GPU {} kgCO2e each (wattprint factors embodied: gpu)",
-                d.per_gpu_kg
-            ),
-        });
-        src.push(match a.lifetime {
-            Some(_) => "lifetime given by the user".to_string(),
-            None => format!(
-                "lifetime {} h (wattprint factors embodied: lifetime_hours)",
-                d.lifetime_hours
-            ),
-        });
-        input.embodied = Some(EmbodiedSpec {
-            servers: a.servers.unwrap_or(1),
-            kg_per_server: a.embodied_kg_per_server.unwrap_or(d.server_base_kg),
-            gpus: input.gpus,
-            kg_per_gpu: a.embodied_kg_per_gpu.unwrap_or(d.per_gpu_kg),
-            lifetime,
-            use_rate,
-            source: src.join("; "),
-        });
+        .spec()?;
+        embodied_note = Some(spec.1);
+        input.embodied = Some(spec.0);
+    } else {
+        embodied_note = Some(
+            "embodied: not counted (estimates count them with --embodied or --instance-type)"
+                .to_string(),
+        );
+    }
+    if input.embodied.is_some() && input.cpus > 0 && input.cpu_watts.is_none() {
+        // Sockets given only for the server's embodied emissions: no CPU power to count.
+        warnings_pre.push(format!(
+            "CPU energy not counted: {} socket(s) given without --cpu or --cpu-watts (used for embodied emissions only)",
+            input.cpus
+        ));
+        input.cpus = 0;
     }
 
     let b: Breakdown = estimate::estimate(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.factors.is_some_and(|p| p != Profile::Wattprint) {
+        return print_profile(&a, &input, &carbon.location.code);
+    }
     let mut warnings = carbon.warnings.clone();
+    warnings.extend(warnings_pre);
     warnings.extend(b.warnings.iter().cloned());
+    let embodied_counted = input.embodied.is_some();
     if a.json {
+        let mut emissions = serde_json::to_value(b.emissions_kg)?;
+        if !embodied_counted {
+            emissions["embodied"] = serde_json::Value::Null;
+        }
         let v = json!({
             "schema": "wattprint.estimate/1",
             "energy_kwh": b.energy_kwh,
-            "emissions_kg": b.emissions_kg,
+            "emissions_kg": emissions,
+            "embodied": {
+                "counted": embodied_counted,
+                "note": embodied_note,
+            },
             "equivalents": b.equivalents,
             "assumptions": b.assumptions,
             "pue": b.pue,
@@ -320,15 +421,23 @@ pub fn run(a: Args) -> Result<i32> {
         fmt_energy_kwh(e.facility.0)
     );
     let m = &b.emissions_kg;
+    let embodied_text = if embodied_counted {
+        format!("+ embodied {}", fmt_mass_kg(m.embodied))
+    } else {
+        "; embodied: not counted (estimates count them with --embodied or --instance-type)"
+            .to_string()
+    };
     crate::stdout_ln!(
-        "  emissions {} CO2e = operational {} (dynamic {}, static {}, infrastructure {}) + embodied {}",
+        "  emissions {} CO2e = operational {} (dynamic {}, static {}, infrastructure {}) {embodied_text}",
         fmt_mass_kg(m.total),
         fmt_mass_kg(m.operational),
         fmt_mass_kg(m.dynamic),
         fmt_mass_kg(m.static_),
         fmt_mass_kg(m.infrastructure),
-        fmt_mass_kg(m.embodied)
     );
+    if let (true, Some(n)) = (embodied_counted, &embodied_note) {
+        println!("  {n}");
+    }
     let q = &b.equivalents;
     crate::stdout_ln!(
         "  ≈ {} km by car · {} tree-months · {} Paris–London flights · {} phone charges",

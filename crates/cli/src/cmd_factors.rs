@@ -34,6 +34,11 @@ pub enum Table {
     Embodied,
     /// PUE values: default, provider fleet averages, per region, alternatives.
     Pue,
+    /// CPU model → TDP per socket (CodeCarbon and Green Algorithms tables); needs a QUERY.
+    Cpu,
+    /// Cloud instance types → host platform embodied kgCO2e and vCPU share (Cloud Carbon
+    /// Coefficients).
+    Instances,
 }
 
 #[derive(clap::Args)]
@@ -119,7 +124,7 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
     match args.table {
         None => {
             if q.is_some() {
-                bail!("a query needs a table: wattprint factors intensity|cloud|gpu|embodied|pue QUERY");
+                bail!("a query needs a table: wattprint factors intensity|cloud|gpu|embodied|pue|cpu|instances QUERY");
             }
             print_summary(o, args.json)
         }
@@ -134,6 +139,83 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
             for e in embodied_table() {
                 outln!(o, "{:<18} {:>10.4} {}", e.component, e.value, e.unit);
                 print_provenance(o, "source", &e.provenance);
+            }
+            Ok(0)
+        }
+        Some(Table::Cpu) => {
+            let Some(q) = q else {
+                bail!("`wattprint factors cpu` needs a QUERY (e.g. `wattprint factors cpu 8375C`): the table has {} models", wattprint_core::cpu_table::entries().len());
+            };
+            let rows: Vec<_> = wattprint_core::cpu_table::search(q)
+                .into_iter()
+                .take(200)
+                .map(|(model, tdp_w, source)| serde_json::json!({"model": model, "tdp_w": tdp_w, "source": source}))
+                .collect();
+            if rows.is_empty() {
+                bail!("no CPU model matches '{q}'; give a model number such as 8375C or 6248");
+            }
+            if args.json {
+                return print_json(o, "cpu", rows);
+            }
+            outln!(
+                o,
+                "CPU TDP per socket ({FACTORS_VERSION}); at most 200 rows"
+            );
+            for r in &rows {
+                outln!(
+                    o,
+                    "{:<48} {:>6} W  {}",
+                    r["model"].as_str().unwrap_or_default(),
+                    r["tdp_w"],
+                    r["source"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(0)
+        }
+        Some(Table::Instances) => {
+            let rows: Vec<_> = wattprint_core::factors::instances::instance_table()
+                .iter()
+                .filter(|r| {
+                    q.is_none_or(|q| {
+                        let q = q.to_ascii_lowercase();
+                        r.provider == q
+                            || r.instance_type.to_ascii_lowercase().contains(&q)
+                            || format!("{}:{}", r.provider, r.instance_type.to_ascii_lowercase())
+                                .contains(&q)
+                    })
+                })
+                .collect();
+            if rows.is_empty() {
+                bail!(
+                    "no instance type matches '{}'; try a family such as m5 or a provider (aws, azure, gcp)",
+                    q.unwrap_or_default()
+                );
+            }
+            if args.json {
+                return print_json(o, "instances", rows);
+            }
+            outln!(
+                o,
+                "Cloud instance embodied emissions ({FACTORS_VERSION}; ccf-coefficients @ b0032d9, Apache-2.0)"
+            );
+            outln!(
+                o,
+                "{:<7} {:<28} {:>12} {:>10}",
+                "cloud",
+                "type",
+                "platform kg",
+                "vCPU share"
+            );
+            for r in rows {
+                outln!(
+                    o,
+                    "{:<7} {:<28} {:>12.2} {:>4}/{:<5}",
+                    r.provider,
+                    r.instance_type,
+                    r.total_kg,
+                    r.instance_vcpu,
+                    r.platform_vcpu
+                );
             }
             Ok(0)
         }
@@ -267,6 +349,16 @@ fn print_summary(o: &mut String, json: bool) -> Result<i32> {
     );
     outln!(
         o,
+        "  cpu        {} models   wattprint factors cpu QUERY",
+        wattprint_core::cpu_table::entries().len()
+    );
+    outln!(
+        o,
+        "  instances  {} cloud instance types   wattprint factors instances [TYPE|PROVIDER]",
+        wattprint_core::factors::instances::instance_table().len()
+    );
+    outln!(
+        o,
         "Defaults: world average {} gCO2e/kWh ({}); PUE {pue} for unknown/on-premise ({} {}).",
         world.g_per_kwh,
         world.provenance,
@@ -351,9 +443,10 @@ fn intensity(o: &mut String, q: Option<&str>, year: Option<u16>, json: bool) -> 
             outln!(o);
             outln!(
                 o,
-                "{} {} gCO2e/kWh, data year {}: {}",
+                "{} {} gCO2e/kWh ({} basis), data year {}: {}",
                 r.code,
                 r.g_per_kwh,
+                r.provenance.scope,
                 year_str(r.year),
                 r.name
             );
@@ -480,7 +573,12 @@ fn cloud_detail(o: &mut String, c: &CloudRegion, json: bool) -> Result<i32> {
     if let Some(z) = &c.zone {
         outln!(o, "  grid zone: {z} (see wattprint factors intensity {z})");
     }
-    outln!(o, "  grid intensity: {} gCO2e/kWh", c.intensity_g_per_kwh);
+    outln!(
+        o,
+        "  grid intensity: {} gCO2e/kWh ({} basis)",
+        c.intensity_g_per_kwh,
+        c.intensity_provenance.scope
+    );
     print_provenance(o, "source", &c.intensity_provenance);
     outln!(o, "  PUE: {}", c.pue);
     print_provenance(o, "source", &c.pue_provenance);

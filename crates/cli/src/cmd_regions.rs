@@ -89,9 +89,28 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
         ctx.push(format!("area: {a}"));
     }
     if let Some(r) = &report.reference {
+        let others: Vec<String> = r
+            .by_basis
+            .iter()
+            .filter(|(b, _)| *b != r.basis)
+            .map(|(b, g)| format!("{b} {g}"))
+            .collect();
         ctx.push(format!(
-            "reference: {} {} = {:.1} gCO2e/kWh ({} x PUE {})",
-            r.code, r.name, r.effective_g_per_kwh, r.intensity, r.pue
+            "reference: {} {} = {:.1} gCO2e/kWh ({} {} x PUE {}{})",
+            r.code,
+            r.name,
+            r.effective_g_per_kwh,
+            r.basis,
+            r.intensity,
+            r.pue,
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; also {}, each region compared on its own basis",
+                    others.join(", ")
+                )
+            }
         ));
     }
     if let Some(e) = report.kwh {
@@ -105,8 +124,8 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
     let has_ref = report.reference.is_some();
     let has_kwh = report.kwh.is_some();
     let mut head = format!(
-        "{:>3}  {:<30} {:>9} {:>6} {:>9}",
-        "#", "region", "gCO2e/kWh", "PUE", "effective"
+        "{:>3}  {:<30} {:>9} {:<10} {:>6} {:>9}",
+        "#", "region", "gCO2e/kWh", "basis", "PUE", "effective"
     );
     if has_ref {
         head.push_str(&format!(" {:>8}", "saving"));
@@ -122,29 +141,48 @@ fn run_into(o: &mut String, args: Args) -> Result<i32> {
     for (i, row) in report.rows.iter().enumerate() {
         let r = &row.rank;
         let mut line = format!(
-            "{:>3}  {:<30} {:>9.2} {:>6} {:>9.2}",
+            "{:>3}  {:<30} {:>9.2} {:<10} {:>6} {:>9.2}",
             i + 1,
             r.id,
             r.intensity,
+            r.basis,
             r.pue,
             r.effective_g_per_kwh
         );
         if has_ref {
-            let pct = row
-                .saving
-                .and_then(|s| s.percent)
-                .map_or_else(|| "-".to_string(), |p| format!("{p:.1}%"));
+            let pct = if row.bases_differ {
+                "bases≠".to_string()
+            } else {
+                row.saving
+                    .and_then(|s| s.percent)
+                    .map_or_else(|| "-".to_string(), |p| format!("{p:.1}%"))
+            };
             line.push_str(&format!(" {pct:>8}"));
         }
         if has_kwh {
             line.push_str(&format!(" {:>10.3}", row.emissions_kg.unwrap_or_default()));
             if has_ref {
-                let kg = row.saving.and_then(|s| s.kg).unwrap_or_default();
-                line.push_str(&format!(" {kg:>10.3}"));
+                let kg = row
+                    .saving
+                    .and_then(|s| s.kg)
+                    .map_or_else(|| "-".to_string(), |k| format!("{k:.3}"));
+                line.push_str(&format!(" {kg:>10}"));
             }
         }
         line.push_str(&format!("  {}", r.name));
         outln!(o, "{line}");
+    }
+    if report.reference.is_some() && report.rows.iter().any(|r| r.rank.basis == "unstated") {
+        outln!(
+            o,
+            "unstated basis: the dataset does not say whether its figure is direct or life-cycle; compared with the reference's main figure"
+        );
+    }
+    if report.rows.iter().any(|r| r.bases_differ) {
+        outln!(
+            o,
+            "bases≠: the reference has no intensity on this region's basis (direct vs life-cycle); no saving is claimed"
+        );
     }
     outln!(
         o,

@@ -44,6 +44,10 @@ pub struct Args {
     /// `training_type` tag when they all share one, else left out.
     #[arg(long, value_name = "TYPE")]
     pub training_type: Option<String>,
+    /// With a RUN (md and json): add the run counted as another tool would count it
+    /// (green-algorithms, mlco2, codecarbon, ccf); the HTML report shows every tool already.
+    #[arg(long, value_name = "PROFILE", value_parser = crate::cmd_show::parse_profile)]
+    pub factors: Option<wattprint_core::profiles::Profile>,
 }
 
 /// `--since` as an RFC 3339 UTC time comparable with stored start times.
@@ -167,16 +171,46 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
     res.with_context(|| format!("writing the report to {}", path.display()))
 }
 
+/// `--factors P`: the run as that tool counts it, added to a Markdown or JSON run report.
+fn with_profile(
+    rep: &Report,
+    format: Format,
+    p: wattprint_core::profiles::Profile,
+    mut text: String,
+) -> Result<String> {
+    use wattprint_store::report::other_tools;
+    let report::Subject::Run(run) = &rep.subject else {
+        anyhow::bail!("--factors applies to a run report: give a RUN");
+    };
+    match format {
+        Format::Md => {
+            text.push('\n');
+            text.push_str(&other_tools::profile_markdown(&run.record, p));
+        }
+        Format::Json => {
+            let mut v: serde_json::Value = serde_json::from_str(&text)?;
+            v["profile"] = other_tools::profile_json(&run.record, p).unwrap_or_default();
+            text = serde_json::to_string_pretty(&v)? + "\n";
+        }
+        Format::Html => {} // the HTML run report has every tool's count
+        Format::ModelCard => anyhow::bail!("--factors does not apply to --format model-card"),
+    }
+    Ok(text)
+}
+
 pub fn run(a: Args) -> Result<i32> {
     let store = Store::open_default_for_reading(crate::env())?;
     let rep = build(&store, &a)?;
-    let text = render(
+    let mut text = render(
         &rep,
         a.format,
         &CardOptions {
             training_type: a.training_type.clone(),
         },
     )?;
+    if let Some(p) = a.factors {
+        text = with_profile(&rep, a.format, p, text)?;
+    }
     match &a.output {
         Some(p) => {
             write_file(p, &text)?;

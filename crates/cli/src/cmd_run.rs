@@ -78,8 +78,17 @@ pub struct Args {
     /// the job's share of the measured energy in process scope.
     #[arg(long, value_name = "F")]
     pub embodied_share: Option<f64>,
+    /// Cloud instance type (`m5.large`, `aws:m5.large`, `Standard_NC24`, `a2-highgpu-8g`):
+    /// embodied emissions of its host platform × the instance's vCPU share (Cloud Carbon
+    /// Footprint); for types not in `wattprint factors instances`, use --embodied-share.
+    #[arg(long, value_name = "TYPE")]
+    pub instance_type: Option<String>,
+    /// After the run, also count its hardware, duration and place as another tool would:
+    /// green-algorithms, mlco2, codecarbon, ccf (`wattprint compare RUN` shows them all).
+    #[arg(long, value_name = "PROFILE", value_parser = crate::cmd_show::parse_profile)]
+    pub factors: Option<wattprint_core::profiles::Profile>,
     /// Do not count embodied (manufacturing) emissions.
-    #[arg(long, conflicts_with = "embodied_share")]
+    #[arg(long, conflicts_with_all = ["embodied_share", "instance_type"])]
     pub no_embodied: bool,
     /// Live intensity provider to value the run hour by hour (default: as configured by
     /// environment; see `wattprint when --help`). Without one, the static factor is used.
@@ -177,6 +186,7 @@ impl Args {
                 grace: parse_duration(&self.grace).map_err(|e| anyhow::anyhow!("--grace: {e}"))?,
             },
             embodied_share: self.embodied_share,
+            instance_type: self.instance_type.clone(),
             no_embodied: self.no_embodied,
             provider: self.provider.map(Into::into),
             zone: self.zone.clone(),
@@ -295,6 +305,12 @@ pub fn run(a: Args) -> Result<i32> {
     );
     if !a.quiet {
         eprint!("{}", summary_of(&done));
+    }
+    if let Some(p) = a.factors {
+        match crate::cmd_show::profile_text(&done.record, p) {
+            Ok(t) => eprint!("{t}"),
+            Err(e) => eprintln!("wattprint: --factors {}: {e:#}", p.as_str()),
+        }
     }
     Ok(code)
 }

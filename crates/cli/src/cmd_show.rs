@@ -20,6 +20,52 @@ pub struct Args {
     /// cache), replacing forecast values that have been published since, and save it.
     #[arg(long)]
     pub revalue: bool,
+    /// Also count the run's hardware, duration and place as another tool would:
+    /// green-algorithms, mlco2, codecarbon, ccf (`wattprint compare RUN` shows them all).
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    pub factors: Option<wattprint_core::profiles::Profile>,
+}
+
+pub fn parse_profile(s: &str) -> Result<wattprint_core::profiles::Profile, String> {
+    use wattprint_core::profiles::Profile;
+    Profile::parse(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not a profile; one of {}",
+            Profile::ALL.map(|p| p.as_str()).join(", ")
+        )
+    })
+}
+
+/// `show --factors P`: the run recomputed with a tool's profile, under the measured figures.
+pub fn profile_text(rec: &RunRecord, p: wattprint_core::profiles::Profile) -> Result<String> {
+    use wattprint_core::profiles::{evaluate, job_from_record, render, Profile};
+    let job = job_from_record(rec);
+    let base = evaluate(Profile::Wattprint, &job).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = evaluate(p, &job).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let c = render::row(&base, &r);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "
+as {} would count it ({}, processors busy)",
+        r.tool,
+        render::describe(&job)
+    );
+    if let Err(why) = &r.applicable {
+        let _ = writeln!(o, "  not counted: {why}");
+        return Ok(o);
+    }
+    kv(&mut o, "IT energy", format!("{} kWh", c[1]));
+    kv(
+        &mut o,
+        "facility energy",
+        format!("{} kWh (PUE {})", c[2], c[3]),
+    );
+    kv(&mut o, "intensity", format!("{} g/kWh", c[4]));
+    kv(&mut o, "operational", c[5].clone());
+    kv(&mut o, "embodied", c[6].clone());
+    kv(&mut o, "why", c[7].clone());
+    Ok(o)
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -42,6 +88,9 @@ pub fn run(a: Args) -> Result<i32> {
         let status = store.status_label(&rec);
         crate::stdout_print!("{}", crate::summary::summary_text_as(&rec, &[], &status));
         crate::stdout_print!("{}", details_text(&rec, &series, &status));
+        if let Some(p) = a.factors {
+            crate::stdout_print!("{}", profile_text(&rec, p)?);
+        }
     }
     Ok(0)
 }
@@ -228,7 +277,11 @@ fn breakdown_section(o: &mut String, r: &RunRecord) {
     kv(o, "static (idle)", fmt_mass_kg(m.static_));
     kv(o, "infrastructure", fmt_mass_kg(m.infrastructure));
     kv(o, "operational", fmt_mass_kg(m.operational));
-    kv(o, "embodied", fmt_mass_kg(m.embodied));
+    kv(
+        o,
+        "embodied",
+        wattprint_store::embodied_text::fmt_embodied(&wattprint_store::embodied_text::of_record(r)),
+    );
     kv(o, "total", fmt_mass_kg(m.total));
 }
 

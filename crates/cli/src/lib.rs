@@ -7,6 +7,7 @@ pub mod carbon_args;
 pub mod child;
 pub mod cmd_admin;
 pub mod cmd_agent;
+pub mod cmd_compare;
 pub mod cmd_doctor;
 pub mod cmd_estimate;
 pub mod cmd_export;
@@ -22,6 +23,7 @@ pub mod cmd_serve;
 pub mod cmd_show;
 pub mod cmd_sync;
 pub mod cmd_when;
+pub mod embodied_args;
 pub mod live;
 
 // The store, interchange, reports and summaries live in wattprint-store; the session, its
@@ -85,6 +87,9 @@ enum Command {
     Estimate(cmd_estimate::Args),
     /// List and search the shipped factors, with their sources.
     Factors(cmd_factors::Args),
+    /// The same job as Green Algorithms, ML CO2 Impact, CodeCarbon and Cloud Carbon Footprint
+    /// would count it, and why they differ (offline; a stored run or estimate flags).
+    Compare(cmd_compare::Args),
     /// Rank cloud regions by carbon intensity × PUE.
     Regions(cmd_regions::Args),
     /// The cleanest time to start a job, from a carbon-intensity forecast.
@@ -171,6 +176,7 @@ pub fn cli_main() -> std::process::ExitCode {
         Command::Import(a) => cmd_import::run(a),
         Command::Estimate(a) => cmd_estimate::run(a),
         Command::Factors(a) => cmd_factors::run(a),
+        Command::Compare(a) => cmd_compare::run(a),
         Command::Regions(a) => cmd_regions::run(a),
         Command::When(a) => cmd_when::run(a),
         Command::Report(a) => cmd_report::run(a),

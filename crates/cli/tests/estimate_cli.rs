@@ -248,3 +248,253 @@ fn run_records_the_cloud_region_with_sources() {
         .iter()
         .any(|w| w.as_str().unwrap().contains("location unknown")));
 }
+
+/// Embodied kg of `estimate … --json` with zero operational emissions.
+fn embodied_kg(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "estimate",
+        "--duration",
+        "720h",
+        "--intensity",
+        "0",
+        "--pue",
+        "1",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    json(&args)
+}
+
+#[test]
+fn embodied_counts_sockets_memory_gpus_and_drives_like_ccf() {
+    // CCF ccf-coefficients m5.metal: 2 sockets, 384 GB → 1 610.79 kg; 720 h of 35 040 h.
+    let expect = 1610.79 * 720.0 / 35040.0;
+    for extra in [
+        &["--embodied", "--cpus", "2", "--memory", "384"][..],
+        &["--instance-type", "m5.metal"][..],
+        &["--instance-type", "aws:m5.metal"][..],
+    ] {
+        let v = embodied_kg(extra);
+        let e = v["emissions_kg"]["embodied"].as_f64().unwrap();
+        assert!((e - expect).abs() < 1e-4, "{extra:?}: {e} vs {expect}: {v}");
+        assert_eq!(format!("{e:.3}"), "33.098");
+    }
+    // More sockets and memory cost more (the audit found them ignored).
+    let small = embodied_kg(&["--embodied", "--cpus", "1", "--memory", "16"]);
+    let big = embodied_kg(&["--embodied", "--cpus", "4", "--memory", "4096"]);
+    let s = small["emissions_kg"]["embodied"].as_f64().unwrap();
+    let b = big["emissions_kg"]["embodied"].as_f64().unwrap();
+    assert!((s - 1000.0 * 720.0 / 35040.0).abs() < 1e-9, "{s}");
+    let want = (1000.0 + 300.0 + 533.0 / 384.0 * 4080.0) * 720.0 / 35040.0;
+    assert!((b - want).abs() < 1e-6, "{b} vs {want}");
+    // p3.16xlarge by parts (GPU instance): 2 sockets, 768 GB, 8 GPUs, 2 SSDs = 3 543.79 kg.
+    let v = embodied_kg(&[
+        "--embodied",
+        "--cpus",
+        "2",
+        "--memory",
+        "768",
+        "--gpus",
+        "8",
+        "--gpu-watts",
+        "0",
+        "--ssds",
+        "2",
+    ]);
+    let e = v["emissions_kg"]["embodied"].as_f64().unwrap();
+    assert!((e - 3543.79 * 720.0 / 35040.0).abs() < 1e-4, "{e}");
+    // d2.8xlarge by parts: 24 HDDs.
+    let v = embodied_kg(&[
+        "--embodied",
+        "--cpus",
+        "2",
+        "--memory",
+        "244",
+        "--hdds",
+        "24",
+    ]);
+    let e = v["emissions_kg"]["embodied"].as_f64().unwrap();
+    assert!((e - 2616.47 * 720.0 / 35040.0).abs() < 1e-4, "{e}");
+    // m5.large: the host platform × 2/96 vCPU (CCF's share).
+    let v = embodied_kg(&["--instance-type", "m5.large"]);
+    let e = v["emissions_kg"]["embodied"].as_f64().unwrap();
+    assert!(
+        (e - 1610.79 * 720.0 / 35040.0 * 2.0 / 96.0).abs() < 1e-9,
+        "{e}"
+    );
+    assert!(
+        v["embodied"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("2 / 96 vCPU"),
+        "{v}"
+    );
+}
+
+#[test]
+fn embodied_not_counted_is_said_never_zero() {
+    let v = json(&["estimate", "--watts", "100", "--duration", "1h", "--json"]);
+    assert!(v["emissions_kg"]["embodied"].is_null(), "{v}");
+    assert_eq!(v["embodied"]["counted"], false);
+    assert!(v["embodied"]["note"]
+        .as_str()
+        .unwrap()
+        .contains("not counted"));
+    let out = wp()
+        .args(["estimate", "--watts", "100", "--duration", "1h"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("embodied: not counted ("), "{text}");
+    assert!(!text.contains("embodied 0"), "{text}");
+}
+
+#[test]
+fn unknown_instance_type_and_separate_usage_factors() {
+    let out = wp()
+        .args([
+            "estimate",
+            "--duration",
+            "1h",
+            "--instance-type",
+            "zz9.plural",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("zz9.plural") && err.contains("--embodied-kg-per-server"),
+        "{err}"
+    );
+    // --cpu-usage and --gpu-usage apart (Green Algorithms): 10 cores × 12 W × 0.5 + 1 GPU ×
+    // 300 W × 0.25 for 10 h = 0.6 + 0.75 kWh.
+    let v = json(&[
+        "estimate",
+        "--cores",
+        "10",
+        "--gpus",
+        "1",
+        "--gpu-watts",
+        "300",
+        "--cpu-usage",
+        "0.5",
+        "--gpu-usage",
+        "0.25",
+        "--duration",
+        "10h",
+        "--pue",
+        "1",
+        "--intensity",
+        "100",
+        "--json",
+    ]);
+    assert!(close(v["energy_kwh"]["cpu"].as_f64().unwrap(), 0.6), "{v}");
+    assert!(close(v["energy_kwh"]["gpu"].as_f64().unwrap(), 0.75), "{v}");
+    let names: Vec<&str> = v["assumptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"cpu_usage_factor") && names.contains(&"gpu_usage_factor"),
+        "{names:?}"
+    );
+    // --utilization stays a shortcut for both.
+    let v = json(&[
+        "estimate",
+        "--cores",
+        "10",
+        "--gpus",
+        "1",
+        "--gpu-watts",
+        "300",
+        "--utilization",
+        "0.5",
+        "--duration",
+        "10h",
+        "--pue",
+        "1",
+        "--intensity",
+        "100",
+        "--json",
+    ]);
+    assert!(close(v["energy_kwh"]["gpu"].as_f64().unwrap(), 1.5), "{v}");
+}
+
+#[test]
+fn estimate_with_another_tools_factors() {
+    // ML CO2 Impact ML-3: V100 PCIe (its own row, 300 W) 100 h in gcp us-central1 (566.3 g).
+    let v = json(&[
+        "estimate",
+        "--gpu",
+        "v100 pcie 16gb",
+        "--duration",
+        "100h",
+        "--location",
+        "gcp:us-central1",
+        "--factors",
+        "mlco2",
+        "--json",
+    ]);
+    assert_eq!(v["profile"], "mlco2");
+    assert!(close(v["operational_kg"].as_f64().unwrap(), 16.989), "{v}");
+    assert_eq!(v["pue"], 1.0);
+    // Green Algorithms GA-2a.
+    let v = json(&[
+        "estimate",
+        "--gpus",
+        "8",
+        "--gpu-watts",
+        "400",
+        "--duration",
+        "72h",
+        "--location",
+        "aws:us-east-1",
+        "--factors",
+        "green-algorithms",
+        "--json",
+    ]);
+    assert!(
+        close(v["operational_kg"].as_f64().unwrap(), 85.15584),
+        "{v}"
+    );
+    let out = wp()
+        .args([
+            "estimate",
+            "--duration",
+            "1h",
+            "--watts",
+            "5",
+            "--factors",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn repaired_table_values_are_on_the_record() {
+    let v = json(&[
+        "estimate",
+        "--gpu",
+        "v100 pcie",
+        "--duration",
+        "1h",
+        "--json",
+    ]);
+    let gpu = v["assumptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "gpu_power")
+        .unwrap()
+        .clone();
+    assert_eq!(gpu["value"], 250.0);
+    assert!(
+        gpu["source"].as_str().unwrap().contains("mlco2 TDP 300 W"),
+        "{gpu}"
+    );
+}

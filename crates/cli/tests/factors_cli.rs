@@ -141,3 +141,63 @@ fn regions_text_top_and_errors() {
     let err = fails(&["regions", "--kwh=-5"]);
     assert!(err.contains("--kwh") && err.contains("finite"), "{err}");
 }
+
+#[test]
+fn factors_cpu_and_instances_tables_exist() {
+    // `estimate --cpu` help points here: the subcommand must exist.
+    let v = ok_json(&["factors", "cpu", "8375C", "--json"]);
+    let rows = v["rows"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["model"].as_str().unwrap().contains("8375C")),
+        "{v}"
+    );
+    assert!(fails(&["factors", "cpu"]).contains("QUERY"));
+    let v = ok_json(&["factors", "instances", "p4d.24xlarge", "--json"]);
+    let r = &v["rows"][0];
+    assert_eq!(r["type"], "p4d.24xlarge");
+    assert_eq!(f(&r["total_kg"]), 4676.79);
+    assert!(fails(&["factors", "instances", "zz9"]).contains("zz9"));
+}
+
+#[test]
+fn regions_compare_like_with_like_basis() {
+    // France: life-cycle 56.039 (CodeCarbon mix) and direct 51.28 (Green Algorithms). Azure's
+    // Sweden Central is direct 5.67 (CCF): compared with France's direct figure.
+    let v = ok_json(&["regions", "--from", "FR", "--provider", "azure", "--json"]);
+    let by: Vec<(String, f64)> = v["reference"]["by_basis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x[0].as_str().unwrap().to_string(), f(&x[1])))
+        .collect();
+    assert!(by.contains(&("direct".to_string(), 51.28)), "{by:?}");
+    let row = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "azure:swedencentral")
+        .unwrap();
+    assert_eq!(row["basis"], "direct");
+    let want = (51.28 * 1.56 - 5.67 * 1.185) / (51.28 * 1.56) * 100.0;
+    assert!((f(&row["saving"]["percent"]) - want).abs() < 1e-9, "{row}");
+    // Sweden's zone 3 has only a life-cycle figure: no saving is claimed against direct ones.
+    let v = ok_json(&["regions", "--from", "SE-SE3", "--provider", "aws", "--json"]);
+    let row = &v["rows"][0];
+    assert_eq!(row["bases_differ"], true);
+    assert!(row["saving"].is_null());
+    let out = wattprint(&[
+        "regions",
+        "--from",
+        "SE-SE3",
+        "--provider",
+        "aws",
+        "--top",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("bases≠") && text.contains("no saving is claimed"),
+        "{text}"
+    );
+}

@@ -55,6 +55,8 @@ impl Home {
     fn wp(&self, args: &[&str]) -> Output {
         Command::new(bin())
             .env("WATTPRINT_HOME", self.home())
+            // local timestamps are read in the machine's zone: fix it for the tests
+            .env("TZ", "UTC")
             .args(args)
             .output()
             .unwrap()
@@ -131,6 +133,7 @@ fn record(s: &Spec) -> RunRecord {
             gpu_index: None,
             uuid: None,
             idle_power_w: None,
+            factors: Vec::new(),
         },
         energy: Joules(kwh * JOULES_PER_KWH),
         machine_energy: Joules(kwh * JOULES_PER_KWH),
@@ -198,6 +201,7 @@ fn record(s: &Spec) -> RunRecord {
         signal: None,
         live: None,
         embodied: None,
+        embodied_not_counted: None,
     };
     let (code, signal) = match s.status {
         RunStatus::Failed => (Some(1), None),
@@ -486,7 +490,20 @@ fn real_codecarbon_rows_import_idempotently() {
         "{:?}",
         r.warnings
     );
-    assert!(r.warnings.iter().any(|w| w.contains("read as UTC")));
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("read in this machine's time zone") && w.contains("UTC+00:00")),
+        "{:?}",
+        r.warnings
+    );
+    // CodeCarbon columns without a record field are kept, and go back out on export.
+    let kept = &r.imported.as_ref().unwrap().codecarbon;
+    assert_eq!(kept["os"], "Linux-6.18.44-fc-v657-x86_64-with-glibc2.36");
+    assert_eq!(kept["python_version"], "3.11.7");
+    assert_eq!(kept["codecarbon_version"], "3.3.2");
+    assert_eq!(kept["water_consumed"], "0.0");
+    assert!(kept.contains_key("cpu_utilization_percent"), "{kept:?}");
     let q = runs
         .iter()
         .find(|r| r.id == "e396e883-b776-4a91-b637-08576eed4ef6")
@@ -779,4 +796,77 @@ fn csv_and_jsonl_exports() {
     // An empty selection: just the header.
     let out = ok(&h.wp(&["export", "--format", "codecarbon", "--project", "none"]));
     assert_eq!(out.lines().count(), 1);
+}
+
+#[test]
+fn codecarbon_local_time_zone_unknown_columns_and_kept_values_round_trip() {
+    // One row with an extra column CodeCarbon 3.3.2 does not write.
+    let mut lines = CODECARBON_FILE.lines();
+    let header = format!("{},gpu_temperature", lines.next().unwrap());
+    let row = format!("{},71", lines.next().unwrap());
+    let text = format!("{header}\n{row}\n");
+    // --timezone +02:00: 02:46:56 local is 00:46:56 UTC.
+    let h = Home::new();
+    let file = h.file("emissions.csv", &text);
+    let o = h.wp(&[
+        "import",
+        "codecarbon",
+        "--timezone",
+        "+02:00",
+        file.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("not understood") && err.contains("gpu_temperature"),
+        "{err}"
+    );
+    let r = &h.runs()[0];
+    assert_eq!(r.ended_at.as_deref(), Some("2026-11-28T00:46:56Z"));
+    assert_eq!(
+        r.imported.as_ref().unwrap().codecarbon["gpu_temperature"],
+        "71"
+    );
+    // export: the kept columns are back in CodeCarbon's columns
+    let out = h.wp(&["export", "--format", "codecarbon"]);
+    let csv_text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut rd = csv::Reader::from_reader(csv_text.as_bytes());
+    let hdr = rd.headers().unwrap().clone();
+    let rec = rd.records().next().unwrap().unwrap();
+    let col = |n: &str| {
+        rec.get(hdr.iter().position(|x| x == n).unwrap())
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(col("python_version"), "3.11.7");
+    assert_eq!(col("codecarbon_version"), "3.3.2");
+    assert_eq!(col("os"), "Linux-6.18.44-fc-v657-x86_64-with-glibc2.36");
+    // the machine's zone, daylight saving included: Paris is UTC+01:00 in November
+    let h = Home::new();
+    let file = h.file("emissions.csv", &text);
+    let o = Command::new(bin())
+        .env("WATTPRINT_HOME", h.home())
+        // Paris as a POSIX rule (no tz database needed): CET, CEST from March to October
+        .env("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+        .args(["import", "codecarbon", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let r = &h.runs()[0];
+    assert_eq!(r.ended_at.as_deref(), Some("2026-11-28T01:46:56Z"));
+    assert!(
+        r.warnings.iter().any(|w| w.contains("UTC+01:00")),
+        "{:?}",
+        r.warnings
+    );
+    // an unreadable zone is refused, naming the flag
+    let o = h.wp(&[
+        "import",
+        "codecarbon",
+        "--timezone",
+        "Europe/Paris",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--timezone"));
 }

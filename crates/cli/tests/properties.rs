@@ -37,6 +37,7 @@ fn record(id: usize, joules: &[f64], secs: f64, pue: f64, intensity: f64) -> Run
                 gpu_index: None,
                 uuid: None,
                 idle_power_w: None,
+                factors: Vec::new(),
             },
             energy: Joules(*j),
             machine_energy: Joules(*j),
@@ -85,6 +86,7 @@ fn record(id: usize, joules: &[f64], secs: f64, pue: f64, intensity: f64) -> Run
         series: None,
         signal: None,
         live: None,
+        embodied_not_counted: None,
         embodied: None,
     };
     let ending = Ending {
@@ -176,7 +178,7 @@ proptest! {
                 .find(|f| ["NaN", "nan", "inf", "-inf", "null"].contains(&f.trim()));
             prop_assert!(bad.is_none(), "{bad:?} in {t}");
         }
-        let back = parse_codecarbon(&cc[..], "file.csv", None).unwrap();
+        let back = parse_codecarbon(&cc[..], "file.csv", None, &wattprint_store::codecarbon_extra::ImportZone::Fixed(time::UtcOffset::UTC)).unwrap();
         prop_assert!(back.errors.is_empty(), "{:?}", back.errors);
         prop_assert_eq!(back.rows.len(), recs.len());
         for (row, rec) in back.rows.iter().zip(&recs) {
@@ -220,7 +222,7 @@ proptest! {
             text.push_str(&format!("2025-03-10T12:00:00,1{nl}"));
         }
         let lines = text.matches('\n').count() as u64;
-        let parsed = parse_codecarbon(text.as_bytes(), "f.csv", None).unwrap();
+        let parsed = parse_codecarbon(text.as_bytes(), "f.csv", None, &wattprint_store::codecarbon_extra::ImportZone::Fixed(time::UtcOffset::UTC)).unwrap();
         // A row's line is after the header's. (CRLF files are numbered one line short today,
         // the CLI's hardening item 8, fixed separately: for them only "within the file".)
         let first = if crlf { 1 } else { 2 };

@@ -373,6 +373,20 @@ fn process_scope_charges_the_job_share_on_the_real_procfs() {
         job <= machine * (1.0 + 1e-9),
         "job {job} vs machine {machine}"
     );
+    // the share is on the record as an assumption
+    let share = r["assumptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("process-scope share of cpu:")
+        })
+        .unwrap_or_else(|| panic!("{}", r["assumptions"]));
+    let v = share["value"].as_f64().unwrap();
+    assert!((v - job / machine).abs() < 1e-5, "{v} vs {}", job / machine);
 }
 
 #[test]
@@ -417,12 +431,50 @@ fn embodied_share_of_the_server_is_charged_and_vms_say_why_not() {
         .unwrap();
     assert!(out.status.success());
     let r = read_json(&json);
-    assert_eq!(r["emissions_kg"]["embodied"], 0.0);
+    // not counted is null with a reason, never 0
+    assert!(r["emissions_kg"]["embodied"].is_null(), "{r}");
+    assert!(r["embodied_not_counted"]
+        .as_str()
+        .unwrap()
+        .contains("virtual machine"));
     assert!(r["warnings"]
         .as_array()
         .unwrap()
         .iter()
         .any(|w| w.as_str().unwrap().contains("--embodied-share")));
+    let id = r["id"].as_str().unwrap().to_string();
+    let show = h.cmd().args(["show", &id]).output().unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("not counted (virtual machine"), "{text}");
+    // a known cloud instance type: the host platform × the instance's vCPU share (CCF)
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--instance-type", "m5.large", "--json"])
+        .arg(&json)
+        .args(["--", "sleep", "0.2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = read_json(&json);
+    let dur_h = r["duration_s"].as_f64().unwrap() / 3600.0;
+    let e = r["emissions_kg"]["embodied"].as_f64().unwrap();
+    let want = 1610.79 * dur_h / 35040.0 * 2.0 / 96.0;
+    assert!((e - want).abs() < 1e-9 * want, "{e} vs {want}");
+    // an unknown type is refused before anything starts
+    let out = h
+        .cmd()
+        .args([
+            "run",
+            "--quiet",
+            "--instance-type",
+            "zz9.plural",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zz9.plural"));
     // ...unless the user gives the share
     let out = h
         .cmd()
@@ -504,4 +556,59 @@ fn a_crash_of_the_tracker_keeps_the_last_checkpoint() {
         "{j} J checkpointed in {alive_s} s at 50 W"
     );
     // the job itself is not ours to clean up: it was orphaned with the tracker
+}
+
+#[test]
+fn model_factors_are_on_the_record() {
+    // No powercap: the CPU TDP model and the RAM model; every factor they use is an assumption.
+    let h = FakeHost::new();
+    std::fs::remove_dir_all(h.sys().join("class/powercap")).unwrap();
+    let json = h.dir.path().join("r.json");
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = read_json(&json);
+    let a = r["assumptions"].as_array().unwrap();
+    let find = |name: &str| {
+        a.iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {a:?}"))
+            .clone()
+    };
+    let tdp = find("cpu TDP per package of cpu:model");
+    assert!(tdp["source"].as_str().unwrap().contains("8375C"), "{tdp}");
+    assert_eq!(
+        find("ram power per GB in use of ram:model")["value"],
+        0.3725
+    );
+    let idle = find("cpu model idle fraction of cpu:model")["value"]
+        .as_f64()
+        .unwrap();
+    assert!((idle - 0.74 / 3.5).abs() < 1e-12);
+    // an unknown CPU: the per-thread fallback is on the record, with its value
+    std::fs::write(
+        h.proc().join("cpuinfo"),
+        "processor\t: 0\nmodel name\t: Mystery CPU\nflags\t\t: fpu\n\n",
+    )
+    .unwrap();
+    let out = h
+        .cmd()
+        .args(["run", "--quiet", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = read_json(&json);
+    let a = r["assumptions"].as_array().unwrap();
+    let f = a
+        .iter()
+        .find(|x| x["name"] == "cpu power per logical CPU (fallback) of cpu:model")
+        .unwrap_or_else(|| panic!("{a:?}"));
+    assert_eq!(f["value"], 3.5);
 }

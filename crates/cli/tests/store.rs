@@ -41,6 +41,7 @@ fn carbon() -> CarbonContext {
         signal: None,
         live: None,
         embodied: None,
+        embodied_not_counted: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn device(id: &str, kind: DeviceKind, idle: Option<f64>) -> Device {
         gpu_index: None,
         uuid: None,
         idle_power_w: idle,
+        factors: Vec::new(),
     }
 }
 

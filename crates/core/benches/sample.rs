@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
         gpu_index: None,
         uuid: None,
         idle_power_w: None,
+        factors: Vec::new(),
     }];
     c.bench_function("process-tree attribution (real /proc scan)", |b| {
         b.iter(|| attr.shares(&devices, &[None]))

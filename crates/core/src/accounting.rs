@@ -291,15 +291,26 @@ pub struct EmbodiedComponent {
     pub source: String,
 }
 
+/// The one amortisation rule, used by runs, estimates, [`crate::factors::EmbodiedCoefficients`]
+/// and the docs: the fraction of a component's manufacturing emissions a use of `hours` carries is
+/// `hours / (lifetime_h × use_rate)`, **linear and not capped**. A use longer than the lifetime
+/// carries more than one unit's emissions, because the hardware is replaced (CCF and SCI are
+/// linear with no cap; Boavizta caps at 1, which would make a 5-year job on 4-year hardware free
+/// after year 4). Preconditions as for [`embodied`].
+pub fn amortisation_fraction(hours: f64, lifetime_hours: f64, use_rate: f64) -> f64 {
+    hours.max(0.0) / (lifetime_hours * use_rate)
+}
+
 /// Embodied emissions allocated to a job:
-/// `Σ kg × count × duration_h / (lifetime_h × use_rate) × share`, in grams.
+/// `Σ kg × count × duration_h / (lifetime_h × use_rate) × share`, in grams
+/// ([`amortisation_fraction`]).
 ///
 /// This is the Green Software Foundation SCI allocation used by Cloud Carbon Footprint
 /// (`scope3 × usage_hours / lifespan × share`, lifespan 35 040 h, CCF 2024), with Boavizta's
 /// use-time ratio: hardware in use only a fraction `use_rate` of its life carries its manufacturing
 /// emissions over fewer hours, so each hour of use bears more (`use_rate = 1` gives CCF exactly).
 /// `share` is the job's share of the hardware (e.g. vCPUs of the instance / vCPUs of the host).
-/// Unlike Boavizta the ratio is not capped at 1: a job outliving the hardware uses replacements.
+/// The ratio is not capped at 1 ([`amortisation_fraction`]).
 /// Preconditions (checked by [`AccountInput::validate`], not here): finite non-negative kg and
 /// count, lifetime > 0, use_rate and share in (0, 1].
 pub fn embodied(
@@ -312,7 +323,13 @@ pub fn embodied(
     components
         .iter()
         .map(|c| {
-            GramsCo2e(c.kg_co2e * 1000.0 * c.count * hours / (c.lifetime_hours * use_rate) * share)
+            GramsCo2e(
+                c.kg_co2e
+                    * 1000.0
+                    * c.count
+                    * amortisation_fraction(hours, c.lifetime_hours, use_rate)
+                    * share,
+            )
         })
         .sum()
 }
@@ -521,7 +538,11 @@ pub struct EnergyKwh {
 }
 
 /// Emissions part of a [`Breakdown`], kilograms CO2e.
+///
+/// In JSON, `embodied` is `null` when embodied emissions were not counted
+/// (`embodied_counted == false`): "not counted" is never written as a zero.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "EmissionsWire", into = "EmissionsWire")]
 pub struct EmissionsKg {
     /// dynamic kWh × intensity.
     pub dynamic: f64,
@@ -536,6 +557,54 @@ pub struct EmissionsKg {
     pub operational: f64,
     /// operational + embodied.
     pub total: f64,
+    /// Whether `embodied` was counted; when false, `embodied` is 0 and means "not counted".
+    pub embodied_counted: bool,
+}
+
+impl EmissionsKg {
+    /// The embodied emissions, `None` when they were not counted.
+    pub fn embodied_kg(&self) -> Option<f64> {
+        self.embodied_counted.then_some(self.embodied)
+    }
+}
+
+/// [`EmissionsKg`] as written: `embodied: null` when not counted.
+#[derive(Serialize, Deserialize)]
+struct EmissionsWire {
+    dynamic: f64,
+    #[serde(rename = "static")]
+    static_: f64,
+    infrastructure: f64,
+    embodied: Option<f64>,
+    operational: f64,
+    total: f64,
+}
+
+impl From<EmissionsWire> for EmissionsKg {
+    fn from(w: EmissionsWire) -> Self {
+        EmissionsKg {
+            dynamic: w.dynamic,
+            static_: w.static_,
+            infrastructure: w.infrastructure,
+            embodied: w.embodied.unwrap_or(0.0),
+            operational: w.operational,
+            total: w.total,
+            embodied_counted: w.embodied.is_some(),
+        }
+    }
+}
+
+impl From<EmissionsKg> for EmissionsWire {
+    fn from(m: EmissionsKg) -> Self {
+        EmissionsWire {
+            dynamic: m.dynamic,
+            static_: m.static_,
+            infrastructure: m.infrastructure,
+            embodied: m.embodied_kg(),
+            operational: m.operational,
+            total: m.total,
+        }
+    }
 }
 
 /// Green Algorithms `passengerCar_EU_perkm`: 175 gCO2/km (EU average passenger car;
@@ -678,11 +747,15 @@ pub fn account(input: &AccountInput) -> Breakdown {
     let operational_g = dynamic_g + static_g + infra_g;
 
     let mut assumptions = input.assumptions.clone();
+    let embodied_counted = input
+        .embodied
+        .as_ref()
+        .is_some_and(|e| validate_embodied(&e.components, e.use_rate, e.share).is_ok());
     let embodied_g = match &input.embodied {
         None => GramsCo2e::ZERO,
         Some(e) => match validate_embodied(&e.components, e.use_rate, e.share) {
             Err(err) => {
-                warnings.push(format!("{err}; embodied emissions left out"));
+                warnings.push(format!("{err}; embodied emissions not counted"));
                 GramsCo2e::ZERO
             }
             Ok(()) => {
@@ -738,6 +811,7 @@ pub fn account(input: &AccountInput) -> Breakdown {
             embodied: embodied_g.kg(),
             operational: operational_g.kg(),
             total: total_g.kg(),
+            embodied_counted,
         },
         pue,
         intensity_g_per_kwh: intensity.0,

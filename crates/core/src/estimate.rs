@@ -13,6 +13,8 @@
 use crate::accounting::{
     account, AccountInput, Assumption, Breakdown, EmbodiedComponent, EmbodiedInput, Intensity,
 };
+use crate::factors::embodied::{EmbodiedCoefficients, ServerSpec};
+use crate::factors::instances::InstanceEmbodied;
 use crate::units::{GramsPerKwh, Joules, KilowattHours, Watts};
 use std::time::Duration;
 
@@ -34,19 +36,99 @@ pub const BLOOM_KG_PER_SERVER: f64 = 2500.0;
 /// Server lifespan used by Cloud Carbon Footprint for embodied emissions: 35 040 h (4 years).
 pub const CCF_LIFETIME_HOURS: f64 = 35_040.0;
 
-/// Embodied-emissions inputs for an estimate.
+/// Embodied-emissions inputs for an estimate: the components of one server (or cloud host
+/// platform), how many such servers, the job's share of each, and the use rate. Build it with
+/// [`EmbodiedSpec::explicit`], [`EmbodiedSpec::server`] or [`EmbodiedSpec::instance`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbodiedSpec {
     pub servers: u32,
-    pub kg_per_server: f64,
-    pub gpus: u32,
-    pub kg_per_gpu: f64,
-    /// Hardware service life.
-    pub lifetime: Duration,
+    /// The components of one server, each with its lifetime and source.
+    pub components: Vec<EmbodiedComponent>,
+    /// The job's share of each server, (0, 1]: 1 for whole servers, instance vCPU / platform
+    /// vCPU for a cloud instance (Cloud Carbon Footprint).
+    pub share: f64,
     /// Fraction of its life the hardware is in use, (0, 1] (CLI `--use-rate`, default 1).
     pub use_rate: f64,
-    /// Where the kg figures and lifetime come from.
-    pub source: String,
+}
+
+impl EmbodiedSpec {
+    /// A server of `kg_per_server` (everything but its GPUs) plus `gpus × kg_per_gpu`, all over
+    /// `lifetime`.
+    pub fn explicit(
+        servers: u32,
+        kg_per_server: f64,
+        gpus: u32,
+        kg_per_gpu: f64,
+        lifetime: Duration,
+        use_rate: f64,
+        source: &str,
+    ) -> EmbodiedSpec {
+        let lifetime_hours = lifetime.as_secs_f64() / 3600.0;
+        let mut components = vec![EmbodiedComponent {
+            name: "server".into(),
+            kg_co2e: kg_per_server,
+            count: 1.0,
+            lifetime_hours,
+            source: source.to_string(),
+        }];
+        if gpus > 0 {
+            components.push(EmbodiedComponent {
+                name: "gpu".into(),
+                kg_co2e: kg_per_gpu,
+                count: f64::from(gpus),
+                lifetime_hours,
+                source: source.to_string(),
+            });
+        }
+        EmbodiedSpec {
+            servers,
+            components,
+            share: 1.0,
+            use_rate,
+        }
+    }
+
+    /// A server counted the way Cloud Carbon Footprint counts one (base, extra sockets, DRAM
+    /// above 16 GB, GPUs, drives) with `coefficients` (the shipped ones, possibly with a
+    /// lifetime or per-GPU figure given by the user).
+    pub fn server(
+        servers: u32,
+        spec: &ServerSpec,
+        coefficients: &EmbodiedCoefficients,
+        use_rate: f64,
+    ) -> EmbodiedSpec {
+        EmbodiedSpec {
+            servers,
+            components: coefficients.components(spec),
+            share: 1.0,
+            use_rate,
+        }
+    }
+
+    /// A cloud instance: its host platform's components and its vCPU share of the platform
+    /// (Cloud Carbon Footprint's method), over `lifetime_hours`.
+    pub fn instance(
+        instance: &InstanceEmbodied,
+        lifetime_hours: f64,
+        use_rate: f64,
+    ) -> EmbodiedSpec {
+        EmbodiedSpec {
+            servers: 1,
+            components: instance.components(lifetime_hours),
+            share: instance.share(),
+            use_rate,
+        }
+    }
+
+    /// Embodied emissions of the whole hardware (all servers, before time and share), kgCO2e.
+    pub fn total_kg(&self) -> f64 {
+        f64::from(self.servers)
+            * self
+                .components
+                .iter()
+                .map(|c| c.kg_co2e * c.count)
+                .sum::<f64>()
+    }
 }
 
 /// Sources of caller-supplied factors, copied into the assumptions. `None` means
@@ -83,6 +165,11 @@ pub struct EstimateInput {
     pub other_watts: f64,
     /// Green Algorithms usage factor u in [0, 1], applied to processor (CPU and GPU) power only.
     pub utilization: f64,
+    /// CPU usage factor, overriding `utilization` for the CPU (Green Algorithms has one per
+    /// processor kind).
+    pub cpu_usage: Option<f64>,
+    /// GPU usage factor, overriding `utilization` for the GPUs.
+    pub gpu_usage: Option<f64>,
     /// Duration of one run.
     pub duration: Duration,
     /// Number of runs (GA "multiplicative factor"/PSF), ≥ 1.
@@ -114,6 +201,8 @@ impl EstimateInput {
             memory_w_per_gb: GA_MEMORY_W_PER_GB,
             other_watts: 0.0,
             utilization: 1.0,
+            cpu_usage: None,
+            gpu_usage: None,
             duration,
             runs: 1,
             pue,
@@ -195,6 +284,14 @@ pub fn validate(input: &EstimateInput) -> Result<(), EstimateError> {
     if !(0.0..=1.0).contains(&input.utilization) {
         return Err(EstimateError::Utilization(input.utilization));
     }
+    for (what, v) in [
+        ("CPU usage factor (cpu_usage)", input.cpu_usage),
+        ("GPU usage factor (gpu_usage)", input.gpu_usage),
+    ] {
+        if let Some(v) = v {
+            check_fraction(what, v)?;
+        }
+    }
     if input.duration.is_zero() {
         return Err(EstimateError::ZeroDuration);
     }
@@ -260,10 +357,25 @@ pub fn validate(input: &EstimateInput) -> Result<(), EstimateError> {
         check_fraction("idle fraction (idle_fraction)", f)?;
     }
     if let Some(e) = &input.embodied {
-        check_value("embodied kgCO2e per server", e.kg_per_server)?;
-        check_value("embodied kgCO2e per GPU", e.kg_per_gpu)?;
-        if e.lifetime.is_zero() {
-            return Err(EstimateError::ZeroLifetime);
+        for c in &e.components {
+            check_value("embodied kgCO2e of a component", c.kg_co2e)?;
+            check_value("embodied component count", c.count)?;
+            if c.lifetime_hours.is_nan() {
+                return Err(EstimateError::NotFinite {
+                    what: "embodied lifetime",
+                    value: c.lifetime_hours,
+                });
+            }
+            if c.lifetime_hours <= 0.0 {
+                return Err(EstimateError::ZeroLifetime);
+            }
+        }
+        check_fraction("embodied share", e.share)?;
+        if e.share == 0.0 {
+            return Err(EstimateError::Fraction {
+                what: "embodied share (must be above 0)",
+                value: 0.0,
+            });
         }
         check_fraction("use rate", e.use_rate)?;
         if e.use_rate == 0.0 {
@@ -282,7 +394,7 @@ pub fn validate(input: &EstimateInput) -> Result<(), EstimateError> {
     let has_embodied = input
         .embodied
         .as_ref()
-        .is_some_and(|e| e.servers > 0 || e.gpus > 0);
+        .is_some_and(|e| e.servers > 0 && !e.components.is_empty());
     if !has_power && !has_embodied {
         return Err(EstimateError::Nothing);
     }
@@ -302,7 +414,8 @@ fn given(s: &Option<String>) -> String {
 /// otherwise all modelled energy is dynamic (idle draw is unknown for a TDP model).
 pub fn estimate(input: &EstimateInput) -> Result<Breakdown, EstimateError> {
     validate(input)?;
-    let u = input.utilization;
+    let u_cpu = input.cpu_usage.unwrap_or(input.utilization);
+    let u_gpu = input.gpu_usage.unwrap_or(input.utilization);
     let runs = f64::from(input.runs);
     let held = Duration::try_from_secs_f64(input.duration.as_secs_f64() * runs)
         .map_err(|_| EstimateError::TooLong)?;
@@ -341,7 +454,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Breakdown, EstimateError> {
             "given by the user".into(),
         );
         push("gpu_power", w, "W per GPU", src);
-        gpu = energy(Watts(f64::from(input.gpus) * w * u));
+        gpu = energy(Watts(f64::from(input.gpus) * w * u_gpu));
     }
     let mut cpu = Joules::ZERO;
     if let (true, Some(w)) = (input.cpus > 0, input.cpu_watts) {
@@ -357,7 +470,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Breakdown, EstimateError> {
             "W per socket",
             given(&input.sources.cpu_watts),
         );
-        cpu = energy(Watts(f64::from(input.cpus) * w * u));
+        cpu = energy(Watts(f64::from(input.cpus) * w * u_cpu));
     }
     if input.cores > 0 {
         let (w, src) = match input.core_watts {
@@ -374,14 +487,30 @@ pub fn estimate(input: &EstimateInput) -> Result<Breakdown, EstimateError> {
             "given by the user".into(),
         );
         push("cpu_power_per_core", w, "W per core", src);
-        cpu = energy(Watts(f64::from(input.cores) * w * u));
+        cpu = energy(Watts(f64::from(input.cores) * w * u_cpu));
     }
-    if input.gpus > 0 || input.cpus > 0 || input.cores > 0 {
+    let usage_source = |given: Option<f64>, kind: &str| {
+        match given {
+        Some(_) => format!("Green Algorithms usage factor for the {kind} (given by the user)"),
+        None => format!(
+            "Green Algorithms usage factor for the {kind}: the common utilisation (given by the user, default 1)"
+        ),
+    }
+    };
+    if input.cpus > 0 || input.cores > 0 {
         push(
-            "usage_factor",
-            u,
+            "cpu_usage_factor",
+            u_cpu,
             "fraction",
-            "Green Algorithms usage factor applied to processor power (given by the user, default 1)".into(),
+            usage_source(input.cpu_usage, "CPU"),
+        );
+    }
+    if input.gpus > 0 {
+        push(
+            "gpu_usage_factor",
+            u_gpu,
+            "fraction",
+            usage_source(input.gpu_usage, "GPUs"),
         );
     }
     let mut ram = Joules::ZERO;
@@ -437,32 +566,17 @@ pub fn estimate(input: &EstimateInput) -> Result<Breakdown, EstimateError> {
 
     let mut ai = AccountInput::new(input.pue, Intensity::Constant(input.intensity), held);
     ai.set_components(cpu, gpu, ram, other, static_);
-    ai.embodied = input.embodied.as_ref().map(|e| {
-        let lifetime_hours = e.lifetime.as_secs_f64() / 3600.0;
-        let mut components = Vec::new();
-        if e.servers > 0 {
-            components.push(EmbodiedComponent {
-                name: "server".into(),
-                kg_co2e: e.kg_per_server,
-                count: f64::from(e.servers),
-                lifetime_hours,
-                source: e.source.clone(),
-            });
-        }
-        if e.gpus > 0 {
-            components.push(EmbodiedComponent {
-                name: "gpu".into(),
-                kg_co2e: e.kg_per_gpu,
-                count: f64::from(e.gpus),
-                lifetime_hours,
-                source: e.source.clone(),
-            });
-        }
-        EmbodiedInput {
-            components,
-            use_rate: e.use_rate,
-            share: 1.0,
-        }
+    ai.embodied = input.embodied.as_ref().map(|e| EmbodiedInput {
+        components: e
+            .components
+            .iter()
+            .map(|c| EmbodiedComponent {
+                count: c.count * f64::from(e.servers),
+                ..c.clone()
+            })
+            .collect(),
+        use_rate: e.use_rate,
+        share: e.share,
     });
     ai.assumptions = assumptions;
     Ok(account(&ai))

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod location;
 pub mod prediction;
 pub mod procfs;
+pub mod profiles;
 pub mod providers;
 pub mod record;
 pub mod sampler;

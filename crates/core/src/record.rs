@@ -182,6 +182,12 @@ pub struct RunRecord {
     pub samples: u64,
     pub skipped_ticks: u64,
     pub wattprint_version: String,
+    /// Why embodied emissions were not counted (`emissions_kg.embodied` is then `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embodied_not_counted: Option<String>,
+    /// What an import kept that has no field of its own (e.g. CodeCarbon's water and versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
     /// Caps and budgets in force, when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<crate::limits::Limits>,
@@ -299,6 +305,8 @@ pub struct CarbonContext {
     /// run holds only part of the machine (e.g. a VM). `None`: embodied emissions not counted
     /// (and a warning says why).
     pub embodied: Option<RunEmbodied>,
+    /// Why embodied emissions are not counted, when `embodied` is `None`.
+    pub embodied_not_counted: Option<String>,
 }
 
 /// The hardware whose manufacturing emissions a run is charged for.
@@ -311,51 +319,27 @@ pub struct RunEmbodied {
 }
 
 /// Embodied components of a host from the shipped coefficients (Cloud Carbon Footprint's
-/// server model: a base server with 1 socket and 16 GB, plus sockets, DRAM and GPUs).
+/// server model: a base server with 1 socket and 16 GB, plus sockets, DRAM and GPUs; disks are
+/// not seen by the run and not counted).
 pub fn host_embodied(host: &HostInfo, sockets: u32) -> Vec<crate::accounting::EmbodiedComponent> {
-    let c = crate::factors::embodied::embodied();
-    let life = c.lifetime_hours;
-    let src = |what: &str| {
-        crate::factors::embodied::embodied_factor(what)
-            .map(|f| format!("{}; lifetime {life} h; {}", f.unit, f.provenance))
-            .unwrap_or_else(|| "wattprint factors embodied".to_string())
-    };
-    let mut v = vec![crate::accounting::EmbodiedComponent {
-        name: "server (1 socket, 16 GB)".into(),
-        kg_co2e: c.server_base_kg,
-        count: 1.0,
-        lifetime_hours: life,
-        source: src("server_base"),
-    }];
-    if sockets > 1 {
-        v.push(crate::accounting::EmbodiedComponent {
-            name: "additional CPU socket".into(),
-            kg_co2e: c.per_cpu_socket_kg,
-            count: f64::from(sockets - 1),
-            lifetime_hours: life,
-            source: src("cpu_socket"),
-        });
-    }
-    let extra_gb = (host.ram_gb - c.dram_baseline_gb).max(0.0);
-    if extra_gb > 0.0 {
-        v.push(crate::accounting::EmbodiedComponent {
-            name: "DRAM above 16 GB (GB)".into(),
-            kg_co2e: c.per_gb_dram_kg,
-            count: extra_gb,
-            lifetime_hours: life,
-            source: src("dram_gb"),
-        });
-    }
-    if !host.gpus.is_empty() {
-        v.push(crate::accounting::EmbodiedComponent {
-            name: "GPU".into(),
-            kg_co2e: c.per_gpu_kg,
-            count: host.gpus.len() as f64,
-            lifetime_hours: life,
-            source: src("gpu"),
-        });
-    }
-    v
+    crate::factors::embodied::embodied().components(&crate::factors::embodied::ServerSpec {
+        sockets,
+        dram_gb: if host.ram_gb.is_finite() {
+            host.ram_gb.max(0.0)
+        } else {
+            0.0
+        },
+        gpus: u32::try_from(host.gpus.len()).unwrap_or(u32::MAX),
+        ssds: 0,
+        hdds: 0,
+    })
+}
+
+/// Values an import kept, per source format: column → the file's text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub codecarbon: BTreeMap<String, String>,
 }
 
 /// How the run ended (absent while it runs).
@@ -439,6 +423,15 @@ pub fn build_record(
     if carbon.series.is_some() {
         input.energy_by_interval = energy_by_interval(snapshot, meta.start_unix);
     }
+    let mut embodied_not_counted = match &carbon.embodied {
+        None => Some(
+            carbon
+                .embodied_not_counted
+                .clone()
+                .unwrap_or_else(|| "no embodied data was given for this run".to_string()),
+        ),
+        Some(_) => None,
+    };
     if let Some(e) = &carbon.embodied {
         let share = e.share.unwrap_or_else(|| {
             let machine: f64 = snapshot.devices.iter().map(|d| d.machine_energy.0).sum();
@@ -455,6 +448,11 @@ pub fn build_record(
                 use_rate: 1.0,
                 share,
             });
+        } else {
+            embodied_not_counted = Some(
+                "the job was charged no energy yet, so its share of the machine is unknown"
+                    .to_string(),
+            );
         }
     }
     let cpu = by_kind(DeviceKind::Cpu);
@@ -484,6 +482,26 @@ pub fn build_record(
         ));
     }
     for d in &snapshot.devices {
+        for f in &d.device.factors {
+            input.assumptions.push(Assumption::new(
+                format!("{} of {}", f.name, d.device.id),
+                f.value,
+                &f.unit,
+                &f.source,
+            ));
+        }
+        // The job's share of the device in process scope (1 in machine scope).
+        if d.machine_energy.0 > 0.0 && d.energy.0 < d.machine_energy.0 {
+            input.assumptions.push(Assumption::new(
+                format!("process-scope share of {}", d.device.id),
+                crate::units::round_sig(
+                    (d.energy.0 / d.machine_energy.0).clamp(0.0, 1.0),
+                    crate::units::RECORD_DIGITS,
+                ),
+                "fraction",
+                "the job's share of the device's measured energy (see docs/methodology.md, process scope)",
+            ));
+        }
         if let Some(idle) = d.device.idle_power_w {
             input.assumptions.push(Assumption::new(
                 format!("idle power of {}", d.device.id),
@@ -555,6 +573,13 @@ pub fn build_record(
         samples: snapshot.samples,
         skipped_ticks: snapshot.skipped_ticks,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
+        imported: None,
+        embodied_not_counted: if b.emissions_kg.embodied_counted {
+            None
+        } else {
+            embodied_not_counted
+                .or_else(|| Some("the embodied inputs were invalid (see warnings)".to_string()))
+        },
         tracker: None,
         limits: None,
         limit_events: Vec::new(),

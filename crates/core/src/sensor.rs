@@ -94,6 +94,10 @@ pub struct Device {
     /// and static energy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_power_w: Option<f64>,
+    /// The factors of the device's model (TDP and where it came from, the per-thread fallback,
+    /// W per GB of memory, …), copied into the record's assumptions. Empty for measured devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<crate::accounting::Assumption>,
 }
 
 /// Why a sensor could not be opened or read.

@@ -145,15 +145,15 @@ fn ccf_embodied_vector() {
 
     // The same through estimate(): one server, no GPUs counted, 4-year lifetime.
     let mut i = ga_2a();
-    i.embodied = Some(EmbodiedSpec {
-        servers: 1,
-        kg_per_server: 4675.5184,
-        gpus: 0,
-        kg_per_gpu: 150.0,
-        lifetime: hours(35_040),
-        use_rate: 1.0,
-        source: "CCF".into(),
-    });
+    i.embodied = Some(EmbodiedSpec::explicit(
+        1,
+        4675.5184,
+        0,
+        150.0,
+        hours(35_040),
+        1.0,
+        "CCF",
+    ));
     let b = estimate(&i).unwrap();
     close(
         b.emissions_kg.embodied,
@@ -590,15 +590,15 @@ fn estimate_validation_errors_are_clear() {
     assert_eq!(e, EstimateError::Nothing);
 
     let (e, _) = err(&|i| {
-        i.embodied = Some(EmbodiedSpec {
-            servers: 1,
-            kg_per_server: 2500.0,
-            gpus: 8,
-            kg_per_gpu: 150.0,
-            lifetime: Duration::ZERO,
-            use_rate: 1.0,
-            source: "x".into(),
-        })
+        i.embodied = Some(EmbodiedSpec::explicit(
+            1,
+            2500.0,
+            8,
+            150.0,
+            Duration::ZERO,
+            1.0,
+            "x",
+        ))
     });
     assert_eq!(e, EstimateError::ZeroLifetime);
 }

@@ -590,7 +590,8 @@ fn embodied_coefficients_reproduce_ccf() {
     // Methodology 5.5: 8 GPUs x 150 kg over 72 h of a 35 040 h life = 2.466 kg.
     let gpus = e.amortised_kg(8.0 * e.per_gpu_kg, 72.0);
     assert!((gpus - 2.466).abs() < 0.001, "{gpus}");
-    assert_eq!(e.amortised_kg(100.0, 1e9), 100.0); // never more than the whole
+    // One rule: linear, not capped (a job outliving the hardware uses replacements).
+    assert_eq!(e.amortised_kg(100.0, 2.0 * 35_040.0), 200.0);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -184,6 +184,7 @@ fn consistent(r: &Raw) -> RunRecord {
             embodied: r.embodied,
             operational,
             total,
+            embodied_counted: true,
         },
         equivalents: Equivalents::of(GramsCo2e(total * 1000.0)),
         assumptions: vec![Assumption::new("PUE", r.pue, "ratio", "test")],
@@ -197,6 +198,8 @@ fn consistent(r: &Raw) -> RunRecord {
         stopped: None,
         prediction: None,
         tracker: None,
+        embodied_not_counted: None,
+        imported: None,
     }
 }
 

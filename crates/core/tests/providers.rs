@@ -1321,6 +1321,7 @@ fn static_world_carbon() -> CarbonContext {
         signal: None,
         live: None,
         embodied: None,
+        embodied_not_counted: None,
     }
 }
 

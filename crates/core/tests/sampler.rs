@@ -27,6 +27,7 @@ fn dev(id: &str, kind: DeviceKind) -> Device {
         gpu_index: None,
         uuid: None,
         idle_power_w: None,
+        factors: Vec::new(),
     }
 }
 

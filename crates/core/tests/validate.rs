@@ -27,6 +27,7 @@ fn device(id: &str, kind: DeviceKind, joules: f64, machine: f64, idle: Option<f6
             gpu_index: None,
             uuid: None,
             idle_power_w: idle,
+            factors: Vec::new(),
         },
         energy: Joules(joules),
         machine_energy: Joules(machine),
@@ -96,6 +97,7 @@ fn built(status: RunStatus) -> RunRecord {
         series: Some(series),
         signal: Some("average".into()),
         live: None,
+        embodied_not_counted: None,
         embodied: Some(RunEmbodied {
             components: vec![EmbodiedComponent {
                 name: "server".into(),

@@ -144,6 +144,7 @@ impl CarbonOptions {
             signal: None,
             live: None,
             embodied: None,
+            embodied_not_counted: None,
         })
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use wattprint_core::cpuinfo::CpuInfo;
 use wattprint_core::discovery::{self, DiscoverOptions};
 use wattprint_core::env::Env;
+use wattprint_core::factors::instances::InstanceEmbodied;
 use wattprint_core::host::HostPaths;
 use wattprint_core::record::{self, HostInfo, RunEmbodied};
 use wattprint_core::sampler::{Sampler, SamplerConfig, Scope};
@@ -64,22 +65,41 @@ pub fn start(
     }
 }
 
-/// The machine's embodied emissions to count, or why they are not counted.
+/// The machine's embodied emissions to count, or why they are not counted: `(embodied, warning,
+/// reason)`. The warning is shown once; the reason goes into the record
+/// (`embodied_not_counted`).
+///
+/// With a known cloud `instance` type the host platform's components and the instance's vCPU
+/// share are used (Cloud Carbon Footprint's method), in place of the server seen from inside the
+/// guest; an explicit `share` still wins.
 pub fn embodied(
     m: &Measured,
     no_embodied: bool,
     share: Option<f64>,
-) -> (Option<RunEmbodied>, Option<String>) {
+    instance: Option<&InstanceEmbodied>,
+) -> (Option<RunEmbodied>, Option<String>, Option<String>) {
     if no_embodied {
-        return (None, None);
+        return (None, None, Some("--no-embodied was given".to_string()));
+    }
+    if let Some(i) = instance {
+        let life = wattprint_core::factors::embodied::embodied().lifetime_hours;
+        return (
+            Some(RunEmbodied {
+                components: i.components(life),
+                share: Some(share.unwrap_or_else(|| i.share())),
+            }),
+            None,
+            None,
+        );
     }
     if m.cpu_info.as_ref().is_some_and(|c| c.hypervisor) && share.is_none() {
         return (
             None,
             Some(
-                "embodied emissions not counted: this is a virtual machine and its share of the host's hardware is unknown; pass --embodied-share F (e.g. vCPUs / host threads) to include them"
+                "embodied emissions not counted: this is a virtual machine and its share of the host's hardware is unknown; pass --instance-type TYPE (a known cloud type) or --embodied-share F (e.g. vCPUs / host threads) to include them"
                     .to_string(),
             ),
+            Some("virtual machine without --instance-type or --embodied-share".to_string()),
         );
     }
     (
@@ -90,6 +110,7 @@ pub fn embodied(
             ),
             share,
         }),
+        None,
         None,
     )
 }

@@ -104,6 +104,10 @@ pub struct RunOptions {
     pub limits: LimitOptions,
     /// Share (0, 1] of the machine's embodied emissions.
     pub embodied_share: Option<f64>,
+    /// Cloud instance type (`m5.large`, `aws:m5.large`, `Standard_NC24`): embodied emissions of
+    /// its host platform × its vCPU share (Cloud Carbon Footprint), instead of the server seen
+    /// from inside the guest.
+    pub instance_type: Option<String>,
     pub no_embodied: bool,
     /// Live intensity provider (`None`: as configured by the environment).
     pub provider: Option<ProviderKind>,
@@ -128,6 +132,7 @@ impl Default for RunOptions {
             nvml_library: None,
             limits: LimitOptions::default(),
             embodied_share: None,
+            instance_type: None,
             no_embodied: false,
             provider: None,
             zone: None,
@@ -183,6 +188,32 @@ pub fn check_interval(d: Duration, given: &str) -> Result<Duration, OptionError>
 }
 
 impl RunOptions {
+    /// The cloud instance type's embodied entry, `None` without one; an error for a type the
+    /// shipped table does not know (give `embodied_share` for those).
+    pub fn instance(
+        &self,
+    ) -> Result<Option<&'static wattprint_core::factors::instances::InstanceEmbodied>, OptionError>
+    {
+        let Some(t) = &self.instance_type else {
+            return Ok(None);
+        };
+        let (p, name) = match t.split_once(':') {
+            Some((p, n)) if ["aws", "azure", "gcp"].contains(&p.to_ascii_lowercase().as_str()) => {
+                (Some(p), n)
+            }
+            _ => (None, t.as_str()),
+        };
+        wattprint_core::factors::instances::find_instance(p, name)
+            .map(Some)
+            .ok_or_else(|| {
+                OptionError::new(
+                    "instance_type",
+                    t.chars().take(80).collect::<String>(),
+                    "is not in the shipped Cloud Carbon Coefficients instance table (AWS, Azure, GCP); give the embodied share instead (e.g. vCPUs / host threads)",
+                )
+            })
+    }
+
     /// Check every value that does not depend on the machine or the files.
     pub fn validate(&self) -> Result<(), OptionError> {
         if let Some(i) = self.interval {
@@ -213,6 +244,14 @@ impl RunOptions {
                     "must be a fraction in (0, 1], e.g. 0.125 for 8 of 64 threads",
                 ));
             }
+        }
+        self.instance()?;
+        if self.instance_type.is_some() && self.no_embodied {
+            return Err(OptionError::new(
+                "instance_type",
+                self.instance_type.clone().unwrap_or_default(),
+                "cannot be combined with no_embodied",
+            ));
         }
         if self.embodied_share.is_some() && self.no_embodied {
             return Err(OptionError::new(

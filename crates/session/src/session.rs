@@ -241,9 +241,12 @@ impl Prepared {
             msgs.warn(w);
             shown.push(w.clone());
         }
-        let (embodied, embodied_note) =
-            measure::embodied(&m, opts.no_embodied, opts.embodied_share);
+        // Checked by `RunOptions::validate` before a session is prepared.
+        let instance = opts.instance().ok().flatten();
+        let (embodied, embodied_note, not_counted) =
+            measure::embodied(&m, opts.no_embodied, opts.embodied_share, instance);
         carbon.embodied = embodied;
+        carbon.embodied_not_counted = not_counted;
 
         let id = uuid::Uuid::new_v4().to_string();
         let mut sinks: Vec<Box<dyn RunSink>> = Vec::new();

@@ -1048,6 +1048,7 @@ mod tests {
                     gpu_index: None,
                     uuid: None,
                     idle_power_w: None,
+                    factors: Vec::new(),
                 },
                 energy: Joules(joules),
                 machine_energy: Joules(joules),

@@ -400,7 +400,7 @@ pub fn codecarbon_row(rec: &RunRecord) -> Vec<String> {
     };
     let loc = cc_location(&rec.location);
     let opt_num = |x: f64| if x > 0.0 { py_float(x) } else { String::new() };
-    vec![
+    let mut row = vec![
         timestamp_utc(rec),
         rec.project.clone(),
         rec.id.clone(),
@@ -451,7 +451,18 @@ pub fn codecarbon_row(rec: &RunRecord) -> Vec<String> {
         if loc.on_cloud { "Y" } else { "N" }.to_string(),
         py_float(pue),
         String::new(), // wue
-    ]
+    ];
+    // What an import from CodeCarbon kept goes back into the columns wattprint leaves empty.
+    if let Some(kept) = rec.imported.as_ref().map(|i| &i.codecarbon) {
+        for (cell, col) in row.iter_mut().zip(CODECARBON_COLUMNS) {
+            if cell.is_empty() {
+                if let Some(v) = kept.get(col) {
+                    cell.clone_from(v);
+                }
+            }
+        }
+    }
+    row
 }
 
 /// Write runs as CodeCarbon's `emissions.csv` (header, then one row per run in the given order).
@@ -548,7 +559,8 @@ fn csv_row(r: &RunRecord) -> Vec<String> {
         f(m.dynamic),
         f(m.static_),
         f(m.infrastructure),
-        f(m.embodied),
+        // Empty when not counted: never a zero for something not counted.
+        m.embodied_kg().map(f).unwrap_or_default(),
         f(m.operational),
         f(m.total),
         r.samples.to_string(),
@@ -661,11 +673,15 @@ fn required(
 }
 
 /// Parse CodeCarbon's timestamp: RFC 3339, or a date and time without offset (what CodeCarbon
-/// writes, in local time), read as UTC. Returns the time and whether an offset was given.
-fn parse_timestamp(s: &str) -> Result<(OffsetDateTime, bool), String> {
+/// writes, in local time), read in `zone`. Returns the time, whether an offset was given, and
+/// how a local time was read.
+fn parse_timestamp(
+    s: &str,
+    zone: &crate::codecarbon_extra::ImportZone,
+) -> Result<(OffsetDateTime, bool, String), String> {
     let t = s.trim();
     if let Ok(dt) = OffsetDateTime::parse(t, &Rfc3339) {
-        return Ok((dt, true));
+        return Ok((dt, true, String::new()));
     }
     let normal = t.replacen(' ', "T", 1);
     let with_frac = time::macros::format_description!(
@@ -675,7 +691,8 @@ fn parse_timestamp(s: &str) -> Result<(OffsetDateTime, bool), String> {
     if let Ok(dt) = PrimitiveDateTime::parse(&normal, &plain)
         .or_else(|_| PrimitiveDateTime::parse(&normal, &with_frac))
     {
-        return Ok((dt.assume_utc(), false));
+        let (at, how) = zone.resolve(dt)?;
+        return Ok((at, false, how));
     }
     Err(format!(
         "column `timestamp`: `{t}` is not a date and time (expected e.g. 2024-05-01T12:30:00 or 2024-05-01T12:30:00Z)"
@@ -778,13 +795,15 @@ fn import_row(
     line: u64,
     source: &str,
     project: Option<&str>,
+    zone: &crate::codecarbon_extra::ImportZone,
+    unknown: &[String],
 ) -> Result<RunRecord, String> {
     let src = format!("{source}, line {line}");
     let ts = cols.get(rec, "timestamp");
     if ts.is_empty() {
         return Err("column `timestamp` is empty; it is required".into());
     }
-    let (end, had_offset) = parse_timestamp(ts)?;
+    let (end, had_offset, read_in) = parse_timestamp(ts, zone)?;
     let duration = required(cols, rec, "duration", "seconds")?;
     let emissions = required(cols, rec, "emissions", "kg CO2e")?;
     let consumed = required(cols, rec, "energy_consumed", "kWh")?;
@@ -838,10 +857,9 @@ fn import_row(
         "CodeCarbon does not split idle (static) from dynamic energy: all energy is counted as dynamic".to_string(),
     ];
     if !had_offset {
-        warnings.push(
-            "the CodeCarbon timestamp has no time zone (CodeCarbon writes local time); it was read as UTC"
-                .to_string(),
-        );
+        warnings.push(format!(
+            "the CodeCarbon timestamp has no time zone (CodeCarbon writes local time); it was read in {read_in}"
+        ));
     }
     let parts_f = cpu_f + gpu_f + ram_f;
     let (cpu_f, gpu_f, ram_f) = if parts_f > consumed * (1.0 + 1e-9) + 1e-15 {
@@ -895,6 +913,7 @@ fn import_row(
         embodied: 0.0,
         operational: emissions,
         total: emissions,
+        embodied_counted: false,
     };
 
     let mut tags = BTreeMap::new();
@@ -985,6 +1004,13 @@ fn import_row(
         samples: 0,
         skipped_ticks: 0,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
+        embodied_not_counted: Some(
+            "imported from CodeCarbon, which does not count embodied emissions".to_string(),
+        ),
+        imported: {
+            let k = crate::codecarbon_extra::kept(|c| cols.get(rec, c).to_string(), unknown);
+            (!k.is_empty()).then_some(wattprint_core::record::Imported { codecarbon: k })
+        },
         tracker: None,
         limits: None,
         limit_events: Vec::new(),
@@ -1003,6 +1029,7 @@ pub fn parse_codecarbon<R: Read>(
     input: R,
     source: &str,
     project: Option<&str>,
+    zone: &crate::codecarbon_extra::ImportZone,
 ) -> Result<ParsedImport> {
     let newlines = std::rc::Rc::new(std::cell::RefCell::new(Vec::<u64>::new()));
     // The reader counts lines wrongly on CRLF files (each row's number came out one short):
@@ -1050,6 +1077,7 @@ pub fn parse_codecarbon<R: Read>(
             CODECARBON_REQUIRED.join(", ")
         );
     }
+    let unknown = crate::codecarbon_extra::unknown_columns(headers.iter());
     let cols = Columns { index };
     let width = headers.len();
     let mut out = ParsedImport::default();
@@ -1084,7 +1112,9 @@ pub fn parse_codecarbon<R: Read>(
             });
             continue;
         }
-        match import_row(&cols, &rec, line, source, project).and_then(checked_import) {
+        match import_row(&cols, &rec, line, source, project, zone, &unknown)
+            .and_then(checked_import)
+        {
             Ok(r) => {
                 if let Some(&i) = by_id.get(&r.id) {
                     out.notes.push(format!(
@@ -1099,6 +1129,12 @@ pub fn parse_codecarbon<R: Read>(
             }
             Err(message) => out.errors.push(RowError { line, message }),
         }
+    }
+    if !unknown.is_empty() {
+        out.notes.push(format!(
+            "column(s) not understood (not in CodeCarbon 3.3.2's emissions.csv): {}; their values are kept under imported.codecarbon",
+            unknown.join(", ")
+        ));
     }
     Ok(out)
 }

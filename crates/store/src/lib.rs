@@ -4,6 +4,8 @@
 //! measured session.
 
 pub mod clock;
+pub mod codecarbon_extra;
+pub mod embodied_text;
 pub mod interchange;
 pub mod liveness;
 pub mod report;

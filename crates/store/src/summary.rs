@@ -95,7 +95,7 @@ pub fn summary_text_as(r: &RunRecord, shown: &[String], status: &str) -> String 
         "  emissions {} CO2e (operational {}, embodied {})",
         fmt_mass_kg(r.emissions_kg.total),
         fmt_mass_kg(r.emissions_kg.operational),
-        fmt_mass_kg(r.emissions_kg.embodied)
+        crate::embodied_text::fmt_embodied(&crate::embodied_text::of_record(r))
     );
     let _ = writeln!(
         o,

@@ -93,6 +93,7 @@ pub fn synth(spec: &Spec) -> (RunRecord, Snapshot) {
                     gpu_index: None,
                     uuid: None,
                     idle_power_w: idle,
+                    factors: Vec::new(),
                 },
                 energy: Joules(e),
                 machine_energy: Joules(e),

@@ -14,7 +14,7 @@
 //!
 //! Server total = `base + 150·gpus + 533/384·max(0, dram − 16) + 100·ssd + 50·hdd +
 //! 100·(sockets − 1)`. A job's share is `total × hours / lifetime` (SCI / CCF linear
-//! allocation).
+//! allocation, not capped: [`crate::accounting::amortisation_fraction`]).
 
 use super::table;
 use super::Provenance;
@@ -128,8 +128,72 @@ impl EmbodiedCoefficients {
             + self.per_cpu_socket_kg * f64::from(sockets.saturating_sub(1))
     }
 
-    /// Linear allocation of `total_kg` to a use of `hours`: `total × min(1, hours / lifetime)`.
+    /// Linear allocation of `total_kg` to a use of `hours`:
+    /// `total × hours / lifetime`, not capped (the one rule,
+    /// [`crate::accounting::amortisation_fraction`]).
     pub fn amortised_kg(&self, total_kg: f64, hours: f64) -> f64 {
-        total_kg * (hours.max(0.0) / self.lifetime_hours).min(1.0)
+        total_kg * crate::accounting::amortisation_fraction(hours, self.lifetime_hours, 1.0)
     }
+
+    /// The components of a server described by `spec`, each with its coefficient and source:
+    /// the base (1 socket, 16 GB, no disk), extra sockets, DRAM above the base, GPUs, SSDs and
+    /// HDDs, as Cloud Carbon Footprint's coefficients count them. Components with a zero count
+    /// are left out; the base is always there.
+    pub fn components(&self, spec: &ServerSpec) -> Vec<crate::accounting::EmbodiedComponent> {
+        let life = self.lifetime_hours;
+        let src = |what: &str| {
+            embodied_factor(what)
+                .map(|f| format!("{}; lifetime {life} h; {}", f.unit, f.provenance))
+                .unwrap_or_else(|| "wattprint factors embodied".to_string())
+        };
+        let mut v = vec![crate::accounting::EmbodiedComponent {
+            name: "server (1 socket, 16 GB)".into(),
+            kg_co2e: self.server_base_kg,
+            count: 1.0,
+            lifetime_hours: life,
+            source: src("server_base"),
+        }];
+        let mut push = |name: &str, kg: f64, count: f64, what: &str| {
+            if count > 0.0 {
+                v.push(crate::accounting::EmbodiedComponent {
+                    name: name.into(),
+                    kg_co2e: kg,
+                    count,
+                    lifetime_hours: life,
+                    source: src(what),
+                });
+            }
+        };
+        push(
+            "additional CPU socket",
+            self.per_cpu_socket_kg,
+            f64::from(spec.sockets.saturating_sub(1)),
+            "cpu_socket",
+        );
+        push(
+            "DRAM above 16 GB (GB)",
+            self.per_gb_dram_kg,
+            (spec.dram_gb - self.dram_baseline_gb).max(0.0),
+            "dram_gb",
+        );
+        push("GPU", self.per_gpu_kg, f64::from(spec.gpus), "gpu");
+        push("SSD", self.per_ssd_kg, f64::from(spec.ssds), "ssd");
+        push("HDD", self.per_hdd_kg, f64::from(spec.hdds), "hdd");
+        v
+    }
+}
+
+/// What a server holds, for its embodied emissions ([`EmbodiedCoefficients::components`]).
+/// `dram_gb` must be finite and non-negative (callers bound it).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ServerSpec {
+    /// CPU sockets (0 and 1 both mean the base server's single socket).
+    pub sockets: u32,
+    /// Installed memory, GB.
+    pub dram_gb: f64,
+    pub gpus: u32,
+    /// SSD drives (Cloud Carbon Footprint counts drives, not capacity).
+    pub ssds: u32,
+    /// Hard-disk drives.
+    pub hdds: u32,
 }

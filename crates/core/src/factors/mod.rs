@@ -14,6 +14,7 @@ use std::fmt;
 pub mod cloud;
 pub mod embodied;
 pub mod gpu;
+pub mod instances;
 pub mod intensity;
 pub mod pue;
 pub mod ranking;
@@ -24,9 +25,10 @@ pub use cloud::{
     cloud_region, cloud_regions, find_region, provider_regions, AltIntensity, CloudRegion, Provider,
 };
 pub use embodied::{
-    embodied, embodied_factor, embodied_table, EmbodiedCoefficients, EmbodiedFactor,
+    embodied, embodied_factor, embodied_table, EmbodiedCoefficients, EmbodiedFactor, ServerSpec,
 };
 pub use gpu::{gpu_fallback, gpu_lookup, gpu_table, AcceleratorKind, GpuMatch, GpuSpec};
+pub use instances::{find_instance, instance_table, InstanceEmbodied};
 pub use intensity::{
     intensity_codes, intensity_rows, intensity_table, pick_intensity, world_average, IntensityPick,
     IntensityRow, Level, WORLD_AVERAGE_G_PER_KWH,
@@ -41,7 +43,7 @@ pub use sources::{source_info, sources, SourceInfo};
 /// Version of the shipped factor set. Recorded in every result so that a number can be traced
 /// back to the exact tables that produced it. Bump it whenever a table under `data/factors/`
 /// changes.
-pub const FACTORS_VERSION: &str = "wattprint-factors-2026.11.1";
+pub const FACTORS_VERSION: &str = "wattprint-factors-2026.12.1";
 
 /// Where a factor comes from.
 ///

@@ -38,6 +38,8 @@ pub struct RegionRank {
     pub effective_g_per_kwh: f64,
     pub intensity_source: &'static str,
     pub pue_source: &'static str,
+    /// Basis of the intensity: `direct` (combustion), `life-cycle`, or `unstated`.
+    pub basis: &'static str,
 }
 
 impl From<&CloudRegion> for RegionRank {
@@ -53,6 +55,7 @@ impl From<&CloudRegion> for RegionRank {
             effective_g_per_kwh: c.effective_g_per_kwh(),
             intensity_source: c.intensity_provenance.source,
             pue_source: c.pue_provenance.source,
+            basis: c.intensity_provenance.scope,
         }
     }
 }
@@ -135,6 +138,40 @@ pub struct Reference {
     pub intensity: f64,
     pub pue: f64,
     pub effective_g_per_kwh: f64,
+    /// Basis of `intensity`.
+    pub basis: &'static str,
+    /// The reference's intensity on each basis its datasets give (latest data year per basis),
+    /// so that each region is compared with a figure of its own basis.
+    pub by_basis: Vec<(&'static str, f64)>,
+}
+
+impl Reference {
+    /// The effective intensity (× PUE) to compare a region of `basis` with: the reference's
+    /// figure of the same basis; for an `unstated` basis on either side, the reference's main
+    /// figure; `None` when the reference has no figure of that basis (direct and life-cycle are
+    /// never compared).
+    pub fn effective_for(&self, basis: &str) -> Option<f64> {
+        if basis == "unstated" || self.basis == "unstated" && self.by_basis.len() == 1 {
+            return Some(self.effective_g_per_kwh);
+        }
+        self.by_basis
+            .iter()
+            .find(|(b, _)| *b == basis)
+            .map(|(_, g)| g * self.pue)
+    }
+}
+
+/// The reference's intensity per basis: for a cloud region its own (one basis); for a country
+/// or zone, the latest row of each basis in the intensity table.
+fn bases_of(code: &str, main: (&'static str, f64)) -> Vec<(&'static str, f64)> {
+    let mut v = vec![main];
+    for r in super::intensity::intensity_rows(code).into_iter().rev() {
+        let b = r.provenance.scope;
+        if !v.iter().any(|(x, _)| *x == b) {
+            v.push((b, r.g_per_kwh));
+        }
+    }
+    v
 }
 
 /// One row of a report.
@@ -144,8 +181,11 @@ pub struct RankedRegion {
     pub rank: RegionRank,
     /// `kwh × effective / 1000`, when `kwh` was given.
     pub emissions_kg: Option<f64>,
-    /// Against the reference, when there is one.
+    /// Against the reference's figure of the same basis, when there is one.
     pub saving: Option<Saving>,
+    /// True when the reference has no intensity of this region's basis: no saving is computed
+    /// (a life-cycle figure is never compared with a direct one).
+    pub bases_differ: bool,
 }
 
 /// A ranking with its filters, reference and per-row savings.
@@ -215,6 +255,8 @@ pub fn regions_report(q: &RegionsQuery) -> Result<RegionsReport, LocationError> 
                     intensity: c.intensity_g_per_kwh,
                     pue: c.pue,
                     effective_g_per_kwh: c.effective_g_per_kwh(),
+                    basis: c.intensity_provenance.scope,
+                    by_basis: vec![(c.intensity_provenance.scope, c.intensity_g_per_kwh)],
                 });
                 Some(c.area.clone())
             }
@@ -223,12 +265,20 @@ pub fn regions_report(q: &RegionsQuery) -> Result<RegionsReport, LocationError> 
     if let Some(f) = q.from.as_deref() {
         let spec = parse_location(f)?;
         let r = resolve(Some(&spec), None);
+        let basis = r.intensity_provenance.scope;
+        let by_basis = if r.cloud_region.is_some() {
+            vec![(basis, r.intensity_g_per_kwh)]
+        } else {
+            bases_of(&r.code, (basis, r.intensity_g_per_kwh))
+        };
         reference = Some(Reference {
             effective_g_per_kwh: r.intensity_g_per_kwh * r.pue,
             code: r.code,
             name: r.name,
             intensity: r.intensity_g_per_kwh,
             pue: r.pue,
+            basis,
+            by_basis,
         });
     }
     let mut ranks: Vec<RegionRank> = cloud_regions()
@@ -243,12 +293,16 @@ pub fn regions_report(q: &RegionsQuery) -> Result<RegionsReport, LocationError> 
     }
     let rows = ranks
         .into_iter()
-        .map(|rank| RankedRegion {
-            emissions_kg: q.kwh.map(|e| e * rank.effective_g_per_kwh / 1000.0),
-            saving: reference
-                .as_ref()
-                .map(|r| saving(r.effective_g_per_kwh, rank.effective_g_per_kwh, q.kwh)),
-            rank,
+        .map(|rank| {
+            let from = reference.as_ref().map(|r| r.effective_for(rank.basis));
+            RankedRegion {
+                emissions_kg: q.kwh.map(|e| e * rank.effective_g_per_kwh / 1000.0),
+                saving: from
+                    .flatten()
+                    .map(|f| saving(f, rank.effective_g_per_kwh, q.kwh)),
+                bases_differ: from.is_some_and(|f| f.is_none()),
+                rank,
+            }
         })
         .collect();
     Ok(RegionsReport {

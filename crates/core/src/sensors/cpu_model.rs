@@ -54,6 +54,72 @@ pub enum TdpSource {
     },
 }
 
+/// Every factor of the CPU TDP model, for the record's assumptions.
+fn cpu_model_factors(
+    tdp: &TdpSource,
+    per_package_w: f64,
+    vm: &Option<VmShare>,
+    max_w: f64,
+    idle_w: f64,
+) -> Vec<crate::accounting::Assumption> {
+    use crate::accounting::Assumption;
+    let mut v = Vec::new();
+    match tdp {
+        TdpSource::Table { model, source } => v.push(Assumption::new(
+            "cpu TDP per package",
+            per_package_w,
+            "W",
+            format!("CPU TDP table row '{model}' ({source})"),
+        )),
+        TdpSource::User => v.push(Assumption::new(
+            "cpu TDP per package",
+            per_package_w,
+            "W",
+            "given by the user (--cpu-tdp)",
+        )),
+        TdpSource::DefaultPerThread {
+            threads,
+            watts_per_thread,
+        } => {
+            v.push(Assumption::new(
+                "cpu power per logical CPU (fallback)",
+                *watts_per_thread,
+                "W",
+                format!(
+                    "CPU model unknown: Cloud Carbon Footprint's average maximum per vCPU (MAX_WATTS_AVG) × {threads} logical CPUs"
+                ),
+            ));
+        }
+    }
+    if let Some(s) = vm {
+        v.push(Assumption::new(
+            "cpu package share of this VM",
+            s.fraction,
+            "fraction",
+            format!(
+                "{} of the package's {} logical CPUs",
+                s.vm_threads,
+                s.package.threads()
+            ),
+        ));
+    }
+    v.push(Assumption::new(
+        "cpu model maximum power",
+        max_w,
+        "W",
+        "TDP model at full load",
+    ));
+    v.push(Assumption::new(
+        "cpu model idle fraction",
+        IDLE_FRACTION,
+        "fraction of maximum",
+        format!(
+            "Cloud Carbon Footprint MIN_WATTS_AVG / MAX_WATTS_AVG = 0.74 / 3.5; idle {idle_w:.3} W"
+        ),
+    ));
+    v
+}
+
 /// In a virtual machine, the share of one CPU package the model charges: the VM's logical CPUs
 /// over the package's. Part of the run record (through the method detail).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -230,6 +296,7 @@ impl CpuModelSensor {
                  CPU, give --cpu-tdp the VM's share of it"
             ));
         }
+        let factors = cpu_model_factors(&tdp_source, tdp_per_package_w, &vm_share, max_w, idle_w);
         let device = Device {
             id: "cpu:model".into(),
             kind: DeviceKind::Cpu,
@@ -238,6 +305,7 @@ impl CpuModelSensor {
             gpu_index: None,
             uuid: None,
             idle_power_w: Some(idle_w),
+            factors,
         };
         Ok(CpuModelSensor {
             paths: paths.clone(),

@@ -233,6 +233,7 @@ impl NvmlSensor {
                         gpu_index: Some(index),
                         uuid,
                         idle_power_w: None,
+                        factors: Vec::new(),
                     };
                     (device, source)
                 }
@@ -248,6 +249,7 @@ impl NvmlSensor {
                         gpu_index: Some(index),
                         uuid: None,
                         idle_power_w: None,
+                        factors: Vec::new(),
                     };
                     (device, Source::Unavailable)
                 }

@@ -55,6 +55,12 @@ impl RamModelSensor {
                 gpu_index: None,
                 uuid: None,
                 idle_power_w: None,
+                factors: vec![crate::accounting::Assumption::new(
+                    "ram power per GB in use",
+                    WATTS_PER_GB,
+                    "W/GiB",
+                    "Green Algorithms data v3.0 referenceValues.csv memoryPower (CC BY 4.0), applied to MemTotal − MemAvailable",
+                )],
             }],
             integrator: PowerIntegrator::new(),
             last,

@@ -587,6 +587,7 @@ impl RaplSensor {
                         gpu_index: None,
                         uuid: None,
                         idle_power_w: None,
+                        factors: Vec::new(),
                     });
                     if ch.max_range.is_none() {
                         warnings.push(format!(

@@ -7,6 +7,7 @@ use super::{
     power_steps, project_cumulative, run_cumulative, short_id, title, Alternatives, ProjectReport,
     Report, RunReport, Subject,
 };
+use crate::embodied_text::{fmt_embodied, kg_or_zero, of_record, of_sum, EmbodiedFigure};
 use crate::summary::{fmt_duration, fmt_energy_kwh, fmt_mass_kg};
 use std::fmt::Write;
 use wattprint_core::factors::sources::sources;
@@ -113,7 +114,10 @@ fn kpis(o: &mut String, items: &[(&str, String)]) {
     o.push_str("</div>\n");
 }
 
-fn breakdown_segments(e: (f64, f64, f64), m: (f64, f64, f64, f64)) -> Vec<(String, Vec<Segment>)> {
+fn breakdown_segments(
+    e: (f64, f64, f64),
+    m: (f64, f64, f64, &EmbodiedFigure),
+) -> Vec<(String, Vec<Segment>)> {
     let seg = |label: &str, value: f64, color: &'static str, text: String| Segment {
         label: label.into(),
         value,
@@ -135,7 +139,7 @@ fn breakdown_segments(e: (f64, f64, f64), m: (f64, f64, f64, f64)) -> Vec<(Strin
                 seg("dynamic", m.0, PALETTE[0], fmt_mass_kg(m.0)),
                 seg("static (idle)", m.1, PALETTE[5], fmt_mass_kg(m.1)),
                 seg("infrastructure", m.2, PALETTE[7], fmt_mass_kg(m.2)),
-                seg("embodied", m.3, PALETTE[6], fmt_mass_kg(m.3)),
+                seg("embodied", kg_or_zero(m.3), PALETTE[6], fmt_embodied(m.3)),
             ],
         ),
     ]
@@ -145,25 +149,27 @@ fn breakdown_segments(e: (f64, f64, f64), m: (f64, f64, f64, f64)) -> Vec<(Strin
 fn breakdown_table(
     o: &mut String,
     e: (f64, f64, f64),
-    m: (f64, f64, f64, f64),
+    m: (f64, f64, f64, &EmbodiedFigure),
     facility: f64,
     total_kg: f64,
 ) {
     o.push_str("<table><thead><tr><th>part</th><th class=\"n\">energy</th><th class=\"n\">share</th><th class=\"n\">emissions CO2e</th><th class=\"n\">share</th></tr></thead><tbody>");
     let rows = [
-        ("dynamic (above idle)", Some(e.0), m.0),
-        ("static (idle draw)", Some(e.1), m.1),
-        ("infrastructure (PUE − 1)", Some(e.2), m.2),
-        ("embodied (manufacturing, amortised)", None, m.3),
+        ("dynamic (above idle)", Some(e.0), Ok(m.0)),
+        ("static (idle draw)", Some(e.1), Ok(m.1)),
+        ("infrastructure (PUE − 1)", Some(e.2), Ok(m.2)),
+        ("embodied (manufacturing, amortised)", None, m.3.clone()),
     ];
     for (name, en, kg) in rows {
         let _ = write!(
             o,
-            "<tr><td>{name}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            // a "not counted (why)" cell wraps like text; figures stay on one line
+            "<tr><td>{name}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td{}>{}</td><td class=\"n\">{}</td></tr>",
             en.map(fmt_energy_kwh).unwrap_or_else(|| "–".into()),
             en.map(|v| pct(v, facility)).unwrap_or_else(|| "–".into()),
-            fmt_mass_kg(kg),
-            pct(kg, total_kg),
+            if kg.is_ok() { " class=\"n\"" } else { "" },
+            esc(&fmt_embodied(&kg)),
+            kg.as_ref().map(|k| pct(*k, total_kg)).unwrap_or_else(|_| "–".into()),
         );
     }
     let _ = writeln!(
@@ -192,7 +198,10 @@ fn alternatives_section(o: &mut String, a: &Alternatives, where_: &str) {
         best.saving_percent
             .map(|p| format!(", {} less", wattprint_core::format::percent(p / 100.0)))
             .unwrap_or_default(),
-        esc(&fmt_mass_kg(a.embodied_kg)),
+        esc(&a
+            .embodied_kg
+            .map(fmt_mass_kg)
+            .unwrap_or_else(|| "not counted".into())),
     );
     let table = |o: &mut String, caption: &str, rows: &[super::Alternative]| {
         let _ = write!(
@@ -409,11 +418,12 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
         r.energy_kwh.static_.0,
         r.energy_kwh.infrastructure.0,
     );
+    let embodied = of_record(r);
     let m = (
         r.emissions_kg.dynamic,
         r.emissions_kg.static_,
         r.emissions_kg.infrastructure,
-        r.emissions_kg.embodied,
+        &embodied,
     );
     o.push_str("<section class=\"keep\"><h2>Energy and emissions breakdown</h2>\n");
     o.push_str(&svg::stacked_bars(
@@ -478,6 +488,7 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
     );
 
     alternatives_section(o, &run.alternatives, &where_);
+    super::other_tools::section(o, r, esc);
     equivalents_section(o, &r.equivalents, r.emissions_kg.total);
 
     // assumptions
@@ -631,11 +642,16 @@ fn project_body(o: &mut String, p: &ProjectReport, t: &str) {
         tt.energy_kwh.static_,
         tt.energy_kwh.infrastructure,
     );
+    let embodied = of_sum(
+        tt.emissions_kg.embodied,
+        tt.runs,
+        tt.emissions_kg.embodied_not_counted_runs,
+    );
     let m = (
         tt.emissions_kg.dynamic,
         tt.emissions_kg.static_,
         tt.emissions_kg.infrastructure,
-        tt.emissions_kg.embodied,
+        &embodied,
     );
     o.push_str("<section class=\"keep\"><h2>Energy and emissions breakdown</h2>\n");
     let mut rows = breakdown_segments(e, m);

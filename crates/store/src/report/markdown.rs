@@ -5,6 +5,7 @@ use super::{
     command_text, equivalents_rows, fmt_time, hardware_of, location_text, methods_of, pct,
     short_id, title, Alternatives, ProjectReport, Report, RunReport, Subject,
 };
+use crate::embodied_text::{fmt_embodied, of_record, of_sum, EmbodiedFigure};
 use crate::summary::{fmt_duration, fmt_energy_kwh, fmt_mass_kg};
 use std::fmt::Write;
 
@@ -43,24 +44,32 @@ pub fn render(r: &Report) -> String {
     o
 }
 
-fn breakdown(o: &mut String, e: (f64, f64, f64), m: (f64, f64, f64, f64), fac: f64, tot: f64) {
+fn breakdown(
+    o: &mut String,
+    e: (f64, f64, f64),
+    m: (f64, f64, f64, &EmbodiedFigure),
+    fac: f64,
+    tot: f64,
+) {
     let _ = writeln!(
         o,
         "## Energy and emissions breakdown\n\n| part | energy | share | emissions CO2e | share |\n|---|---:|---:|---:|---:|"
     );
     for (name, en, kg) in [
-        ("dynamic (above idle)", Some(e.0), m.0),
-        ("static (idle draw)", Some(e.1), m.1),
-        ("infrastructure (PUE − 1)", Some(e.2), m.2),
-        ("embodied (manufacturing, amortised)", None, m.3),
+        ("dynamic (above idle)", Some(e.0), Ok(m.0)),
+        ("static (idle draw)", Some(e.1), Ok(m.1)),
+        ("infrastructure (PUE − 1)", Some(e.2), Ok(m.2)),
+        ("embodied (manufacturing, amortised)", None, m.3.clone()),
     ] {
         let _ = writeln!(
             o,
             "| {name} | {} | {} | {} | {} |",
             en.map(fmt_energy_kwh).unwrap_or_else(|| "–".into()),
             en.map(|v| pct(v, fac)).unwrap_or_else(|| "–".into()),
-            fmt_mass_kg(kg),
-            pct(kg, tot)
+            md_esc(&fmt_embodied(&kg)),
+            kg.as_ref()
+                .map(|k| pct(*k, tot))
+                .unwrap_or_else(|_| "–".into())
         );
     }
     let _ = writeln!(
@@ -92,7 +101,9 @@ fn alternatives(o: &mut String, a: &Alternatives, where_: &str) {
         best.saving_percent
             .map(|p| format!(", {} less", wattprint_core::format::percent(p / 100.0)))
             .unwrap_or_default(),
-        fmt_mass_kg(a.embodied_kg),
+        a.embodied_kg
+            .map(fmt_mass_kg)
+            .unwrap_or_else(|| "not counted".into()),
     );
     let table = |o: &mut String, caption: &str, rows: &[super::Alternative]| {
         let _ = writeln!(
@@ -247,7 +258,7 @@ fn run_md(o: &mut String, run: &RunReport) {
             r.emissions_kg.dynamic,
             r.emissions_kg.static_,
             r.emissions_kg.infrastructure,
-            r.emissions_kg.embodied,
+            &of_record(r),
         ),
         r.energy_kwh.facility.0,
         r.emissions_kg.total,
@@ -398,7 +409,11 @@ fn project_md(o: &mut String, p: &ProjectReport) {
             t.emissions_kg.dynamic,
             t.emissions_kg.static_,
             t.emissions_kg.infrastructure,
-            t.emissions_kg.embodied,
+            &of_sum(
+                t.emissions_kg.embodied,
+                t.runs,
+                t.emissions_kg.embodied_not_counted_runs,
+            ),
         ),
         t.energy_kwh.facility,
         t.emissions_kg.total,

@@ -11,6 +11,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod model_card;
+pub mod other_tools;
 pub mod svg;
 
 use crate::store::{RunFilter, Store};
@@ -92,8 +93,8 @@ pub struct Alternatives {
     /// Operational emissions of the same work at ONE place, the location the report names (the
     /// one most runs used), kgCO2e; see [`baseline_operational_kg`].
     pub actual_operational_kg: f64,
-    /// Embodied emissions, which a move does not change, kgCO2e.
-    pub embodied_kg: f64,
+    /// Embodied emissions, which a move does not change, kgCO2e; `null` when not counted.
+    pub embodied_kg: Option<f64>,
     /// The three regions of lowest intensity × PUE among all shipped regions.
     pub overall: Vec<Alternative>,
     /// The area of the run's location (`europe`, ...), when it could be told.
@@ -145,6 +146,8 @@ pub struct EmissionTotals {
     pub embodied: f64,
     pub operational: f64,
     pub total: f64,
+    /// Runs whose embodied emissions were not counted (`embodied` leaves them out).
+    pub embodied_not_counted_runs: usize,
 }
 
 /// A location used by some runs of a project, with its factors.
@@ -218,7 +221,7 @@ pub fn run_report(store: &Store, run: &str) -> Result<RunReport> {
     let alternatives = alternatives(
         record.energy_kwh.it.0,
         record.emissions_kg.operational,
-        record.emissions_kg.embodied,
+        record.emissions_kg.embodied_kg(),
         &record.location.code,
     );
     Ok(RunReport {
@@ -306,6 +309,9 @@ pub fn project_from_runs(
         t.emissions_kg.static_ += m.static_;
         t.emissions_kg.infrastructure += m.infrastructure;
         t.emissions_kg.embodied += m.embodied;
+        if !m.embodied_counted {
+            t.emissions_kg.embodied_not_counted_runs += 1;
+        }
         t.emissions_kg.operational += m.operational;
         t.emissions_kg.total += m.total;
         if is_wasted(r.status) {
@@ -366,7 +372,12 @@ pub fn project_from_runs(
     let alternatives = alternatives(
         t.energy_kwh.it,
         baseline_operational_kg(&locations, t.energy_kwh.it, t.emissions_kg.operational),
-        t.emissions_kg.embodied,
+        crate::embodied_text::of_sum(
+            t.emissions_kg.embodied,
+            t.runs,
+            t.emissions_kg.embodied_not_counted_runs,
+        )
+        .ok(),
         &main_location,
     );
     ProjectReport {
@@ -422,7 +433,7 @@ pub fn area_of(code: &str) -> Option<String> {
 pub fn alternatives(
     it_kwh: f64,
     actual_operational_kg: f64,
-    embodied_kg: f64,
+    embodied_kg: Option<f64>,
     location_code: &str,
 ) -> Alternatives {
     let rows = |near: Option<&str>| -> Vec<Alternative> {

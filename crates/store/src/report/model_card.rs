@@ -116,10 +116,22 @@ pub fn render(r: &Report, opts: &CardOptions) -> Result<String> {
         "# Hugging Face model card metadata by wattprint {}: paste into the README's YAML front matter.",
         r.version
     );
-    let _ = writeln!(
-        o,
-        "# {what}; emissions in grams CO2e (operational + embodied)."
-    );
+    // "not counted" is said, never folded in as a zero
+    let not_counted = runs
+        .iter()
+        .filter(|x| !x.emissions_kg.embodied_counted)
+        .count();
+    let parts = if not_counted == 0 {
+        "operational + embodied".to_string()
+    } else if not_counted == runs.len() {
+        "operational; embodied not counted".to_string()
+    } else {
+        format!(
+            "operational + embodied; embodied not counted for {not_counted} of {} runs",
+            runs.len()
+        )
+    };
+    let _ = writeln!(o, "# {what}; emissions in grams CO2e ({parts}).");
     let _ = writeln!(o, "co2_eq_emissions:");
     let _ = writeln!(o, "  emissions: {}", fmt_grams(grams));
     let _ = writeln!(o, "  source: {}", q(&source));
