@@ -254,6 +254,73 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     let carbon = a.carbon.resolve()?;
+    let Built {
+        input,
+        hardware,
+        warnings_pre,
+        embodied_note,
+    } = build_input(&a, &carbon, duration)?;
+    let b: Breakdown = estimate::estimate(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.factors.is_some_and(|p| p != Profile::Wattprint) {
+        return print_profile(&a, &input, &carbon.location.code);
+    }
+    let mut warnings = carbon.warnings.clone();
+    warnings.extend(warnings_pre);
+    warnings.extend(b.warnings.iter().cloned());
+    let embodied_counted = input.embodied.is_some();
+    if a.json {
+        let mut emissions = serde_json::to_value(b.emissions_kg)?;
+        if !embodied_counted {
+            emissions["embodied"] = serde_json::Value::Null;
+        }
+        let v = json!({
+            "schema": "wattprint.estimate/1",
+            "energy_kwh": b.energy_kwh,
+            "emissions_kg": emissions,
+            "embodied": {
+                "counted": embodied_counted,
+                "note": embodied_note,
+            },
+            "equivalents": b.equivalents,
+            "assumptions": b.assumptions,
+            "pue": b.pue,
+            "carbon_intensity": {"g_per_kwh": carbon.intensity_g_per_kwh, "source": carbon.intensity_source},
+            "location": carbon.location,
+            "duration_s": duration.as_secs_f64(),
+            "runs": a.runs,
+            "factors_version": carbon.factors_version,
+            "warnings": warnings,
+        });
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    print_text(
+        &a,
+        &b,
+        &carbon,
+        &hardware,
+        (embodied_counted, &embodied_note),
+        &warnings,
+    )?;
+    Ok(0)
+}
+
+/// What the flags describe: the estimate's input and how to say it.
+struct Built {
+    input: EstimateInput,
+    /// The hardware, in words.
+    hardware: Vec<String>,
+    warnings_pre: Vec<String>,
+    /// What was counted as embodied, or why it was not.
+    embodied_note: Option<String>,
+}
+
+/// The estimate's input from the flags: hardware, usage, embodied server parts.
+fn build_input(
+    a: &Args,
+    carbon: &wattprint_core::record::CarbonContext,
+    duration: std::time::Duration,
+) -> Result<Built> {
     let mut warnings_pre: Vec<String> = Vec::new();
     let mut input = EstimateInput::new(
         duration,
@@ -365,40 +432,24 @@ pub fn run(a: Args) -> Result<i32> {
         input.cpus = 0;
     }
 
-    let b: Breakdown = estimate::estimate(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if a.factors.is_some_and(|p| p != Profile::Wattprint) {
-        return print_profile(&a, &input, &carbon.location.code);
-    }
-    let mut warnings = carbon.warnings.clone();
-    warnings.extend(warnings_pre);
-    warnings.extend(b.warnings.iter().cloned());
-    let embodied_counted = input.embodied.is_some();
-    if a.json {
-        let mut emissions = serde_json::to_value(b.emissions_kg)?;
-        if !embodied_counted {
-            emissions["embodied"] = serde_json::Value::Null;
-        }
-        let v = json!({
-            "schema": "wattprint.estimate/1",
-            "energy_kwh": b.energy_kwh,
-            "emissions_kg": emissions,
-            "embodied": {
-                "counted": embodied_counted,
-                "note": embodied_note,
-            },
-            "equivalents": b.equivalents,
-            "assumptions": b.assumptions,
-            "pue": b.pue,
-            "carbon_intensity": {"g_per_kwh": carbon.intensity_g_per_kwh, "source": carbon.intensity_source},
-            "location": carbon.location,
-            "duration_s": duration.as_secs_f64(),
-            "runs": a.runs,
-            "factors_version": carbon.factors_version,
-            "warnings": warnings,
-        });
-        crate::stdout_ln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
-    }
+    Ok(Built {
+        input,
+        hardware,
+        warnings_pre,
+        embodied_note,
+    })
+}
+
+/// The estimate for people.
+fn print_text(
+    a: &Args,
+    b: &Breakdown,
+    carbon: &wattprint_core::record::CarbonContext,
+    hardware: &[String],
+    embodied: (bool, &Option<String>),
+    warnings: &[String],
+) -> Result<()> {
+    let (embodied_counted, embodied_note) = embodied;
     crate::stdout_ln!(
         "Estimate: {} for {} × {} run(s)",
         if hardware.is_empty() {
@@ -436,7 +487,7 @@ pub fn run(a: Args) -> Result<i32> {
         fmt_mass_kg(m.infrastructure),
     );
     if let (true, Some(n)) = (embodied_counted, &embodied_note) {
-        println!("  {n}");
+        crate::stdout_ln!("  {n}");
     }
     let q = &b.equivalents;
     crate::stdout_ln!(
@@ -463,8 +514,8 @@ pub fn run(a: Args) -> Result<i32> {
             x.source
         );
     }
-    for w in &warnings {
+    for w in warnings {
         crate::stdout_ln!("warning: {w}");
     }
-    Ok(0)
+    Ok(())
 }
