@@ -172,7 +172,9 @@ proptest! {
         let mut jsonl = Vec::new();
         write_jsonl(&mut jsonl, &recs).unwrap();
         for text in [&cc, &csv, &jsonl] {
-            let t = String::from_utf8(text.clone()).unwrap();
+            // embodied emissions not counted are `null` by design (never a zero); any other
+            // null would be a non-finite number serialised
+            let t = String::from_utf8(text.clone()).unwrap().replace("\"embodied\":null", "");
             let bad = t
                 .split([',', '\n', '\r', ':', '"', '{', '}', '[', ']'])
                 .find(|f| ["NaN", "nan", "inf", "-inf", "null"].contains(&f.trim()));
