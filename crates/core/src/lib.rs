@@ -19,6 +19,7 @@ pub mod procfs;
 pub mod providers;
 pub mod record;
 pub mod sampler;
+pub mod segments;
 pub mod sensor;
 pub mod sensors;
 pub mod svg;

@@ -197,6 +197,7 @@ fn consistent(r: &Raw) -> RunRecord {
         stopped: None,
         prediction: None,
         tracker: None,
+        segments: None,
     }
 }
 

@@ -899,6 +899,7 @@ fn import_row(
         skipped_ticks: 0,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
         tracker: None,
+        segments: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,
