@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod options;
 pub mod paths;
 pub mod provider_config;
+pub mod segments;
 pub mod server_policy;
 pub mod session;
 pub mod sink;

@@ -19,6 +19,7 @@ use crate::monitor::{Monitor, MonitorConfig, MonitorState, Stopper};
 use crate::options::{check_interval, OptionError, RunOptions, CHECKPOINT_RANGE};
 use crate::paths::Paths;
 use crate::provider_config::{self, Configured};
+use crate::segments::{Live, SegmentTracker};
 use crate::sink::{JsonFileSink, RunSink, Sinks, StoreSink, UploadSink};
 use crate::upload::{ServerTarget, Uploader};
 use crate::{measure, server_policy};
@@ -294,15 +295,25 @@ impl Prepared {
             .progress_dir()
             .join(format!("{}.progress", meta.id));
         let mon_state = Arc::new(Mutex::new(MonitorState::default()));
+        let first = m.sampler.snapshot();
+        let origin = Instant::now()
+            .checked_sub(first.elapsed)
+            .unwrap_or_else(Instant::now);
+        let segments = Arc::new(Mutex::new(SegmentTracker::new(
+            origin,
+            interval,
+            carbon.pue * carbon.intensity_g_per_kwh / 1000.0,
+        )));
         let base = RecordBase {
             meta,
             carbon,
             warnings,
             limits: record_limits,
             monitor: Arc::clone(&mon_state),
+            segments,
         };
         // First record right away, so even a crash in the first seconds leaves one.
-        sinks.begin(&base.record(&m.sampler.snapshot()));
+        sinks.begin(&base.record(&first));
         let sinks = Arc::new(Mutex::new(sinks));
         let checkpointer = Checkpointer::start(
             Arc::new(base.clone()),
@@ -337,6 +348,7 @@ struct RecordBase {
     warnings: Vec<String>,
     limits: Option<Limits>,
     monitor: Arc<Mutex<MonitorState>>,
+    segments: Arc<Mutex<SegmentTracker>>,
 }
 
 impl RecordBase {
@@ -354,6 +366,9 @@ impl RecordBase {
         if let Ok(m) = self.monitor.lock() {
             rec.limit_events = m.events.clone();
             rec.prediction = m.prediction.clone();
+        }
+        if let Ok(s) = self.segments.lock() {
+            rec.segments = s.view(&rec, None);
         }
         rec
     }
@@ -523,6 +538,50 @@ impl Session {
         ));
     }
 
+    /// The windows, stages and work units the measured code reports (see
+    /// [`crate::segments`]); they are in every checkpoint and in the final record.
+    pub fn segments(&self) -> Arc<Mutex<SegmentTracker>> {
+        Arc::clone(&self.base.segments)
+    }
+
+    /// Energy and emissions so far, cheaply (no series is copied).
+    pub fn live(&self) -> Live {
+        let snap = self.measured.sampler.watch().get();
+        match self.base.segments.lock() {
+            Ok(s) => s.live(&snap),
+            Err(p) => p.into_inner().live(&snap),
+        }
+    }
+
+    /// The work's progress, `done` of `total` (feeds the P10–P90 prediction the limit
+    /// watcher makes): written to the progress file as `done/total`.
+    pub fn report_progress(&self, done: f64, total: f64) -> Result<(), OptionError> {
+        if !(total.is_finite() && total > 0.0) {
+            return Err(OptionError::new(
+                "total",
+                total,
+                "must be a positive number",
+            ));
+        }
+        if !(done.is_finite() && (0.0..=total).contains(&done)) {
+            return Err(OptionError::new(
+                "done",
+                done,
+                "must be between 0 and total",
+            ));
+        }
+        let tmp = self.progress_file.with_extension("progress.tmp");
+        std::fs::write(&tmp, format!("{done}/{total}\n"))
+            .and_then(|_| std::fs::rename(&tmp, &self.progress_file))
+            .map_err(|e| {
+                OptionError::new(
+                    "progress",
+                    self.progress_file.display(),
+                    format!("cannot write the progress file: {e}"),
+                )
+            })
+    }
+
     /// Save a running record to every sink now (and wait for it).
     pub fn checkpoint(&self) {
         if let Some(c) = &self.checkpointer {
@@ -604,6 +663,9 @@ impl Session {
         rec.limit_events = mon.events;
         rec.stopped = mon.stopped;
         rec.prediction = mon.prediction;
+        if let Ok(s) = base.segments.lock() {
+            rec.segments = s.view(&rec, Some(&snapshot));
+        }
         let (shown, saved_locally) = match self.sinks.lock() {
             Ok(mut s) => s.finish(&mut rec, &snapshot),
             Err(p) => p.into_inner().finish(&mut rec, &snapshot),
