@@ -150,6 +150,7 @@ impl Prepared {
             .project
             .clone()
             .or_else(|| env.get("WATTPRINT_PROJECT").map(str::to_string))
+            .or_else(|| config.project())
             .unwrap_or_else(|| "default".to_string());
         let zone = opts.zone.clone().or_else(|| {
             (carbon.location.known && !carbon.location.code.contains(':'))
