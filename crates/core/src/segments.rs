@@ -109,7 +109,12 @@ pub const MAX_UNITS: f64 = 1e18;
 
 impl WorkUnits {
     fn check(&self, path: &str) -> Result<(), ValidationError> {
-        check_range(&format!("{path}.units"), self.units, MAX_UNITS, "10^18 units")?;
+        check_range(
+            &format!("{path}.units"),
+            self.units,
+            MAX_UNITS,
+            "10^18 units",
+        )?;
         check_ident(&format!("{path}.unit"), &self.unit, 64)?;
         let max_j = MAX_ENERGY_KWH * JOULES_PER_KWH;
         if let Some(j) = self.j_per_unit {
@@ -136,7 +141,12 @@ impl Segments {
             let e = "a run's IT energy";
             check_range(&format!("{p}.energy_kwh"), w.energy_kwh, MAX_ENERGY_KWH, e)?;
             let k = "a run's emissions";
-            check_range(&format!("{p}.emissions_kg"), w.emissions_kg, MAX_EMISSIONS_KG, k)?;
+            check_range(
+                &format!("{p}.emissions_kg"),
+                w.emissions_kg,
+                MAX_EMISSIONS_KG,
+                k,
+            )?;
             if let Some(u) = &w.work {
                 u.check(&format!("{p}.work"))?;
             }
@@ -186,7 +196,10 @@ mod tests {
         };
         assert_eq!(
             s.energy_by_stage(),
-            vec![("training".to_string(), 5.0), ("evaluation".to_string(), 1.0)]
+            vec![
+                ("training".to_string(), 5.0),
+                ("evaluation".to_string(), 1.0)
+            ]
         );
     }
 }

@@ -287,11 +287,18 @@ fn codecarbon_csv(record_json: &str) -> PyResult<String> {
     String::from_utf8(out).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
+/// CodeCarbon's ISO 3166-1 alpha-3 country code as the alpha-2 wattprint takes (`FRA` → `FR`).
+#[pyfunction]
+fn iso3_to_iso2(code: &str) -> Option<&'static str> {
+    wattprint_store::interchange::iso3_to_iso2(code)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeSession>()?;
     m.add_function(wrap_pyfunction!(option_names, m)?)?;
     m.add_function(wrap_pyfunction!(codecarbon_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(iso3_to_iso2, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

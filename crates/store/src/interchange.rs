@@ -147,7 +147,8 @@ fn iso2_to_iso3(iso2: &str) -> Option<&'static str> {
         .map(|(three, _)| *three)
 }
 
-fn iso3_to_iso2(iso3: &str) -> Option<&'static str> {
+/// ISO 3166-1 alpha-3 → alpha-2 (`FRA` → `FR`), for the countries of the intensity table.
+pub fn iso3_to_iso2(iso3: &str) -> Option<&'static str> {
     ISO3_TO_ISO2
         .iter()
         .find(|(three, _)| three.eq_ignore_ascii_case(iso3))
