@@ -18,3 +18,4 @@ pub mod server_policy;
 pub mod session;
 pub mod sink;
 pub mod upload;
+pub mod work_file;

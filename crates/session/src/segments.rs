@@ -176,6 +176,25 @@ impl SegmentTracker {
         Ok(())
     }
 
+    /// The run's whole work is `n` `unit` (a total stated at the end, e.g. by the work file
+    /// or `--work-units`): replaces what was added, windows keep theirs.
+    pub fn set_total_work(&mut self, n: f64, unit: &str) -> Result<(), String> {
+        if !(n.is_finite() && (0.0..=MAX_UNITS).contains(&n)) {
+            return Err(format!("{n} units: must be a number from 0 to {MAX_UNITS}"));
+        }
+        check_ident("unit", unit, 64).map_err(|e| e.reason)?;
+        if let Some(u) = &self.unit {
+            if u != unit && self.units > 0.0 {
+                return Err(format!(
+                    "this run counts {u}, not {unit} (one unit per run)"
+                ));
+            }
+        }
+        self.units = n;
+        self.unit = Some(unit.to_string());
+        Ok(())
+    }
+
     /// The record's `segments` for `rec`: finished windows, and, when `closing` is the final
     /// snapshot, the windows still open closed at the end. `None` when nothing was reported.
     pub fn view(&self, rec: &RunRecord, closing: Option<&Snapshot>) -> Option<Segments> {

@@ -486,6 +486,11 @@ impl Session {
         &self.progress_file
     }
 
+    /// The file the work may state its units of work in (`N UNIT`, see [`crate::work_file`]).
+    pub fn work_file(&self) -> std::path::PathBuf {
+        self.progress_file.with_extension("work")
+    }
+
     /// Variables to give the measured work: its run id and progress file.
     pub fn child_env(&self) -> Vec<(String, String)> {
         vec![
@@ -493,6 +498,10 @@ impl Session {
             (
                 "WATTPRINT_PROGRESS_FILE".to_string(),
                 self.progress_file.display().to_string(),
+            ),
+            (
+                "WATTPRINT_WORK_FILE".to_string(),
+                self.work_file().display().to_string(),
             ),
         ]
     }
@@ -621,6 +630,16 @@ impl Session {
         let thread_cpu = self.measured.sampler.thread_cpu();
         let snapshot = self.measured.sampler.stop();
         let _ = std::fs::remove_file(&self.progress_file);
+        let work_file = self.progress_file.with_extension("work");
+        let work_note = match crate::work_file::read(&work_file) {
+            Some(Ok((n, unit))) => match self.base.segments.lock() {
+                Ok(mut s) => s.set_total_work(n, &unit).err(),
+                Err(_) => None,
+            },
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        let _ = std::fs::remove_file(&work_file);
         if let Some(st) = &mon.stopped {
             status = match st.limit {
                 LimitKind::MaxDuration => RunStatus::StoppedByCap,
@@ -630,6 +649,7 @@ impl Session {
         let mut base = self.base.clone();
         base.warnings.extend(warnings);
         base.warnings.extend(mon.warnings.iter().cloned());
+        base.warnings.extend(work_note);
         if let (Some(p), Some(z)) = (self.provider.as_ref(), self.zone.as_deref()) {
             let end = base.meta.start_unix + snapshot.elapsed.as_secs_f64();
             let notes = providers::revalue_run(
