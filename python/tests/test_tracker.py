@@ -209,6 +209,8 @@ def test_windows_stages_work_units_and_live_reads(host):
     # the store keeps the windows with the run
     shown = json.loads(cli(host, "show", run.id, "--json"))
     assert [w["name"] for w in shown["segments"]["windows"]] == names
+    text = cli(host, "show", run.id)
+    assert "\nstages\n" in text and "preparation" in text and "\nwindows\n" in text
 
 
 def test_zero_units_give_none_not_infinity(host):

@@ -209,6 +209,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> Str
     kv(&mut o, "operational", fmt_mass_kg(m.operational));
     kv(&mut o, "embodied", fmt_mass_kg(m.embodied));
     kv(&mut o, "total", fmt_mass_kg(m.total));
+    o.push_str(&crate::segments_text::segments_text(r));
     match &r.carbon_intensity.live {
         None => kv(
             &mut o,

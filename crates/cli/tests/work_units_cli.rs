@@ -74,3 +74,17 @@ fn bad_work_units_start_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "--work-units needs --unit");
 }
+
+#[test]
+fn show_lists_the_work_of_a_run() {
+    let h = FakeHost::new();
+    let r = run(&h, &["--work-units", "64", "--unit", "images"], "true");
+    let out = h
+        .cmd()
+        .args(["show", r["id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nwork\n"), "{text}");
+    assert!(text.contains("whole run      64 images"), "{text}");
+}
