@@ -6,12 +6,12 @@ the one place a ``Tracker`` asks, and it follows the launchers' local-rank varia
 local rank 0 measures, the others stand by.
 """
 
-from typing import Mapping
+from __future__ import annotations
 
 _LOCAL_RANK_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")
 
 
-def local_rank(env: Mapping[str, str]) -> int:
+def local_rank(env: dict) -> int:
     """This process's rank on its node (0 when no launcher says)."""
     for var in _LOCAL_RANK_VARS:
         value = env.get(var)
@@ -20,6 +20,6 @@ def local_rank(env: Mapping[str, str]) -> int:
     return 0
 
 
-def measures(env: Mapping[str, str]) -> bool:
+def measures(env: dict) -> bool:
     """Whether this process is the one that measures (hook for the job key / leader rules)."""
     return local_rank(env) == 0

@@ -1,21 +1,44 @@
-"""The ``Tracker``: one measured run of Python code, driven by the Rust session."""
+"""The ``Tracker``: one measured run of Python code, driven by the Rust session.
 
-import contextlib
-import copy
-import functools
-import json
-import logging
+Start-up matters (the tracker is imported by every training script): only modules Python has
+loaded anyway are imported at import time; json, logging and the rest when first needed.
+"""
+
+from __future__ import annotations
+
 import os
-import signal
 import sys
-import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 from . import _native, ranks
 
-log = logging.getLogger("wattprint")
+
+def _json():
+    import json
+
+    return json
+
+
+def _log():
+    import logging
+
+    return logging.getLogger("wattprint")
+
+
+class _Block:
+    """A ``with`` block calling ``enter()`` and ``leave()`` (contextlib costs start-up time)."""
+
+    def __init__(self, enter, leave):
+        self._enter, self._leave = enter, leave
+
+    def __enter__(self):
+        self._enter()
+        return self
+
+    def __exit__(self, *exc):
+        self._leave()
+        return False
 
 
 class WattprintWarning(UserWarning):
@@ -25,7 +48,7 @@ class WattprintWarning(UserWarning):
 class BudgetExceeded(RuntimeError):
     """A cap or budget stopped the run (raised at the next step when ``on_limit="raise"``)."""
 
-    def __init__(self, message: str, limits: Optional[dict] = None):
+    def __init__(self, message: str, limits: dict | None = None):
         super().__init__(message)
         self.limits = limits or {}
 
@@ -48,19 +71,19 @@ class Window:
         return self.end_s - self.start_s
 
     @property
-    def work(self) -> Optional[dict]:
+    def work(self) -> dict | None:
         return self._data.get("work")
 
     @property
-    def j_per_unit(self) -> Optional[float]:
+    def j_per_unit(self) -> float | None:
         return (self.work or {}).get("j_per_unit")
 
     @property
-    def g_per_unit(self) -> Optional[float]:
+    def g_per_unit(self) -> float | None:
         return (self.work or {}).get("g_per_unit")
 
     def to_dict(self) -> dict:
-        return copy.deepcopy(self._data)
+        return _json().loads(_json().dumps(self._data))
 
     def __repr__(self) -> str:
         return f"Window({self.name!r}, {self.energy_kwh} kWh, {self.emissions_kg} kg CO2e)"
@@ -71,7 +94,7 @@ class Run:
 
     def __init__(self, record_json: str, saved_locally: bool = True):
         self._json = record_json
-        self._rec = json.loads(record_json)
+        self._rec = _json().loads(record_json)
         self.saved_locally = saved_locally
 
     @property
@@ -81,7 +104,7 @@ class Run:
 
     def to_dict(self) -> dict:
         """The run record as a dict (a copy)."""
-        return json.loads(self._json)
+        return _json().loads(self._json)
 
     id = property(lambda self: self._rec["id"])
     project = property(lambda self: self._rec["project"])
@@ -104,9 +127,9 @@ class Run:
         return {"energy_kwh": dict(self._rec["energy_kwh"]), "emissions_kg": dict(self._rec["emissions_kg"])}
 
     @property
-    def devices(self) -> List[dict]:
+    def devices(self) -> list:
         """Energy per device, with the method that measured it."""
-        return copy.deepcopy(self._rec["devices"])
+        return self.to_dict()["devices"]
 
     @property
     def methods(self) -> dict:
@@ -119,25 +142,25 @@ class Run:
         return dict(self._rec["carbon_intensity"])
 
     @property
-    def assumptions(self) -> List[dict]:
+    def assumptions(self) -> list:
         """Every factor used, with its value, unit and source."""
-        return copy.deepcopy(self._rec["assumptions"])
+        return self.to_dict()["assumptions"]
 
     @property
-    def windows(self) -> List[Window]:
+    def windows(self) -> list:
         return [Window(w) for w in (self._rec.get("segments") or {}).get("windows", [])]
 
     @property
-    def stages(self) -> Dict[str, float]:
+    def stages(self) -> dict:
         """Energy per stage, kWh (repeated stages summed)."""
-        out: Dict[str, float] = {}
+        out: dict = {}
         for w in self.windows:
             if w.kind == "stage":
                 out[w.name] = out.get(w.name, 0.0) + w.energy_kwh
         return out
 
     @property
-    def work(self) -> Optional[dict]:
+    def work(self) -> dict | None:
         """Work over the whole run: units, unit, j_per_unit, g_per_unit (None per unit if 0)."""
         return (self._rec.get("segments") or {}).get("work")
 
@@ -156,9 +179,6 @@ def _auto_sync() -> None:
             cuda.synchronize()
     except Exception:  # a broken driver must not break the training loop
         pass
-
-
-SyncArg = Union[None, bool, Callable[[], Any]]
 
 
 class Tracker:
@@ -183,20 +203,20 @@ class Tracker:
 
     def __init__(
         self,
-        project: Optional[str] = None,
-        location: Optional[str] = None,
-        tags: Optional[Mapping[str, Any]] = None,
-        scope: Optional[str] = None,
-        interval: Union[None, float, str] = None,
-        server: Optional[str] = None,
-        budget_kwh: Optional[float] = None,
-        budget_kg: Optional[float] = None,
-        max_duration: Union[None, float, str] = None,
+        project: str | None = None,
+        location: str | None = None,
+        tags: dict | None = None,
+        scope: str | None = None,
+        interval: float | str | None = None,
+        server: str | None = None,
+        budget_kwh: float | None = None,
+        budget_kg: float | None = None,
+        max_duration: float | str | None = None,
         on_limit: str = "signal",
-        sync: SyncArg = None,
+        sync=None,
         ranks: str = "leader",
-        env: Optional[Mapping[str, str]] = None,
-        **options: Any,
+        env: dict | None = None,
+        **options,
     ):
         if on_limit not in ("signal", "raise"):
             raise ValueError(f'on_limit={on_limit!r}: must be "signal" or "raise"')
@@ -206,7 +226,7 @@ class Tracker:
         unknown = sorted(k for k in options if k not in known)
         if unknown:
             raise TypeError(f"Tracker() got unknown options: {', '.join(unknown)}")
-        self._options: Dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+        self._options: dict = {k: v for k, v in options.items() if v is not None}
         for k, v in (
             ("project", project),
             ("location", location),
@@ -226,12 +246,14 @@ class Tracker:
         self._sync = sync
         self._env = dict(os.environ if env is None else env)
         self._measures = ranks == "all" or _ranks_measures(self._env)
-        self._native: Optional[Any] = None
-        self._lock = threading.Lock()
+        self._native = None
+        import _thread  # builtin: threading costs start-up time
+
+        self._lock = _thread.allocate_lock()
         self._startup_ms = 0.0
         self._raised = False
-        self._prev_handler: Any = None
-        self.run: Optional[Run] = None
+        self._prev_handler = None
+        self.run: Run | None = None
 
     # life ------------------------------------------------------------------------------------
 
@@ -241,7 +263,7 @@ class Tracker:
         return self._native is not None
 
     @property
-    def run_id(self) -> Optional[str]:
+    def run_id(self) -> str | None:
         return self._native.run_id if self._native is not None else (self.run.id if self.run else None)
 
     def start(self) -> "Tracker":
@@ -263,7 +285,7 @@ class Tracker:
         self._relay()
         return self
 
-    def stop(self, failed: bool = False) -> Optional[Run]:
+    def stop(self, failed: bool = False) -> Run | None:
         """Stop measuring and save the run; returns it (None on a passive rank).
 
         The GIL is released while the sampler thread is joined and the record written, so
@@ -293,8 +315,10 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.stop(failed=exc_type is not None and not issubclass(exc_type, BudgetExceeded))
 
-    def __call__(self, fn: Callable) -> Callable:
+    def __call__(self, fn):
         """Use a tracker as a decorator: each call is measured as one run."""
+        import functools
+
         opts = dict(self._options)
 
         @functools.wraps(fn)
@@ -315,7 +339,7 @@ class Tracker:
             return
         if self._on_limit == "raise":
             self._raised = True
-            limits = json.loads(n.limits_json())
+            limits = _json().loads(n.limits_json())
             stopped = limits.get("stopped") or {}
             what = stopped.get("limit", "a limit")
             raise BudgetExceeded(
@@ -327,7 +351,7 @@ class Tracker:
     def limits(self) -> dict:
         """Limit events so far, the latest prediction (P10–P90) and the stop, if any."""
         n = self._native
-        return json.loads(n.limits_json()) if n is not None else {}
+        return _json().loads(n.limits_json()) if n is not None else {}
 
     def progress(self, done: float, total: float) -> None:
         """Report progress (``done`` of ``total`` steps) for the P10–P90 prediction."""
@@ -367,7 +391,7 @@ class Tracker:
         else:
             _auto_sync()
 
-    def begin_window(self, name: str, sync: SyncArg = None) -> None:
+    def begin_window(self, name: str, sync=None) -> None:
         """Start measuring the span ``name`` (nested and overlapping windows allowed)."""
         n = self._native
         if n is None:
@@ -376,38 +400,35 @@ class Tracker:
         n.begin_window(str(name), "window")
         self.check()
 
-    def end_window(self, name: str, sync: SyncArg = None) -> Optional[Window]:
+    def end_window(self, name: str, sync=None) -> Window | None:
         """End the span ``name``; its energy, emissions and work per unit."""
         n = self._native
         if n is None:
             return None
         (sync if callable(sync) else self._do_sync)() if sync is not False else None
-        w = Window(json.loads(n.end_window(str(name))))
+        w = Window(_json().loads(n.end_window(str(name))))
         self.check()
         return w
 
-    @contextlib.contextmanager
-    def window(self, name: str) -> Iterator[None]:
+    def window(self, name: str) -> _Block:
         """``with t.window("eval"):`` — a window over the block."""
-        self.begin_window(name)
-        try:
-            yield
-        finally:
-            self.end_window(name)
+        return _Block(lambda: self.begin_window(name), lambda: self.end_window(name))
 
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str) -> _Block:
         """A stage of the model's life (preparation, training, evaluation, inference)."""
         n = self._native
-        if n is not None:
-            self._do_sync()
-            n.begin_window(str(name), "stage")
-        try:
-            yield
-        finally:
+
+        def enter():
+            if n is not None:
+                self._do_sync()
+                n.begin_window(str(name), "stage")
+
+        def leave():
             if n is not None and self._native is n:
                 self._do_sync()
                 n.end_window(str(name))
+
+        return _Block(enter, leave)
 
     def add_work(self, n: float, unit: str = "samples") -> None:
         """Count ``n`` units of work (tokens, samples, images...) for J and gCO2e per unit."""
@@ -418,7 +439,7 @@ class Tracker:
 
     # plumbing --------------------------------------------------------------------------------
 
-    def _relay(self, native: Any = None) -> None:
+    def _relay(self, native=None) -> None:
         n = native or self._native
         if n is None:
             return
@@ -426,13 +447,16 @@ class Tracker:
             if level in ("warning", "loss"):
                 warnings.warn(f"wattprint: {text}", WattprintWarning, stacklevel=3)
             elif level == "info":
-                log.info("%s", text)
+                _log().info("%s", text)
             else:
-                log.debug("%s", text)
+                _log().debug("%s", text)
 
     def _install_stop_handler(self) -> None:
         """Save the run as stopped before the stop signal ends the process (main thread only,
         and only where Python still has the default handler)."""
+        import signal
+        import threading
+
         if threading.current_thread() is not threading.main_thread():
             return
         try:
@@ -453,6 +477,9 @@ class Tracker:
     def _restore_stop_handler(self) -> None:
         if self._prev_handler is None:
             return
+        import signal
+        import threading
+
         try:
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, self._prev_handler)
@@ -461,7 +488,7 @@ class Tracker:
         self._prev_handler = None
 
 
-def _ranks_measures(env: Mapping[str, str]) -> bool:
+def _ranks_measures(env: dict) -> bool:
     return ranks.measures(env)
 
 
@@ -470,7 +497,7 @@ def _describe_command() -> str:
     return "python " + " ".join(argv)[:4000]
 
 
-def track(fn: Optional[Callable] = None, **options: Any) -> Callable:
+def track(fn=None, **options):
     """Decorator: ``@wattprint.track`` or ``@wattprint.track(project="x", ...)``; each call of
     the function is one measured run."""
     if fn is not None and callable(fn):
