@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL=0
 VENV=target/pyvenv-frameworks
 [ -x "$VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+"$VENV/bin/pip" install --quiet torch --index-url https://download.pytorch.org/whl/cpu ||
+    "$VENV/bin/pip" install --quiet torch # where only PyPI is reachable: the CUDA build, ~3 GB
 "$VENV/bin/pip" install --quiet "maturin>=1.5,<2" pytest transformers lightning accelerate
 rm -rf target/wheels-frameworks
 (cd python && "../$VENV/bin/maturin" build --quiet --out ../target/wheels-frameworks)
