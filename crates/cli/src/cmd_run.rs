@@ -113,6 +113,14 @@ pub struct Args {
     /// `server`); the token comes from $WATTPRINT_TOKEN or the config file, never a flag.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// Units of work the job did, for J and gCO2e per unit (e.g. `--work-units 1.2e6 --unit
+    /// tokens`). A job may state its own total instead: `N UNIT` written to
+    /// $WATTPRINT_WORK_FILE (that file, when written, is the more specific and wins).
+    #[arg(long, value_name = "N", requires = "unit")]
+    pub work_units: Option<f64>,
+    /// What a unit of work is: `tokens`, `samples`, `images`...
+    #[arg(long, value_name = "UNIT", requires = "work_units")]
+    pub unit: Option<String>,
     /// The command to run, after `--` (or as the first word that is not an option: every word
     /// after it is the job's). An unknown option before it is a usage error, never the command.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
@@ -214,6 +222,11 @@ pub fn run(a: Args) -> Result<i32> {
     if (a.threshold.is_some() || a.within != "12h") && !a.start_when_clean {
         anyhow::bail!("--within and --threshold only apply with --start-when-clean");
     }
+    if let Some(n) = a.work_units {
+        if !(n.is_finite() && n >= 0.0) {
+            anyhow::bail!("--work-units {n}: must be a non-negative number of units");
+        }
+    }
     let msgs = crate::stderr_messages(a.quiet);
     let ctx = SessionContext::from_env(crate::env().clone(), msgs.clone());
     let mut prepared =
@@ -291,6 +304,13 @@ pub fn run(a: Args) -> Result<i32> {
         warnings.push(format!(
             "wattprint received signal {received} during the run and passed it to the job"
         ));
+    }
+    if let (Some(n), Some(unit)) = (a.work_units, a.unit.as_deref()) {
+        if let Ok(mut seg) = session.segments().lock() {
+            if let Err(e) = seg.set_total_work(n, unit) {
+                warnings.push(format!("--work-units {n} --unit {unit}: {e}"));
+            }
+        }
     }
     let ending = Ending {
         ended_at: Some(crate::clock::now_rfc3339()),

@@ -154,6 +154,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
     run_section(&mut o, r, status);
     host_section(&mut o, r);
     breakdown_section(&mut o, r);
+    o.push_str(&crate::segments_text::segments_text(r));
     intensity_lines(&mut o, r);
     equivalents_section(&mut o, r);
     assumptions_section(&mut o, r);

@@ -25,6 +25,7 @@ pub mod cmd_sync;
 pub mod cmd_when;
 pub mod embodied_args;
 pub mod live;
+pub mod segments_text;
 
 // The store, interchange, reports and summaries live in wattprint-store; the session, its
 // configuration and uploads in wattprint-session. Re-exported under their old paths.

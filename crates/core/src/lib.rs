@@ -21,6 +21,7 @@ pub mod profiles;
 pub mod providers;
 pub mod record;
 pub mod sampler;
+pub mod segments;
 pub mod sensor;
 pub mod sensors;
 pub mod svg;

@@ -203,6 +203,9 @@ pub struct RunRecord {
     /// What measuring cost: the tracker's own CPU time and peak memory (not the job's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracker: Option<TrackerUsage>,
+    /// Windows, stages and work units the measured code reported (Python's `Tracker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<crate::segments::Segments>,
 }
 
 /// How a job was stopped by a limit.
@@ -581,6 +584,7 @@ pub fn build_record(
                 .or_else(|| Some("the embodied inputs were invalid (see warnings)".to_string()))
         },
         tracker: None,
+        segments: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

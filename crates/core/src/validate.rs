@@ -279,6 +279,9 @@ impl RunRecord {
         self.check_form()?;
         self.check_times(now)?;
         self.check_bounds()?;
+        if let Some(s) = &self.segments {
+            s.check()?;
+        }
         self.check_identities()
     }
 

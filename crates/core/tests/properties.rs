@@ -200,6 +200,7 @@ fn consistent(r: &Raw) -> RunRecord {
         tracker: None,
         embodied_not_counted: None,
         imported: None,
+        segments: None,
     }
 }
 

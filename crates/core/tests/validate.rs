@@ -217,3 +217,47 @@ fn times_must_be_possible() {
     );
     assert_eq!(e, Ok(()), "offsets are compared as instants");
 }
+
+#[test]
+fn segments_are_bounded_and_errors_name_the_window() {
+    use wattprint_core::segments::{Segment, SegmentKind, Segments, WorkUnits, MAX_SEGMENTS};
+    let window = |name: &str, kwh: f64| Segment {
+        name: name.into(),
+        kind: SegmentKind::Stage,
+        start_s: 1.0,
+        end_s: 2.0,
+        energy_kwh: kwh,
+        emissions_kg: kwh * 0.1,
+        work: Some(WorkUnits::new(10.0, "tokens", kwh, kwh * 0.1)),
+        open_at_end: false,
+    };
+    let mut r = built(RunStatus::Completed);
+    r.segments = Some(Segments {
+        windows: vec![window("training", 0.5)],
+        work: Some(WorkUnits::new(0.0, "tokens", 1.0, 0.1)),
+        dropped: 0,
+    });
+    assert_eq!(r.validate_at(NOW), Ok(()));
+    // the record round-trips through JSON with its segments
+    let back: RunRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back.segments, r.segments);
+    let mut bad = r.clone();
+    bad.segments.as_mut().unwrap().windows[0].energy_kwh = -1.0;
+    let e = bad.validate_at(NOW).unwrap_err();
+    assert_eq!(e.path, "segments.windows[0].energy_kwh");
+    let mut bad = r.clone();
+    bad.segments.as_mut().unwrap().windows[0].name = "a\nb".into();
+    assert_eq!(
+        bad.validate_at(NOW).unwrap_err().path,
+        "segments.windows[0].name"
+    );
+    let mut bad = r.clone();
+    bad.segments.as_mut().unwrap().windows = vec![window("w", 0.0); MAX_SEGMENTS + 1];
+    assert_eq!(bad.validate_at(NOW).unwrap_err().path, "segments.windows");
+    let mut bad = r;
+    bad.segments.as_mut().unwrap().work.as_mut().unwrap().units = f64::INFINITY;
+    assert_eq!(
+        bad.validate_at(NOW).unwrap_err().path,
+        "segments.work.units"
+    );
+}

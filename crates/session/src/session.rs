@@ -19,6 +19,7 @@ use crate::monitor::{Monitor, MonitorConfig, MonitorState, Stopper};
 use crate::options::{check_interval, OptionError, RunOptions, CHECKPOINT_RANGE};
 use crate::paths::Paths;
 use crate::provider_config::{self, Configured};
+use crate::segments::{Live, SegmentTracker};
 use crate::sink::{JsonFileSink, RunSink, Sinks, StoreSink, UploadSink};
 use crate::upload::{ServerTarget, Uploader};
 use crate::{measure, server_policy};
@@ -150,6 +151,7 @@ impl Prepared {
             .project
             .clone()
             .or_else(|| env.get("WATTPRINT_PROJECT").map(str::to_string))
+            .or_else(|| config.project())
             .unwrap_or_else(|| "default".to_string());
         let zone = opts.zone.clone().or_else(|| {
             (carbon.location.known && !carbon.location.code.contains(':'))
@@ -307,15 +309,25 @@ impl Prepared {
             .progress_dir()
             .join(format!("{}.progress", meta.id));
         let mon_state = Arc::new(Mutex::new(MonitorState::default()));
+        let first = m.sampler.snapshot();
+        let origin = Instant::now()
+            .checked_sub(first.elapsed)
+            .unwrap_or_else(Instant::now);
+        let segments = Arc::new(Mutex::new(SegmentTracker::new(
+            origin,
+            interval,
+            carbon.pue * carbon.intensity_g_per_kwh / 1000.0,
+        )));
         let base = RecordBase {
             meta,
             carbon,
             warnings,
             limits: record_limits,
             monitor: Arc::clone(&mon_state),
+            segments,
         };
         // First record right away, so even a crash in the first seconds leaves one.
-        sinks.begin(&base.record(&m.sampler.snapshot()));
+        sinks.begin(&base.record(&first));
         let sinks = Arc::new(Mutex::new(sinks));
         let checkpointer = Checkpointer::start(
             Arc::new(base.clone()),
@@ -351,6 +363,7 @@ struct RecordBase {
     warnings: Vec<String>,
     limits: Option<Limits>,
     monitor: Arc<Mutex<MonitorState>>,
+    segments: Arc<Mutex<SegmentTracker>>,
 }
 
 impl RecordBase {
@@ -368,6 +381,9 @@ impl RecordBase {
         if let Ok(m) = self.monitor.lock() {
             rec.limit_events = m.events.clone();
             rec.prediction = m.prediction.clone();
+        }
+        if let Ok(s) = self.segments.lock() {
+            rec.segments = s.view(&rec, None);
         }
         rec
     }
@@ -486,6 +502,11 @@ impl Session {
         &self.progress_file
     }
 
+    /// The file the work may state its units of work in (`N UNIT`, see [`crate::work_file`]).
+    pub fn work_file(&self) -> std::path::PathBuf {
+        self.progress_file.with_extension("work")
+    }
+
     /// Variables to give the measured work: its run id and progress file.
     pub fn child_env(&self) -> Vec<(String, String)> {
         vec![
@@ -493,6 +514,10 @@ impl Session {
             (
                 "WATTPRINT_PROGRESS_FILE".to_string(),
                 self.progress_file.display().to_string(),
+            ),
+            (
+                "WATTPRINT_WORK_FILE".to_string(),
+                self.work_file().display().to_string(),
             ),
         ]
     }
@@ -539,6 +564,50 @@ impl Session {
         ));
     }
 
+    /// The windows, stages and work units the measured code reports (see
+    /// [`crate::segments`]); they are in every checkpoint and in the final record.
+    pub fn segments(&self) -> Arc<Mutex<SegmentTracker>> {
+        Arc::clone(&self.base.segments)
+    }
+
+    /// Energy and emissions so far, cheaply (no series is copied).
+    pub fn live(&self) -> Live {
+        let snap = self.measured.sampler.watch().get();
+        match self.base.segments.lock() {
+            Ok(s) => s.live(&snap),
+            Err(p) => p.into_inner().live(&snap),
+        }
+    }
+
+    /// The work's progress, `done` of `total` (feeds the P10–P90 prediction the limit
+    /// watcher makes): written to the progress file as `done/total`.
+    pub fn report_progress(&self, done: f64, total: f64) -> Result<(), OptionError> {
+        if !(total.is_finite() && total > 0.0) {
+            return Err(OptionError::new(
+                "total",
+                total,
+                "must be a positive number",
+            ));
+        }
+        if !(done.is_finite() && (0.0..=total).contains(&done)) {
+            return Err(OptionError::new(
+                "done",
+                done,
+                "must be between 0 and total",
+            ));
+        }
+        let tmp = self.progress_file.with_extension("progress.tmp");
+        std::fs::write(&tmp, format!("{done}/{total}\n"))
+            .and_then(|_| std::fs::rename(&tmp, &self.progress_file))
+            .map_err(|e| {
+                OptionError::new(
+                    "progress",
+                    self.progress_file.display(),
+                    format!("cannot write the progress file: {e}"),
+                )
+            })
+    }
+
     /// Save a running record to every sink now (and wait for it).
     pub fn checkpoint(&self) {
         if let Some(c) = &self.checkpointer {
@@ -577,6 +646,16 @@ impl Session {
         let thread_cpu = self.measured.sampler.thread_cpu();
         let snapshot = self.measured.sampler.stop();
         let _ = std::fs::remove_file(&self.progress_file);
+        let work_file = self.progress_file.with_extension("work");
+        let work_note = match crate::work_file::read(&work_file) {
+            Some(Ok((n, unit))) => match self.base.segments.lock() {
+                Ok(mut s) => s.set_total_work(n, &unit).err(),
+                Err(_) => None,
+            },
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        let _ = std::fs::remove_file(&work_file);
         if let Some(st) = &mon.stopped {
             status = match st.limit {
                 LimitKind::MaxDuration => RunStatus::StoppedByCap,
@@ -586,6 +665,7 @@ impl Session {
         let mut base = self.base.clone();
         base.warnings.extend(warnings);
         base.warnings.extend(mon.warnings.iter().cloned());
+        base.warnings.extend(work_note);
         if let (Some(p), Some(z)) = (self.provider.as_ref(), self.zone.as_deref()) {
             let end = base.meta.start_unix + snapshot.elapsed.as_secs_f64();
             let notes = providers::revalue_run(
@@ -620,6 +700,9 @@ impl Session {
         rec.limit_events = mon.events;
         rec.stopped = mon.stopped;
         rec.prediction = mon.prediction;
+        if let Ok(s) = base.segments.lock() {
+            rec.segments = s.view(&rec, Some(&snapshot));
+        }
         let (shown, saved_locally) = match self.sinks.lock() {
             Ok(mut s) => s.finish(&mut rec, &snapshot),
             Err(p) => p.into_inner().finish(&mut rec, &snapshot),

@@ -295,3 +295,81 @@ fn option_errors_stop_before_anything_starts() {
     assert_eq!(oe.field, "budget_kg");
     assert!(!h.home().join("wattprint.db").exists());
 }
+
+/// Two more sampler reads: the latest power is that of an interval without change.
+fn settle(s: &wattprint_session::session::Session) {
+    let n = s.watch().get().samples;
+    eventually("two more reads", || s.watch().get().samples >= n + 2);
+}
+
+#[test]
+fn windows_stages_and_work_units_are_priced_and_kept_with_the_run() {
+    use wattprint_core::segments::SegmentKind;
+    let h = FakeHost::new();
+    let s = Prepared::prepare(options(), h.ctx(Messages::discard()))
+        .unwrap()
+        .start(Vec::new());
+    let id = s.run_id().to_string();
+    let seg = s.segments();
+    // 6 J (5 J package, 1 J DRAM) in one read, then quiet
+    let step = |k: f64| {
+        h.set_j("intel-rapl:0", 1.0 + 5.0 * k);
+        h.set_j("intel-rapl:0:0", 1.0 + k);
+        eventually("the sampler reads the step", || {
+            (s.watch().get().total_energy().0 - 6.0 * k).abs() < 1e-6
+        });
+        settle(&s);
+    };
+    settle(&s);
+    let snap = || s.watch().get();
+    seg.lock()
+        .unwrap()
+        .begin("outer", SegmentKind::Window, &snap())
+        .unwrap();
+    step(1.0);
+    seg.lock()
+        .unwrap()
+        .begin("training", SegmentKind::Stage, &snap())
+        .unwrap();
+    // a name already open is refused; an unknown one cannot end
+    assert!(seg
+        .lock()
+        .unwrap()
+        .begin("outer", SegmentKind::Window, &snap())
+        .is_err());
+    assert!(seg.lock().unwrap().end("nope", &snap()).is_err());
+    step(2.0);
+    seg.lock().unwrap().add_work(100.0, "tokens").unwrap();
+    assert!(seg.lock().unwrap().add_work(1.0, "images").is_err());
+    assert!(seg.lock().unwrap().add_work(f64::NAN, "tokens").is_err());
+    let training = seg.lock().unwrap().end("training", &snap()).unwrap();
+    assert!(
+        (training.energy_kwh * 3.6e6 - 6.0).abs() < 1e-4,
+        "{training:?}"
+    );
+    let w = training.work.clone().unwrap();
+    assert_eq!((w.units, w.j_per_unit), (100.0, Some(0.06)));
+    let outer = seg.lock().unwrap().end("outer", &snap()).unwrap();
+    assert!((outer.energy_kwh * 3.6e6 - 12.0).abs() < 1e-4, "{outer:?}");
+    // live reads agree with the sampler
+    assert!((s.live().energy_kwh * 3.6e6 - 12.0).abs() < 1e-6);
+    // a window without work, still open at the end
+    seg.lock()
+        .unwrap()
+        .begin("steady", SegmentKind::Window, &snap())
+        .unwrap();
+    s.report_progress(1.0, 4.0).unwrap();
+    assert!(s.report_progress(5.0, 4.0).is_err());
+    let done = finish(s);
+    let rec = stored(&h.home(), &id);
+    assert_eq!(rec.segments, done.record.segments);
+    let segs = rec.segments.unwrap();
+    segs.check().unwrap();
+    let names: Vec<_> = segs.windows.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["training", "outer", "steady"]);
+    assert!(segs.windows[2].open_at_end);
+    assert_eq!(segs.windows[2].work.as_ref().unwrap().j_per_unit, None);
+    assert_eq!(segs.energy_by_stage().len(), 1);
+    // the whole run: 12 J for 100 tokens
+    assert_eq!(segs.work.unwrap().j_per_unit, Some(0.12));
+}

@@ -147,7 +147,8 @@ fn iso2_to_iso3(iso2: &str) -> Option<&'static str> {
         .map(|(three, _)| *three)
 }
 
-fn iso3_to_iso2(iso3: &str) -> Option<&'static str> {
+/// ISO 3166-1 alpha-3 → alpha-2 (`FRA` → `FR`), for the countries of the intensity table.
+pub fn iso3_to_iso2(iso3: &str) -> Option<&'static str> {
     ISO3_TO_ISO2
         .iter()
         .find(|(three, _)| three.eq_ignore_ascii_case(iso3))
@@ -1012,6 +1013,7 @@ fn import_row(
             (!k.is_empty()).then_some(wattprint_core::record::Imported { codecarbon: k })
         },
         tracker: None,
+        segments: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

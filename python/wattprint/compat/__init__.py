@@ -1,0 +1,1 @@
+"""Drop-in replacements for other trackers' APIs (``wattprint.compat.codecarbon``)."""
