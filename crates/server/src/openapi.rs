@@ -222,7 +222,7 @@ pub fn document() -> Value {
                         "duration_s": {"type": "number", "minimum": 0},
                         "status": {"type": "string", "enum": ["running", "completed", "failed", "killed", "stopped_by_budget", "stopped_by_cap"]},
                         "energy_kwh": {"type": "object", "description": "cpu, gpu, ram, other, dynamic, static, it, infrastructure, facility, total (kWh, >= 0)."},
-                        "emissions_kg": {"type": "object", "description": "dynamic, static, infrastructure, embodied, operational, total (kg CO2e, >= 0)."},
+                        "emissions_kg": {"type": "object", "description": "dynamic, static, infrastructure, embodied, operational, total (kg CO2e, >= 0); embodied is null when it was not counted (the record's embodied_not_counted says why; total is then operational)."},
                         "host": {"type": "object"},
                         "devices": {"type": "array", "items": {"type": "object"}}
                     }

@@ -857,3 +857,33 @@ async fn figures_follow_a_run_from_checkpoint_to_final_record() {
     assert_eq!(by_id(&team, "waste-emissions").1, "0.400 kg CO2e");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn embodied_emissions_not_counted_are_said_not_shown_as_zero() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let d = Dash::new(&s);
+    let (_, tok) = s.token("physics", None, Role::Admin).await;
+    let mut r = rec(
+        "vm-run",
+        "climate",
+        "alice",
+        "completed",
+        "2025-02-01T00:00:00Z",
+        1.0,
+        0.2,
+    );
+    let embodied = r["emissions_kg"]["embodied"].as_f64().unwrap();
+    let total = r["emissions_kg"]["total"].as_f64().unwrap();
+    r["emissions_kg"]["embodied"] = Value::Null;
+    r["emissions_kg"]["total"] = json!(total - embodied);
+    r["embodied_not_counted"] = json!("a virtual machine whose share of the host is unknown");
+    upload(&s, &tok, &r).await;
+    let cookie = d.login(&tok).await;
+    let run = d
+        .page(&cookie, "/dashboard/teams/physics/runs/vm-run")
+        .await;
+    assert!(run.contains("embodied not counted"), "{run}");
+    let (_, breakdown) = run.split_once("id=\"breakdown\"").unwrap();
+    let breakdown = &breakdown[..breakdown.find("</section>").unwrap()];
+    assert!(breakdown.contains("not counted"), "{breakdown}");
+}

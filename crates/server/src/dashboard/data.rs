@@ -32,8 +32,10 @@ pub struct Derived {
     pub static_kwh: f64,
     /// `emissions_kg.operational`.
     pub operational_kg: f64,
-    /// `emissions_kg.embodied`.
+    /// `emissions_kg.embodied` (0 when not counted).
     pub embodied_kg: f64,
+    /// The record did not count embodied emissions (`emissions_kg.embodied` is null).
+    pub embodied_not_counted: bool,
     /// GPUs with no idle power, neither in the record nor in the GPU table.
     pub gpus_without_idle: u32,
     /// The record could not be read (counted, and left out of these figures).
@@ -69,6 +71,7 @@ pub fn derive(rec: &RunRecord) -> Derived {
         static_kwh: rec.energy_kwh.static_.0,
         operational_kg: rec.emissions_kg.operational,
         embodied_kg: rec.emissions_kg.embodied,
+        embodied_not_counted: !rec.emissions_kg.embodied_counted,
         ..Derived::default()
     };
     for dev in rec.devices.iter().filter(|x| x.kind == DeviceKind::Gpu) {
@@ -239,11 +242,26 @@ pub struct Agg {
     pub static_kwh: f64,
     pub operational_kg: f64,
     pub embodied_kg: f64,
+    /// Runs whose embodied emissions were not counted (their 0 is not a figure).
+    pub embodied_not_counted: i64,
     pub gpus_without_idle: i64,
     pub unreadable: i64,
 }
 
 impl Agg {
+    /// The embodied emissions as people should read them: `not counted` when no run counted
+    /// them, and how many runs are missing when only some did (never a zero for "not counted").
+    pub fn embodied_text(&self, fmt: impl Fn(f64) -> String) -> String {
+        let n = self.embodied_not_counted;
+        if n > 0 && n >= self.runs {
+            "not counted".to_string()
+        } else if n > 0 {
+            format!("{} ({n} run(s) not counted)", fmt(self.embodied_kg))
+        } else {
+            fmt(self.embodied_kg)
+        }
+    }
+
     pub fn add(&mut self, x: &Lite, d: &Derived) {
         self.runs += 1;
         self.duration_s += x.duration_s;
@@ -261,6 +279,7 @@ impl Agg {
         self.static_kwh += d.static_kwh;
         self.operational_kg += d.operational_kg;
         self.embodied_kg += d.embodied_kg;
+        self.embodied_not_counted += i64::from(d.embodied_not_counted);
         self.gpus_without_idle += i64::from(d.gpus_without_idle);
         self.unreadable += i64::from(d.unreadable);
     }

@@ -460,7 +460,7 @@ fn regions_section(o: &mut String, a: &Agg, n: usize, what: &str) {
         o,
         "</tbody></table><p class=\"muted\">Operational emissions only: embodied emissions ({}) do not depend on where \
          the energy is drawn. Factors: <code>wattprint regions</code> (grid intensity and PUE per region, with sources).</p></section>",
-        esc(&fmt_kg(a.embodied_kg))
+        esc(&a.embodied_text(fmt_kg))
     );
 }
 
@@ -895,7 +895,7 @@ pub async fn run(
         esc(&fmt_kwh(r.facility_kwh)),
         r.emissions_kg,
         esc(&fmt_kg(r.emissions_kg)),
-        esc(&fmt_kg(m.embodied)),
+        esc(&embodied_text(m)),
         rec.carbon_intensity.g_per_kwh,
         esc(&rec.location.name),
         rec.pue,
@@ -967,7 +967,7 @@ pub async fn run(
                     PALETTE[7],
                     fmt_kg(m.infrastructure),
                 ),
-                seg("embodied", m.embodied, PALETTE[5], fmt_kg(m.embodied)),
+                seg("embodied", m.embodied, PALETTE[5], embodied_text(m)),
             ],
         ),
     ];
@@ -986,7 +986,7 @@ pub async fn run(
         esc(&fmt_kg(m.dynamic)),
         esc(&fmt_kg(m.static_)),
         esc(&fmt_kg(m.infrastructure)),
-        esc(&fmt_kg(m.embodied)),
+        esc(&embodied_text(m)),
         esc(&fmt_kg(m.total)),
         esc(&fmt_kwh(e.cpu.0)),
         esc(&fmt_kwh(e.gpu.0)),
@@ -1062,9 +1062,11 @@ pub async fn run(
     }
     o.push_str("</section>");
     let a = Agg {
+        runs: 1,
         energy_kwh: r.energy_kwh,
         operational_kg: m.operational,
         embodied_kg: m.embodied,
+        embodied_not_counted: i64::from(!m.embodied_counted),
         ..Agg::default()
     };
     regions_section(&mut o, &a, 5, "This run");
@@ -1113,4 +1115,11 @@ pub async fn regions(
         o.push_str("</p>");
     }
     document("Lower-carbon regions", Some(&v), "regions", &o).into_response()
+}
+
+/// A run's embodied emissions, or `not counted` (never a zero for what was not counted).
+fn embodied_text(m: &wattprint_core::accounting::EmissionsKg) -> String {
+    m.embodied_kg()
+        .map(fmt_kg)
+        .unwrap_or_else(|| "not counted".to_string())
 }
