@@ -12,6 +12,8 @@ pub mod env;
 pub mod estimate;
 pub mod factors;
 pub mod host;
+pub mod host_ledger;
+pub mod job;
 pub mod limits;
 pub mod location;
 pub mod prediction;

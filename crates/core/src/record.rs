@@ -182,6 +182,13 @@ pub struct RunRecord {
     /// What measuring cost: the tracker's own CPU time and peak memory (not the job's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracker: Option<TrackerUsage>,
+    /// The job this run belongs to (`--job`, or the launcher's environment), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Whether, with whom, for how long and by which rule the run shared the machine (the
+    /// host ledger); absent when the ledger was off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<crate::host_ledger::HostSharing>,
 }
 
 /// How a job was stopped by a limit.
@@ -541,6 +548,8 @@ pub fn build_record(
         skipped_ticks: snapshot.skipped_ticks,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
         tracker: None,
+        job: None,
+        sharing: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

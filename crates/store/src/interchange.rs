@@ -883,6 +883,8 @@ fn import_row(
         skipped_ticks: 0,
         wattprint_version: env!("CARGO_PKG_VERSION").to_string(),
         tracker: None,
+        job: None,
+        sharing: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,
