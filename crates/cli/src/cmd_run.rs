@@ -105,6 +105,11 @@ pub struct Args {
     /// `server`); the token comes from $WATTPRINT_TOKEN or the config file, never a flag.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// The job this run is part of: runs with the same key on one host form one job (default:
+    /// from the launcher's environment: TORCHELASTIC_RUN_ID, SLURM_JOB_ID + step, Open MPI's
+    /// or PMIx's job id).
+    #[arg(long, value_name = "KEY")]
+    pub job: Option<String>,
     /// The command to run, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -192,6 +197,7 @@ impl Args {
                 .map(|s| s.to_string_lossy().into_owned())
                 .collect(),
             checkpoint_every: None,
+            job: self.job.clone(),
         })
     }
 }

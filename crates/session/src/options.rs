@@ -114,6 +114,9 @@ pub struct RunOptions {
     pub command: Vec<String>,
     /// How often the running record is saved (≤ 10 s so a crash loses at most that).
     pub checkpoint_every: Option<Duration>,
+    /// The job this run is part of (`None`: derived from the launcher's environment, see
+    /// [`wattprint_core::job`]).
+    pub job: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -134,6 +137,7 @@ impl Default for RunOptions {
             server: None,
             command: Vec::new(),
             checkpoint_every: None,
+            job: None,
         }
     }
 }
@@ -211,6 +215,15 @@ impl RunOptions {
                     "embodied_share",
                     f,
                     "must be a fraction in (0, 1], e.g. 0.125 for 8 of 64 threads",
+                ));
+            }
+        }
+        if let Some(j) = &self.job {
+            if wattprint_core::job::check_key(j).is_none() {
+                return Err(OptionError::new(
+                    "job",
+                    j,
+                    "a job key is 1 to 128 letters, digits and - _ . : @ + =",
                 ));
             }
         }

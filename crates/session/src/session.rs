@@ -51,6 +51,9 @@ pub struct SessionContext {
     pub host: HostPaths,
     /// Where the session's messages go.
     pub msgs: Messages,
+    /// The runtime directory of the host ledger (`None`: the ledger is off and the run is
+    /// charged as if alone on the machine).
+    pub runtime_dir: Option<PathBuf>,
 }
 
 impl SessionContext {
@@ -59,6 +62,7 @@ impl SessionContext {
         SessionContext {
             paths: Paths::resolve(&env),
             host: HostPaths::from_env(&env),
+            runtime_dir: wattprint_core::host_ledger::runtime_dir(&env),
             env,
             msgs,
         }
@@ -224,11 +228,21 @@ impl Prepared {
             json,
         } = self;
         let msgs = ctx.msgs.clone();
-        let m = measure::start(
+        let id = uuid::Uuid::new_v4().to_string();
+        let job = opts
+            .job
+            .clone()
+            .or_else(|| wattprint_core::job::from_env(&ctx.env));
+        let m = measure::start_shared(
             &ctx.host,
             &measure::discover_options(&ctx.env, opts.cpu_tdp_w, opts.nvml_library.clone()),
             opts.scope,
             interval,
+            ctx.runtime_dir.clone().map(|runtime_dir| measure::Share {
+                runtime_dir,
+                run_id: id.clone(),
+                job: job.clone(),
+            }),
         );
         let mut shown: Vec<String> = Vec::new();
         for w in m
@@ -244,7 +258,6 @@ impl Prepared {
             measure::embodied(&m, opts.no_embodied, opts.embodied_share);
         carbon.embodied = embodied;
 
-        let id = uuid::Uuid::new_v4().to_string();
         let mut sinks: Vec<Box<dyn RunSink>> = Vec::new();
         // The server first: it may add warnings the store and the file then keep.
         if let Some(s) = &server {
@@ -300,6 +313,8 @@ impl Prepared {
             warnings,
             limits: record_limits,
             monitor: Arc::clone(&mon_state),
+            job,
+            ledger: m.ledger.clone(),
         };
         // First record right away, so even a crash in the first seconds leaves one.
         sinks.begin(&base.record(&m.sampler.snapshot()));
@@ -337,6 +352,8 @@ struct RecordBase {
     warnings: Vec<String>,
     limits: Option<Limits>,
     monitor: Arc<Mutex<MonitorState>>,
+    job: Option<String>,
+    ledger: Option<wattprint_core::host_ledger::HostLedger>,
 }
 
 impl RecordBase {
@@ -351,11 +368,20 @@ impl RecordBase {
             &self.warnings,
         );
         rec.limits = self.limits.clone();
+        self.sharing(&mut rec);
         if let Ok(m) = self.monitor.lock() {
             rec.limit_events = m.events.clone();
             rec.prediction = m.prediction.clone();
         }
         rec
+    }
+}
+
+impl RecordBase {
+    /// The job key and how the run shared the machine so far.
+    fn sharing(&self, rec: &mut RunRecord) {
+        rec.job = self.job.clone();
+        rec.sharing = self.ledger.as_ref().map(|l| l.sharing());
     }
 }
 
@@ -500,6 +526,9 @@ impl Session {
     /// stopping the work through `stopper`.
     pub fn attach(&mut self, pid: u32, stopper: Box<dyn Stopper>) {
         self.measured.job_pid.store(pid, Ordering::SeqCst);
+        if let Some(l) = &self.measured.ledger {
+            l.set_root(pid);
+        }
         if self.monitor.is_some() {
             return;
         }
@@ -536,6 +565,9 @@ impl Session {
             c.stop();
         }
         let _ = self.measured.sampler.stop();
+        if let Some(l) = &self.measured.ledger {
+            l.leave();
+        }
         if let Ok(mut s) = self.sinks.lock() {
             s.discard(&self.base.meta.id);
         }
@@ -559,7 +591,14 @@ impl Session {
             c.stop();
         }
         let thread_cpu = self.measured.sampler.thread_cpu();
+        if let Some(l) = &self.measured.ledger {
+            // The sampler's final read is the last one charged to this run.
+            l.leave_at_next_read();
+        }
         let snapshot = self.measured.sampler.stop();
+        if let Some(l) = &self.measured.ledger {
+            l.leave();
+        }
         let _ = std::fs::remove_file(&self.progress_file);
         if let Some(st) = &mon.stopped {
             status = match st.limit {
@@ -601,6 +640,7 @@ impl Session {
             },
         });
         rec.limits = base.limits.clone();
+        base.sharing(&mut rec);
         rec.limit_events = mon.events;
         rec.stopped = mon.stopped;
         rec.prediction = mon.prediction;
