@@ -22,6 +22,7 @@ pub mod cmd_serve;
 pub mod cmd_show;
 pub mod cmd_sync;
 pub mod cmd_when;
+pub mod job_view;
 pub mod live;
 
 // The store, interchange, reports and summaries live in wattprint-store; the session, its

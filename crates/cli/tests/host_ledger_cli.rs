@@ -425,3 +425,217 @@ fn job_key_from_the_flag_or_the_launcher_is_recorded() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--job"));
 }
+
+const LAUNCHER_VARS: [&str; 8] = [
+    "LOCAL_RANK",
+    "OMPI_COMM_WORLD_LOCAL_RANK",
+    "SLURM_LOCALID",
+    "SLURM_JOB_ID",
+    "SLURM_STEP_ID",
+    "TORCHELASTIC_RUN_ID",
+    "OMPI_MCA_ess_base_jobid",
+    "PMIX_NAMESPACE",
+];
+
+/// Start one rank: `env` on top of a clean launcher environment.
+fn start_rank(
+    h: &FakeHost,
+    json: &Path,
+    env: &[(&str, String)],
+    extra: &[&str],
+    cmd: &[String],
+) -> Child {
+    let mut c = h.cmd();
+    for k in LAUNCHER_VARS {
+        c.env_remove(k);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env_remove("WATTPRINT_PROCFS_ROOT")
+        .env("WATTPRINT_CHECKPOINT_EVERY", "100ms")
+        .args(["run", "--quiet", "--interval", "50ms", "--json"])
+        .arg(json)
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn driven_now(h: &FakeHost) -> f64 {
+    (PKG_W + DRAM_W) * covered(&state(h).unwrap())
+}
+
+/// `wattprint runs --job KEY --json`: the job's totals.
+fn job_totals(h: &FakeHost, key: &str) -> serde_json::Value {
+    let out = h
+        .cmd()
+        .args(["runs", "--json", "--job", key])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn four_ranks_under_srun_torchrun_are_led_by_local_rank_zero() {
+    // A fake `srun torchrun`: four workers started at once, the highest rank first; every one
+    // inherits SLURM_LOCALID=0 from srun, torchrun gives each its LOCAL_RANK.
+    let h = FakeHost::new();
+    let driver = Driver::constant(&h, PKG_W, DRAM_W);
+    let d = h.dir.path();
+    let stop = d.join("stop");
+    let mut ranks = Vec::new();
+    for rank in (0..4u32).rev() {
+        let env = [
+            ("SLURM_JOB_ID", "4242".to_string()),
+            ("SLURM_STEP_ID", "0".to_string()),
+            ("SLURM_LOCALID", "0".to_string()),
+            ("TORCHELASTIC_RUN_ID", "rdzv-7".to_string()),
+            ("LOCAL_RANK", rank.to_string()),
+        ];
+        let json = d.join(format!("rank{rank}.json"));
+        ranks.push((
+            rank,
+            json.clone(),
+            start_rank(&h, &json, &env, &[], &job(&stop, rank % 2 == 0)),
+        ));
+    }
+    wait_state(&h, "four ranks in the ledger", |s| accounts(s) == 4);
+    advance(&h, 0.8);
+    touch(&stop);
+    for (_, _, c) in ranks.drain(..) {
+        finish(c);
+    }
+    let driven = driven_now(&h);
+    drop(driver);
+    let recs: Vec<serde_json::Value> = (0..4)
+        .map(|r| read_json(&d.join(format!("rank{r}.json"))))
+        .collect();
+    let leader = &recs[0];
+    for r in &recs {
+        assert_eq!(r["job"], "torchrun:rdzv-7");
+    }
+    assert_eq!(
+        leader["sharing"]["job_role"], "leader",
+        "{}",
+        leader["sharing"]
+    );
+    assert_eq!(leader["sharing"]["ranks"], 4);
+    for r in &recs[1..] {
+        assert_eq!(r["sharing"]["job_role"], "rank", "{}", r["sharing"]);
+        assert_eq!(r["sharing"]["leader"], leader["id"]);
+    }
+    // The node's energy once: the ranks' records add up to it, and rank 0's holds most of it
+    // (the others led only until it joined).
+    let sum: f64 = recs.iter().map(joules).sum();
+    within(sum, driven, 0.02, "sum over the four ranks");
+    assert!(joules(leader) > 0.5 * sum, "{} of {sum}", joules(leader));
+    // The job alone on the node: no company.
+    assert_eq!(leader["sharing"]["mode"], "alone", "{}", leader["sharing"]);
+    let t = job_totals(&h, "torchrun:rdzv-7");
+    assert_eq!(t["nodes"].as_array().unwrap().len(), 1, "{t}");
+    assert_eq!(t["nodes"][0]["runs"], 4);
+    within(
+        t["energy_kwh"].as_f64().unwrap() * 3.6e6,
+        sum,
+        1e-5,
+        "runs --job total",
+    );
+}
+
+#[test]
+fn four_ranks_started_in_a_race_have_exactly_one_leader() {
+    let h = FakeHost::new();
+    let driver = Driver::constant(&h, PKG_W, DRAM_W);
+    let d = h.dir.path();
+    let stop = d.join("stop");
+    // Started from four threads at once, no launcher ranks: the first to take the lock leads.
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let json = d.join(format!("race{i}.json"));
+            let cmd = job(&stop, i % 2 == 1);
+            let c = h.cmd();
+            let prog = c.get_program().to_owned();
+            let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = c
+                .get_envs()
+                .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+                .collect();
+            std::thread::spawn(move || {
+                let mut c = Command::new(prog);
+                for (k, v) in envs {
+                    match v {
+                        Some(v) => c.env(k, v),
+                        None => c.env_remove(k),
+                    };
+                }
+                for k in LAUNCHER_VARS {
+                    c.env_remove(k);
+                }
+                c.env_remove("WATTPRINT_PROCFS_ROOT")
+                    .args([
+                        "run",
+                        "--quiet",
+                        "--interval",
+                        "50ms",
+                        "--job",
+                        "race-job",
+                        "--json",
+                    ])
+                    .arg(&json)
+                    .arg("--")
+                    .args(&cmd)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let kids: Vec<Child> = handles.into_iter().map(|t| t.join().unwrap()).collect();
+    wait_state(&h, "four ranks in the ledger", |s| accounts(s) == 4);
+    advance(&h, 0.8);
+    touch(&stop);
+    for c in kids {
+        finish(c);
+    }
+    let driven = driven_now(&h);
+    drop(driver);
+    let recs: Vec<serde_json::Value> = (0..4)
+        .map(|i| read_json(&d.join(format!("race{i}.json"))))
+        .collect();
+    let leaders: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r["sharing"]["job_role"] == "leader")
+        .collect();
+    assert_eq!(
+        leaders.len(),
+        1,
+        "{:?}",
+        recs.iter().map(|r| &r["sharing"]).collect::<Vec<_>>()
+    );
+    let leader = leaders[0];
+    for r in recs.iter().filter(|r| r["id"] != leader["id"]) {
+        assert_eq!(r["sharing"]["leader"], leader["id"]);
+        // the first to join led until it ended: the others were charged at most the tail
+        // after it (the job's energy on the node, once)
+        assert!(joules(r) < 0.2 * joules(leader), "{}", r["sharing"]);
+    }
+    let sum: f64 = recs.iter().map(joules).sum();
+    within(sum, driven, 0.02, "the job on the node");
+    assert!(joules(leader) > 0.8 * sum, "{} of {sum}", joules(leader));
+    let t = job_totals(&h, "race-job");
+    within(
+        t["energy_kwh"].as_f64().unwrap() * 3.6e6,
+        sum,
+        1e-5,
+        "runs --job total",
+    );
+}

@@ -60,6 +60,9 @@ pub const MACHINE_RULE: &str = "machine scope, shared: each interval's energy of
 /// The rule a process-scope run's share follows.
 pub const PROCESS_RULE: &str = "process scope: the run's own use only (CPU time of its process tree over the machine's busy CPU time, resident memory over memory in use, GPUs it holds, split among their holders); energy no run used is the host's unattributed energy";
 
+/// The rule for a rank that is not its job's leader on the node.
+pub const RANK_RULE: &str = "rank of a job on this node: its process tree counts in the job's use, and the job's energy on this node is charged to its leader's record, once";
+
 /// The runtime directory from the environment: `None` when the ledger is switched off.
 pub fn runtime_dir(env: &crate::env::Env) -> Option<PathBuf> {
     if let Some(v) = env.get(LEDGER_SWITCH_ENV) {
@@ -119,6 +122,9 @@ pub struct Participant {
     #[serde(default)]
     pub gpus: Option<Vec<u32>>,
     pub joined_unix: f64,
+    /// Rank on the node per the launcher ([`crate::job::local_rank`]): the lowest leads its job.
+    #[serde(default)]
+    pub local_rank: Option<u32>,
 }
 
 /// What the ledger has charged one participant so far.
@@ -142,6 +148,19 @@ pub struct Account {
     /// Seconds whose machine energy was estimated at a reader's handover.
     #[serde(default)]
     pub estimated_s: f64,
+    /// The run charged for this run's job on the node, when it is another (this run is then a
+    /// rank that contributes its process tree).
+    #[serde(default)]
+    pub leader: Option<String>,
+    /// Seconds this run led its job on the node (was charged for it).
+    #[serde(default)]
+    pub led_s: f64,
+    /// Seconds it was a rank, per leader (at most 8 leaders named).
+    #[serde(default)]
+    pub led_by: BTreeMap<String, f64>,
+    /// Most ranks of its job seen at once on the node (1 without a job).
+    #[serde(default)]
+    pub ranks: u32,
 }
 
 /// Another run that shared the machine.
@@ -354,6 +373,48 @@ pub fn split_interval(
         }
     }
     (charged, unattributed)
+}
+
+/// A job's runs on the node: their indices and the one charged (the leader).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobGroup {
+    pub members: Vec<usize>,
+    pub leader: usize,
+}
+
+/// Group the participants by job key (a run without one is its own group). The leader of a
+/// group is the lowest launcher rank on the node (`LOCAL_RANK`, else
+/// `OMPI_COMM_WORLD_LOCAL_RANK`, else `SLURM_LOCALID`), then the first to join.
+pub fn job_groups(live: &[Participant]) -> Vec<JobGroup> {
+    let mut groups: Vec<JobGroup> = Vec::new();
+    let mut keys: Vec<Option<&str>> = Vec::new();
+    for (i, p) in live.iter().enumerate() {
+        let key = p.job.as_deref();
+        match key.and_then(|k| keys.iter().position(|x| *x == Some(k))) {
+            Some(g) => groups[g].members.push(i),
+            None => {
+                keys.push(key);
+                groups.push(JobGroup {
+                    members: vec![i],
+                    leader: i,
+                });
+            }
+        }
+    }
+    for g in &mut groups {
+        let order = |i: &usize| {
+            let p = &live[*i];
+            (
+                p.local_rank.unwrap_or(u32::MAX),
+                p.joined_unix.to_bits(),
+                p.run_id.clone(),
+            )
+        };
+        if let Some(l) = g.members.iter().min_by_key(|i| order(i)) {
+            g.leader = *l;
+        }
+    }
+    groups
 }
 
 /// Start time of `pid` (field 22 of the real `/proc/<pid>/stat`), if it is alive.
@@ -582,6 +643,20 @@ pub struct HostSharing {
     pub estimated_s: f64,
     /// Whether this run read the machine's counters for the ledger at some point.
     pub reader: bool,
+    /// For a run with a job key: `leader` (charged for the job's share of the node) or `rank`
+    /// (its process tree counts in the job's use; the energy is in the leader's record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_role: Option<String>,
+    /// The leader's run id, for a rank (the one that led while it was a rank the longest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Seconds this run led its job on the node (charged for it); a run leads when it has the
+    /// lowest launcher rank on the node, else was first to join, and hands over when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub led_s: Option<f64>,
+    /// Most ranks of the job seen at once on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<u32>,
     /// The ledger directory.
     pub ledger: String,
 }
@@ -652,6 +727,8 @@ pub struct LedgerShares {
 pub struct JoinOptions {
     pub run_id: String,
     pub job: Option<String>,
+    /// Rank on the node per the launcher, when it says.
+    pub local_rank: Option<u32>,
     pub scope: Scope,
     pub gpus: Option<Vec<u32>>,
 }
@@ -684,6 +761,7 @@ impl HostLedger {
             root_pid: 0,
             gpus: opts.gpus,
             joined_unix: unix_now(),
+            local_rank: opts.local_rank,
         };
         let devices: Vec<Device> = sensors.iter().flat_map(|s| s.devices().to_vec()).collect();
         let n = devices.len();
@@ -709,9 +787,17 @@ impl HostLedger {
             warnings: Vec::new(),
             failed: false,
         };
-        if let Err(e) = link.write_me() {
-            return Err((format!("{}: {e}", dir.display()), sensors));
-        }
+        // Joined under the lock: among ranks without a launcher rank, the first to take it
+        // leads.
+        let joined = lock(dir).and_then(|_guard| {
+            let mut link = link;
+            link.me.joined_unix = unix_now();
+            link.write_me().map(|_| link)
+        });
+        let link = match joined {
+            Ok(l) => l,
+            Err(e) => return Err((format!("{}: {e}", dir.display()), sensors)),
+        };
         let link = Arc::new(Mutex::new(link));
         Ok((
             HostLedger(Arc::clone(&link)),
@@ -787,9 +873,20 @@ impl HostLedger {
                 None => (0.0, 0.0, 0.0, 0.0, Vec::new()),
             };
             let shared = shared_s > 0.0;
+            // A rank is a run that spent more time led by another than leading its job.
+            let ranked_s: f64 = a.as_ref().map(|a| a.led_by.values().sum()).unwrap_or(0.0);
+            let led_s = a.as_ref().map(|a| a.led_s).unwrap_or(0.0);
+            let is_rank = l.me.job.is_some() && ranked_s > led_s;
+            let main_leader = a.as_ref().and_then(|a| {
+                a.led_by
+                    .iter()
+                    .max_by(|x, y| x.1.total_cmp(y.1))
+                    .map(|(k, _)| k.clone())
+            });
             HostSharing {
                 mode: if shared { "shared" } else { "alone" }.into(),
                 rule: match (l.me.scope, shared) {
+                    _ if is_rank => RANK_RULE.into(),
                     (Scope::Process, _) => PROCESS_RULE.into(),
                     (Scope::Machine, true) => MACHINE_RULE.into(),
                     (Scope::Machine, false) => {
@@ -802,6 +899,20 @@ impl HostLedger {
                 others_s: crate::units::round_sig(others_s, 4),
                 estimated_s: crate::units::round_sig(estimated_s, 4),
                 reader: l.was_reader,
+                job_role: l
+                    .me
+                    .job
+                    .as_ref()
+                    .map(|_| if is_rank { "rank" } else { "leader" }.to_string()),
+                led_s: l.me.job.as_ref().map(|_| {
+                    crate::units::round_sig(a.as_ref().map(|a| a.led_s).unwrap_or(0.0), 4)
+                }),
+                leader: if is_rank { main_leader } else { None },
+                ranks: l
+                    .me
+                    .job
+                    .as_ref()
+                    .map(|_| a.as_ref().map(|a| a.ranks).unwrap_or(1)),
                 ledger: l.dir.display().to_string(),
             }
         })
@@ -1002,6 +1113,10 @@ impl Link {
                 company: BTreeMap::new(),
                 others_s: 0.0,
                 estimated_s: 0.0,
+                leader: None,
+                led_s: 0.0,
+                led_by: BTreeMap::new(),
+                ranks: 1,
             });
             let tree = if p.root_pid == 0 {
                 None
@@ -1043,11 +1158,33 @@ impl Link {
                 holds,
             });
         }
+        // Ranks of one job form one group: their trees are its use, its leader is charged.
+        let groups = job_groups(live);
+        let group_uses: Vec<Use> = groups
+            .iter()
+            .map(|g| {
+                let leader = &live[g.leader];
+                let mut u = Use {
+                    scope: Some(leader.scope),
+                    cpu_ticks: 0,
+                    rss_bytes: 0,
+                    holds: vec![false; devices.len()],
+                };
+                for &i in &g.members {
+                    u.cpu_ticks = u.cpu_ticks.saturating_add(uses[i].cpu_ticks);
+                    u.rss_bytes = u.rss_bytes.saturating_add(uses[i].rss_bytes);
+                    for (h, x) in u.holds.iter_mut().zip(&uses[i].holds) {
+                        *h |= *x;
+                    }
+                }
+                u
+            })
+            .collect();
         let (charged, unattributed) = split_interval(
             &devices,
             &delta,
             dt,
-            &uses,
+            &group_uses,
             &MachineUse {
                 busy_ticks: busy_delta,
                 mem_used_bytes: mem_used,
@@ -1060,19 +1197,40 @@ impl Link {
         if !live.is_empty() {
             st.covered_s += dt;
         }
-        let shared = live.len() > 1;
-        for (i, p) in live.iter().enumerate() {
-            if let Some(acc) = st.accounts.get_mut(&p.run_id) {
-                for (d, c) in charged[i].iter().enumerate() {
-                    acc.charged_j[d] += c;
+        let shared = groups.len() > 1;
+        for (gi, g) in groups.iter().enumerate() {
+            let leader_id = live[g.leader].run_id.clone();
+            for &i in &g.members {
+                let p = &live[i];
+                let Some(acc) = st.accounts.get_mut(&p.run_id) else {
+                    continue;
+                };
+                if i == g.leader {
+                    for (d, c) in charged[gi].iter().enumerate() {
+                        acc.charged_j[d] += c;
+                    }
+                    acc.leader = None;
+                    acc.led_s += dt;
+                } else {
+                    acc.leader = Some(leader_id.clone());
+                    if let Some(x) = acc.led_by.get_mut(&leader_id) {
+                        *x += dt;
+                    } else if acc.led_by.len() < 8 {
+                        acc.led_by.insert(leader_id.clone(), dt);
+                    }
                 }
+                acc.ranks = acc.ranks.max(g.members.len() as u32);
                 if shared {
                     acc.shared_s += dt;
                 } else {
                     acc.alone_s += dt;
                 }
                 acc.estimated_s += estimated.min(dt);
-                for q in live.iter().filter(|q| q.run_id != p.run_id) {
+                // Company: the runs of other jobs (ranks of one's own job are not company).
+                for q in live
+                    .iter()
+                    .filter(|q| q.run_id != p.run_id && (q.job.is_none() || q.job != p.job))
+                {
                     if let Some(c) = acc.company.get_mut(&q.run_id) {
                         c.seconds += dt;
                     } else if acc.company.len() < MAX_COMPANY {

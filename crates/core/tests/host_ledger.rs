@@ -209,7 +209,8 @@ fn join(
         &HostPaths::new(dir.join("no-sys"), dir.join("no-proc")),
         JoinOptions {
             run_id: id.into(),
-            job: Some("job-1".into()),
+            job: None,
+            local_rank: None,
             scope,
             gpus: None,
         },
@@ -270,7 +271,6 @@ fn participants_in_one_process_share_the_counted_energy_exactly() {
     assert_eq!(s.mode, "shared");
     assert_eq!(s.company.len(), 1);
     assert_eq!(s.company[0].run, "run-b");
-    assert_eq!(s.company[0].job.as_deref(), Some("job-1"));
     // B reads now: it takes over, alone; the gap since A's last reading is estimated from
     // B's own counter and charged to B, the only one present.
     cb.lock().unwrap()[0] = 1100.0;

@@ -36,6 +36,8 @@ pub struct Share {
     pub runtime_dir: PathBuf,
     pub run_id: String,
     pub job: Option<String>,
+    /// Rank on the node per the launcher (the lowest leads the job on the node).
+    pub local_rank: Option<u32>,
 }
 
 /// Discovery options from the front end's values and the job's environment.
@@ -87,6 +89,7 @@ pub fn start_shared(
             JoinOptions {
                 run_id: share.run_id,
                 job: share.job,
+                local_rank: share.local_rank,
                 scope,
                 gpus: disc.visible_gpus.clone(),
             },

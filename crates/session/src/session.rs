@@ -242,6 +242,7 @@ impl Prepared {
                 runtime_dir,
                 run_id: id.clone(),
                 job: job.clone(),
+                local_rank: wattprint_core::job::local_rank(&ctx.env),
             }),
         );
         let mut shown: Vec<String> = Vec::new();
