@@ -639,3 +639,138 @@ fn four_ranks_started_in_a_race_have_exactly_one_leader() {
         "runs --job total",
     );
 }
+
+/// A running `wattprint agent`, stopped (SIGTERM) when dropped.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the node agent on `h` (metrics on a free loopback port, no server); its metrics URL.
+fn start_agent(h: &FakeHost) -> (Agent, String) {
+    use std::io::{BufRead, BufReader};
+    let mut c = h
+        .cmd()
+        .env_remove("WATTPRINT_SERVER")
+        .env_remove("WATTPRINT_TOKEN")
+        .env("WATTPRINT_HOME", h.dir.path().join("agent-home"))
+        .env("WATTPRINT_CONFIG", h.dir.path().join("none.toml"))
+        .env("WATTPRINT_SYSTEM_CONFIG", h.dir.path().join("none.toml"))
+        .args([
+            "agent",
+            "--metrics",
+            "127.0.0.1:0",
+            "--interval",
+            "50ms",
+            "--intensity",
+            "100",
+            "--pue",
+            "1.0",
+            "--no-attribution",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = c.stdout.take().unwrap();
+    let agent = Agent(c);
+    let mut first = String::new();
+    BufReader::new(out).read_line(&mut first).unwrap();
+    let url = first
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(';'))
+        .find(|w| w.starts_with("http://") && w.ends_with("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics URL in {first:?}"))
+        .to_string();
+    (agent, url)
+}
+
+fn scrape(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
+fn run_series(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("wattprint_run_energy_joules_total{"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn with_the_agent_runs_take_their_shares_without_reading_the_counters() {
+    let h = FakeHost::new();
+    let driver = Driver::constant(&h, PKG_W, DRAM_W);
+    let d = h.dir.path();
+    let (agent, url) = start_agent(&h);
+    wait_state(&h, "the agent reading", |s| s["reader"]["agent"] == true);
+    let (stop_a, stop_b) = (d.join("stop-a"), d.join("stop-b"));
+    let (ja, jb) = (d.join("a.json"), d.join("b.json"));
+    let a = start_run(&h, "machine", &ja, &job(&stop_a, true));
+    wait_state(&h, "A in the ledger", |s| accounts(s) == 1);
+    let b = start_run(&h, "process", &jb, &job(&stop_b, false));
+    wait_state(&h, "B in the ledger", |s| accounts(s) == 2);
+    advance(&h, 0.6);
+    let m = scrape(&url);
+    let series = run_series(&m);
+    assert_eq!(series.len(), 2, "{m}");
+    assert!(
+        series
+            .iter()
+            .any(|l| l.contains("scope=\"machine\"") && l.contains("job=\"\"")),
+        "{series:?}"
+    );
+    assert!(
+        m.contains("wattprint_unattributed_energy_joules_total "),
+        "{m}"
+    );
+    // The agent stays the reader throughout.
+    assert_eq!(state(&h).unwrap()["reader"]["agent"], true);
+    touch(&stop_b);
+    finish(b);
+    wait_state(&h, "B left", |s| accounts(s) == 1);
+    advance(&h, 0.3);
+    touch(&stop_a);
+    finish(a);
+    let s = wait_state(&h, "A left", |s| accounts(s) == 0);
+    let driven = (PKG_W + DRAM_W) * covered(&s);
+    let (ra, rb) = (read_json(&ja), read_json(&jb));
+    for r in [&ra, &rb] {
+        // the agent read the counters: the run never did
+        assert_eq!(r["sharing"]["reader"], false, "{}", r["sharing"]);
+        assert!(r["sharing"]["company"].as_array().unwrap().len() <= 1);
+    }
+    // A (machine scope) was present whenever a run was: together they are charged the
+    // machine's energy over that time, once.
+    within(
+        joules(&ra) + joules(&rb),
+        driven,
+        0.02,
+        "runs with the agent",
+    );
+    assert!(joules(&ra) > joules(&rb));
+    // Finished runs drop out of the metrics; the unattributed counter stays.
+    wait_state(&h, "a reading with no run", |s2| {
+        s2["seq"].as_u64() > s["seq"].as_u64()
+    });
+    let m = scrape(&url);
+    assert!(run_series(&m).is_empty(), "{m}");
+    assert!(
+        m.contains("wattprint_unattributed_energy_joules_total "),
+        "{m}"
+    );
+    drop(agent);
+    drop(driver);
+    // The agent left the ledger when it stopped.
+    let s = state(&h).unwrap();
+    assert!(s["reader"].is_null(), "{s}");
+}

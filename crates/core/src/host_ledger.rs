@@ -81,22 +81,17 @@ pub fn runtime_dir(env: &crate::env::Env) -> Option<PathBuf> {
     })
 }
 
-/// The ledger directory of the host whose `/sys` and `/proc` are `paths`: `host` for the real
-/// ones, `host-<hash>` for others (fake hosts in tests, a host's trees mounted elsewhere).
+/// The ledger directory of the host whose counters are under `paths.sys`: `host` for the real
+/// `/sys`, `host-<hash>` for another root (a fake host in tests, the host's tree mounted
+/// elsewhere). Keyed by the counters, not `/proc`: an agent and the runs reading the same
+/// counters meet, whichever procfs each looks at.
 pub fn ledger_dir(runtime: &Path, paths: &HostPaths) -> PathBuf {
-    if *paths == HostPaths::default() {
+    if paths.sys == HostPaths::default().sys {
         return runtime.join("host");
     }
     // FNV-1a: stable across builds and platforms.
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in paths
-        .sys
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .chain([0u8].iter())
-        .chain(paths.proc.as_os_str().as_encoded_bytes())
-    {
+    for b in paths.sys.as_os_str().as_encoded_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x100000001b3);
     }
@@ -125,6 +120,10 @@ pub struct Participant {
     /// Rank on the node per the launcher ([`crate::job::local_rank`]): the lowest leads its job.
     #[serde(default)]
     pub local_rank: Option<u32>,
+    /// A node agent: it reads the counters whenever it runs (runs then never read them), is
+    /// charged nothing and is no run's company.
+    #[serde(default)]
+    pub agent: bool,
 }
 
 /// What the ledger has charged one participant so far.
@@ -178,6 +177,9 @@ pub struct ReaderId {
     pub run_id: String,
     pub pid: u32,
     pub start_ticks: u64,
+    /// Whether the reader is the node agent.
+    #[serde(default)]
+    pub agent: bool,
 }
 
 /// The ledger's state, as its reader publishes it.
@@ -700,14 +702,32 @@ struct Link {
     account: Option<Account>,
     leaving: bool,
     left: bool,
+    /// For an agent: the runs present and what each was charged, and the unattributed energy.
+    runs: Vec<RunEnergy>,
+    unattributed_j: f64,
     warnings: Vec<String>,
     failed: bool,
+}
+
+/// A run present on the host and the energy the ledger charged it, for the agent's metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnergy {
+    pub run: String,
+    pub job: Option<String>,
+    pub scope: Scope,
+    pub joules: f64,
 }
 
 /// A participant's handle on the host ledger: change its measured process tree, ask for its
 /// sharing summary, leave.
 #[derive(Clone)]
 pub struct HostLedger(Arc<Mutex<Link>>);
+
+impl std::fmt::Debug for HostLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HostLedger").field(&self.dir()).finish()
+    }
+}
 
 /// Counters of the machine as the ledger publishes them: wraps the host's real sensors, which
 /// it reads only while this participant is the ledger's reader.
@@ -729,6 +749,8 @@ pub struct JoinOptions {
     pub job: Option<String>,
     /// Rank on the node per the launcher, when it says.
     pub local_rank: Option<u32>,
+    /// Join as the node agent (see [`Participant::agent`]).
+    pub agent: bool,
     pub scope: Scope,
     pub gpus: Option<Vec<u32>>,
 }
@@ -762,6 +784,7 @@ impl HostLedger {
             gpus: opts.gpus,
             joined_unix: unix_now(),
             local_rank: opts.local_rank,
+            agent: opts.agent,
         };
         let devices: Vec<Device> = sensors.iter().flat_map(|s| s.devices().to_vec()).collect();
         let n = devices.len();
@@ -784,6 +807,8 @@ impl HostLedger {
             account: None,
             leaving: false,
             left: false,
+            runs: Vec::new(),
+            unattributed_j: 0.0,
             warnings: Vec::new(),
             failed: false,
         };
@@ -843,6 +868,12 @@ impl HostLedger {
                 l.tick(None);
             }
         });
+    }
+
+    /// For the agent: the runs present at its latest reading with the energy each was charged
+    /// (finished runs drop out), and the host's unattributed energy, joules.
+    pub fn runs(&self) -> (Vec<RunEnergy>, f64) {
+        self.with(|l| (l.runs.clone(), l.unattributed_j))
     }
 
     /// The ledger directory.
@@ -946,6 +977,7 @@ impl Link {
             run_id: self.me.run_id.clone(),
             pid: self.me.pid,
             start_ticks: self.me.start_ticks,
+            agent: self.me.agent,
         }
     }
 
@@ -984,8 +1016,14 @@ impl Link {
             .as_ref()
             .and_then(|s| s.reader.as_ref())
             .is_some_and(|r| *r == self.me_reader());
+        // An agent takes the reading over from a run.
+        let agent_takes_over = self.me.agent
+            && state
+                .as_ref()
+                .and_then(|s| s.reader.as_ref())
+                .is_some_and(|r| !r.agent);
         if let Some(own) = own {
-            if i_read || !reader_alive {
+            if i_read || !reader_alive || agent_takes_over {
                 // Only the reader looks at every participant.
                 let (live, dead) = participants(&self.dir);
                 self.publish(&mut state, &live, &dead, own);
@@ -1021,6 +1059,9 @@ impl Link {
         dead: &[PathBuf],
         own: &mut dyn FnMut() -> Option<OwnRead>,
     ) {
+        // The agent reads but is not charged: only runs share the energy.
+        let runs: Vec<Participant> = live.iter().filter(|p| !p.agent).cloned().collect();
+        let live = runs.as_slice();
         let Some(OwnRead {
             cum,
             pids: gpu_pids,
@@ -1195,6 +1236,7 @@ impl Link {
             st.unattributed_j[d] += unattributed[d];
         }
         if !live.is_empty() {
+            // Time during which some run was on the host.
             st.covered_s += dt;
         }
         let shared = groups.len() > 1;
@@ -1290,9 +1332,27 @@ impl Link {
             self.seen_machine = m_now.clone();
             self.seen_charged = c_now.clone();
         }
+        if self.me.agent {
+            self.runs = st
+                .accounts
+                .iter()
+                .map(|(id, a)| RunEnergy {
+                    run: id.clone(),
+                    job: a.job.clone(),
+                    scope: a.scope,
+                    joules: a.charged_j.iter().sum(),
+                })
+                .collect();
+            self.unattributed_j = st.unattributed_j.iter().sum();
+        }
         for i in 0..n {
             let dm = (m_now[i] - self.seen_machine[i]).max(0.0);
-            let dc = (c_now[i] - self.seen_charged[i]).clamp(0.0, dm);
+            let dc = if self.me.agent {
+                // The agent's own figures are the machine's.
+                dm
+            } else {
+                (c_now[i] - self.seen_charged[i]).clamp(0.0, dm)
+            };
             self.view_machine[i] += dm;
             self.view_charged[i] += dc;
             self.last_share[i] = if dm > 0.0 { dc / dm } else { 0.0 };

@@ -211,6 +211,7 @@ fn join(
             run_id: id.into(),
             job: None,
             local_rank: None,
+            agent: false,
             scope,
             gpus: None,
         },
@@ -303,5 +304,8 @@ fn ledger_directory_per_host_and_switch() {
     let a = host_ledger::ledger_dir(&rt, &HostPaths::new("/a/sys", "/a/proc"));
     let b = host_ledger::ledger_dir(&rt, &HostPaths::new("/b/sys", "/a/proc"));
     assert_ne!(a, b);
+    // the counters make the host: another procfs root is the same ledger
+    let c = host_ledger::ledger_dir(&rt, &HostPaths::new("/a/sys", "/proc"));
+    assert_eq!(a, c);
     assert!(a.starts_with("/x/run"));
 }

@@ -38,6 +38,8 @@ pub struct Share {
     pub job: Option<String>,
     /// Rank on the node per the launcher (the lowest leads the job on the node).
     pub local_rank: Option<u32>,
+    /// Join as the node agent: read the counters for every run, be charged nothing.
+    pub agent: bool,
 }
 
 /// Discovery options from the front end's values and the job's environment.
@@ -90,6 +92,7 @@ pub fn start_shared(
                 run_id: share.run_id,
                 job: share.job,
                 local_rank: share.local_rank,
+                agent: share.agent,
                 scope,
                 gpus: disc.visible_gpus.clone(),
             },

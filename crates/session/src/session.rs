@@ -243,6 +243,7 @@ impl Prepared {
                 run_id: id.clone(),
                 job: job.clone(),
                 local_rank: wattprint_core::job::local_rank(&ctx.env),
+                agent: false,
             }),
         );
         let mut shown: Vec<String> = Vec::new();
