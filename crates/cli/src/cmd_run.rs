@@ -110,6 +110,10 @@ pub struct Args {
     /// or PMIx's job id).
     #[arg(long, value_name = "KEY")]
     pub job: Option<String>,
+    /// The number of nodes the job runs on, so the server can tell when every node reported
+    /// (default: SLURM_JOB_NUM_NODES, else GROUP_WORLD_SIZE).
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<u32>,
     /// The command to run, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -198,6 +202,7 @@ impl Args {
                 .collect(),
             checkpoint_every: None,
             job: self.job.clone(),
+            job_nodes: self.nodes,
         })
     }
 }

@@ -189,6 +189,14 @@ pub struct RunRecord {
     /// host ledger); absent when the ledger was off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharing: Option<crate::host_ledger::HostSharing>,
+    /// How many nodes the job runs on (`--nodes`, `SLURM_JOB_NUM_NODES`, `GROUP_WORLD_SIZE`):
+    /// the job is complete when that many nodes reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_nodes: Option<u32>,
+    /// The job's node names, when the launcher lists them (`SLURM_JOB_NODELIST`): which node
+    /// is missing can then be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_nodelist: Option<Vec<String>>,
 }
 
 /// How a job was stopped by a limit.
@@ -550,6 +558,8 @@ pub fn build_record(
         tracker: None,
         job: None,
         sharing: None,
+        job_nodes: None,
+        job_nodelist: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

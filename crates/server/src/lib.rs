@@ -14,8 +14,10 @@ pub mod db;
 pub mod limits;
 pub mod openapi;
 pub mod openapi_agents;
+pub mod openapi_jobs;
 pub mod store;
 pub mod store_agents;
+pub mod store_jobs;
 #[doc(hidden)]
 pub mod testing;
 

@@ -47,7 +47,7 @@ pub struct Scope {
 
 impl Scope {
     /// ` AND a.org_id = ? [AND a.team_id = ?] [AND a.project_id = ?]`, pushing the values.
-    fn sql(&self, alias: &str, params: &mut Vec<Val>) -> String {
+    pub(crate) fn sql(&self, alias: &str, params: &mut Vec<Val>) -> String {
         let mut s = format!(" AND {alias}.org_id = ?");
         params.push(self.org_id.into());
         if let Some(t) = self.team_id {

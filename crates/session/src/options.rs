@@ -117,6 +117,8 @@ pub struct RunOptions {
     /// The job this run is part of (`None`: derived from the launcher's environment, see
     /// [`wattprint_core::job`]).
     pub job: Option<String>,
+    /// Nodes the job runs on (`None`: from the launcher's environment).
+    pub job_nodes: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -138,6 +140,7 @@ impl Default for RunOptions {
             command: Vec::new(),
             checkpoint_every: None,
             job: None,
+            job_nodes: None,
         }
     }
 }
@@ -224,6 +227,15 @@ impl RunOptions {
                     "job",
                     j,
                     "a job key is 1 to 128 letters, digits and - _ . : @ + =",
+                ));
+            }
+        }
+        if let Some(n) = self.job_nodes {
+            if n == 0 || n as usize > wattprint_core::job::MAX_NODES {
+                return Err(OptionError::new(
+                    "nodes",
+                    n,
+                    "the job's node count must be between 1 and 4096",
                 ));
             }
         }

@@ -288,6 +288,15 @@ impl Prepared {
         sinks.extend(extra_sinks);
         let mut sinks = Sinks::new(sinks, msgs.clone());
 
+        let mut m = m;
+        if let Some(h) = ctx
+            .env
+            .get("WATTPRINT_HOSTNAME")
+            .and_then(wattprint_core::job::check_key)
+        {
+            // A node's name as the job's other nodes know it (and simulated nodes in tests).
+            m.host.hostname = h;
+        }
         let meta = RunMeta {
             id,
             project,
@@ -315,6 +324,13 @@ impl Prepared {
             warnings,
             limits: record_limits,
             monitor: Arc::clone(&mon_state),
+            job_nodes: job.as_ref().and(
+                opts.job_nodes
+                    .or_else(|| wattprint_core::job::expected_nodes(&ctx.env)),
+            ),
+            job_nodelist: job
+                .as_ref()
+                .and_then(|_| wattprint_core::job::nodelist(&ctx.env)),
             job,
             ledger: m.ledger.clone(),
         };
@@ -355,6 +371,8 @@ struct RecordBase {
     limits: Option<Limits>,
     monitor: Arc<Mutex<MonitorState>>,
     job: Option<String>,
+    job_nodes: Option<u32>,
+    job_nodelist: Option<Vec<String>>,
     ledger: Option<wattprint_core::host_ledger::HostLedger>,
 }
 
@@ -383,6 +401,8 @@ impl RecordBase {
     /// The job key and how the run shared the machine so far.
     fn sharing(&self, rec: &mut RunRecord) {
         rec.job = self.job.clone();
+        rec.job_nodes = self.job_nodes;
+        rec.job_nodelist = self.job_nodelist.clone();
         rec.sharing = self.ledger.as_ref().map(|l| l.sharing());
     }
 }

@@ -885,6 +885,8 @@ fn import_row(
         tracker: None,
         job: None,
         sharing: None,
+        job_nodes: None,
+        job_nodelist: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,
