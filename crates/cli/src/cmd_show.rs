@@ -37,6 +37,15 @@ pub fn run(a: Args) -> Result<i32> {
         let series = store.series(&rec.id)?;
         print!("{}", crate::summary::summary_text(&rec, &[]));
         print!("{}", details_text(&rec, &series));
+        if let Some(job) = &rec.job {
+            // The job's total in this store (each node once), whichever rank this run was.
+            let f = crate::store::RunFilter {
+                job: Some(job.clone()),
+                ..Default::default()
+            };
+            let total = wattprint_core::job::job_total(job, &store.list_runs(&f)?);
+            print!("{}", crate::job_view::totals_text(&total));
+        }
     }
     Ok(0)
 }

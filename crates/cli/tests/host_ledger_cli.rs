@@ -540,6 +540,17 @@ fn four_ranks_under_srun_torchrun_are_led_by_local_rank_zero() {
     assert!(joules(leader) > 0.5 * sum, "{} of {sum}", joules(leader));
     // The job alone on the node: no company.
     assert_eq!(leader["sharing"]["mode"], "alone", "{}", leader["sharing"]);
+    // `show` of a rank gives the job's total on the node, once.
+    let out = h
+        .cmd()
+        .args(["show", recs[2]["id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("job torchrun:rdzv-7: 1 node(s)") && text.contains("4 run(s)"),
+        "{text}"
+    );
     let t = job_totals(&h, "torchrun:rdzv-7");
     assert_eq!(t["nodes"].as_array().unwrap().len(), 1, "{t}");
     assert_eq!(t["nodes"][0]["runs"], 4);
