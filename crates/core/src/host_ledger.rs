@@ -742,6 +742,11 @@ pub struct LedgerShares {
     link: Arc<Mutex<Link>>,
 }
 
+/// A participant's handle, the sensor its sampler reads and the attributor it applies.
+pub type Joined = (HostLedger, LedgerSensor, LedgerShares);
+/// Why the ledger could not be joined, and the sensors back (to measure alone).
+pub type NotJoined = (String, Vec<Box<dyn Sensor>>);
+
 /// Options of a participant.
 #[derive(Debug, Clone)]
 pub struct JoinOptions {
@@ -763,7 +768,7 @@ impl HostLedger {
         paths: &HostPaths,
         opts: JoinOptions,
         sensors: Vec<Box<dyn Sensor>>,
-    ) -> Result<(HostLedger, LedgerSensor, LedgerShares), (String, Vec<Box<dyn Sensor>>)> {
+    ) -> Result<Joined, NotJoined> {
         let Some(run_id) = crate::job::check_key(&opts.run_id) else {
             return Err((format!("run id `{}` not usable", opts.run_id), sensors));
         };

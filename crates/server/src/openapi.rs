@@ -226,8 +226,8 @@ pub fn document() -> Value {
             }
         }
     });
-    crate::openapi_agents::extend(&mut doc, &common);
-    crate::openapi_jobs::extend(&mut doc, &common);
+    crate::openapi_agents::extend(&mut doc, common);
+    crate::openapi_jobs::extend(&mut doc, common);
     doc
 }
 
