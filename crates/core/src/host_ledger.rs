@@ -24,12 +24,12 @@
 //! The split of one interval is [`split_interval`]; docs/methodology.md, "Sharing a machine".
 
 use crate::host::HostPaths;
-use crate::procfs::{self, TreeScanner};
+use crate::procfs::{self, ForestScanner};
 use crate::sampler::{Attributor, Scope};
 use crate::sensor::{Device, DeviceKind, Reading, Sensor, SensorError};
 use crate::units::Joules;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -689,7 +689,7 @@ struct Link {
     /// Own sensors' cumulative energy at the previous read, when reading.
     prev_own: Option<Vec<f64>>,
     opened_unix: f64,
-    scanners: HashMap<String, TreeScanner>,
+    scanner: ForestScanner,
     /// The epoch and values of the ledger at this participant's previous look.
     seen_epoch: Option<String>,
     seen_machine: Vec<f64>,
@@ -802,7 +802,7 @@ impl HostLedger {
             was_reader: false,
             prev_own: None,
             opened_unix: unix_now(),
-            scanners: HashMap::new(),
+            scanner: ForestScanner::default(),
             seen_epoch: None,
             seen_machine: vec![0.0; n],
             seen_charged: vec![0.0; n],
@@ -1133,8 +1133,6 @@ impl Link {
         }
         st.accounts
             .retain(|k, _| live.iter().any(|p| &p.run_id == k));
-        self.scanners
-            .retain(|k, _| live.iter().any(|p| &p.run_id == k));
         // Use figures.
         let machine_cpu = procfs::read_cpu_times(&self.paths).ok();
         let busy = machine_cpu.as_ref().map(|c| c.busy);
@@ -1147,8 +1145,14 @@ impl Link {
             .map(|m| m.used_bytes())
             .unwrap_or(0);
         let devices = self.devices.clone();
+        // Every run's process tree from one scan of /proc.
+        let roots: Vec<u32> = live.iter().map(|p| p.root_pid).collect();
+        let mut trees = self
+            .scanner
+            .usage(&self.paths, &roots)
+            .unwrap_or_else(|_| vec![None; live.len()]);
         let mut uses = Vec::with_capacity(live.len());
-        for p in live {
+        for (pi, p) in live.iter().enumerate() {
             let acc = st.accounts.entry(p.run_id.clone()).or_insert(Account {
                 scope: p.scope,
                 job: p.job.clone(),
@@ -1164,15 +1168,7 @@ impl Link {
                 led_by: BTreeMap::new(),
                 ranks: 1,
             });
-            let tree = if p.root_pid == 0 {
-                None
-            } else {
-                self.scanners
-                    .entry(p.run_id.clone())
-                    .or_default()
-                    .usage(&self.paths, p.root_pid)
-                    .ok()
-            };
+            let tree = trees.get_mut(pi).and_then(Option::take);
             let ticks = tree.as_ref().map(|t| t.ticks);
             let cpu_ticks = match (ticks, acc.prev_ticks) {
                 (Some(t), Some(prev)) => t.saturating_sub(prev),
