@@ -143,6 +143,7 @@ pub fn run(a: Args) -> Result<i32> {
                 job: None,
                 local_rank: None,
                 agent: true,
+                cpus: None,
             }
         }),
     );

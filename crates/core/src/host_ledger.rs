@@ -56,7 +56,7 @@ pub const MAX_KEY_LEN: usize = 128;
 const STATE_VERSION: u32 = 1;
 
 /// The rule a machine-scope run's share follows, as the record states it.
-pub const MACHINE_RULE: &str = "machine scope, shared: each interval's energy of each device is divided among the runs present; the static part (idle power × time) evenly (a GPU's among the runs holding it), the dynamic part by use: CPU time of each run's process tree, its resident memory, the GPUs it holds; process-scope runs' own use is taken out first";
+pub const MACHINE_RULE: &str = "machine scope, shared: each interval's energy of each device is divided among the runs present; the static part (idle power × time) evenly (a CPU's by allocated CPUs when the scheduler gives them for every run, a GPU's among the runs holding it), the dynamic part by use: CPU time of each run's process tree, its resident memory, the GPUs it holds; process-scope runs' own use is taken out first";
 /// The rule a process-scope run's share follows.
 pub const PROCESS_RULE: &str = "process scope: the run's own use only (CPU time of its process tree over the machine's busy CPU time, resident memory over memory in use, GPUs it holds, split among their holders); energy no run used is the host's unattributed energy";
 
@@ -124,6 +124,9 @@ pub struct Participant {
     /// charged nothing and is no run's company.
     #[serde(default)]
     pub agent: bool,
+    /// CPUs the scheduler allocated to the run on this node, when it says.
+    #[serde(default)]
+    pub cpus: Option<u32>,
 }
 
 /// What the ledger has charged one participant so far.
@@ -244,6 +247,8 @@ pub struct Use {
     pub rss_bytes: u64,
     /// Per device (same order as the devices): whether it holds that GPU.
     pub holds: Vec<bool>,
+    /// CPUs the scheduler allocated to it on this node (`SLURM_CPUS_ON_NODE`), when it says.
+    pub cpus: Option<u32>,
 }
 
 /// The machine over the same interval.
@@ -362,8 +367,27 @@ pub fn split_interval(
         } else {
             &gpu_holders
         };
-        for &i in static_among {
-            charged[i][d] += static_part / static_among.len() as f64;
+        // A CPU's static part by allocated CPUs when the scheduler gave every one of them.
+        let alloc: Option<Vec<f64>> = (dev.kind == DeviceKind::Cpu)
+            .then(|| {
+                static_among
+                    .iter()
+                    .map(|&i| uses[i].cpus.filter(|c| *c > 0).map(f64::from))
+                    .collect::<Option<Vec<f64>>>()
+            })
+            .flatten();
+        match alloc {
+            Some(w) => {
+                let total: f64 = w.iter().sum();
+                for (k, &i) in static_among.iter().enumerate() {
+                    charged[i][d] += static_part * w[k] / total;
+                }
+            }
+            None => {
+                for &i in static_among {
+                    charged[i][d] += static_part / static_among.len() as f64;
+                }
+            }
         }
         let total_w: f64 = machine_ix.iter().map(|&i| weight(&uses[i])).sum();
         for &i in &machine_ix {
@@ -756,6 +780,8 @@ pub struct JoinOptions {
     pub local_rank: Option<u32>,
     /// Join as the node agent (see [`Participant::agent`]).
     pub agent: bool,
+    /// CPUs the scheduler allocated on this node (`SLURM_CPUS_ON_NODE`).
+    pub cpus: Option<u32>,
     pub scope: Scope,
     pub gpus: Option<Vec<u32>>,
 }
@@ -790,6 +816,7 @@ impl HostLedger {
             joined_unix: unix_now(),
             local_rank: opts.local_rank,
             agent: opts.agent,
+            cpus: opts.cpus,
         };
         let devices: Vec<Device> = sensors.iter().flat_map(|s| s.devices().to_vec()).collect();
         let n = devices.len();
@@ -1194,6 +1221,7 @@ impl Link {
                 })
                 .collect();
             uses.push(Use {
+                cpus: p.cpus,
                 scope: Some(p.scope),
                 cpu_ticks,
                 rss_bytes: tree.as_ref().map(|t| t.rss_bytes).unwrap_or(0),
@@ -1211,6 +1239,8 @@ impl Link {
                     cpu_ticks: 0,
                     rss_bytes: 0,
                     holds: vec![false; devices.len()],
+                    // ranks of one job share its allocation on the node
+                    cpus: g.members.iter().filter_map(|&i| live[i].cpus).max(),
                 };
                 for &i in &g.members {
                     u.cpu_ticks = u.cpu_ticks.saturating_add(uses[i].cpu_ticks);

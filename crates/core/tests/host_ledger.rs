@@ -28,6 +28,7 @@ fn u(scope: Scope, ticks: u64, rss_gb: u64, holds: Vec<bool>) -> Use {
         cpu_ticks: ticks,
         rss_bytes: rss_gb * 1_000_000_000,
         holds,
+        cpus: None,
     }
 }
 
@@ -165,6 +166,31 @@ fn a_lone_machine_run_gets_everything_and_gpus_go_to_their_holders() {
     assert!(close(c[0][0], 50.0) && close(c[1][0], 50.0), "{c:?}");
 }
 
+#[test]
+fn static_cpu_energy_follows_the_scheduler_allocation_when_every_run_has_one() {
+    let devices = [dev("cpu:package-0", DeviceKind::Cpu, Some(60.0), None)];
+    let m = MachineUse {
+        busy_ticks: 0,
+        mem_used_bytes: 0,
+    };
+    let with = |a: Option<u32>, b: Option<u32>| {
+        let mut x = u(Scope::Machine, 0, 0, vec![false]);
+        x.cpus = a;
+        let mut y = u(Scope::Machine, 0, 0, vec![false]);
+        y.cpus = b;
+        split_interval(&devices, &[100.0], 1.0, &[x, y], &m).0
+    };
+    // 60 J static: 16 vs 48 allocated CPUs -> 15 and 45; 40 J dynamic, nobody busy: evenly.
+    let c = with(Some(16), Some(48));
+    assert!(
+        close(c[0][0], 15.0 + 20.0) && close(c[1][0], 45.0 + 20.0),
+        "{c:?}"
+    );
+    // one run without an allocation: evenly
+    let c = with(Some(16), None);
+    assert!(close(c[0][0], 50.0) && close(c[1][0], 50.0), "{c:?}");
+}
+
 /// A fake sensor whose cumulative energy the test sets.
 struct Fake {
     devices: Vec<Device>,
@@ -212,6 +238,7 @@ fn join(
             job: None,
             local_rank: None,
             agent: false,
+            cpus: None,
             scope,
             gpus: None,
         },

@@ -40,6 +40,9 @@ pub struct Share {
     pub local_rank: Option<u32>,
     /// Join as the node agent: read the counters for every run, be charged nothing.
     pub agent: bool,
+    /// CPUs the scheduler allocated to the run on this node (static CPU energy is split by
+    /// them when every run has them).
+    pub cpus: Option<u32>,
 }
 
 /// Discovery options from the front end's values and the job's environment.
@@ -93,6 +96,7 @@ pub fn start_shared(
                 job: share.job,
                 local_rank: share.local_rank,
                 agent: share.agent,
+                cpus: share.cpus,
                 scope,
                 gpus: disc.visible_gpus.clone(),
             },

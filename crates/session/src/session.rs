@@ -244,6 +244,10 @@ impl Prepared {
                 job: job.clone(),
                 local_rank: wattprint_core::job::local_rank(&ctx.env),
                 agent: false,
+                cpus: ctx
+                    .env
+                    .get("SLURM_CPUS_ON_NODE")
+                    .and_then(|v| v.trim().parse().ok()),
             }),
         );
         let mut shown: Vec<String> = Vec::new();
