@@ -1148,10 +1148,14 @@ impl Link {
         self.prev_own = Some(cum);
         self.reading = true;
         self.was_reader = true;
-        let dt = if st.t_unix > 0.0 {
-            (now - st.t_unix).max(0.0)
-        } else {
+        // The time the energy above covers: since the last publication, or since our counters
+        // opened when the ledger was idle before that (a stale state: nobody was counting).
+        let dt = if st.t_unix <= 0.0 {
             0.0
+        } else if takeover && st.t_unix <= self.opened_unix {
+            (now - self.opened_unix).max(0.0)
+        } else {
+            (now - st.t_unix).max(0.0)
         };
         st.reader = Some(self.me_reader());
         for p in dead {

@@ -336,3 +336,43 @@ fn ledger_directory_per_host_and_switch() {
     assert_eq!(a, c);
     assert!(a.starts_with("/x/run"));
 }
+
+#[test]
+fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    {
+        let (l, mut s, mut a, c) = join(&dir, "old-run", Scope::Machine);
+        let mut p = 0.0;
+        step(&mut s, &mut a, &mut p);
+        c.lock().unwrap()[0] = 10.0;
+        step(&mut s, &mut a, &mut p);
+        l.leave_at_next_read();
+        step(&mut s, &mut a, &mut p);
+    }
+    // The state says it was last published an hour ago.
+    let f = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("state-"))
+        .unwrap()
+        .path();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    let t = v["t_unix"].as_f64().unwrap() - 3600.0;
+    v["t_unix"] = serde_json::json!(t);
+    std::fs::write(&f, v.to_string()).unwrap();
+    let covered_before = v["covered_s"].as_f64().unwrap();
+    let (l, mut s, mut a, c) = join(&dir, "new-run", Scope::Machine);
+    let mut p = 0.0;
+    step(&mut s, &mut a, &mut p);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    c.lock().unwrap()[0] = 7.0;
+    let (m, charged) = step(&mut s, &mut a, &mut p);
+    assert!(close(m, 7.0) && close(charged, 7.0), "{m} {charged}");
+    let sh = l.sharing();
+    assert!(sh.alone_s < 60.0, "{sh:?}");
+    let st = host_ledger::load_state(&dir).unwrap();
+    assert!(st.covered_s - covered_before < 60.0, "{}", st.covered_s);
+    l.leave();
+}
