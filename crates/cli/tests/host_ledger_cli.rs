@@ -208,10 +208,24 @@ fn staggered_machine_scope_runs_together_charge_the_machine_once() {
     let driven = (PKG_W + DRAM_W) * covered(&s);
     // The readers (A, then B or C, estimating the handover's gap) saw what the host drew.
     within(machine_j, driven, 0.02, "ledger's machine energy");
+    // What the ledger charged A in all (its record keeps its last checkpoint only).
+    let a_final = s["departed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["run"] == ra["id"])
+        .unwrap_or_else(|| panic!("A not among the departed: {s}"));
+    assert_eq!(a_final["expired"], true);
+    let a_final = a_final["joules"].as_f64().unwrap();
+    assert!(
+        joules(&ra) <= a_final * (1.0 + 1e-9),
+        "{} vs {a_final}",
+        joules(&ra)
+    );
     // Together the runs are charged the host's energy once, not three times.
-    let charged = joules(&ra) + joules(&rb) + joules(&rc);
+    let charged = a_final + joules(&rb) + joules(&rc);
     eprintln!(
-        "covered {:.3} s, driven {driven:.1} J, ledger {machine_j:.1} J, runs {:.1} + {:.1} + {:.1} = {charged:.1} J, estimated {} s",
+        "covered {:.3} s, driven {driven:.1} J, ledger {machine_j:.1} J, runs {a_final:.1} (checkpoint {:.1}) + {:.1} + {:.1} = {charged:.1} J, estimated {} s",
         covered(&s),
         joules(&ra),
         joules(&rb),

@@ -208,6 +208,25 @@ pub struct LedgerState {
     /// Seconds during which the machine's energy was counted (some participant present).
     pub covered_s: f64,
     pub accounts: BTreeMap<String, Account>,
+    /// The latest runs that left (at most [`MAX_DEPARTED`]), with what the ledger charged
+    /// them in all: a run killed without a word keeps in its record only its last checkpoint.
+    #[serde(default)]
+    pub departed: Vec<Departed>,
+}
+
+/// Runs that left, kept in the state.
+pub const MAX_DEPARTED: usize = 64;
+
+/// A run that left the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Departed {
+    pub run: String,
+    /// Energy the ledger charged it in all, joules.
+    pub joules: f64,
+    /// Its tracker died without leaving (expired).
+    pub expired: bool,
+    /// Unix time it was dropped.
+    pub at_unix: f64,
 }
 
 impl LedgerState {
@@ -225,6 +244,7 @@ impl LedgerState {
             prev_busy: None,
             covered_s: 0.0,
             accounts: BTreeMap::new(),
+            departed: Vec::new(),
         }
     }
 
@@ -600,6 +620,11 @@ impl LedgerState {
             && ok(&self.unattributed_j)
             && self.accounts.len() <= MAX_PARTICIPANTS
             && self.accounts.values().all(|a| ok(&a.charged_j))
+            && self.departed.len() <= MAX_DEPARTED
+            && self
+                .departed
+                .iter()
+                .all(|d| d.joules.is_finite() && d.joules >= 0.0)
     }
 }
 
@@ -1070,7 +1095,17 @@ impl Link {
             if let Some(st) = state.as_mut() {
                 if st.reader.as_ref() == Some(&self.me_reader()) {
                     st.reader = None;
-                    st.accounts.remove(&me_id);
+                    if let Some(a) = st.accounts.remove(&me_id) {
+                        st.departed.push(Departed {
+                            run: me_id.clone(),
+                            joules: a.charged_j.iter().sum(),
+                            expired: false,
+                            at_unix: unix_now(),
+                        });
+                        if st.departed.len() > MAX_DEPARTED {
+                            st.departed.remove(0);
+                        }
+                    }
                     st.seq += 1;
                     let text = serde_json::to_string(st).unwrap_or_default();
                     let _ = write_atomic(&self.dir, &self.state_path(), &text);
@@ -1158,12 +1193,39 @@ impl Link {
             (now - st.t_unix).max(0.0)
         };
         st.reader = Some(self.me_reader());
+        let mut expired_ids = Vec::new();
         for p in dead {
             // Expired (killed -9, crashed): drop the file when we may, forget the account.
+            if let Some(id) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("p-"))
+                .and_then(|n| n.strip_suffix(".json"))
+            {
+                expired_ids.push(id.to_string());
+            }
             let _ = std::fs::remove_file(p);
         }
-        st.accounts
-            .retain(|k, _| live.iter().any(|p| &p.run_id == k));
+        let gone: Vec<String> = st
+            .accounts
+            .keys()
+            .filter(|k| !live.iter().any(|p| &p.run_id == *k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(a) = st.accounts.remove(&k) {
+                st.departed.push(Departed {
+                    expired: expired_ids.contains(&k),
+                    joules: a.charged_j.iter().sum(),
+                    run: k,
+                    at_unix: now,
+                });
+            }
+        }
+        if st.departed.len() > MAX_DEPARTED {
+            let extra = st.departed.len() - MAX_DEPARTED;
+            st.departed.drain(..extra);
+        }
         // Use figures.
         let machine_cpu = procfs::read_cpu_times(&self.paths).ok();
         let busy = machine_cpu.as_ref().map(|c| c.busy);
