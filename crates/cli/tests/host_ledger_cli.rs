@@ -76,13 +76,15 @@ fn advance(h: &FakeHost, secs: f64) {
     wait_state(h, "the ledger to advance", |s| covered(s) >= from + secs);
 }
 
-/// A job that runs until `stop` exists: busy (a shell loop testing for the file) or idle.
+/// A job that runs until `stop` exists: busy (a shell loop testing for the file) or idle. It
+/// also ends when the test's directory is gone (a failed test leaves no busy loop behind).
 fn job(stop: &Path, busy: bool) -> Vec<String> {
     let s = stop.display();
+    let d = stop.parent().unwrap().display();
     let body = if busy {
-        format!("while [ ! -e '{s}' ]; do :; done")
+        format!("while [ ! -e '{s}' ] && [ -d '{d}' ]; do :; done")
     } else {
-        format!("while [ ! -e '{s}' ]; do sleep 0.02; done")
+        format!("while [ ! -e '{s}' ] && [ -d '{d}' ]; do sleep 0.02; done")
     };
     vec!["sh".into(), "-c".into(), body]
 }
