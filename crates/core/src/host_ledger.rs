@@ -591,7 +591,15 @@ pub fn load_state(dir: &Path) -> Option<LedgerState> {
     for e in entries.take(MAX_ENTRIES).flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with("state-") && name.ends_with(".json")) {
+        let Some(uid) = name
+            .strip_prefix("state-")
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A state file counts only when its owner is the user it is named after.
+        if std::fs::symlink_metadata(e.path()).map(|m| m.uid()).ok() != Some(uid) {
             continue;
         }
         let Ok(text) = read_bounded(&e.path(), MAX_STATE_BYTES) else {
@@ -601,6 +609,15 @@ pub fn load_state(dir: &Path) -> Option<LedgerState> {
             continue;
         };
         if st.version != STATE_VERSION || !st.consistent() {
+            continue;
+        }
+        // Only root (or this user) may publish as the node agent: runs defer to an agent for
+        // good.
+        // SAFETY: geteuid has no preconditions.
+        if st.reader.as_ref().is_some_and(|r| r.agent)
+            && uid != 0
+            && uid != unsafe { libc::geteuid() }
+        {
             continue;
         }
         if best.as_ref().is_none_or(|b| st.seq > b.seq) {
