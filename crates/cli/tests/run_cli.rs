@@ -102,10 +102,11 @@ fn live_line_on_a_terminal_stays_out_of_the_jobs_lines() {
     // util-linux `script` gives the run a pseudo-terminal of 24 rows
     let h = FakeHost::new();
     let inner = format!(
-        "stty rows 24 cols 100; WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} {} run --interval 100ms -- sh -c 'for i in 1 2 3; do echo line$i; sleep 1.1; done'",
+        "stty rows 24 cols 100; WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} WATTPRINT_RUNTIME_DIR={} {} run --interval 100ms -- sh -c 'for i in 1 2 3; do echo line$i; sleep 1.1; done'",
         h.sys().display(),
         h.proc().display(),
         h.home().display(),
+        h.runtime().display(),
         common::bin().display()
     );
     let out = std::process::Command::new("script")
