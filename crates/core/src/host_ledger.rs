@@ -207,6 +207,9 @@ pub struct LedgerState {
     pub prev_busy: Option<u64>,
     /// Seconds during which the machine's energy was counted (some participant present).
     pub covered_s: f64,
+    /// The latest interval skipped the process trees (one machine-scope run or job alone).
+    #[serde(default)]
+    pub trees_skipped: bool,
     pub accounts: BTreeMap<String, Account>,
     /// The latest runs that left (at most [`MAX_DEPARTED`]), with what the ledger charged
     /// them in all: a run killed without a word keeps in its record only its last checkpoint.
@@ -243,6 +246,7 @@ impl LedgerState {
             unattributed_j: vec![0.0; n],
             prev_busy: None,
             covered_s: 0.0,
+            trees_skipped: false,
             accounts: BTreeMap::new(),
             departed: Vec::new(),
         }
@@ -1243,24 +1247,42 @@ impl Link {
             let extra = st.departed.len() - MAX_DEPARTED;
             st.departed.drain(..extra);
         }
+        // Every run's process tree from one scan of /proc — unless a single machine-scope run
+        // (or job) is on the host: it is charged everything whatever its use, as without the
+        // ledger, so the scan is skipped (the first scan after that only sets baselines).
+        let alone = live.iter().all(|p| p.scope == Scope::Machine)
+            && live.iter().all(|p| p.job.is_some() && p.job == live[0].job)
+            || (live.len() == 1 && live[0].scope == Scope::Machine);
         // Use figures.
-        let machine_cpu = procfs::read_cpu_times(&self.paths).ok();
+        let machine_cpu = if alone {
+            None
+        } else {
+            procfs::read_cpu_times(&self.paths).ok()
+        };
         let busy = machine_cpu.as_ref().map(|c| c.busy);
         let busy_delta = match (busy, st.prev_busy) {
             (Some(b), Some(p)) => b.saturating_sub(p),
             _ => 0,
         };
         st.prev_busy = busy;
-        let mem_used = procfs::read_meminfo(&self.paths)
-            .map(|m| m.used_bytes())
-            .unwrap_or(0);
+        let mem_used = if alone {
+            0
+        } else {
+            procfs::read_meminfo(&self.paths)
+                .map(|m| m.used_bytes())
+                .unwrap_or(0)
+        };
         let devices = self.devices.clone();
-        // Every run's process tree from one scan of /proc.
-        let roots: Vec<u32> = live.iter().map(|p| p.root_pid).collect();
-        let mut trees = self
-            .scanner
-            .usage(&self.paths, &roots)
-            .unwrap_or_else(|_| vec![None; live.len()]);
+        let baseline_only = st.trees_skipped && !alone;
+        st.trees_skipped = alone;
+        let mut trees = if alone {
+            vec![None; live.len()]
+        } else {
+            let roots: Vec<u32> = live.iter().map(|p| p.root_pid).collect();
+            self.scanner
+                .usage(&self.paths, &roots)
+                .unwrap_or_else(|_| vec![None; live.len()])
+        };
         let mut uses = Vec::with_capacity(live.len());
         for (pi, p) in live.iter().enumerate() {
             let acc = st.accounts.entry(p.run_id.clone()).or_insert(Account {
@@ -1281,6 +1303,7 @@ impl Link {
             let tree = trees.get_mut(pi).and_then(Option::take);
             let ticks = tree.as_ref().map(|t| t.ticks);
             let cpu_ticks = match (ticks, acc.prev_ticks) {
+                _ if baseline_only => 0,
                 (Some(t), Some(prev)) => t.saturating_sub(prev),
                 (Some(t), None) if st.prev_busy.is_some() => t.min(busy_delta),
                 _ => 0,
