@@ -133,8 +133,10 @@ pub fn run(a: Args) -> Result<i32> {
     };
 
     let paths = HostPaths::from_env(crate::env());
-    // The same discovery and sampler as a run's session, charging the whole machine.
-    let measured = wattprint_session::measure::start(
+    // The same discovery and sampler as a run's session, charging the whole machine; the
+    // agent reads the counters for the host ledger, so runs on the node take their shares
+    // from it instead of reading them again.
+    let measured = wattprint_session::measure::start_shared(
         &paths,
         &wattprint_session::measure::discover_options(
             crate::env(),
@@ -143,6 +145,16 @@ pub fn run(a: Args) -> Result<i32> {
         ),
         Scope::Machine,
         interval,
+        wattprint_core::host_ledger::runtime_dir(crate::env()).map(|runtime_dir| {
+            wattprint_session::measure::Share {
+                runtime_dir,
+                run_id: format!("agent-{}", std::process::id()),
+                job: None,
+                local_rank: None,
+                agent: true,
+                cpus: None,
+            }
+        }),
     );
     for w in measured.warnings.iter().chain(carbon.warnings.iter()) {
         eprintln!("wattprint agent: warning: {w}");
@@ -156,6 +168,7 @@ pub fn run(a: Args) -> Result<i32> {
     )));
     let device_ids = measured.device_ids.clone();
     let disc_warnings = measured.warnings.clone();
+    let host_ledger = measured.ledger.clone();
     let sampler = measured.sampler;
     {
         let mut st = match state.lock() {
@@ -163,6 +176,7 @@ pub fn run(a: Args) -> Result<i32> {
             Err(p) => p.into_inner(),
         };
         st.report.server = target.as_ref().map(|t| t.url.clone());
+        st.host_ledger = measured.ledger.clone();
         st.warnings.extend(disc_warnings);
     }
     let line = banner(
@@ -223,6 +237,10 @@ pub fn run(a: Args) -> Result<i32> {
     // Stop measuring (the tail is accounted for), then send the final figures.
     let _ = meter_stop.send(());
     let _ = meter_thread.join();
+    if let Some(l) = &host_ledger {
+        // Hand the reading over to the runs still on the node.
+        l.leave();
+    }
     let _ = rep_stop.send(());
     if let Some(t) = reporter_thread {
         let _ = t.join();

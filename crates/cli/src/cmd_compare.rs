@@ -197,17 +197,17 @@ pub fn run(a: Args) -> Result<i32> {
             "measured": measured,
             "profiles": rows,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
     }
     if a.markdown {
-        println!("**{}**\n", render::describe(&job));
-        print!("{}", render::markdown(&results));
+        crate::stdout_ln!("**{}**\n", render::describe(&job));
+        crate::stdout_print!("{}", render::markdown(&results));
         return Ok(0);
     }
-    println!("{}", render::describe(&job));
+    crate::stdout_ln!("{}", render::describe(&job));
     if let Some(r) = &record {
-        println!(
+        crate::stdout_ln!(
             "measured by the run: IT {} kWh, facility {} kWh, operational {}, embodied {} (the profiles below model the same hardware as busy)",
             render::sig(r.energy_kwh.it.0),
             render::sig(r.energy_kwh.facility.0),
@@ -215,9 +215,9 @@ pub fn run(a: Args) -> Result<i32> {
             wattprint_store::embodied_text::fmt_embodied(&wattprint_store::embodied_text::of_record(r)),
         );
     }
-    println!();
-    print!("{}", render::text(&results));
-    println!(
+    crate::stdout_ln!("");
+    crate::stdout_print!("{}", render::text(&results));
+    crate::stdout_ln!(
         "\nProfiles: {}. Details and sources: --json, docs/methodology.md §6.1.",
         Profile::ALL.map(|p| p.as_str()).join(", ")
     );

@@ -137,25 +137,29 @@ fn print_profile(a: &Args, input: &EstimateInput, location: &str) -> Result<i32>
         let mut v = serde_json::to_value(&r)?;
         v["schema"] = json!("wattprint.estimate-profile/1");
         v["why"] = json!(wattprint_core::profiles::why(&base, &r));
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::stdout_ln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     if let Err(why) = &r.applicable {
         bail!("{} cannot count this job: {why}", r.tool);
     }
     let cells = render::row(&base, &r);
-    println!("Estimate as {} counts it: {}", r.tool, render::describe(&j));
-    println!(
+    crate::stdout_ln!("Estimate as {} counts it: {}", r.tool, render::describe(&j));
+    crate::stdout_ln!(
         "  energy   IT {} kWh × PUE {} = {} kWh",
-        cells[1], cells[3], cells[2]
+        cells[1],
+        cells[3],
+        cells[2]
     );
-    println!(
+    crate::stdout_ln!(
         "  emissions {} CO2e at {} g/kWh; embodied {}",
-        cells[5], cells[4], cells[6]
+        cells[5],
+        cells[4],
+        cells[6]
     );
-    println!("factors:");
+    crate::stdout_ln!("factors:");
     for x in &r.factors {
-        println!(
+        crate::stdout_ln!(
             "  {} = {} {} — {}",
             x.name,
             render::sig(x.value),
@@ -163,7 +167,7 @@ fn print_profile(a: &Args, input: &EstimateInput, location: &str) -> Result<i32>
             x.source
         );
     }
-    println!("why it differs from wattprint: {}", cells[7]);
+    crate::stdout_ln!("why it differs from wattprint: {}", cells[7]);
     Ok(0)
 }
 

@@ -121,6 +121,15 @@ pub struct Args {
     /// What a unit of work is: `tokens`, `samples`, `images`...
     #[arg(long, value_name = "UNIT", requires = "work_units")]
     pub unit: Option<String>,
+    /// The job this run is part of: runs with the same key on one host form one job (default:
+    /// from the launcher's environment: TORCHELASTIC_RUN_ID, SLURM_JOB_ID + step, Open MPI's
+    /// or PMIx's job id).
+    #[arg(long, value_name = "KEY")]
+    pub job: Option<String>,
+    /// The number of nodes the job runs on, so the server can tell when every node reported
+    /// (default: SLURM_JOB_NUM_NODES, else GROUP_WORLD_SIZE).
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<u32>,
     /// The command to run, after `--` (or as the first word that is not an option: every word
     /// after it is the job's). An unknown option before it is a usage error, never the command.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
@@ -205,6 +214,8 @@ impl Args {
                 .map(|s| s.to_string_lossy().into_owned())
                 .collect(),
             checkpoint_every: None,
+            job: self.job.clone(),
+            job_nodes: self.nodes,
         })
     }
 }

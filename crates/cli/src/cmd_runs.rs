@@ -71,6 +71,7 @@ impl FilterArgs {
             status: self.status.map(|s| s.as_str().to_string()),
             since: self.since.clone(),
             limit: None,
+            job: None,
         })
     }
 }
@@ -85,12 +86,21 @@ pub struct Args {
     /// Print the matching run records as a JSON array.
     #[arg(long)]
     pub json: bool,
+    /// Only the runs of this job, and the job's total per node and over nodes (each node's
+    /// energy once: its ranks' energy is in their leader's record). With --json: an object
+    /// with the totals and the records.
+    #[arg(long, value_name = "KEY")]
+    pub job: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<i32> {
     let mut f = a.filter.to_filter()?;
     f.limit = a.limit;
+    f.job = a.job.clone();
     let store = Store::open_default_for_reading(crate::env())?;
+    if let Some(job) = &a.job {
+        return crate::job_view::print_job(&store, &f, job, a.json);
+    }
     if a.json {
         let recs = store.list_runs(&f)?;
         crate::stdout_ln!("{}", serde_json::to_string_pretty(&recs)?);

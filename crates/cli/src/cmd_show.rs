@@ -91,6 +91,15 @@ pub fn run(a: Args) -> Result<i32> {
         if let Some(p) = a.factors {
             crate::stdout_print!("{}", profile_text(&rec, p)?);
         }
+        if let Some(job) = &rec.job {
+            // The job's total in this store (each node once), whichever rank this run was.
+            let f = crate::store::RunFilter {
+                job: Some(job.clone()),
+                ..Default::default()
+            };
+            let total = wattprint_core::job::job_total(job, &store.list_runs(&f)?);
+            crate::stdout_print!("{}", crate::job_view::totals_text(&total));
+        }
     }
     Ok(0)
 }

@@ -13,6 +13,7 @@ pub mod cmd_estimate;
 pub mod cmd_export;
 pub mod cmd_factors;
 pub mod cmd_import;
+pub mod cmd_import_job;
 pub mod cmd_projects;
 pub mod cmd_regions;
 pub mod cmd_report;
@@ -24,6 +25,7 @@ pub mod cmd_show;
 pub mod cmd_sync;
 pub mod cmd_when;
 pub mod embodied_args;
+pub mod job_view;
 pub mod live;
 pub mod segments_text;
 
@@ -84,6 +86,9 @@ enum Command {
     Export(cmd_export::Args),
     /// Import runs from another tool's file (CodeCarbon emissions.csv).
     Import(cmd_import::Args),
+    /// Combine the run records (`--json` files) gathered from a job's nodes into the job's
+    /// total, each node once, without a server.
+    ImportJob(cmd_import_job::Args),
     /// Estimate energy and emissions from hardware × time × place.
     Estimate(cmd_estimate::Args),
     /// List and search the shipped factors, with their sources.
@@ -175,6 +180,7 @@ pub fn cli_main() -> std::process::ExitCode {
         Command::Rm(a) => cmd_rm::run(a),
         Command::Export(a) => cmd_export::run(a),
         Command::Import(a) => cmd_import::run(a),
+        Command::ImportJob(a) => cmd_import_job::run(a),
         Command::Estimate(a) => cmd_estimate::run(a),
         Command::Factors(a) => cmd_factors::run(a),
         Command::Compare(a) => cmd_compare::run(a),

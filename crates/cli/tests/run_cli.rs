@@ -107,10 +107,11 @@ fn live_line_on_a_terminal_stays_out_of_the_jobs_lines() {
     // asserted.
     let h = FakeHost::new();
     let inner = format!(
-        "stty rows 24 cols 100; WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} {} run --interval 10ms -- sh -c 'i=0; while [ $i -lt 400 ]; do printf \"\\033[1mline%d\\033[0m\\n\" $i; i=$((i+1)); done'",
+        "stty rows 24 cols 100; WATTPRINT_SYSFS_ROOT={} WATTPRINT_PROCFS_ROOT={} WATTPRINT_HOME={} WATTPRINT_RUNTIME_DIR={} {} run --interval 10ms -- sh -c 'i=0; while [ $i -lt 400 ]; do printf \"\\033[1mline%d\\033[0m\\n\" $i; i=$((i+1)); done'",
         h.sys().display(),
         h.proc().display(),
         h.home().display(),
+        h.runtime().display(),
         common::bin().display()
     );
     let out = std::process::Command::new("script")

@@ -526,6 +526,7 @@ fn concurrent_wattprint_runs_all_land_in_one_store() {
             h.cmd()
                 .env("WATTPRINT_SYSFS_ROOT", &sys)
                 .env("WATTPRINT_PROCFS_ROOT", &proc)
+                .env("WATTPRINT_RUNTIME_DIR", h.dir.path().join("run"))
                 .env("WATTPRINT_NVML_LIBRARY", h.dir.path().join("no-nvml.so"))
                 .args([
                     "run",

@@ -13,6 +13,8 @@ pub mod estimate;
 pub mod factors;
 pub mod format;
 pub mod host;
+pub mod host_ledger;
+pub mod job;
 pub mod limits;
 pub mod location;
 pub mod prediction;

@@ -401,6 +401,101 @@ fn scan_tree(
     Ok((usage, others))
 }
 
+/// [`TreeScanner`] for several process trees at once (the host ledger's reader measures every
+/// run's tree each interval): one listing of `<proc>` per scan whatever the number of trees,
+/// the pids seen outside every tree skipped until the next full rescan.
+#[derive(Debug, Default)]
+pub struct ForestScanner {
+    others: HashSet<u32>,
+    last_full: Option<std::time::Instant>,
+    /// The roots of the previous scan: new roots start with a full scan.
+    last_roots: Vec<u32>,
+}
+
+impl ForestScanner {
+    /// Usage of the tree of each root, in `roots` order (`None`: the root is gone). Errors:
+    /// `<proc>` cannot be listed, or a stat file is malformed.
+    pub fn usage(
+        &mut self,
+        paths: &HostPaths,
+        roots: &[u32],
+    ) -> Result<Vec<Option<TreeUsage>>, SensorError> {
+        if self
+            .last_full
+            .is_none_or(|t| t.elapsed() >= TreeScanner::FULL_RESCAN)
+            || self.last_roots != roots
+        {
+            self.others.clear();
+            self.last_full = Some(std::time::Instant::now());
+            self.last_roots = roots.to_vec();
+        }
+        let dir = &paths.proc;
+        let entries = std::fs::read_dir(dir).map_err(|e| SensorError::io(dir, e, PROC_ADVICE))?;
+        let mut stats: HashMap<u32, ProcStat> = HashMap::new();
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut skipped: HashSet<u32> = HashSet::new();
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if self.others.contains(&pid) && !roots.contains(&pid) {
+                skipped.insert(pid);
+                continue;
+            }
+            let st = match read_pid_stat(paths, pid) {
+                Ok(st) => st,
+                Err(SensorError::Missing { .. }) | Err(SensorError::PermissionDenied { .. }) => {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            children.entry(st.ppid).or_default().push(pid);
+            stats.insert(pid, st);
+        }
+        let page = page_size();
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(roots.len());
+        for &root in roots {
+            if root == 0 || !stats.contains_key(&root) {
+                out.push(None);
+                continue;
+            }
+            let mut usage = TreeUsage::default();
+            let mut stack = vec![root];
+            let mut here = HashSet::new();
+            while let Some(pid) = stack.pop() {
+                if !here.insert(pid) {
+                    continue;
+                }
+                seen.insert(pid);
+                if let Some(st) = stats.get(&pid) {
+                    usage.ticks = usage.ticks.saturating_add(st.ticks());
+                    usage.rss_bytes = usage
+                        .rss_bytes
+                        .saturating_add(st.rss_pages.saturating_mul(page));
+                    usage.pids.push(pid);
+                }
+                if let Some(kids) = children.get(&pid) {
+                    stack.extend(kids.iter().copied());
+                }
+            }
+            usage.pids.sort_unstable();
+            out.push(Some(usage));
+        }
+        // A process never joins a tree it was not born into: those outside every tree now are
+        // skipped until the next full rescan.
+        self.others = skipped;
+        for pid in stats.keys() {
+            if !seen.contains(pid) {
+                self.others.insert(*pid);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, `USER_HZ`), the unit of `/proc` times.
 /// Falls back to 100, the value on every mainstream Linux architecture, if sysconf fails.
 pub fn clock_ticks_per_second() -> u64 {

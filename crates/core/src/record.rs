@@ -206,6 +206,21 @@ pub struct RunRecord {
     /// Windows, stages and work units the measured code reported (Python's `Tracker`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments: Option<crate::segments::Segments>,
+    /// The job this run belongs to (`--job`, or the launcher's environment), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Whether, with whom, for how long and by which rule the run shared the machine (the
+    /// host ledger); absent when the ledger was off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<crate::host_ledger::HostSharing>,
+    /// How many nodes the job runs on (`--nodes`, `SLURM_JOB_NUM_NODES`, `GROUP_WORLD_SIZE`):
+    /// the job is complete when that many nodes reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_nodes: Option<u32>,
+    /// The job's node names, when the launcher lists them (`SLURM_JOB_NODELIST`): which node
+    /// is missing can then be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_nodelist: Option<Vec<String>>,
 }
 
 /// How a job was stopped by a limit.
@@ -585,6 +600,10 @@ pub fn build_record(
         },
         tracker: None,
         segments: None,
+        job: None,
+        sharing: None,
+        job_nodes: None,
+        job_nodelist: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

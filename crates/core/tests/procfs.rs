@@ -274,3 +274,50 @@ fn tree_scanner_finds_newcomers_and_skips_known_outsiders() {
     // the stateless scan reads everything, and so reports the garbage
     assert!(wattprint_core::procfs::process_tree_usage(&paths, 100).is_err());
 }
+
+#[test]
+fn forest_scanner_measures_several_trees_in_one_scan() {
+    let (_d, paths) = fake();
+    let p = &paths.proc;
+    write(p, "1/stat", &stat_line(1, "init", 0, [1, 1, 0, 0], 1));
+    write(p, "10/stat", &stat_line(10, "run a", 1, [10, 0, 0, 0], 100));
+    write(
+        p,
+        "11/stat",
+        &stat_line(11, "a child", 10, [5, 5, 0, 0], 50),
+    );
+    write(p, "20/stat", &stat_line(20, "run b", 1, [7, 0, 0, 0], 10));
+    write(
+        p,
+        "21/stat",
+        &stat_line(21, "b child", 20, [0, 3, 0, 0], 10),
+    );
+    write(
+        p,
+        "30/stat",
+        &stat_line(30, "other", 1, [999, 0, 0, 0], 999),
+    );
+    let mut s = procfs::ForestScanner::default();
+    let page = procfs::page_size();
+    let u = s.usage(&paths, &[10, 20, 99, 0]).unwrap();
+    let a = u[0].as_ref().unwrap();
+    assert_eq!(
+        (a.pids.clone(), a.ticks, a.rss_bytes),
+        (vec![10, 11], 20, 150 * page)
+    );
+    let b = u[1].as_ref().unwrap();
+    assert_eq!((b.pids.clone(), b.ticks), (vec![20, 21], 10));
+    assert!(u[2].is_none() && u[3].is_none(), "a gone root, no root yet");
+    // A new descendant appears in the next scan; the process outside every tree is skipped.
+    write(
+        p,
+        "12/stat",
+        &stat_line(12, "a grandchild", 11, [4, 0, 0, 0], 1),
+    );
+    let u = s.usage(&paths, &[10, 20, 99, 0]).unwrap();
+    assert_eq!(u[0].as_ref().unwrap().pids, vec![10, 11, 12]);
+    assert_eq!(u[0].as_ref().unwrap().ticks, 24);
+    // A new set of roots starts afresh: a root that was "outside" before is found.
+    let u = s.usage(&paths, &[30]).unwrap();
+    assert_eq!(u[0].as_ref().unwrap().ticks, 999);
+}

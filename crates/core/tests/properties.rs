@@ -201,6 +201,10 @@ fn consistent(r: &Raw) -> RunRecord {
         embodied_not_counted: None,
         imported: None,
         segments: None,
+        job: None,
+        sharing: None,
+        job_nodes: None,
+        job_nodelist: None,
     }
 }
 

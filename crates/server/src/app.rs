@@ -79,6 +79,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/policy"),
     ("post", "/nodes/{node}/energy"),
     ("get", "/nodes"),
+    // Jobs across nodes (docs/methodology.md, "Sharing a machine").
+    ("get", "/jobs/{key}"),
 ];
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -127,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/policy"), get(policy::get).put(policy::put))
         .route(&p("/nodes/{node}/energy"), post(nodes::post_energy))
         .route(&p("/nodes"), get(nodes::list))
+        .route(&p("/jobs/{key}"), get(crate::api::jobs::get))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

@@ -17,9 +17,11 @@ pub mod db;
 pub mod limits;
 pub mod openapi;
 pub mod openapi_agents;
+pub mod openapi_jobs;
 pub mod store;
 pub mod store_agents;
 pub mod store_deletions;
+pub mod store_jobs;
 pub mod store_pages;
 #[doc(hidden)]
 pub mod testing;

@@ -257,6 +257,7 @@ pub fn document() -> Value {
         }
     });
     crate::openapi_agents::extend(&mut doc, common);
+    crate::openapi_jobs::extend(&mut doc, common);
     doc
 }
 

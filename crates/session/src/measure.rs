@@ -11,6 +11,7 @@ use wattprint_core::discovery::{self, DiscoverOptions};
 use wattprint_core::env::Env;
 use wattprint_core::factors::instances::InstanceEmbodied;
 use wattprint_core::host::HostPaths;
+use wattprint_core::host_ledger::{self, HostLedger, JoinOptions};
 use wattprint_core::record::{self, HostInfo, RunEmbodied};
 use wattprint_core::sampler::{Sampler, SamplerConfig, Scope};
 
@@ -25,6 +26,24 @@ pub struct Measured {
     pub warnings: Vec<String>,
     /// Every device measured, in reading order.
     pub device_ids: Vec<String>,
+    /// The host ledger this measurement shares the machine through, when it joined one.
+    pub ledger: Option<HostLedger>,
+}
+
+/// How a run joins the host ledger (see [`wattprint_core::host_ledger`]).
+#[derive(Debug, Clone)]
+pub struct Share {
+    /// The runtime directory (`$WATTPRINT_RUNTIME_DIR` or its default).
+    pub runtime_dir: PathBuf,
+    pub run_id: String,
+    pub job: Option<String>,
+    /// Rank on the node per the launcher (the lowest leads the job on the node).
+    pub local_rank: Option<u32>,
+    /// Join as the node agent: read the counters for every run, be charged nothing.
+    pub agent: bool,
+    /// CPUs the scheduler allocated to the run on this node (static CPU energy is split by
+    /// them when every run has them).
+    pub cpus: Option<u32>,
 }
 
 /// Discovery options from the front end's values and the job's environment.
@@ -43,18 +62,69 @@ pub fn start(
     scope: Scope,
     interval: Duration,
 ) -> Measured {
-    let disc = discovery::discover(host, opts);
+    start_shared(host, opts, scope, interval, None)
+}
+
+/// [`start`], sharing the machine with the other runs of the host through its ledger when
+/// `share` is given (alone on the host, a run is charged exactly as without it). A ledger that
+/// cannot be joined is a warning, and the run is then charged as if it were alone.
+pub fn start_shared(
+    host: &HostPaths,
+    opts: &DiscoverOptions,
+    scope: Scope,
+    interval: Duration,
+    share: Option<Share>,
+) -> Measured {
+    let mut disc = discovery::discover(host, opts);
     let info = discovery::host_info(host, &disc);
     let job_pid = Arc::new(AtomicU32::new(0));
-    let attributor = discovery::attributor(scope, host, Arc::clone(&job_pid), &disc);
     let device_ids = disc
         .sensors
         .iter()
         .flat_map(|s| s.devices().iter().map(|d| d.id.clone()).collect::<Vec<_>>())
         .collect();
-    let warnings = disc.warnings.clone();
+    let mut warnings = disc.warnings.clone();
     let cpu_info = disc.cpu_info.clone();
-    let sampler = Sampler::start(disc.sensors, attributor, SamplerConfig { interval });
+    let config = SamplerConfig { interval };
+    if let Some(share) = share {
+        let dir = host_ledger::ledger_dir(&share.runtime_dir, host);
+        let sensors = std::mem::take(&mut disc.sensors);
+        match HostLedger::join(
+            &dir,
+            host,
+            JoinOptions {
+                run_id: share.run_id,
+                job: share.job,
+                local_rank: share.local_rank,
+                agent: share.agent,
+                cpus: share.cpus,
+                scope,
+                gpus: disc.visible_gpus.clone(),
+            },
+            sensors,
+        ) {
+            Ok((ledger, sensor, shares)) => {
+                let sampler = Sampler::start(vec![Box::new(sensor)], Box::new(shares), config);
+                return Measured {
+                    sampler,
+                    job_pid,
+                    host: info,
+                    cpu_info,
+                    warnings,
+                    device_ids,
+                    ledger: Some(ledger),
+                };
+            }
+            Err((why, sensors)) => {
+                warnings.push(format!(
+                    "host ledger unavailable ({why}): this run is charged as if it were alone on the machine"
+                ));
+                disc.sensors = sensors;
+            }
+        }
+    }
+    let attributor = discovery::attributor(scope, host, Arc::clone(&job_pid), &disc);
+    let sampler = Sampler::start(disc.sensors, attributor, config);
     Measured {
         sampler,
         job_pid,
@@ -62,6 +132,7 @@ pub fn start(
         cpu_info,
         warnings,
         device_ids,
+        ledger: None,
     }
 }
 

@@ -118,6 +118,11 @@ pub struct RunOptions {
     pub command: Vec<String>,
     /// How often the running record is saved (≤ 10 s so a crash loses at most that).
     pub checkpoint_every: Option<Duration>,
+    /// The job this run is part of (`None`: derived from the launcher's environment, see
+    /// [`wattprint_core::job`]).
+    pub job: Option<String>,
+    /// Nodes the job runs on (`None`: from the launcher's environment).
+    pub job_nodes: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -139,6 +144,8 @@ impl Default for RunOptions {
             server: None,
             command: Vec::new(),
             checkpoint_every: None,
+            job: None,
+            job_nodes: None,
         }
     }
 }
@@ -252,6 +259,24 @@ impl RunOptions {
                 self.instance_type.clone().unwrap_or_default(),
                 "cannot be combined with no_embodied",
             ));
+        }
+        if let Some(j) = &self.job {
+            if wattprint_core::job::check_key(j).is_none() {
+                return Err(OptionError::new(
+                    "job",
+                    j,
+                    "a job key is 1 to 128 letters, digits and - _ . : @ + =",
+                ));
+            }
+        }
+        if let Some(n) = self.job_nodes {
+            if n == 0 || n as usize > wattprint_core::job::MAX_NODES {
+                return Err(OptionError::new(
+                    "nodes",
+                    n,
+                    "the job's node count must be between 1 and 4096",
+                ));
+            }
         }
         if self.embodied_share.is_some() && self.no_embodied {
             return Err(OptionError::new(

@@ -52,6 +52,9 @@ pub struct SessionContext {
     pub host: HostPaths,
     /// Where the session's messages go.
     pub msgs: Messages,
+    /// The runtime directory of the host ledger (`None`: the ledger is off and the run is
+    /// charged as if alone on the machine).
+    pub runtime_dir: Option<PathBuf>,
 }
 
 impl SessionContext {
@@ -60,6 +63,7 @@ impl SessionContext {
         SessionContext {
             paths: Paths::resolve(&env),
             host: HostPaths::from_env(&env),
+            runtime_dir: wattprint_core::host_ledger::runtime_dir(&env),
             env,
             msgs,
         }
@@ -227,11 +231,27 @@ impl Prepared {
             json,
         } = self;
         let msgs = ctx.msgs.clone();
-        let m = measure::start(
+        let id = uuid::Uuid::new_v4().to_string();
+        let job = opts
+            .job
+            .clone()
+            .or_else(|| wattprint_core::job::from_env(&ctx.env));
+        let m = measure::start_shared(
             &ctx.host,
             &measure::discover_options(&ctx.env, opts.cpu_tdp_w, opts.nvml_library.clone()),
             opts.scope,
             interval,
+            ctx.runtime_dir.clone().map(|runtime_dir| measure::Share {
+                runtime_dir,
+                run_id: id.clone(),
+                job: job.clone(),
+                local_rank: wattprint_core::job::local_rank(&ctx.env),
+                agent: false,
+                cpus: ctx
+                    .env
+                    .get("SLURM_CPUS_ON_NODE")
+                    .and_then(|v| v.trim().parse().ok()),
+            }),
         );
         let mut shown: Vec<String> = Vec::new();
         for w in m
@@ -250,7 +270,6 @@ impl Prepared {
         carbon.embodied = embodied;
         carbon.embodied_not_counted = not_counted;
 
-        let id = uuid::Uuid::new_v4().to_string();
         let mut sinks: Vec<Box<dyn RunSink>> = Vec::new();
         let mut tracker_lock = None;
         // The server first: it may add warnings the store and the file then keep.
@@ -288,6 +307,15 @@ impl Prepared {
         sinks.extend(extra_sinks);
         let mut sinks = Sinks::new(sinks, msgs.clone());
 
+        let mut m = m;
+        if let Some(h) = ctx
+            .env
+            .get("WATTPRINT_HOSTNAME")
+            .and_then(wattprint_core::job::check_key)
+        {
+            // A node's name as the job's other nodes know it (and simulated nodes in tests).
+            m.host.hostname = h;
+        }
         let meta = RunMeta {
             id,
             project,
@@ -325,6 +353,15 @@ impl Prepared {
             limits: record_limits,
             monitor: Arc::clone(&mon_state),
             segments,
+            job_nodes: job.as_ref().and(
+                opts.job_nodes
+                    .or_else(|| wattprint_core::job::expected_nodes(&ctx.env)),
+            ),
+            job_nodelist: job
+                .as_ref()
+                .and_then(|_| wattprint_core::job::nodelist(&ctx.env)),
+            job,
+            ledger: m.ledger.clone(),
         };
         // First record right away, so even a crash in the first seconds leaves one.
         sinks.begin(&base.record(&first));
@@ -364,6 +401,10 @@ struct RecordBase {
     limits: Option<Limits>,
     monitor: Arc<Mutex<MonitorState>>,
     segments: Arc<Mutex<SegmentTracker>>,
+    job: Option<String>,
+    job_nodes: Option<u32>,
+    job_nodelist: Option<Vec<String>>,
+    ledger: Option<wattprint_core::host_ledger::HostLedger>,
 }
 
 impl RecordBase {
@@ -378,6 +419,7 @@ impl RecordBase {
             &self.warnings,
         );
         rec.limits = self.limits.clone();
+        self.sharing(&mut rec);
         if let Ok(m) = self.monitor.lock() {
             rec.limit_events = m.events.clone();
             rec.prediction = m.prediction.clone();
@@ -386,6 +428,16 @@ impl RecordBase {
             rec.segments = s.view(&rec, None);
         }
         rec
+    }
+}
+
+impl RecordBase {
+    /// The job key and how the run shared the machine so far.
+    fn sharing(&self, rec: &mut RunRecord) {
+        rec.job = self.job.clone();
+        rec.job_nodes = self.job_nodes;
+        rec.job_nodelist = self.job_nodelist.clone();
+        rec.sharing = self.ledger.as_ref().map(|l| l.sharing());
     }
 }
 
@@ -541,6 +593,9 @@ impl Session {
     /// stopping the work through `stopper`.
     pub fn attach(&mut self, pid: u32, stopper: Box<dyn Stopper>) {
         self.measured.job_pid.store(pid, Ordering::SeqCst);
+        if let Some(l) = &self.measured.ledger {
+            l.set_root(pid);
+        }
         if self.monitor.is_some() {
             return;
         }
@@ -621,6 +676,9 @@ impl Session {
             c.stop();
         }
         let _ = self.measured.sampler.stop();
+        if let Some(l) = &self.measured.ledger {
+            l.leave();
+        }
         if let Ok(mut s) = self.sinks.lock() {
             s.discard(&self.base.meta.id);
         }
@@ -644,7 +702,14 @@ impl Session {
             c.stop();
         }
         let thread_cpu = self.measured.sampler.thread_cpu();
+        if let Some(l) = &self.measured.ledger {
+            // The sampler's final read is the last one charged to this run.
+            l.leave_at_next_read();
+        }
         let snapshot = self.measured.sampler.stop();
+        if let Some(l) = &self.measured.ledger {
+            l.leave();
+        }
         let _ = std::fs::remove_file(&self.progress_file);
         let work_file = self.progress_file.with_extension("work");
         let work_note = match crate::work_file::read(&work_file) {
@@ -697,6 +762,7 @@ impl Session {
             },
         });
         rec.limits = base.limits.clone();
+        base.sharing(&mut rec);
         rec.limit_events = mon.events;
         rec.stopped = mon.stopped;
         rec.prediction = mon.prediction;

@@ -79,6 +79,10 @@ impl FakeHost {
             ),
             ("WATTPRINT_HOME", self.home().display().to_string()),
             (
+                "WATTPRINT_RUNTIME_DIR",
+                self.dir.path().join("run").display().to_string(),
+            ),
+            (
                 "WATTPRINT_NVML_LIBRARY",
                 self.dir.path().join("none.so").display().to_string(),
             ),

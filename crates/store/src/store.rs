@@ -638,6 +638,8 @@ pub struct RunFilter {
     /// duration back from now (`7d`).
     pub since: Option<String>,
     pub limit: Option<usize>,
+    /// Only runs of this job (the record's `job` key).
+    pub job: Option<String>,
 }
 
 impl RunFilter {
@@ -657,6 +659,13 @@ impl RunFilter {
             let t = parse_since(s, OffsetDateTime::now_utc())?;
             args.push(SqlValue::Real(t.unix_timestamp_nanos() as f64 / 1e9));
             sql.push_str(&format!(" AND started_unix >= ?{}", args.len()));
+        }
+        if let Some(j) = &self.job {
+            args.push(SqlValue::Text(j.clone()));
+            sql.push_str(&format!(
+                " AND json_extract(runs.record, '$.job') = ?{}",
+                args.len()
+            ));
         }
         for (k, v) in &self.tags {
             args.push(SqlValue::Text(k.clone()));

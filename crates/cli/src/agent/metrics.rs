@@ -3,8 +3,9 @@
 //! (JSON: the node's devices, the top consumers, the state of the reports) and `/` (a short
 //! index).
 //!
-//! Metric labels are bounded: `device` and `kind` only (one series per device of the node),
-//! never process ids, run ids or command names (those are on `/status`).
+//! Metric labels are bounded: `device` and `kind` (one series per device of the node), and
+//! for the runs present on the node `run`, `job` and `scope` (see `run_metrics.rs`: finished
+//! runs drop out); never process ids or command names (those are on `/status`).
 
 use super::{AgentState, SharedState};
 use prometheus_client::collector::Collector;
@@ -180,6 +181,7 @@ impl Collector for AgentCollector {
             "Hour windows whose figures the server has not confirmed yet",
             st.ledger.pending_windows() as f64,
         )?;
+        super::run_metrics::encode(&mut enc, st.host_ledger.as_ref())?;
         let m = enc.encode_descriptor(
             "wattprint_agent_report_failures",
             "Reports to the server that failed (they are retried; nothing is lost)",

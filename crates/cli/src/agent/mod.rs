@@ -7,6 +7,7 @@
 pub mod ledger;
 pub mod metrics;
 pub mod procs;
+pub mod run_metrics;
 
 use crate::uploader::{self, Client, SendError, SpoolEntry, SPOOL_SCHEMA};
 use ledger::Ledger;
@@ -64,6 +65,9 @@ pub struct AgentState {
     pub report: ReportState,
     pub warnings: Vec<String>,
     pub samples: u64,
+    /// The host ledger the agent reads the counters for (runs on the node take their shares
+    /// from it): per-run and unattributed energy for the metrics.
+    pub host_ledger: Option<wattprint_core::host_ledger::HostLedger>,
 }
 
 pub type SharedState = Arc<Mutex<AgentState>>;
@@ -98,6 +102,7 @@ impl AgentState {
             report: ReportState::default(),
             warnings: Vec::new(),
             samples: 0,
+            host_ledger: None,
         }
     }
 

@@ -66,6 +66,10 @@ impl FakeHost {
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
     }
+    /// The runtime directory (host ledger) of this fake host.
+    pub fn runtime(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
     pub fn db(&self) -> PathBuf {
         self.home().join("wattprint.db")
     }
@@ -80,6 +84,8 @@ impl FakeHost {
         c.env("WATTPRINT_SYSFS_ROOT", self.sys())
             .env("WATTPRINT_PROCFS_ROOT", self.proc())
             .env("WATTPRINT_HOME", self.home())
+            // this fake host's own runtime directory: its host ledger is no other test's
+            .env("WATTPRINT_RUNTIME_DIR", self.runtime())
             .env(
                 "WATTPRINT_NVML_LIBRARY",
                 self.dir.path().join("no-libnvidia-ml.so"),

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub mod budgets;
+pub mod jobs;
 pub mod meta;
 pub mod nodes;
 pub mod policy;
