@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Optional (not part of the test command): the framework callbacks in real training loops.
-# Installs CPU-only torch (from the PyTorch CPU index, ~200 MB; the PyPI default pulls ~3 GB
-# of CUDA wheels), transformers and lightning into target/pyvenv-frameworks, builds the
+# Installs torch from PyPI (~3 GB: PyPI has only the CUDA build; it runs on CPU), transformers
+# and lightning into target/pyvenv-frameworks, builds the
 # wheel, then runs python/tests/frameworks/: a real Trainer(max_steps=3) on a tiny
 # config-built model and a real Lightning fit, each with WattprintCallback.
 set -euo pipefail
@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL=0
 VENV=target/pyvenv-frameworks
 [ -x "$VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet torch --index-url https://download.pytorch.org/whl/cpu ||
-    "$VENV/bin/pip" install --quiet torch # where only PyPI is reachable: the CUDA build, ~3 GB
+"$VENV/bin/pip" install --quiet torch
 "$VENV/bin/pip" install --quiet "maturin>=1.5,<2" pytest transformers lightning accelerate
 rm -rf target/wheels-frameworks
 (cd python && "../$VENV/bin/maturin" build --quiet --out ../target/wheels-frameworks)
