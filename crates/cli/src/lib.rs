@@ -27,12 +27,11 @@ pub mod cmd_when;
 pub mod embodied_args;
 pub mod job_view;
 pub mod live;
-pub mod segments_text;
 
 // The store, interchange, reports and summaries live in wattprint-store; the session, its
 // configuration and uploads in wattprint-session. Re-exported under their old paths.
 pub use wattprint_session::{config, provider_config, server_policy, upload as uploader};
-pub use wattprint_store::{clock, interchange, liveness, report, store, summary};
+pub use wattprint_store::{clock, interchange, liveness, report, segments_text, store, summary};
 
 /// The environment this process was started with, captured once (libraries never read it).
 pub fn env() -> &'static wattprint_core::env::Env {

@@ -88,3 +88,22 @@ fn show_lists_the_work_of_a_run() {
     assert!(text.contains("\nwork\n"), "{text}");
     assert!(text.contains("whole run      64 images"), "{text}");
 }
+
+#[test]
+fn run_reports_show_the_work_of_a_run() {
+    let h = FakeHost::new();
+    let r = run(&h, &["--work-units", "64", "--unit", "images"], "true");
+    let id = r["id"].as_str().unwrap();
+    let md = h.ok(&["report", id, "--format", "md"]);
+    assert!(md.contains("## Stages, windows and work"), "{md}");
+    assert!(md.contains("whole run      64 images"), "{md}");
+    let html_path = h.dir.path().join("r.html");
+    h.ok(&["report", id, "--output", html_path.to_str().unwrap()]);
+    let html = std::fs::read_to_string(html_path).unwrap();
+    assert!(html.contains("<section id=\"segments\">"), "{html}");
+    assert!(html.contains("64 images"), "{html}");
+    // a run that reported nothing has no such section
+    let r = run(&h, &[], "true");
+    let md = h.ok(&["report", r["id"].as_str().unwrap(), "--format", "md"]);
+    assert!(!md.contains("Stages, windows and work"), "{md}");
+}

@@ -9,5 +9,6 @@ pub mod embodied_text;
 pub mod interchange;
 pub mod liveness;
 pub mod report;
+pub mod segments_text;
 pub mod store;
 pub mod summary;

@@ -531,6 +531,15 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
     live_data_html(o, &[r]);
     o.push_str("</section>\n");
 
+    let seg = crate::segments_text::segments_text(r);
+    if !seg.is_empty() {
+        let _ = writeln!(
+            o,
+            "<section id=\"segments\"><h2>Stages, windows and work</h2><pre>{}</pre></section>",
+            esc(seg.trim_start())
+        );
+    }
+
     let ws: Vec<(String, Option<usize>)> = r.warnings.iter().map(|w| (w.clone(), None)).collect();
     warnings_section(o, &ws);
 

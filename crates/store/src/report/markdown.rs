@@ -333,6 +333,10 @@ fn run_md(o: &mut String, run: &RunReport) {
         md_esc(&r.factors_version)
     );
     live_data_md(o, &[r]);
+    let seg = crate::segments_text::segments_text(r);
+    if !seg.is_empty() {
+        let _ = writeln!(o, "\n## Stages, windows and work\n\n```{seg}```");
+    }
     warnings(o, &r.warnings);
 }
 

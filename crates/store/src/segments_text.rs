@@ -1,5 +1,6 @@
-//! `wattprint show`'s section on the windows, stages and work units a run's code reported
-//! (Python's `Tracker`, or `--work-units` / `$WATTPRINT_WORK_FILE`).
+//! The section on the windows, stages and work units a run's code reported
+//! (Python's `Tracker`, or `--work-units` / `$WATTPRINT_WORK_FILE`), as `wattprint show` and the
+//! run reports print it.
 
 use crate::summary::{fmt_energy_kwh, fmt_mass_kg};
 use std::fmt::Write;
