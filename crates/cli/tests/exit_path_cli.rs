@@ -100,3 +100,22 @@ fn a_record_that_cannot_be_saved_is_said_even_when_quiet_and_the_jobs_status_kep
     assert!(err.contains("completed (exit 0)"), "{err}");
     assert!(!err.contains("wattprint show"), "{err}");
 }
+
+#[test]
+fn an_interval_beyond_an_hour_is_refused_before_the_job_starts() {
+    let h = FakeHost::new();
+    let marker = h.dir.path().join("ran");
+    let out = h
+        .cmd()
+        .args(["run", "--interval", "1e19s", "--", "touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--interval") && err.contains("maximum of 1h"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "the job started");
+}

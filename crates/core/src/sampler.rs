@@ -376,8 +376,14 @@ impl Sampler {
             .spawn(move || {
                 let mut tick: u64 = 1;
                 loop {
-                    let due = start + interval.mul_f64(tick as f64);
-                    let wait = due.saturating_duration_since(Instant::now());
+                    // Beyond what an Instant can hold, the next read is never due: wait for
+                    // the stop (front ends bound the interval; the sampler must not panic).
+                    let wait = Duration::try_from_secs_f64(interval.as_secs_f64() * tick as f64)
+                        .ok()
+                        .and_then(|d| start.checked_add(d))
+                        .map_or(Duration::MAX, |due| {
+                            due.saturating_duration_since(Instant::now())
+                        });
                     match stop_rx.recv_timeout(wait) {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                         Err(RecvTimeoutError::Timeout) => {}

@@ -165,3 +165,19 @@ fn downsampling_preserves_energy_exactly() {
         assert_eq!(w[0].t1, w[1].t0);
     }
 }
+
+#[test]
+fn an_interval_beyond_any_instant_waits_for_the_stop_without_panicking() {
+    let (s, _) = sensor(50.0, Duration::ZERO);
+    let sampler = Sampler::start(
+        vec![Box::new(s)],
+        Box::new(WholeMachine),
+        SamplerConfig {
+            interval: Duration::from_secs(u64::MAX),
+        },
+    );
+    let snap = sampler.stop();
+    // the final read at stop still counts the run's tail
+    assert_eq!(snap.samples, 1);
+    assert_eq!(snap.warnings, Vec::<String>::new());
+}

@@ -182,13 +182,24 @@ pub fn parse_tags<S: AsRef<str>>(tags: &[S]) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
-/// An interval no shorter than the sampler's minimum.
+/// Longest sampling interval: a run is checkpointed at least every 10 s whatever the interval,
+/// and a longer one would only coarsen the series (and, unbounded, overflow the schedule).
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// An interval between the sampler's minimum (10 ms) and [`MAX_INTERVAL`] (1 h).
 pub fn check_interval(d: Duration, given: &str) -> Result<Duration, OptionError> {
     if d < MIN_INTERVAL {
         return Err(OptionError::new(
             "interval",
             given,
             "is below the minimum of 10ms; use e.g. 10ms or more",
+        ));
+    }
+    if d > MAX_INTERVAL {
+        return Err(OptionError::new(
+            "interval",
+            given,
+            "is above the maximum of 1h; use e.g. 1s (the default) to 1h",
         ));
     }
     Ok(d)
@@ -351,6 +362,12 @@ mod tests {
         assert_eq!(o.validate().unwrap_err().field, "pue");
         let o = RunOptions {
             interval: Some(Duration::from_millis(5)),
+            ..Default::default()
+        };
+        assert_eq!(o.validate().unwrap_err().field, "interval");
+        // a huge interval would overflow the sampler's schedule
+        let o = RunOptions {
+            interval: Some(Duration::from_secs(u64::MAX)),
             ..Default::default()
         };
         assert_eq!(o.validate().unwrap_err().field, "interval");

@@ -498,7 +498,7 @@ fn run_body(o: &mut String, run: &RunReport, t: &str) {
             o,
             "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
             esc(&a.name),
-            a.value,
+            wattprint_core::format::sig(a.value),
             esc(&a.unit),
             esc(&a.source)
         );

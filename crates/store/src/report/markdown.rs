@@ -318,7 +318,7 @@ fn run_md(o: &mut String, run: &RunReport) {
             o,
             "| {} | {} | {} | {} |",
             md_esc(&a.name),
-            a.value,
+            wattprint_core::format::sig(a.value),
             md_esc(&a.unit),
             md_esc(&a.source)
         );
