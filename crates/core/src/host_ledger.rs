@@ -24,12 +24,13 @@
 //! The split of one interval is [`split_interval`]; docs/methodology.md, "Sharing a machine".
 
 use crate::host::HostPaths;
+use crate::process_watch::{process_start, ProcessWatch};
 use crate::procfs::{self, ForestScanner};
 use crate::sampler::{Attributor, Scope};
 use crate::sensor::{Device, DeviceKind, Reading, Sensor, SensorError};
 use crate::units::Joules;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -467,25 +468,11 @@ pub fn job_groups(live: &[Participant]) -> Vec<JobGroup> {
     groups
 }
 
-/// Start time of `pid` (field 22 of the real `/proc/<pid>/stat`), if it is alive.
-fn process_start(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = text.rfind(')')?;
-    text[close + 1..]
-        .split_whitespace()
-        .nth(22 - 3)
-        .and_then(|s| s.parse().ok())
-}
-
 /// Owner of the real `/proc/<pid>`.
 fn process_uid(pid: u32) -> Option<u32> {
     std::fs::metadata(format!("/proc/{pid}"))
         .ok()
         .map(|m| m.uid())
-}
-
-fn alive(pid: u32, start_ticks: u64) -> bool {
-    pid != 0 && process_start(pid) == Some(start_ticks)
 }
 
 fn unix_now() -> f64 {
@@ -590,45 +577,55 @@ fn lock(dir: &Path) -> std::io::Result<LockGuard> {
 
 /// The newest state in `dir` (highest `seq` over every user's state file), if any.
 pub fn load_state(dir: &Path) -> Option<LedgerState> {
-    let mut best: Option<LedgerState> = None;
+    load_state_from(dir).map(|(st, _)| st)
+}
+
+/// [`load_state`], with the file it came from.
+fn load_state_from(dir: &Path) -> Option<(LedgerState, PathBuf)> {
+    let mut best: Option<(LedgerState, PathBuf)> = None;
     let entries = std::fs::read_dir(dir).ok()?;
     for e in entries.take(MAX_ENTRIES).flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(uid) = name
-            .strip_prefix("state-")
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // A state file counts only when its owner is the user it is named after.
-        if std::fs::symlink_metadata(e.path()).map(|m| m.uid()).ok() != Some(uid) {
+        if !name.starts_with("state-") {
             continue;
         }
-        let Ok(text) = read_bounded(&e.path(), MAX_STATE_BYTES) else {
+        let Some(st) = read_state_file(&e.path()) else {
             continue;
         };
-        let Ok(st) = serde_json::from_str::<LedgerState>(&text) else {
-            continue;
-        };
-        if st.version != STATE_VERSION || !st.consistent() {
-            continue;
-        }
-        // Only root (or this user) may publish as the node agent: runs defer to an agent for
-        // good.
-        // SAFETY: geteuid has no preconditions.
-        if st.reader.as_ref().is_some_and(|r| r.agent)
-            && uid != 0
-            && uid != unsafe { libc::geteuid() }
-        {
-            continue;
-        }
-        if best.as_ref().is_none_or(|b| st.seq > b.seq) {
-            best = Some(st);
+        if best.as_ref().is_none_or(|b| st.seq > b.0.seq) {
+            best = Some((st, e.path()));
         }
     }
     best
+}
+
+/// One user's state file, if it is valid: named after its owner, within bounds, consistent,
+/// and not an agent's unless root or this user wrote it.
+fn read_state_file(path: &Path) -> Option<LedgerState> {
+    let uid = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("state-"))
+        .and_then(|n| n.strip_suffix(".json"))
+        .and_then(|n| n.parse::<u32>().ok())?;
+    // A state file counts only when its owner is the user it is named after.
+    if std::fs::symlink_metadata(path).map(|m| m.uid()).ok() != Some(uid) {
+        return None;
+    }
+    let text = read_bounded(path, MAX_STATE_BYTES).ok()?;
+    let st = serde_json::from_str::<LedgerState>(&text).ok()?;
+    if st.version != STATE_VERSION || !st.consistent() {
+        return None;
+    }
+    // Only root (or this user) may publish as the node agent: runs defer to an agent for
+    // good.
+    // SAFETY: geteuid has no preconditions.
+    if st.reader.as_ref().is_some_and(|r| r.agent) && uid != 0 && uid != unsafe { libc::geteuid() }
+    {
+        return None;
+    }
+    Some(st)
 }
 
 impl LedgerState {
@@ -649,14 +646,32 @@ impl LedgerState {
     }
 }
 
+/// A participant's file as the reader last read it: unchanged files (same inode and
+/// modification time) are not read again, and their process is watched through a pidfd.
+struct KnownEntry {
+    ino: u64,
+    mtime_ns: i128,
+    participant: Participant,
+    watch: ProcessWatch,
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i128 {
+    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
+}
+
 /// The participants whose files are valid, owned by their process's owner, and alive.
-/// Returns them and the files of those that are gone (expired).
-fn participants(dir: &Path) -> (Vec<Participant>, Vec<PathBuf>) {
+/// Returns them and the files of those that are gone (expired). `known` keeps what earlier
+/// calls learnt.
+fn participants(
+    dir: &Path,
+    known: &mut HashMap<String, KnownEntry>,
+) -> (Vec<Participant>, Vec<PathBuf>) {
     let mut live = Vec::new();
     let mut dead = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return (live, dead);
     };
+    let mut seen: Vec<String> = Vec::new();
     for e in entries.take(MAX_ENTRIES).flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -670,6 +685,17 @@ fn participants(dir: &Path) -> (Vec<Participant>, Vec<PathBuf>) {
         if !meta.is_file() {
             continue;
         }
+        if let Some(k) = known.get_mut(name) {
+            if k.ino == meta.ino() && k.mtime_ns == mtime_ns(&meta) {
+                seen.push(name.to_string());
+                if !k.watch.alive() {
+                    dead.push(path);
+                } else if live.len() < MAX_PARTICIPANTS {
+                    live.push(k.participant.clone());
+                }
+                continue;
+            }
+        }
         let Ok(text) = read_bounded(&path, MAX_PARTICIPANT_BYTES) else {
             continue;
         };
@@ -679,18 +705,32 @@ fn participants(dir: &Path) -> (Vec<Participant>, Vec<PathBuf>) {
         if name != format!("p-{}.json", p.run_id) || crate::job::check_key(&p.run_id).is_none() {
             continue;
         }
-        if !alive(p.pid, p.start_ticks) {
+        let Some(watch) = ProcessWatch::open(p.pid, p.start_ticks) else {
             dead.push(path);
             continue;
-        }
+        };
         // Someone else's file claiming my process (or anyone's): ignored.
         if process_uid(p.pid) != Some(meta.uid()) {
             continue;
+        }
+        // One pidfd per known participant: bounded like the participants.
+        if known.len() < MAX_PARTICIPANTS {
+            seen.push(name.to_string());
+            known.insert(
+                name.to_string(),
+                KnownEntry {
+                    ino: meta.ino(),
+                    mtime_ns: mtime_ns(&meta),
+                    participant: p.clone(),
+                    watch,
+                },
+            );
         }
         if live.len() < MAX_PARTICIPANTS {
             live.push(p);
         }
     }
+    known.retain(|k, _| seen.contains(k));
     live.sort_by(|a: &Participant, b| a.run_id.cmp(&b.run_id));
     (live, dead)
 }
@@ -777,6 +817,13 @@ struct Link {
     unattributed_j: f64,
     warnings: Vec<String>,
     failed: bool,
+    /// The reader as last seen, watched for its end.
+    reader_watch: Option<ProcessWatch>,
+    /// The state file read last and its sequence number: a follower reads it alone while it
+    /// advances.
+    state_hint: Option<(PathBuf, u64)>,
+    /// The participants' files as the reader last read them.
+    known: HashMap<String, KnownEntry>,
 }
 
 /// A run present on the host and the energy the ledger charged it, for the agent's metrics.
@@ -889,6 +936,9 @@ impl HostLedger {
             unattributed_j: 0.0,
             warnings: Vec::new(),
             failed: false,
+            reader_watch: None,
+            state_hint: None,
+            known: HashMap::new(),
         };
         // Joined under the lock: among ranks without a launcher rank, the first to take it
         // leads.
@@ -1050,6 +1100,34 @@ impl Link {
         self.dir.join(format!("state-{uid}.json"))
     }
 
+    /// Whether the reader `r` is still running (its pidfd, opened once per reader).
+    fn reader_alive(&mut self, r: &ReaderId) -> bool {
+        if !self
+            .reader_watch
+            .as_ref()
+            .is_some_and(|w| w.is(r.pid, r.start_ticks))
+        {
+            self.reader_watch = ProcessWatch::open(r.pid, r.start_ticks);
+        }
+        self.reader_watch.as_mut().is_some_and(|w| w.alive())
+    }
+
+    /// The newest state: the file read last while its sequence advances, else a look at
+    /// every user's state file.
+    fn load_state_fast(&mut self) -> Option<LedgerState> {
+        if let Some((path, seq)) = &self.state_hint {
+            if let Some(st) = read_state_file(path) {
+                if st.seq > *seq {
+                    self.state_hint = Some((path.clone(), st.seq));
+                    return Some(st);
+                }
+            }
+        }
+        let (st, path) = load_state_from(&self.dir)?;
+        self.state_hint = Some((path, st.seq));
+        Some(st)
+    }
+
     fn me_reader(&self) -> ReaderId {
         ReaderId {
             run_id: self.me.run_id.clone(),
@@ -1066,6 +1144,20 @@ impl Link {
             self.last_share.iter_mut().for_each(|s| *s = 0.0);
             return;
         }
+        // A follower whose reader is alive only looks: no lock, one state file read.
+        if own.is_some() && !self.reading && !self.leaving {
+            if let Some(st) = self.load_state_fast() {
+                let reader = st
+                    .reader
+                    .clone()
+                    .filter(|r| *r != self.me_reader() && (r.agent || !self.me.agent));
+                if reader.is_some_and(|r| self.reader_alive(&r)) {
+                    self.prev_own = None;
+                    self.look(Some(&st));
+                    return;
+                }
+            }
+        }
         let guard = match lock(&self.dir) {
             Ok(g) => g,
             Err(e) => {
@@ -1081,15 +1173,18 @@ impl Link {
             }
         };
         let me_id = self.me.run_id.clone();
-        let mut state = load_state(&self.dir);
+        let mut state = match load_state_from(&self.dir) {
+            Some((st, path)) => {
+                self.state_hint = Some((path, st.seq));
+                Some(st)
+            }
+            None => None,
+        };
         // A reader is alive while its process is and its entry is there.
-        let reader_alive = state
-            .as_ref()
-            .and_then(|s| s.reader.as_ref())
-            .is_some_and(|r| {
-                alive(r.pid, r.start_ticks)
-                    && self.dir.join(format!("p-{}.json", r.run_id)).is_file()
-            });
+        let reader = state.as_ref().and_then(|s| s.reader.clone());
+        let reader_alive = reader.is_some_and(|r| {
+            self.reader_alive(&r) && self.dir.join(format!("p-{}.json", r.run_id)).is_file()
+        });
         let i_read = state
             .as_ref()
             .and_then(|s| s.reader.as_ref())
@@ -1103,7 +1198,7 @@ impl Link {
         if let Some(own) = own {
             if i_read || !reader_alive || agent_takes_over {
                 // Only the reader looks at every participant.
-                let (live, dead) = participants(&self.dir);
+                let (live, dead) = participants(&self.dir, &mut self.known);
                 self.publish(&mut state, &live, &dead, own);
             } else {
                 self.reading = false;

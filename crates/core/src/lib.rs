@@ -18,6 +18,7 @@ pub mod job;
 pub mod limits;
 pub mod location;
 pub mod prediction;
+pub mod process_watch;
 pub mod procfs;
 pub mod profiles;
 pub mod providers;

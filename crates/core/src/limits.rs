@@ -154,6 +154,22 @@ impl LimitTracker {
         v
     }
 
+    /// Seconds from `elapsed_s` until the duration cap next has something to say (its warning,
+    /// then the cap itself), so a watcher can wake exactly then instead of polling; `None`
+    /// when there is no duration cap or it has fired.
+    pub fn next_duration_event_in(&self, elapsed_s: f64) -> Option<f64> {
+        let limit = self.limits.max_duration_s?;
+        if self.fired.contains(&LimitKind::MaxDuration) {
+            return None;
+        }
+        let at = if self.warned.contains(&LimitKind::MaxDuration) {
+            limit
+        } else {
+            WARN_FRACTION * limit
+        };
+        Some((at - elapsed_s).max(0.0))
+    }
+
     /// New events since the last call. Each limit warns once and fires once.
     pub fn check(&mut self, spent: &Spent, prediction: Option<&Prediction>) -> Vec<LimitEvent> {
         let mut out = Vec::new();

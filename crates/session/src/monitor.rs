@@ -19,7 +19,9 @@ use crate::messages::Messages;
 /// Settings of the monitor.
 pub struct MonitorConfig {
     pub limits: Limits,
-    /// How often limits are checked.
+    /// How often limits are checked at most (the sampling interval: budgets only change when a
+    /// sample arrives); the duration cap and the grace period wake the watcher at their own
+    /// deadlines, whatever the tick.
     pub tick: Duration,
     /// kg CO2e per kWh of IT energy (PUE × intensity), to turn energy into emissions live.
     pub kg_per_kwh: f64,
@@ -158,7 +160,9 @@ fn run(
     let mut stop_at: Option<(Instant, LimitKind)> = None;
     // Sleeps one tick between checks, but wakes the moment the run command is done.
     let finished = |d: Duration| !matches!(done.recv_timeout(d), Err(RecvTimeoutError::Timeout));
-    while !finished(cfg.tick) {
+    // The first look is at once: it sets the first wait (a tick, or sooner for a cap).
+    let mut wait = Duration::ZERO;
+    while !finished(wait) {
         let now = Instant::now();
         let elapsed = now.duration_since(started).as_secs_f64();
         let snap = watch.get();
@@ -178,7 +182,7 @@ fn run(
             }
         }
         if let Some(pf) = &cfg.progress_file {
-            if now.duration_since(last_progress_read) >= Duration::from_millis(500) {
+            if now.duration_since(last_progress_read) >= cfg.tick.min(Duration::from_millis(500)) {
                 last_progress_read = now;
                 match std::fs::read_to_string(pf) {
                     Ok(t) if !t.trim().is_empty() => match prediction::parse_progress(&t) {
@@ -255,6 +259,18 @@ fn run(
                         ));
                     }
                 }
+            }
+        }
+        // Sleep until the next sample is due, or earlier when the duration cap or the grace
+        // period ends first.
+        wait = cfg.tick;
+        if let Some(s) = tracker.next_duration_event_in(now.duration_since(started).as_secs_f64()) {
+            wait = wait.min(Duration::try_from_secs_f64(s).unwrap_or(wait));
+        }
+        if let Some((t, _)) = stop_at {
+            let left = cfg.grace.saturating_sub(now.duration_since(t));
+            if !left.is_zero() {
+                wait = wait.min(left);
             }
         }
         if let Some((t, _)) = stop_at {
@@ -339,5 +355,49 @@ mod tests {
         sampler.stop();
         assert!(took < Duration::from_secs(30), "finish took {took:?}");
         assert!(state.stopped.is_none() && state.events.is_empty());
+    }
+    #[test]
+    fn the_duration_cap_and_the_grace_wake_the_watcher_whatever_the_tick() {
+        // The watcher sleeps a sampling interval between looks (60 s here); the duration cap
+        // and the end of the grace period must still be acted on at their own time.
+        let sampler = Sampler::start(Vec::new(), Box::new(WholeMachine), SamplerConfig::default());
+        let mut job = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 60"])
+            .spawn()
+            .unwrap();
+        let m = Monitor::start(
+            MonitorConfig {
+                limits: Limits {
+                    max_duration_s: Some(0.2),
+                    ..Limits::default()
+                },
+                tick: Duration::from_secs(60),
+                kg_per_kwh: 0.4,
+                progress_file: None,
+                expected_duration: None,
+                stop_signal: libc::SIGTERM,
+                grace: Duration::from_millis(200),
+            },
+            sampler.watch(),
+            Box::new(ChildStopper(job.id())),
+            Instant::now(),
+            Arc::new(Mutex::new(MonitorState::default())),
+            Messages::discard(),
+        );
+        // The job ignores SIGTERM: it ends only by the SIGKILL sent after the grace period.
+        let status = job.wait().unwrap();
+        let state = m.finish();
+        sampler.stop();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        let stopped = state.stopped.unwrap();
+        assert_eq!(stopped.limit, LimitKind::MaxDuration);
+        assert!(stopped.killed_after_grace);
+        assert!(stopped.at_s >= 0.2, "stopped at {} s", stopped.at_s);
+        assert!(
+            state.events.iter().any(|e| e.level == EventLevel::Warning),
+            "the 80 % warning came first: {:?}",
+            state.events
+        );
     }
 }

@@ -603,8 +603,9 @@ impl Session {
         self.monitor = Some(Monitor::start(
             MonitorConfig {
                 limits: self.limits.clone(),
-                tick: (self.interval / 5)
-                    .clamp(Duration::from_millis(10), Duration::from_millis(200)),
+                tick: self
+                    .interval
+                    .clamp(Duration::from_millis(10), Duration::from_secs(1)),
                 kg_per_kwh: c.pue * c.intensity_g_per_kwh / 1000.0,
                 progress_file: Some(self.progress_file.clone()),
                 expected_duration: self.opts.limits.expected_duration,
