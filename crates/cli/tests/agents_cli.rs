@@ -893,3 +893,84 @@ fn an_agent_stopped_during_an_outage_leaves_its_figures_to_the_next_one() {
     );
     server.stop();
 }
+
+#[test]
+fn the_agent_reports_unattributed_energy_beside_the_devices_sqlite() {
+    // Energy no run was charged (here: the idle node before the run, and what a process-scope
+    // `sleep` does not use) reaches the server beside the devices, never added to them.
+    let h = FakeHost::new();
+    let _drv = Driver::constant(&h, 30.0, 6.0);
+    let db = sqlite(&h);
+    let mut server = Server::start(&h, &db, "127.0.0.1:0");
+    let url = server.url();
+    let tok = token(&h, &db, "physics", "member");
+    let (agent, metrics, rx) = start_agent(
+        &h,
+        &h.dir.path().join("agent-home"),
+        &[
+            "--server",
+            &url,
+            "--interval",
+            "100ms",
+            "--report-every",
+            "200ms",
+            "--node",
+            "node-u",
+        ],
+        Some(&tok),
+    );
+    // The agent has measured the idle node before any run joins.
+    let t = Instant::now();
+    while status(&metrics)["total_joules"].as_f64().unwrap_or(0.0) <= 0.0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the agent measured nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let json = h.dir.path().join("p.json");
+    let out = run_cmd(
+        &h,
+        &url,
+        &tok,
+        &[
+            "--quiet",
+            "--scope",
+            "process",
+            "--interval",
+            "100ms",
+            "--json",
+        ],
+    )
+    .arg(&json)
+    .args(["--", "sleep", "0.5"])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let fin = stop_agent(agent, &rx);
+    assert_eq!(fin["pending_windows"], 0, "{fin}");
+    let (_, nodes) = api(&url, "GET", "/nodes?node=node-u", &tok, None);
+    let n = &nodes["nodes"][0];
+    let node_j = n["joules"].as_f64().unwrap();
+    let devices: Vec<&Value> = n["devices"].as_array().unwrap().iter().collect();
+    assert!(
+        devices.iter().all(|d| d["kind"] != "unattributed"),
+        "unattributed is not a device: {n}"
+    );
+    let sum: f64 = devices.iter().map(|d| d["joules"].as_f64().unwrap()).sum();
+    assert!(close_j(sum, node_j), "node {node_j} J vs devices {sum} J");
+    let unattributed = n["unattributed_joules"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{n}"));
+    let run_j = read_json(&json)["energy_kwh"]["total"].as_f64().unwrap() * 3.6e6;
+    assert!(unattributed > 0.0, "{n}");
+    // The run's charge and the unattributed rest are parts of the node's energy: never more.
+    assert!(
+        run_j + unattributed <= node_j * 1.02,
+        "run {run_j} J + unattributed {unattributed} J > node {node_j} J"
+    );
+    // The grand total is the devices' energy too.
+    let total_j = nodes["total"]["joules"].as_f64().unwrap();
+    assert!(close_j(total_j, node_j), "{total_j} vs {node_j}");
+    server.stop();
+}

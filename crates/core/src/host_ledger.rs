@@ -814,7 +814,10 @@ struct Link {
     left: bool,
     /// For an agent: the runs present and what each was charged, and the unattributed energy.
     runs: Vec<RunEnergy>,
+    /// Unattributed energy this agent saw, joules, monotonic across ledger epochs; and the
+    /// ledger's figure at the previous look.
     unattributed_j: f64,
+    seen_unattributed: f64,
     warnings: Vec<String>,
     failed: bool,
     /// The reader as last seen, watched for its end.
@@ -934,6 +937,7 @@ impl HostLedger {
             left: false,
             runs: Vec::new(),
             unattributed_j: 0.0,
+            seen_unattributed: 0.0,
             warnings: Vec::new(),
             failed: false,
             reader_watch: None,
@@ -999,7 +1003,8 @@ impl HostLedger {
     }
 
     /// For the agent: the runs present at its latest reading with the energy each was charged
-    /// (finished runs drop out), and the host's unattributed energy, joules.
+    /// (finished runs drop out), and the host's unattributed energy since the agent joined,
+    /// joules (never decreasing).
     pub fn runs(&self) -> (Vec<RunEnergy>, f64) {
         self.with(|l| (l.runs.clone(), l.unattributed_j))
     }
@@ -1563,6 +1568,7 @@ impl Link {
             self.seen_epoch = Some(st.epoch.clone());
             self.seen_machine = m_now.clone();
             self.seen_charged = c_now.clone();
+            self.seen_unattributed = st.unattributed_j.iter().sum();
         }
         if self.me.agent {
             self.runs = st
@@ -1575,7 +1581,11 @@ impl Link {
                     joules: a.charged_j.iter().sum(),
                 })
                 .collect();
-            self.unattributed_j = st.unattributed_j.iter().sum();
+            // A counter: what the ledger added since the previous look (a new ledger starts
+            // from its own zero, counted from the epoch change above).
+            let u_now: f64 = st.unattributed_j.iter().sum();
+            self.unattributed_j += (u_now - self.seen_unattributed).max(0.0);
+            self.seen_unattributed = u_now;
         }
         for i in 0..n {
             let dm = (m_now[i] - self.seen_machine[i]).max(0.0);

@@ -105,7 +105,7 @@ pub fn extend(doc: &mut Value, common: impl Fn(Value) -> Value) {
             "windows": {"type": "array", "items": {"type": "object", "required": ["start", "devices"], "properties": {
                 "start": {"type": "string", "description": "Window start, RFC 3339."},
                 "devices": {"type": "array", "items": {"type": "object", "required": ["device_id", "kind", "joules"], "properties": {
-                    "device_id": {"type": "string"}, "kind": {"type": "string"},
+                    "device_id": {"type": "string"}, "kind": {"type": "string", "description": "cpu, gpu, ram; or `unattributed` (device id `unattributed`): the part of the devices' energy no run on the node was charged, kept out of the node's total."},
                     "joules": {"type": "number", "minimum": 0, "description": "Cumulative within the window."},
                     "emissions_g": {"type": "number", "minimum": 0}}}}}}}}},
         "NodeEnergyResult": {"type": "object", "properties": {"node": {"type": "string"}, "agent": {"type": "string"}, "entries": {"type": "integer"}, "changed": {"type": "integer"}}},
@@ -114,6 +114,7 @@ pub fn extend(doc: &mut Value, common: impl Fn(Value) -> Value) {
                 "team": {"type": "string"}, "node": {"type": "string"}, "joules": {"type": "number"}, "kwh": {"type": "number"},
                 "emissions_kg": {"type": "number"}, "agents": {"type": "integer"}, "first_window": {"type": "string"},
                 "last_window": {"type": "string"}, "last_update": {"type": "string"},
+                "unattributed_joules": {"type": "number", "description": "Part of `joules` no run on the node was charged (host ledger); absent when the agent reported none."},
                 "devices": {"type": "array", "items": {"type": "object", "properties": {
                     "device_id": {"type": "string"}, "kind": {"type": "string"}, "joules": {"type": "number"}, "emissions_g": {"type": "number"}}}}}}},
             "total": {"type": "object", "description": "Over every matching node, whichever page this is.", "properties": {"joules": {"type": "number"}, "kwh": {"type": "number"}, "emissions_kg": {"type": "number"}}},

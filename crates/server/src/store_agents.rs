@@ -89,7 +89,15 @@ pub struct NodeTotal {
     pub last_window: String,
     pub last_update: String,
     pub devices: Vec<NodeDeviceTotal>,
+    /// Part of the devices' energy no run on the node was charged (host ledger: idle time and
+    /// process-scope runs' rest), joules; included in `joules`, never added to it. Absent
+    /// when the node's agent reported none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unattributed_joules: Option<f64>,
 }
+
+/// Kind (and device id) under which agents report a node's unattributed energy.
+pub const UNATTRIBUTED: &str = "unattributed";
 
 /// Filters of `GET /nodes`.
 #[derive(Debug, Clone, Default)]
@@ -335,7 +343,8 @@ impl Store {
             .query(
                 &format!(
                     "SELECT COALESCE(SUM(n.joules), 0.0), COALESCE(SUM(n.emissions_g), 0.0) \
-                     FROM node_energy n JOIN teams t ON t.id = n.team_id WHERE 1 = 1{filter}"
+                     FROM node_energy n JOIN teams t ON t.id = n.team_id \
+                     WHERE n.kind <> '{UNATTRIBUTED}'{filter}"
                 ),
                 params,
             )
@@ -391,9 +400,15 @@ impl Store {
                     last_window: last.clone(),
                     last_update: upd.clone(),
                     devices: Vec::new(),
+                    unattributed_joules: None,
                 });
             }
             if let Some(n) = out.last_mut() {
+                if dev.kind == UNATTRIBUTED {
+                    // Already in the devices' energy: shown beside it, never added.
+                    *n.unattributed_joules.get_or_insert(0.0) += dev.joules;
+                    continue;
+                }
                 n.joules += dev.joules;
                 n.kwh = n.joules / 3.6e6;
                 n.emissions_kg += dev.emissions_g / 1000.0;

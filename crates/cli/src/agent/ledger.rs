@@ -6,6 +6,10 @@
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// Device id and kind of the node's unattributed energy (host ledger): part of what the
+/// devices drew that no run was charged, so never added to the node's total.
+pub const UNATTRIBUTED: &str = "unattributed";
+
 /// Length of a window, seconds.
 pub const WINDOW_S: i64 = 3600;
 

@@ -160,6 +160,8 @@ fn unix_now() -> f64 {
 pub struct Meter {
     state: SharedState,
     prev: Vec<f64>,
+    /// The host ledger's unattributed energy at the previous apply, joules.
+    prev_unattributed: f64,
     attribution: Option<procs::ProcAttribution>,
     top_n: usize,
 }
@@ -173,6 +175,7 @@ impl Meter {
         Meter {
             state,
             prev: Vec::new(),
+            prev_unattributed: 0.0,
             attribution,
             top_n,
         }
@@ -217,6 +220,17 @@ impl Meter {
             ds.joules += delta;
             ds.grams += g;
             ds.power_w = d.last_power.0;
+        }
+        // The energy of this interval no run on the node was charged (process-scope runs and
+        // idle time under the host ledger), reported beside the devices: the server keeps it
+        // out of the node's total, which the devices already make.
+        if let Some(l) = st.host_ledger.clone() {
+            let (_, unattributed) = l.runs();
+            let delta = (unattributed - self.prev_unattributed).max(0.0);
+            self.prev_unattributed = self.prev_unattributed.max(unattributed);
+            let g = st.grams(delta);
+            st.ledger
+                .add(window, ledger::UNATTRIBUTED, ledger::UNATTRIBUTED, delta, g);
         }
         st.samples = snap.samples;
         for w in &snap.warnings {
