@@ -801,3 +801,72 @@ fn with_the_agent_runs_take_their_shares_without_reading_the_counters() {
     let s = state(&h).unwrap();
     assert!(s["reader"].is_null(), "{s}");
 }
+
+#[test]
+fn a_budget_on_every_rank_stops_the_whole_job_at_the_jobs_energy() {
+    // Two ranks of one job, each started with the same energy budget (as a launcher does).
+    // The ledger charges the job's leader; the other rank is charged nothing itself, yet its
+    // budget must watch the job's energy on the node and stop it too.
+    let h = FakeHost::new();
+    let driver = Driver::constant(&h, PKG_W, DRAM_W);
+    let d = h.dir.path();
+    let stop = d.join("stop");
+    // About two seconds of the node's power.
+    let budget_j = 2.0 * (PKG_W + DRAM_W);
+    let budget = format!("{}", budget_j / 3.6e6);
+    let mut ranks = Vec::new();
+    for rank in 0..2u32 {
+        let env = [
+            ("TORCHELASTIC_RUN_ID", "rdzv-budget".to_string()),
+            ("LOCAL_RANK", rank.to_string()),
+        ];
+        let json = d.join(format!("b{rank}.json"));
+        let c = start_rank(
+            &h,
+            &json,
+            &env,
+            &["--budget-kwh", &budget, "--grace", "1s"],
+            &job(&stop, false),
+        );
+        ranks.push((json, c));
+    }
+    // Both end on their own: the budget stops them (the stop file is the test's way out).
+    let t = std::time::Instant::now();
+    for (_, c) in ranks.iter_mut() {
+        loop {
+            if c.try_wait().unwrap().is_some() {
+                break;
+            }
+            if t.elapsed() > std::time::Duration::from_secs(60) {
+                touch(&stop);
+                panic!("a rank was not stopped by the job's budget");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    drop(driver);
+    let recs: Vec<serde_json::Value> = ranks.iter().map(|(j, _)| read_json(j)).collect();
+    let roles: Vec<&str> = recs
+        .iter()
+        .map(|r| r["sharing"]["job_role"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        roles.contains(&"leader") && roles.contains(&"rank"),
+        "{roles:?}"
+    );
+    for r in &recs {
+        assert_eq!(r["status"], "stopped_by_budget", "{}", r["sharing"]);
+        assert_eq!(r["stopped"]["limit"], "budget_kwh");
+    }
+    // The rank's own record still carries (almost) nothing: the job's energy is its leader's.
+    let rank = recs
+        .iter()
+        .find(|r| r["sharing"]["job_role"] == "rank")
+        .unwrap();
+    let leader = recs
+        .iter()
+        .find(|r| r["sharing"]["job_role"] == "leader")
+        .unwrap();
+    assert!(joules(leader) >= 0.9 * budget_j, "{} J", joules(leader));
+    assert!(joules(rank) < 0.5 * joules(leader), "{} J", joules(rank));
+}

@@ -818,6 +818,10 @@ struct Link {
     /// ledger's figure at the previous look.
     unattributed_j: f64,
     seen_unattributed: f64,
+    /// What the ledger charged this participant's job on the node (all its ranks) since this
+    /// participant joined, joules; and the figure at the previous look.
+    job_j: f64,
+    seen_job_j: f64,
     warnings: Vec<String>,
     failed: bool,
     /// The reader as last seen, watched for its end.
@@ -938,6 +942,8 @@ impl HostLedger {
             runs: Vec::new(),
             unattributed_j: 0.0,
             seen_unattributed: 0.0,
+            job_j: 0.0,
+            seen_job_j: 0.0,
             warnings: Vec::new(),
             failed: false,
             reader_watch: None,
@@ -1007,6 +1013,13 @@ impl HostLedger {
     /// joules (never decreasing).
     pub fn runs(&self) -> (Vec<RunEnergy>, f64) {
         self.with(|l| (l.runs.clone(), l.unattributed_j))
+    }
+
+    /// For a run with a job key: the energy the ledger charged its job on this node (its
+    /// leader, whichever rank that is) since this run joined, joules. A rank is charged nothing
+    /// itself, so its caps and budgets watch this instead.
+    pub fn job_energy_j(&self) -> Option<f64> {
+        self.with(|l| l.me.job.as_ref().map(|_| l.job_j))
     }
 
     /// The ledger directory.
@@ -1547,6 +1560,15 @@ impl Link {
         self.devices.iter().map(|d| d.id.clone()).collect()
     }
 
+    /// What the ledger has charged the accounts of this participant's job, joules.
+    fn job_charged(&self, st: &LedgerState) -> f64 {
+        st.accounts
+            .values()
+            .filter(|a| a.job.is_some() && a.job == self.me.job)
+            .map(|a| a.charged_j.iter().sum::<f64>())
+            .sum()
+    }
+
     /// Update this participant's cumulative view from the state.
     fn look(&mut self, state: Option<&LedgerState>) {
         let n = self.devices.len();
@@ -1569,6 +1591,13 @@ impl Link {
             self.seen_machine = m_now.clone();
             self.seen_charged = c_now.clone();
             self.seen_unattributed = st.unattributed_j.iter().sum();
+            self.seen_job_j = self.job_charged(st);
+        }
+        if self.me.job.is_some() {
+            // A leader that leaves takes its account along: the sum drops, nothing is added.
+            let j_now = self.job_charged(st);
+            self.job_j += (j_now - self.seen_job_j).max(0.0);
+            self.seen_job_j = j_now;
         }
         if self.me.agent {
             self.runs = st

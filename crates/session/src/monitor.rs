@@ -29,7 +29,14 @@ pub struct MonitorConfig {
     pub expected_duration: Option<Duration>,
     pub stop_signal: i32,
     pub grace: Duration,
+    /// The energy of the whole job on this node, joules, when the run is one rank of a job
+    /// (the host ledger charges the job's leader): budgets watch the larger of it and the
+    /// run's own energy.
+    pub job_energy_j: Option<JobEnergy>,
 }
+
+/// Reads the energy of the job a run belongs to (see [`MonitorConfig::job_energy_j`]).
+pub type JobEnergy = Box<dyn Fn() -> Option<f64> + Send>;
 
 /// What the monitor saw and did, shared with the run command.
 #[derive(Debug, Default, Clone)]
@@ -166,7 +173,13 @@ fn run(
         let now = Instant::now();
         let elapsed = now.duration_since(started).as_secs_f64();
         let snap = watch.get();
-        let kwh = snap.total_energy().kwh().0;
+        let job_kwh = cfg
+            .job_energy_j
+            .as_ref()
+            .and_then(|f| f())
+            .filter(|j| j.is_finite())
+            .map_or(0.0, |j| j / 3.6e6);
+        let kwh = snap.total_energy().kwh().0.max(job_kwh);
         if snap.samples != last_samples {
             last_samples = snap.samples;
             energy_hist.push((snap.elapsed.as_secs_f64(), kwh));
@@ -340,6 +353,7 @@ mod tests {
                 expected_duration: None,
                 stop_signal: libc::SIGTERM,
                 grace: Duration::from_secs(1),
+                job_energy_j: None,
             },
             sampler.watch(),
             Box::new(ChildStopper(job.id())),
@@ -377,6 +391,7 @@ mod tests {
                 expected_duration: None,
                 stop_signal: libc::SIGTERM,
                 grace: Duration::from_millis(200),
+                job_energy_j: None,
             },
             sampler.watch(),
             Box::new(ChildStopper(job.id())),

@@ -611,6 +611,11 @@ impl Session {
                 expected_duration: self.opts.limits.expected_duration,
                 stop_signal: self.opts.limits.stop_signal,
                 grace: self.opts.limits.grace,
+                job_energy_j: self
+                    .measured
+                    .ledger
+                    .clone()
+                    .map(|l| Box::new(move || l.job_energy_j()) as crate::monitor::JobEnergy),
             },
             self.measured.sampler.watch(),
             stopper,
