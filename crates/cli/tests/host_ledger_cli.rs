@@ -870,3 +870,190 @@ fn a_budget_on_every_rank_stops_the_whole_job_at_the_jobs_energy() {
     assert!(joules(leader) >= 0.9 * budget_j, "{} J", joules(leader));
     assert!(joules(rank) < 0.5 * joules(leader), "{} J", joules(rank));
 }
+
+/// Drives the fake procfs as the counters are driven: the machine's busy CPU ticks at
+/// `busy_hz`, and for each registered process its own ticks and resident pages.
+struct UseDriver {
+    procs: std::sync::Arc<std::sync::Mutex<Vec<(u32, f64, u64, std::time::Instant)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UseDriver {
+    fn start(h: &FakeHost, busy_hz: f64) -> UseDriver {
+        let proc_dir = h.proc();
+        let procs: std::sync::Arc<std::sync::Mutex<Vec<(u32, f64, u64, std::time::Instant)>>> =
+            Default::default();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p2, s2) = (procs.clone(), stop.clone());
+        let write = |p: &Path, text: String| {
+            let tmp = p.with_extension("tmp");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, p).unwrap();
+        };
+        let thread = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            while !s2.load(std::sync::atomic::Ordering::SeqCst) {
+                let busy = (busy_hz * t0.elapsed().as_secs_f64()) as u64;
+                write(
+                    &proc_dir.join("stat"),
+                    format!("cpu  {busy} 0 0 {} 0 0 0 0 0 0\n", 10 * busy + 1000),
+                );
+                for &(pid, hz, rss_pages, since) in p2.lock().unwrap().iter() {
+                    let ticks = (hz * since.elapsed().as_secs_f64()) as u64;
+                    let dir = proc_dir.join(pid.to_string());
+                    std::fs::create_dir_all(&dir).unwrap();
+                    write(
+                        &dir.join("stat"),
+                        format!(
+                            "{pid} (sh) S 1 1 1 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1 0 100 0 {rss_pages}\n"
+                        ),
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        UseDriver {
+            procs,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// From now on, `pid` uses `hz` CPU ticks per second and `rss_pages` of memory.
+    fn add(&self, pid: u32, hz: f64, rss_pages: u64) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        self.procs.lock().unwrap().push((pid, hz, rss_pages, now));
+        now
+    }
+}
+
+impl Drop for UseDriver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The pid a job wrote to `file` (`echo $$`), once it has.
+fn job_pid(file: &Path) -> u32 {
+    let t = std::time::Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(file) {
+            if let Ok(p) = s.trim().parse() {
+                return p;
+            }
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "no pid in {file:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn device_j(r: &serde_json::Value, kind: &str) -> f64 {
+    r["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == kind)
+        .map(|d| d["energy_kwh"].as_f64().unwrap() * 3.6e6)
+        .sum()
+}
+
+#[test]
+fn process_scope_shares_follow_the_use_a_fake_procfs_reports() {
+    // Everything the split reads is faked at its interface: the counters (powercap) and the
+    // use (procfs: the machine's busy ticks, each job's ticks and resident pages), so each
+    // run's share is known in advance. Machine busy at 4 000 ticks/s (many ticks per interval:
+    // whole ticks do not blur the shares); A uses 3 000/s and a quarter of the memory in use,
+    // B 1 000/s and an eighth.
+    let h = FakeHost::new();
+    let driver = Driver::constant(&h, PKG_W, DRAM_W);
+    let uses = UseDriver::start(&h, 4000.0);
+    let d = h.dir.path();
+    // used = MemTotal − MemAvailable = 8 000 000 kB
+    let used_pages = 8_000_000u64 * 1024 / 4096;
+    let mut runs = Vec::new();
+    for (name, hz, pages) in [("a", 3000.0, used_pages / 4), ("b", 1000.0, used_pages / 8)] {
+        let stop = d.join(format!("stop-{name}"));
+        let pid_file = d.join(format!("pid-{name}"));
+        let json = d.join(format!("{name}.json"));
+        let body = format!(
+            "echo $$ > '{}'; while [ ! -e '{}' ] && [ -d '{}' ]; do sleep 0.02; done",
+            pid_file.display(),
+            stop.display(),
+            d.display()
+        );
+        let child = h
+            .cmd()
+            .env("WATTPRINT_CHECKPOINT_EVERY", "100ms")
+            .args([
+                "run",
+                "--quiet",
+                "--scope",
+                "process",
+                "--interval",
+                "50ms",
+                "--json",
+            ])
+            .arg(&json)
+            .args(["--", "sh", "-c", &body])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let from = uses.add(job_pid(&pid_file), hz, pages);
+        runs.push((name, stop, json, child, from, hz, pages));
+        wait_state(&h, "the run in the ledger", |s| accounts(s) == runs.len());
+    }
+    advance(&h, 2.0);
+    let mut recs = Vec::new();
+    for (name, stop, json, child, from, hz, pages) in runs {
+        touch(&stop);
+        finish(child);
+        let used_s = from.elapsed().as_secs_f64();
+        recs.push((name, read_json(&json), used_s, hz, pages));
+    }
+    drop(uses);
+    drop(driver);
+    for (name, r, used_s, hz, pages) in &recs {
+        let cpu_share = hz / 4000.0;
+        let ram_share = *pages as f64 / used_pages as f64;
+        let (cpu, ram) = (device_j(r, "cpu"), device_j(r, "ram"));
+        // The CPU rule (own ticks ÷ machine busy ticks) against the RAM rule (resident ÷ in
+        // use), interval by interval: their ratio does not depend on timing.
+        within(
+            cpu / ram,
+            (cpu_share * PKG_W) / (ram_share * DRAM_W),
+            0.05,
+            &format!("{name}: CPU ÷ RAM"),
+        );
+        // And in absolute terms: the package's power × its share over the time the fake
+        // procfs showed the job (the first interval after that only sets baselines).
+        let want = cpu_share * PKG_W * used_s;
+        assert!(
+            cpu <= want * 1.05 && cpu >= want - cpu_share * PKG_W * 0.25,
+            "{name}: CPU {cpu} J, expected about {want} J"
+        );
+        assert_eq!(
+            r["sharing"]["rule"].as_str().unwrap(),
+            wattprint_core::host_ledger::PROCESS_RULE
+        );
+    }
+    // What neither used stays the host's: together the pieces are the machine's energy.
+    let s = state(&h).unwrap();
+    let sum = |k: &str| -> f64 {
+        s[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum()
+    };
+    let (machine, unattributed) = (sum("machine_j"), sum("unattributed_j"));
+    let charged: f64 = recs.iter().map(|(_, r, ..)| joules(r)).sum();
+    within(charged + unattributed, machine, 0.02, "runs + unattributed");
+}
