@@ -871,10 +871,13 @@ fn a_budget_on_every_rank_stops_the_whole_job_at_the_jobs_energy() {
     assert!(joules(rank) < 0.5 * joules(leader), "{} J", joules(rank));
 }
 
+/// Processes the fake procfs shows: pid, CPU ticks per second, resident pages, since when.
+type FakeProcs = std::sync::Arc<std::sync::Mutex<Vec<(u32, f64, u64, std::time::Instant)>>>;
+
 /// Drives the fake procfs as the counters are driven: the machine's busy CPU ticks at
 /// `busy_hz`, and for each registered process its own ticks and resident pages.
 struct UseDriver {
-    procs: std::sync::Arc<std::sync::Mutex<Vec<(u32, f64, u64, std::time::Instant)>>>,
+    procs: FakeProcs,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -882,8 +885,7 @@ struct UseDriver {
 impl UseDriver {
     fn start(h: &FakeHost, busy_hz: f64) -> UseDriver {
         let proc_dir = h.proc();
-        let procs: std::sync::Arc<std::sync::Mutex<Vec<(u32, f64, u64, std::time::Instant)>>> =
-            Default::default();
+        let procs: FakeProcs = Default::default();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (p2, s2) = (procs.clone(), stop.clone());
         let write = |p: &Path, text: String| {
