@@ -26,11 +26,20 @@ pub struct DiscoverOptions {
     pub nvml_library: Option<PathBuf>,
     /// The job's `CUDA_VISIBLE_DEVICES`, if set: the GPUs process scope charges.
     pub cuda_visible_devices: Option<String>,
+    /// libamd_smi path (`--amdsmi-library`, else `$WATTPRINT_AMDSMI_LIBRARY`; else the system's
+    /// where the amdgpu driver is loaded).
+    pub amdsmi_library: Option<PathBuf>,
+    /// librocm_smi64 path (`$WATTPRINT_ROCM_SMI_LIBRARY`), used where amdsmi is absent.
+    pub rocm_smi_library: Option<PathBuf>,
+    /// The job's `ROCR_VISIBLE_DEVICES` and `HIP_VISIBLE_DEVICES`, if set.
+    pub rocr_visible_devices: Option<String>,
+    pub hip_visible_devices: Option<String>,
 }
 
 impl DiscoverOptions {
     /// Options as a front end resolves them: a flag wins over `$WATTPRINT_NVML_LIBRARY`;
-    /// `CUDA_VISIBLE_DEVICES` from the job's environment.
+    /// `CUDA_VISIBLE_DEVICES` from the job's environment; the AMD libraries from their
+    /// variables (a front end's `--amdsmi-library` then replaces `amdsmi_library`).
     pub fn resolve(
         env: &crate::env::Env,
         cpu_tdp_w: Option<f64>,
@@ -40,7 +49,25 @@ impl DiscoverOptions {
             cpu_tdp_w,
             nvml_library: nvml_library.or_else(|| env.path(crate::sensors::nvml::LIBRARY_ENV)),
             cuda_visible_devices: env.get("CUDA_VISIBLE_DEVICES").map(str::to_string),
+            amdsmi_library: env.path(crate::sensors::amdsmi::LIBRARY_ENV),
+            rocm_smi_library: env.path(crate::sensors::rocm_smi::LIBRARY_ENV),
+            rocr_visible_devices: env
+                .get(crate::sensors::amd_visible::ROCR_VAR)
+                .map(str::to_string),
+            hip_visible_devices: env
+                .get(crate::sensors::amd_visible::HIP_VAR)
+                .map(str::to_string),
         }
+    }
+}
+
+impl DiscoverOptions {
+    /// A front end's `--amdsmi-library`, which wins over `$WATTPRINT_AMDSMI_LIBRARY`.
+    pub fn with_amdsmi_library(mut self, library: Option<PathBuf>) -> DiscoverOptions {
+        if library.is_some() {
+            self.amdsmi_library = library;
+        }
+        self
     }
 }
 
@@ -281,12 +308,10 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                     )),
                 }
             }
-            d.sensors.push(Box::new(WithIdle::new(Box::new(s), |dev| {
-                match crate::factors::gpu::gpu_lookup(&dev.name) {
-                    crate::factors::gpu::GpuMatch::Found(g) => g.idle_w,
-                    _ => None,
-                }
-            })));
+            d.sensors.push(Box::new(WithIdle::new(
+                Box::new(s),
+                crate::discovery_accelerators::gpu_idle_w,
+            )));
         }
         Err(e) => {
             d.sources.push(SourceReport {
@@ -301,6 +326,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
             });
         }
     }
+    crate::discovery_accelerators::discover_amd(paths, opts, &mut d);
     d
 }
 
@@ -318,13 +344,13 @@ fn rapl_idle(ci: Option<&cpuinfo::CpuInfo>) -> Option<(f64, String)> {
 
 /// A sensor whose devices carry an idle power estimated from the factor tables, so that the
 /// accounting can split measured energy into static and dynamic parts.
-struct WithIdle {
+pub(crate) struct WithIdle {
     inner: Box<dyn Sensor>,
     devices: Vec<crate::sensor::Device>,
 }
 
 impl WithIdle {
-    fn new(
+    pub(crate) fn new(
         inner: Box<dyn Sensor>,
         idle: impl Fn(&crate::sensor::Device) -> Option<f64>,
     ) -> WithIdle {

@@ -8,6 +8,7 @@ pub mod counter;
 pub mod cpu_table;
 pub mod cpuinfo;
 pub mod discovery;
+pub mod discovery_accelerators;
 pub mod env;
 pub mod estimate;
 pub mod factors;

@@ -1,0 +1,110 @@
+#![allow(clippy::unwrap_used)]
+//! `wattprint doctor` and `wattprint run` with AMD and Intel GPUs: the C fakes of amdsmi and
+//! Level Zero (crates/core/tests/fake_*) built here and loaded through the real paths
+//! (`--amdsmi-library`, `WATTPRINT_LEVEL_ZERO_LIBRARY`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+use common::{read_json, FakeHost};
+
+fn build(dir: &Path, src: &str, name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../core/tests")
+        .join(src);
+    let out = dir.join(name);
+    let o = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .expect("a C compiler (cc) is needed to build the fake GPU libraries");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn gpu_component(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["component"] == "gpu")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn amd_gpus_in_doctor_and_in_the_run_record() {
+    let h = FakeHost::new();
+    let lib = build(h.dir.path(), "fake_amd/fake_amdsmi.c", "libamd_smi.so");
+    let state = h.dir.path().join("amd-state");
+    let base = "count=2\nname0=AMD Instinct MI300X\nname1=AMD Instinct MI210\nens1=2\ncur1=280\n";
+    std::fs::write(&state, format!("{base}energy0=1000000\n")).unwrap();
+
+    let out = h
+        .cmd()
+        .env("FAKE_AMDSMI_STATE", &state)
+        .args(["doctor", "--json", "--amdsmi-library"])
+        .arg(&lib)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gpu = gpu_component(&v);
+    assert_eq!(gpu.len(), 1, "{gpu:?}");
+    assert_eq!(gpu[0]["method"], "amdsmi-energy");
+    let detail = gpu[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("gpu:0 AMD Instinct MI300X (amdsmi-energy")
+            && detail.contains("gpu:1 AMD Instinct MI210 (amdsmi-power"),
+        "{detail}"
+    );
+    assert_eq!(v["host"]["gpus"].as_array().unwrap().len(), 2);
+    assert!(
+        v["warnings"].to_string().contains("FALLING BACK"),
+        "the power fallback is loud: {}",
+        v["warnings"]
+    );
+
+    // A run: the job moves GPU 0's counter by 1,000,000 units of 15.259 µJ.
+    let json = h.dir.path().join("r.json");
+    let script = format!(
+        "printf '{base}energy0=2000000\\n' > {}.tmp && mv {0}.tmp {0}",
+        state.display()
+    );
+    let out = h
+        .cmd()
+        .env("FAKE_AMDSMI_STATE", &state)
+        .env("WATTPRINT_AMDSMI_LIBRARY", &lib)
+        .args(["run", "--quiet", "--interval", "50ms", "--json"])
+        .arg(&json)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&json);
+    let devices = r["devices"].as_array().unwrap();
+    let g0 = devices.iter().find(|d| d["id"] == "gpu:0").unwrap();
+    assert_eq!(g0["method"], "amdsmi-energy");
+    assert_eq!(g0["name"], "AMD Instinct MI300X");
+    let j = g0["energy_kwh"].as_f64().unwrap() * 3.6e6;
+    let want = 1_000_000.0 * f64::from(15.259f32) * 1e-6;
+    assert!((j - want).abs() < 1e-3, "{j} J, want {want} J");
+    let g1 = devices.iter().find(|d| d["id"] == "gpu:1").unwrap();
+    assert_eq!(g1["method"], "amdsmi-power");
+    assert_eq!(
+        r["host"]["gpus"][0]["uuid"], "0cff74a1-0000-1000-80ab-0d3ac4e6b4c0",
+        "{}",
+        r["host"]
+    );
+    assert_eq!(r["methods"]["gpu"], "mixed(amdsmi-energy+amdsmi-power)");
+}
