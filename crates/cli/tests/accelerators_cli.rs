@@ -108,3 +108,49 @@ fn amd_gpus_in_doctor_and_in_the_run_record() {
     );
     assert_eq!(r["methods"]["gpu"], "mixed(amdsmi-energy+amdsmi-power)");
 }
+
+#[test]
+fn intel_gpus_in_doctor() {
+    let h = FakeHost::new();
+    let lib = build(
+        h.dir.path(),
+        "fake_level_zero/fake_ze_loader.c",
+        "libze_loader.so.1",
+    );
+    let state = h.dir.path().join("ze-state");
+    std::fs::write(&state, "count=1\ne00=1000000\n").unwrap();
+    let out = h
+        .cmd()
+        .env("FAKE_ZE_STATE", &state)
+        .env("WATTPRINT_LEVEL_ZERO_LIBRARY", &lib)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gpu = gpu_component(&v);
+    assert_eq!(gpu.len(), 1, "{gpu:?}");
+    assert_eq!(gpu[0]["method"], "level-zero-energy");
+    let detail = gpu[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("gpu:0 Intel(R) Data Center GPU Max 1550 (level-zero-energy: card-level"),
+        "{detail}"
+    );
+    // the text form lists the source and the method too
+    let out = h
+        .cmd()
+        .env("FAKE_ZE_STATE", &state)
+        .env("WATTPRINT_LEVEL_ZERO_LIBRARY", &lib)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        t.contains("level-zero") && t.contains("level-zero-energy"),
+        "{t}"
+    );
+}

@@ -34,6 +34,9 @@ pub struct DiscoverOptions {
     /// The job's `ROCR_VISIBLE_DEVICES` and `HIP_VISIBLE_DEVICES`, if set.
     pub rocr_visible_devices: Option<String>,
     pub hip_visible_devices: Option<String>,
+    /// libze_loader path (`$WATTPRINT_LEVEL_ZERO_LIBRARY`; else the system's where the i915 or
+    /// xe driver is loaded).
+    pub level_zero_library: Option<PathBuf>,
 }
 
 impl DiscoverOptions {
@@ -57,6 +60,7 @@ impl DiscoverOptions {
             hip_visible_devices: env
                 .get(crate::sensors::amd_visible::HIP_VAR)
                 .map(str::to_string),
+            level_zero_library: env.path(crate::sensors::level_zero::LIBRARY_ENV),
         }
     }
 }
@@ -327,6 +331,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
         }
     }
     crate::discovery_accelerators::discover_amd(paths, opts, &mut d);
+    crate::discovery_accelerators::discover_intel(paths, opts, &mut d);
     d
 }
 

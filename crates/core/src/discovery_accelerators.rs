@@ -13,6 +13,7 @@ use crate::record::GpuInfo;
 use crate::sensor::{Device, DeviceKind, Method, Sensor, SensorError};
 use crate::sensors::amd_visible;
 use crate::sensors::amdsmi::AmdSmiSensor;
+use crate::sensors::level_zero::LevelZeroSensor;
 use crate::sensors::rocm_smi::RocmSmiSensor;
 use crate::sensors::vendor_library::kernel_module_loaded;
 
@@ -122,6 +123,35 @@ pub fn discover_amd(paths: &HostPaths, opts: &DiscoverOptions, d: &mut Discovery
     }
     d.sensors
         .push(Box::new(WithIdle::new(f.sensor, gpu_idle_w)));
+}
+
+/// Find Intel GPUs through Level Zero Sysman.
+pub fn discover_intel(paths: &HostPaths, opts: &DiscoverOptions, d: &mut Discovery) {
+    let driver = kernel_module_loaded(paths, "i915") || kernel_module_loaded(paths, "xe");
+    if !driver && opts.level_zero_library.is_none() {
+        d.sources.push(SourceReport {
+            source: "level-zero",
+            found: false,
+            detail: format!(
+                "no Intel GPU driver (i915 or xe under {}): Level Zero not loaded (set {} to \
+                 load it anyway)",
+                paths.sys.join("module").display(),
+                crate::sensors::level_zero::LIBRARY_ENV
+            ),
+        });
+        return;
+    }
+    match LevelZeroSensor::open(opts.level_zero_library.as_deref(), next_gpu_index(d)) {
+        Ok(mut s) => {
+            d.warnings.extend(s.take_warnings());
+            let library = s.library().to_string();
+            let notes = s.notes().to_vec();
+            add_gpus(d, "level-zero", &library, s.devices(), &notes);
+            d.sensors
+                .push(Box::new(WithIdle::new(Box::new(s), gpu_idle_w)));
+        }
+        Err(e) => not_found(d, "level-zero", &e),
+    }
 }
 
 /// The first free `gpu:<n>` index.

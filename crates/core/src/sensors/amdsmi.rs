@@ -109,6 +109,7 @@ struct Version {
 
 /// `amdsmi_power_info_t` as laid out in library versions 24.x, followed by slack so that a
 /// library writing a larger structure cannot write past it.
+#[allow(dead_code)] // mirrors the C layout: every field is needed, not every one is read
 #[repr(C)]
 struct PowerInfoV24 {
     current_socket_power: u32,
@@ -260,7 +261,6 @@ impl Api {
         if power.is_none() && st != SUCCESS {
             return Err(format!("amdsmi_get_power_info: {}", status_text(st)));
         }
-        let _ = (info.gfx_voltage, info.soc_voltage, info.mem_voltage);
         Ok((power, cap))
     }
 

@@ -4,6 +4,7 @@ pub mod amd_visible;
 pub mod amdsmi;
 pub mod cpu_model;
 pub mod gpu_track;
+pub mod level_zero;
 pub mod nvml;
 pub mod ram_model;
 pub mod rapl;
