@@ -96,6 +96,7 @@ fn amd_gpus_in_doctor_and_in_the_run_record() {
     let g0 = devices.iter().find(|d| d["id"] == "gpu:0").unwrap();
     assert_eq!(g0["method"], "amdsmi-energy");
     assert_eq!(g0["name"], "AMD Instinct MI300X");
+    assert_eq!(g0["uuid"], "0cff74a1-0000-1000-80ab-0d3ac4e6b4c0");
     let j = g0["energy_kwh"].as_f64().unwrap() * 3.6e6;
     let want = 1_000_000.0 * f64::from(15.259f32) * 1e-6;
     assert!((j - want).abs() < 1e-3, "{j} J, want {want} J");

@@ -100,6 +100,9 @@ pub struct Discovery {
     pub gpus: Vec<GpuInfo>,
     /// NVML indices the job may use per `CUDA_VISIBLE_DEVICES`, when it is set.
     pub visible_gpus: Option<Vec<u32>>,
+    /// `(NVML index, share)` of the cards the job holds through the MIG instances its
+    /// `CUDA_VISIBLE_DEVICES` names: it is charged that share of each.
+    pub gpu_shares: Vec<(u32, f64)>,
     /// `/proc/cpuinfo` as read once here (model, sockets, hypervisor flag), when readable.
     pub cpu_info: Option<cpuinfo::CpuInfo>,
 }
@@ -116,6 +119,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
         warnings: Vec::new(),
         gpus: Vec::new(),
         visible_gpus: None,
+        gpu_shares: Vec::new(),
         cpu_info: cpuinfo::read_cpuinfo(paths).ok(),
     };
 
@@ -284,6 +288,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                 });
                 methods.push(format!("{} {} ({})", g.id, g.name, g.method.as_str()));
             }
+            methods.extend(crate::discovery_accelerators::mig_lines(s.mig_instances()));
             let method = s
                 .devices()
                 .first()
@@ -306,6 +311,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                             d.warnings.push(format!("CUDA_VISIBLE_DEVICES={v}: {why}"));
                         }
                         d.visible_gpus = Some(cv.indices);
+                        d.gpu_shares = s.mig_shares(v);
                     }
                     Err(e) => d.warnings.push(format!(
                         "CUDA_VISIBLE_DEVICES={v} not understood ({e}); process scope uses the GPUs the job's processes hold"
@@ -390,6 +396,9 @@ impl Sensor for WithIdle {
     fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
         self.inner.device_pids()
     }
+    fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
+        self.inner.device_process_util()
+    }
 }
 
 /// Host facts for the run record.
@@ -435,10 +444,9 @@ pub fn attributor(
 ) -> Box<dyn Attributor> {
     match scope {
         Scope::Machine => Box::new(WholeMachine),
-        Scope::Process => Box::new(ProcessTree::new(
-            paths.clone(),
-            job_pid,
-            d.visible_gpus.clone(),
-        )),
+        Scope::Process => Box::new(
+            ProcessTree::new(paths.clone(), job_pid, d.visible_gpus.clone())
+                .with_gpu_shares(d.gpu_shares.clone()),
+        ),
     }
 }

@@ -205,3 +205,20 @@ pub(crate) fn add_gpus(
         detail: lines.join("; "),
     });
 }
+
+/// Doctor lines for the MIG instances of NVIDIA GPUs: each instance and its share of the card.
+pub fn mig_lines(mig: &[crate::sensors::nvml::MigInstance]) -> Vec<String> {
+    mig.iter()
+        .map(|m| {
+            format!(
+                "gpu:{} MIG instance {} ({}/{} slices: a run given it is charged {:.3} of the \
+                 card's energy)",
+                m.parent_index,
+                m.uuid,
+                m.slices,
+                m.card_slices,
+                m.share()
+            )
+        })
+        .collect()
+}

@@ -13,6 +13,7 @@ pub mod env;
 pub mod estimate;
 pub mod factors;
 pub mod format;
+pub mod gpu_share;
 pub mod host;
 pub mod host_ledger;
 pub mod job;

@@ -192,4 +192,9 @@ pub trait Sensor: Send {
     fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
         None
     }
+    /// For GPU sensors: each process's utilisation (%) of each device since the previous call,
+    /// `(pid, %)`, in device order. `None` when the sensor cannot tell.
+    fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
+        None
+    }
 }

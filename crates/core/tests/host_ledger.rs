@@ -30,6 +30,7 @@ fn u(scope: Scope, ticks: u64, rss_gb: u64, holds: Vec<bool>) -> Use {
         rss_bytes: rss_gb * 1_000_000_000,
         holds,
         cpus: None,
+        ..Default::default()
     }
 }
 
@@ -242,6 +243,7 @@ fn join(
             cpus: None,
             scope,
             gpus: None,
+            gpu_shares: Vec::new(),
         },
         vec![Box::new(fake)],
     )
@@ -376,4 +378,46 @@ fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
     let st = host_ledger::load_state(&dir).unwrap();
     assert!(st.covered_s - covered_before < 60.0, "{}", st.covered_s);
     l.leave();
+}
+
+#[test]
+fn a_shared_gpu_is_split_by_utilisation_and_a_mig_card_by_slices() {
+    let devices = vec![dev("gpu:0", DeviceKind::Gpu, Some(50.0), Some(0))];
+    let machine = MachineUse {
+        busy_ticks: 0,
+        mem_used_bytes: 1,
+    };
+    // 150 J over 1 s, 50 W idle: 50 J static (even between the two holders), 100 J dynamic by
+    // SM utilisation (60 % vs 20 %).
+    let mut a = u(Scope::Machine, 0, 0, vec![true]);
+    a.gpu_util = vec![Some(60.0)];
+    let mut b = u(Scope::Machine, 0, 0, vec![true]);
+    b.gpu_util = vec![Some(20.0)];
+    let (c, un) = split_interval(&devices, &[150.0], 1.0, &[a.clone(), b.clone()], &machine);
+    assert!(close(c[0][0], 25.0 + 75.0), "{c:?}");
+    assert!(close(c[1][0], 25.0 + 25.0), "{c:?}");
+    assert_eq!(un[0], 0.0);
+    // without samples: evenly, as before
+    let (c, _) = split_interval(
+        &devices,
+        &[150.0],
+        1.0,
+        &[
+            u(Scope::Machine, 0, 0, vec![true]),
+            u(Scope::Machine, 0, 0, vec![true]),
+        ],
+        &machine,
+    );
+    assert!(close(c[0][0], 75.0) && close(c[1][0], 75.0), "{c:?}");
+    // process scope: its share of the use; the rest is unattributed
+    a.scope = Some(Scope::Process);
+    b.scope = Some(Scope::Process);
+    let (c, un) = split_interval(&devices, &[100.0], 1.0, &[a, b], &machine);
+    assert!(close(c[0][0], 75.0) && close(c[1][0], 25.0), "{c:?}");
+    assert!(un[0].abs() < 1e-9);
+    // MIG: a process-scope run with 2 of 7 slices is charged 2/7 of the card
+    let mut m = u(Scope::Process, 0, 0, vec![true]);
+    m.gpu_share = vec![Some(2.0 / 7.0)];
+    let (c, un) = split_interval(&devices, &[70.0], 1.0, &[m], &machine);
+    assert!(close(c[0][0], 20.0) && close(un[0], 50.0), "{c:?} {un:?}");
 }
