@@ -123,7 +123,7 @@ fn amdsmi_counter_wrap_fallback_dual_die_and_refusals() {
     let devs = s.devices().to_vec();
     assert_eq!(devs.len(), 3, "{devs:?}");
     assert_eq!(devs[0].id, "gpu:0");
-    assert_eq!(devs[0].name, "AMD Instinct MI250X (2 dies)");
+    assert_eq!(devs[0].name, "AMD Instinct MI250X");
     assert_eq!(devs[0].method, Method::AmdsmiEnergy);
     assert_eq!(
         devs[0].uuid.as_deref(),
@@ -302,10 +302,19 @@ fn amdsmi_counter_wrap_fallback_dual_die_and_refusals() {
         d.warnings
     );
     assert_eq!(d.gpus.len(), 3);
-    assert_eq!(d.gpus[0].name, "AMD Instinct MI250X (2 dies)");
-    // Idle power from the factor table reaches the device (MI250X is in gpus.csv).
+    assert_eq!(d.gpus[0].name, "AMD Instinct MI250X");
+    // The factor table knows the part (its datasheet TDP); AMD publishes no idle power, so
+    // none is attached: the static part is not guessed.
     let dev = &d.sensors.last().unwrap().devices()[0];
-    assert_eq!(dev.name, "AMD Instinct MI250X (2 dies)");
+    assert_eq!(dev.name, "AMD Instinct MI250X");
+    match wattprint_core::factors::gpu::gpu_lookup(&dev.name) {
+        wattprint_core::factors::gpu::GpuMatch::Found(g) => {
+            assert_eq!((g.name.as_str(), g.tdp_w), ("AMD Instinct MI250X", 500.0));
+            assert_eq!(g.idle_w, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dev.idle_power_w, None);
     let env = Env::from_pairs([
         (
             "WATTPRINT_AMDSMI_LIBRARY",
@@ -375,7 +384,7 @@ fn rocm_smi_fake_counts_before_asking_and_merges_the_zero_die() {
     let devs = s.devices().to_vec();
     assert_eq!(devs.len(), 2, "{devs:?}");
     assert_eq!(devs[0].id, "gpu:1");
-    assert_eq!(devs[0].name, "AMD Instinct MI250X (2 dies)");
+    assert_eq!(devs[0].name, "AMD Instinct MI250X");
     assert_eq!(devs[0].method, Method::RocmSmiEnergy);
     assert_eq!(devs[0].uuid.as_deref(), Some("GPU-00001234abcd0000"));
     assert_eq!(s.dies(), &[vec![0, 1], vec![2]]);

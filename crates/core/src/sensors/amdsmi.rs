@@ -22,8 +22,9 @@
 //! **Dual-die parts** (MI250X, MI250: two graphics dies, each its own processor): the package's
 //! energy is reported by its first die and the second reports 0. The rule: a processor whose
 //! counter reads exactly 0 at open and whose power reads 0 (or nothing), right after a processor
-//! of the same name whose counter reads more than 0, is that part's second die: one device,
-//! named `… (2 dies)`, read from the first die; a job given either die holds the device.
+//! of the same name whose counter reads more than 0, is that part's second die: one device
+//! (its dies in [`AmdSmiSensor::dies`], its note says so), read from the first die; a job given
+//! either die holds the device.
 //!
 //! Methodology notes: `docs/sensors-amd.md`.
 
@@ -462,8 +463,6 @@ impl AmdSmiSensor {
             if let Some((dev_ix, prev_name, prev_counts)) = &last_named {
                 if zero_die && *prev_counts && *prev_name == name && sensor.dies[*dev_ix].len() == 1
                 {
-                    let d = &mut sensor.devices[*dev_ix];
-                    d.name = format!("{} (2 dies)", d.name);
                     sensor.dies[*dev_ix].push(i32_);
                     sensor.notes[*dev_ix].push_str(&format!(
                         "; second die amdsmi #{i} reports 0: one device, read from the first die"

@@ -232,7 +232,6 @@ impl RocmSmiSensor {
             if let (Ok((0, _)), Some((dev, pname, true))) = (&first, &prev) {
                 if *pname == name && sensor.dies[*dev].len() == 1 {
                     let dev = *dev;
-                    sensor.devices[dev].name = format!("{} (2 dies)", sensor.devices[dev].name);
                     sensor.dies[dev].push(ix);
                     sensor.notes[dev].push_str(&format!(
                         "; second die ROCm SMI #{ix} reports 0: one device, read from the first die"
