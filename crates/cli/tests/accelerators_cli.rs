@@ -111,7 +111,7 @@ fn amd_gpus_in_doctor_and_in_the_run_record() {
 }
 
 #[test]
-fn intel_gpus_in_doctor() {
+fn intel_gpus_in_doctor_and_in_the_run_record() {
     let h = FakeHost::new();
     let lib = build(
         h.dir.path(),
@@ -153,5 +153,64 @@ fn intel_gpus_in_doctor() {
     assert!(
         t.contains("level-zero") && t.contains("level-zero-energy"),
         "{t}"
+    );
+
+    // A run: the job moves the card domain's counter by 30 J.
+    let json = h.dir.path().join("r.json");
+    let script = format!(
+        "printf 'count=1\\ne00=31000000\\n' > {}.tmp && mv {0}.tmp {0}",
+        state.display()
+    );
+    let out = h
+        .cmd()
+        .env("FAKE_ZE_STATE", &state)
+        .env("WATTPRINT_LEVEL_ZERO_LIBRARY", &lib)
+        .args(["run", "--quiet", "--interval", "50ms", "--json"])
+        .arg(&json)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&json);
+    let devices = r["devices"].as_array().unwrap();
+    let g0 = devices.iter().find(|d| d["id"] == "gpu:0").unwrap();
+    assert_eq!(g0["method"], "level-zero-energy");
+    assert_eq!(g0["name"], "Intel(R) Data Center GPU Max 1550");
+    let j = g0["energy_kwh"].as_f64().unwrap() * 3.6e6;
+    assert!((j - 30.0).abs() < 1e-6, "{j} J");
+    assert_eq!(g0["uuid"], "000102030405060708090a0b0c0d0e0f");
+}
+
+#[test]
+fn mig_instances_in_doctor() {
+    let h = FakeHost::new();
+    let lib = build(h.dir.path(), "fake_nvml/fake_nvml.c", "libnvidia-ml.so.1");
+    let state = h.dir.path().join("nvml-state");
+    std::fs::write(&state, "energy0_mj=1000\nmig1=1\n").unwrap();
+    let out = h
+        .cmd()
+        .env("FAKE_NVML_STATE", &state)
+        .env("WATTPRINT_NVML_LIBRARY", &lib)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gpu = gpu_component(&v);
+    let detail = gpu[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("gpu:1 MIG instance MIG-5c6d7e8f-aaaa-bbbb-cccc-ddddeeeeffff (1/7 slices")
+            && detail.contains(
+                "MIG-0b0b0b0b-aaaa-bbbb-cccc-ddddeeeeffff (2/7 slices: a run given it is charged 2/7 of the card's energy"
+            ),
+        "{detail}"
     );
 }

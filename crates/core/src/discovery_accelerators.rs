@@ -211,13 +211,9 @@ pub fn mig_lines(mig: &[crate::sensors::nvml::MigInstance]) -> Vec<String> {
     mig.iter()
         .map(|m| {
             format!(
-                "gpu:{} MIG instance {} ({}/{} slices: a run given it is charged {:.3} of the \
+                "gpu:{} MIG instance {} ({}/{} slices: a run given it is charged {}/{} of the \
                  card's energy)",
-                m.parent_index,
-                m.uuid,
-                m.slices,
-                m.card_slices,
-                m.share()
+                m.parent_index, m.uuid, m.slices, m.card_slices, m.slices, m.card_slices
             )
         })
         .collect()
