@@ -14,7 +14,7 @@
 //!   trapezoid rule — said loudly, once.
 //!
 //! `amdsmi_power_info_t` changed layout inside library version 23.4 (a `current_socket_power`
-//! field was put first). The layout read here is the one of library versions 24.x (ROCm 6.1 to
+//! field was put first, ROCm/amdsmi commit 5b36b43). The layout read here is the one of library versions 24.x (ROCm 6.1 to
 //! 6.3, checked against ROCm/amdsmi's `amdsmi.h` up to 24.7.0); with any other version
 //! (`amdsmi_get_lib_version`) the power fallback is refused with a message. The energy counter's
 //! signature is the same in every version and is always used.
