@@ -76,7 +76,7 @@ pub fn run(a: Args) -> Result<i32> {
     crate::stdout_ln!("sensors:");
     for s in &d.sources {
         crate::stdout_ln!(
-            "  {:<6} {:<9} {}",
+            "  {:<10} {:<9} {}",
             s.source,
             if s.found { "found" } else { "not used" },
             s.detail

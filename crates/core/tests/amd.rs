@@ -236,6 +236,36 @@ fn amdsmi_counter_wrap_fallback_dual_die_and_refusals() {
     drop(s);
     st.set("year", 24);
 
+    // The resolution the library gives is used: 1000 µJ per unit; an impossible one is refused.
+    let mut one = State::new(dir.path().join("state-res"));
+    std::env::set_var("FAKE_AMDSMI_STATE", &one.path);
+    one.set("count", 1);
+    one.set("res0", "1000");
+    one.set("energy0", 5);
+    let mut s = AmdSmiSensor::open(Some(&lib), 0).unwrap();
+    assert!(s.notes()[0].contains("1000 µJ per unit"), "{:?}", s.notes());
+    let t1 = Instant::now();
+    s.read(t1).unwrap();
+    one.set("energy0", 1005);
+    let r = s.read(t1 + sec).unwrap();
+    assert!(
+        close(r.energy[0].0, 1.0),
+        "1000 units × 1000 µJ: {}",
+        r.energy[0].0
+    );
+    drop(s);
+    for bad in ["0", "nan", "-2"] {
+        one.set("res0", bad);
+        let mut s = AmdSmiSensor::open(Some(&lib), 0).unwrap();
+        assert_eq!(s.devices()[0].method, Method::None, "resolution {bad}");
+        let w = s.take_warnings();
+        assert!(
+            w[0].contains("resolution") && w[0].contains("not plausible"),
+            "{w:?}"
+        );
+    }
+    std::env::set_var("FAKE_AMDSMI_STATE", &st.path);
+
     // Initialisation refused; no GPU; not an amdsmi library; missing.
     st.set("init_status", 34);
     let e = AmdSmiSensor::open(Some(&lib), 0).unwrap_err();
