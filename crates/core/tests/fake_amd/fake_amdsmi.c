@@ -130,6 +130,7 @@ amdsmi_status_t amdsmi_get_energy_count(amdsmi_processor_handle h, uint64_t *acc
     if (!initialised) return AMDSMI_STATUS_NOT_INIT;
     int i = proc_index(h);
     if (i < 0 || !acc || !res || !ts) return AMDSMI_STATUS_INVAL;
+    if (i == 0) fake_note_read("FAKE_AMDSMI_STATE");
     if (st.gpu[i].energy_status) return st.gpu[i].energy_status;
     *acc = st.gpu[i].energy;
     *res = st.gpu[i].resolution;

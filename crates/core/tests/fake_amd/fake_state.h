@@ -72,3 +72,22 @@ static void fake_read_state(const char *var, struct fake_state *s) {
     fclose(f);
     if (s->count > FAKE_MAX_GPUS) s->count = FAKE_MAX_GPUS;
 }
+
+/* Count the reads of GPU 0's energy counter in `<state file>.reads`, so that a test's job can
+ * wait (with a deadline) until the sampler has read before it drives the counter. */
+static void fake_note_read(const char *var) {
+    const char *path = getenv(var);
+    if (!path) return;
+    char p[1024];
+    snprintf(p, sizeof p, "%s.reads", path);
+    long n = 0;
+    FILE *f = fopen(p, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &n) != 1) n = 0;
+        fclose(f);
+    }
+    f = fopen(p, "w");
+    if (!f) return;
+    fprintf(f, "%ld\n", n + 1);
+    fclose(f);
+}
