@@ -22,7 +22,7 @@ struct fake_state {
     struct fake_gpu gpu[FAKE_MAX_GPUS];
 };
 
-static void fake_read_state(const char *var, struct fake_state *s) {
+static inline void fake_read_state(const char *var, struct fake_state *s) {
     memset(s, 0, sizeof *s);
     s->count = 1;
     s->year = 24;
@@ -75,7 +75,7 @@ static void fake_read_state(const char *var, struct fake_state *s) {
 
 /* Count the reads of GPU 0's energy counter in `<state file>.reads`, so that a test's job can
  * wait (with a deadline) until the sampler has read before it drives the counter. */
-static void fake_note_read(const char *var) {
+static inline void fake_note_read(const char *var) {
     const char *path = getenv(var);
     if (!path) return;
     char p[1024];
