@@ -58,11 +58,7 @@ pub fn status_text(code: u32) -> String {
     let (name, meaning) = match code {
         0 => ("SUCCESS", "success"),
         1 => ("INVAL", "invalid parameters"),
-        2 => (
-            "NOT_SUPPORTED",
-            "not supported on this GPU or platform (AMD documents the energy counter as \
-             unavailable on virtual-machine guests)",
-        ),
+        2 => ("NOT_SUPPORTED", "not supported on this GPU or platform"),
         3 => ("NOT_YET_IMPLEMENTED", "not implemented in this library"),
         4 => (
             "FAIL_LOAD_MODULE",
@@ -317,13 +313,13 @@ fn plan(api: &Api, h: Handle, layout_ok: &Result<(), String>) -> Plan {
     };
     let first_power = power.as_ref().ok().and_then(|(p, _)| *p);
     let energy_why = match api.energy(h) {
-        Ok((raw, res)) => {
-            let res = f64::from(res);
+        Ok((raw, res32)) => {
+            let res = f64::from(res32);
             if res.is_finite() && res > 0.0 && res <= 1e6 {
                 return Plan {
                     method: Method::AmdsmiEnergy,
                     note: format!(
-                        "energy accumulator ({res} µJ per unit, 64-bit); plausibility bound \
+                        "energy accumulator ({res32} µJ per unit, 64-bit); plausibility bound \
                          {max_power_w} W ({bound})"
                     ),
                     counter: Some((res * 1e-6, raw)),
@@ -331,10 +327,11 @@ fn plan(api: &Api, h: Handle, layout_ok: &Result<(), String>) -> Plan {
                     max_power_w,
                 };
             }
-            format!("energy counter resolution {res} µJ is not plausible")
+            format!("energy counter resolution {res32} µJ is not plausible")
         }
         Err(NOT_SUPPORTED) => format!(
-            "energy counter not supported ({}), as on a virtual-machine guest",
+            "energy counter not supported ({}; AMD documents it as unavailable on \
+             virtual-machine guests)",
             status_text(NOT_SUPPORTED)
         ),
         Err(st) => format!("energy counter unreadable ({})", status_text(st)),

@@ -243,15 +243,15 @@ impl RocmSmiSensor {
             let index = first_index + ix;
             let id = format!("gpu:{index}");
             let (method, note, track) = match first {
-                Ok((raw, res)) => {
-                    let res = f64::from(res);
+                Ok((raw, res32)) => {
+                    let res = f64::from(res32);
                     if res.is_finite() && res > 0.0 && res <= 1e6 {
                         prev = Some((sensor.devices.len(), name.clone(), raw > 0));
                         (
                             Method::RocmSmiEnergy,
                             format!(
-                                "energy accumulator ({res} µJ per unit, 64-bit); plausibility \
-                                 bound {max_power_w} W ({bound})"
+                                "energy accumulator ({res32} µJ per unit, 64-bit); \
+                                 plausibility bound {max_power_w} W ({bound})"
                             ),
                             Track::energy(res * 1e-6, Some(u64::MAX), max_power_w),
                         )
@@ -260,8 +260,8 @@ impl RocmSmiSensor {
                         (
                             Method::None,
                             format!(
-                                "energy counter resolution {res} µJ is not plausible: energy \
-                                 not measured"
+                                "energy counter resolution {res32} µJ is not plausible: \
+                                 energy not measured"
                             ),
                             Track::unavailable(),
                         )
@@ -271,7 +271,8 @@ impl RocmSmiSensor {
                     prev = None;
                     let why = if st == NOT_SUPPORTED {
                         format!(
-                            "energy counter not supported ({}), as on a virtual-machine guest",
+                            "energy counter not supported ({}; unavailable on virtual-machine \
+                             guests)",
                             status_text(st)
                         )
                     } else {
