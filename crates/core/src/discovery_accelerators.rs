@@ -99,11 +99,14 @@ pub fn discover_amd(paths: &HostPaths, opts: &DiscoverOptions, d: &mut Discovery
                 .collect::<Vec<_>>()
         })
         .collect();
-    if let Some(v) = amd_visible::visible(
-        opts.rocr_visible_devices.as_deref(),
-        opts.hip_visible_devices.as_deref(),
-        &die_uuids,
-    ) {
+    // HIP reads "HIP_VISIBLE_DEVICES or CUDA_VISIBLE_DEVICES" (ROCm's HIP environment
+    // variables): CUDA_VISIBLE_DEVICES is taken so when no NVIDIA GPU claims it.
+    let hip = opts.hip_visible_devices.as_deref().or_else(|| {
+        (first_index == 0)
+            .then_some(opts.cuda_visible_devices.as_deref())
+            .flatten()
+    });
+    if let Some(v) = amd_visible::visible(opts.rocr_visible_devices.as_deref(), hip, &die_uuids) {
         d.warnings.extend(v.notes);
         let mut given: Vec<u32> = Vec::new();
         for die in v.indices {

@@ -365,6 +365,20 @@ fn amdsmi_counter_wrap_fallback_dual_die_and_refusals() {
         "{:?}",
         d.warnings
     );
+    // Without NVIDIA GPUs, HIP takes CUDA_VISIBLE_DEVICES as HIP_VISIBLE_DEVICES (ROCm docs).
+    let env = Env::from_pairs([
+        (
+            "WATTPRINT_AMDSMI_LIBRARY",
+            lib.to_string_lossy().into_owned(),
+        ),
+        (
+            "WATTPRINT_NVML_LIBRARY",
+            "/nonexistent/libnvidia-ml.so.1".into(),
+        ),
+        ("CUDA_VISIBLE_DEVICES", "2".into()),
+    ]);
+    let d = discover(&host, &DiscoverOptions::resolve(&env, None, None));
+    assert_eq!(d.visible_gpus, Some(vec![2]));
     // Without the variable and without the amdgpu driver, no AMD library is loaded.
     let env = Env::from_pairs([("WATTPRINT_NVML_LIBRARY", "/nonexistent/x.so")]);
     let d = discover(&host, &DiscoverOptions::resolve(&env, None, None));

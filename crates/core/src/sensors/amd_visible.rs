@@ -6,7 +6,10 @@
 //! 3. An entry is an index (taken as the amdsmi / ROCm SMI index, which follows PCI order as
 //! ROCm's enumeration does on the machines we know) or a UUID as the library reports it (with or
 //! without a `GPU-` prefix; a prefix naming one GPU is enough). As with CUDA, an invalid entry
-//! hides itself and every entry after it; the note says so.
+//! hides itself and every entry after it; the note says so. On a machine without NVIDIA GPUs,
+//! `CUDA_VISIBLE_DEVICES` is taken as `HIP_VISIBLE_DEVICES` when the latter is unset: ROCm's HIP
+//! documentation lists "HIP_VISIBLE_DEVICES or CUDA_VISIBLE_DEVICES" as the device indices
+//! exposed to HIP applications.
 
 /// Variable read by the ROCm runtime.
 pub const ROCR_VAR: &str = "ROCR_VISIBLE_DEVICES";
