@@ -37,6 +37,8 @@ pub struct DiscoverOptions {
     /// libze_loader path (`$WATTPRINT_LEVEL_ZERO_LIBRARY`; else the system's where the i915 or
     /// xe driver is loaded).
     pub level_zero_library: Option<PathBuf>,
+    /// The job's `ZE_AFFINITY_MASK`, if set: the Intel GPUs process scope charges.
+    pub ze_affinity_mask: Option<String>,
 }
 
 impl DiscoverOptions {
@@ -61,6 +63,9 @@ impl DiscoverOptions {
                 .get(crate::sensors::amd_visible::HIP_VAR)
                 .map(str::to_string),
             level_zero_library: env.path(crate::sensors::level_zero::LIBRARY_ENV),
+            ze_affinity_mask: env
+                .get(crate::sensors::level_zero::AFFINITY_VAR)
+                .map(str::to_string),
         }
     }
 }

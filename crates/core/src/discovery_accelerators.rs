@@ -150,6 +150,20 @@ pub fn discover_intel(paths: &HostPaths, opts: &DiscoverOptions, d: &mut Discove
             let library = s.library().to_string();
             let notes = s.notes().to_vec();
             add_gpus(d, "level-zero", &library, s.devices(), &notes);
+            if let Some(mask) = &opts.ze_affinity_mask {
+                let devices = s.devices();
+                let (ix, bad) = crate::sensors::level_zero::affinity_devices(mask, devices.len());
+                if !bad.is_empty() {
+                    d.warnings.push(format!(
+                        "ZE_AFFINITY_MASK={mask}: {} names no Intel GPU of this machine; ignored",
+                        bad.join(", ")
+                    ));
+                }
+                let given = ix
+                    .iter()
+                    .filter_map(|i| devices.get(*i as usize).and_then(|dev| dev.gpu_index));
+                d.visible_gpus.get_or_insert_with(Vec::new).extend(given);
+            }
             d.sensors
                 .push(Box::new(WithIdle::new(Box::new(s), gpu_idle_w)));
         }

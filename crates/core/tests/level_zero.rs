@@ -148,6 +148,25 @@ fn level_zero_card_and_tile_domains_resets_and_errors() {
         gpu.detail
     );
     assert_eq!(d.gpus.len(), 3);
+    assert_eq!(d.visible_gpus, None);
+    // ZE_AFFINITY_MASK gives the job devices (a tile names its device): process scope charges them
+    let env = Env::from_pairs([
+        (
+            "WATTPRINT_LEVEL_ZERO_LIBRARY",
+            lib.to_string_lossy().into_owned(),
+        ),
+        ("WATTPRINT_NVML_LIBRARY", "/nonexistent/x.so".into()),
+        ("ZE_AFFINITY_MASK", "2,1.1,9".into()),
+    ]);
+    let d = discover(&host, &DiscoverOptions::resolve(&env, None, None));
+    assert_eq!(d.visible_gpus, Some(vec![2, 1]));
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.contains("ZE_AFFINITY_MASK=2,1.1,9: 9")),
+        "{:?}",
+        d.warnings
+    );
     let env = Env::from_pairs([("WATTPRINT_NVML_LIBRARY", "/nonexistent/x.so")]);
     let d = discover(&host, &DiscoverOptions::resolve(&env, None, None));
     let src = d.sources.iter().find(|s| s.source == "level-zero").unwrap();

@@ -97,7 +97,8 @@ impl FakeHost {
             .env_remove("WATTPRINT_ROCM_SMI_LIBRARY")
             .env_remove("WATTPRINT_LEVEL_ZERO_LIBRARY")
             .env_remove("ROCR_VISIBLE_DEVICES")
-            .env_remove("HIP_VISIBLE_DEVICES");
+            .env_remove("HIP_VISIBLE_DEVICES")
+            .env_remove("ZE_AFFINITY_MASK");
         c
     }
     /// `wattprint ARGS`, asserting success; stdout.

@@ -483,3 +483,44 @@ impl Sensor for LevelZeroSensor {
         std::mem::take(&mut self.warnings)
     }
 }
+
+/// Variable the Level Zero loader reads to expose a subset of devices.
+pub const AFFINITY_VAR: &str = "ZE_AFFINITY_MASK";
+
+/// The device indices a job may use per `ZE_AFFINITY_MASK` (`0,1.0,2`: a root device, or one of
+/// its tiles as `device.tile`), among `count` devices, in the order given and without repeats.
+/// An entry that is not a device (`7` of 2, text) is skipped and named in the second value.
+/// Level Zero numbers root devices as its core API enumerates them; Sysman devices are taken to
+/// be in that order (both follow the driver's PCI order on the machines documented).
+pub fn affinity_devices(mask: &str, count: usize) -> (Vec<u32>, Vec<String>) {
+    let mut out: Vec<u32> = Vec::new();
+    let mut bad = Vec::new();
+    for entry in mask.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let root = entry.split('.').next().unwrap_or("");
+        match root.parse::<u32>() {
+            Ok(i) if (i as usize) < count => {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+            _ => bad.push(entry.to_string()),
+        }
+    }
+    (out, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affinity_mask_names_root_devices_or_their_tiles() {
+        assert_eq!(affinity_devices("0,1.0,1.1", 2), (vec![0, 1], vec![]));
+        assert_eq!(affinity_devices(" 1 ", 2), (vec![1], vec![]));
+        assert_eq!(
+            affinity_devices("0,7,x.1", 2),
+            (vec![0], vec!["7".to_string(), "x.1".to_string()])
+        );
+        assert_eq!(affinity_devices("", 2), (vec![], vec![]));
+    }
+}
