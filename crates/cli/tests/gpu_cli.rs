@@ -70,11 +70,16 @@ impl Drop for GpuDriver {
 }
 
 fn gpu_run(scope: &str, visible: Option<&str>) -> serde_json::Value {
-    gpu_run_with(scope, visible, "")
+    gpu_run_with(scope, visible, "", true)
 }
 
-/// [`gpu_run`] with `extra` lines in the fake NVML's state.
-fn gpu_run_with(scope: &str, visible: Option<&str>, extra: &str) -> serde_json::Value {
+/// [`gpu_run`] with `extra` lines in the fake NVML's state, through the host ledger or not.
+fn gpu_run_with(
+    scope: &str,
+    visible: Option<&str>,
+    extra: &str,
+    ledger: bool,
+) -> serde_json::Value {
     let h = FakeHost::new();
     let lib = build_fake_nvml(h.dir.path());
     let state = h.dir.path().join("nvml-state");
@@ -89,6 +94,9 @@ fn gpu_run_with(scope: &str, visible: Option<&str>, extra: &str) -> serde_json::
         .env_remove("WATTPRINT_PROCFS_ROOT");
     if let Some(v) = visible {
         c.env("CUDA_VISIBLE_DEVICES", v);
+    }
+    if !ledger {
+        c.env("WATTPRINT_HOST_LEDGER", "off");
     }
     let out = c
         .args([
@@ -180,20 +188,24 @@ fn process_scope_honours_cuda_visible_devices() {
 
 #[test]
 fn process_scope_charges_the_mig_share_of_the_card() {
-    // GPU 1 in MIG mode: the job is given its 2-slice instance of 7 slices.
-    let r = gpu_run_with(
-        "process",
-        Some("MIG-0b0b0b0b-aaaa-bbbb-cccc-ddddeeeeffff"),
-        "mig1=1\n",
-    );
-    let g1 = device(&r, "gpu:1");
-    let (e1, m1) = (
-        g1["energy_kwh"].as_f64().unwrap(),
-        g1["machine_energy_kwh"].as_f64().unwrap(),
-    );
-    assert!(
-        m1 > 0.0 && (e1 - m1 * 2.0 / 7.0).abs() < 1e-9 * m1,
-        "gpu1 {e1} of {m1}: want 2/7"
-    );
-    assert_eq!(g1["uuid"], "GPU-1a2b3c4d-0000-1111-2222-333344445555");
+    // GPU 1 in MIG mode: the job is given its 2-slice instance of 7 slices; through the host
+    // ledger (the default) and without it (the process-tree attributor).
+    for ledger in [true, false] {
+        let r = gpu_run_with(
+            "process",
+            Some("MIG-0b0b0b0b-aaaa-bbbb-cccc-ddddeeeeffff"),
+            "mig1=1\n",
+            ledger,
+        );
+        let g1 = device(&r, "gpu:1");
+        let (e1, m1) = (
+            g1["energy_kwh"].as_f64().unwrap(),
+            g1["machine_energy_kwh"].as_f64().unwrap(),
+        );
+        assert!(
+            m1 > 0.0 && (e1 - m1 * 2.0 / 7.0).abs() < 1e-9 * m1,
+            "ledger {ledger}: gpu1 {e1} of {m1}: want 2/7"
+        );
+        assert_eq!(g1["uuid"], "GPU-1a2b3c4d-0000-1111-2222-333344445555");
+    }
 }
