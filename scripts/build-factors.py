@@ -784,6 +784,26 @@ GPU_ROWS = [
      [("A-ML", "AGX Xavier", 30.0)]),
     ("AMD Radeon RX 480", ["AMD RX480", "RX480"], "gpu", ("A-GA", "AMD RX480"), [8], None, "memory from mlco2",
      [("A-ML", "AMD RX480", 150.0)]),
+    # AMD and Intel data-centre accelerators: board power from the vendors' datasheets (the shared
+    # datasets have none of them). No idle figure is published for them: left empty (not counted).
+    ("AMD Instinct MI100", ["Instinct MI100"], "gpu",
+     ("WP-DS", (300.0, "AMD Instinct MI100 accelerator datasheet (2020)")), [32], None,
+     "AMD datasheet: 300 W typical board power (TBP), 32 GB HBM2; no idle figure published", []),
+    ("AMD Instinct MI210", ["Instinct MI210"], "gpu",
+     ("WP-DS", (300.0, "AMD Instinct MI210 accelerator datasheet (2022)")), [64], None,
+     "AMD datasheet: 300 W TBP (PCIe), 64 GB HBM2e; no idle figure published", []),
+    ("AMD Instinct MI250X", ["Instinct MI250X"], "gpu",
+     ("WP-DS", (500.0, "AMD Instinct MI250X accelerator datasheet (2021)")), [128], None,
+     "AMD datasheet: 500 W TBP (560 W peak, liquid cooled) for the OAM module of two dies; 128 GB HBM2e; no idle figure published", []),
+    ("AMD Instinct MI250", ["Instinct MI250"], "gpu",
+     ("WP-DS", (500.0, "AMD Instinct MI250 accelerator datasheet (2021)")), [128], None,
+     "AMD datasheet: 500 W TBP (560 W peak) for the OAM module of two dies; no idle figure published", []),
+    ("AMD Instinct MI300X", ["Instinct MI300X"], "gpu",
+     ("WP-DS", (750.0, "AMD Instinct MI300X accelerator datasheet (2023)")), [192], None,
+     "AMD datasheet: 750 W TBP (OAM), 192 GB HBM3; no idle figure published", []),
+    ("Intel Data Center GPU Max 1550", ["Intel(R) Data Center GPU Max 1550", "GPU Max 1550"], "gpu",
+     ("WP-DS", (600.0, "Intel Data Center GPU Max 1550 product specification (ark.intel.com, 2023)")), [128], None,
+     "Intel specification: 600 W TBP (OAM), 128 GB HBM2e; no idle figure published", []),
     ("Google TPU v2", ["TPUv2"], "tpu", ("A-GA", "TPU v2"), [], None,
      "Green Algorithms TDP 280 W; mlco2 'TPUv2 Chip' gives 221 W measured average (Patterson et al. 2021)", []),
     ("Google TPU v3", ["TPUv3"], "tpu", ("A-GA", "TPU v3"), [], None,
@@ -841,6 +861,8 @@ def build_gpus(shared):
             used.add(("A-GA", tref))
             tdp = num(row["TDP"]) or num(row["TDP_per_core"])
             dataset = GA + ": TDP_gpu.csv (%s)" % tref
+        elif isinstance(tref, tuple):
+            tdp, dataset = tref
         else:
             tdp = tref
             dataset = "NVIDIA product datasheet"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by scripts/test.sh and .ci/run: what the tests need besides cargo.
 # - Debian's headless Chromium (the HTML report and dashboard tests drive it), installed if missing;
+# - Debian's librocm-smi64-1 (the AMD sensor is tested against the real library), likewise;
 # - a throwaway PostgreSQL cluster on a free loopback port for the server's tests
 #   (WATTPRINT_TEST_POSTGRES_URL; stopped and deleted when the calling shell exits),
 #   unless WATTPRINT_TEST_POSTGRES_URL is already set.
@@ -12,6 +13,13 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq chromium >/dev/null
 fi
 /usr/bin/chromium --version 2>/dev/null || true
+echo "== Debian's ROCm SMI library (the AMD sensor's test loads the real librocm_smi64.so.1)"
+if [ ! -e /usr/lib/librocm_smi64.so.1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq librocm-smi64-1 >/dev/null
+fi
+ls -l /usr/lib/librocm_smi64.so.1 || true
 if [ -n "${WATTPRINT_TEST_POSTGRES_URL:-}" ]; then
   echo "== PostgreSQL: using WATTPRINT_TEST_POSTGRES_URL"
 else

@@ -17,6 +17,10 @@ pub struct Args {
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
     #[arg(long, value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
+    /// Path of libamd_smi.so (default: $WATTPRINT_AMDSMI_LIBRARY, else the system's where the
+    /// amdgpu driver is loaded).
+    #[arg(long, value_name = "PATH")]
+    pub amdsmi_library: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -30,7 +34,8 @@ pub fn run(a: Args) -> Result<i32> {
             crate::env(),
             a.cpu_tdp,
             a.nvml_library.clone(),
-        ),
+        )
+        .with_amdsmi_library(a.amdsmi_library.clone()),
     );
     let carbon = a.carbon.resolve()?;
     let host = discovery::host_info(&paths, &d);
@@ -71,7 +76,7 @@ pub fn run(a: Args) -> Result<i32> {
     crate::stdout_ln!("sensors:");
     for s in &d.sources {
         crate::stdout_ln!(
-            "  {:<6} {:<9} {}",
+            "  {:<10} {:<9} {}",
             s.source,
             if s.found { "found" } else { "not used" },
             s.detail

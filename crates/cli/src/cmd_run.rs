@@ -109,6 +109,10 @@ pub struct Args {
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
     #[arg(long, value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
+    /// Path of libamd_smi.so (default: $WATTPRINT_AMDSMI_LIBRARY, else the system's where the
+    /// amdgpu driver is loaded).
+    #[arg(long, value_name = "PATH")]
+    pub amdsmi_library: Option<PathBuf>,
     /// Report to this wattprint server (default: $WATTPRINT_SERVER, else the config file's
     /// `server`); the token comes from $WATTPRINT_TOKEN or the config file, never a flag.
     #[arg(long, value_name = "URL")]
@@ -185,6 +189,7 @@ impl Args {
             carbon: self.carbon.options(),
             cpu_tdp_w: self.cpu_tdp,
             nvml_library: self.nvml_library.clone(),
+            amdsmi_library: self.amdsmi_library.clone(),
             limits: LimitOptions {
                 max_duration: duration("--max-duration", self.max_duration.as_deref())?,
                 budget_kwh: self.budget_kwh,

@@ -33,7 +33,8 @@ struct GpuDriver {
 }
 
 impl GpuDriver {
-    fn start(state: PathBuf, pidfile: PathBuf, w0: f64, w1: f64) -> GpuDriver {
+    fn start(state: PathBuf, pidfile: PathBuf, w0: f64, w1: f64, extra: &str) -> GpuDriver {
+        let extra = extra.to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         let t = std::thread::spawn(move || {
@@ -42,7 +43,7 @@ impl GpuDriver {
                 let mj = 5_000_000.0 + w0 * 1000.0 * t0.elapsed().as_secs_f64();
                 let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
                 let text = format!(
-                    "energy0_mj={}\npower0_mw={}\npower1_mw={}\npids0={}\n",
+                    "energy0_mj={}\npower0_mw={}\npower1_mw={}\npids0={}\n{extra}",
                     mj as u64,
                     (w0 * 1000.0) as u64,
                     (w1 * 1000.0) as u64,
@@ -69,11 +70,21 @@ impl Drop for GpuDriver {
 }
 
 fn gpu_run(scope: &str, visible: Option<&str>) -> serde_json::Value {
+    gpu_run_with(scope, visible, "", true)
+}
+
+/// [`gpu_run`] with `extra` lines in the fake NVML's state, through the host ledger or not.
+fn gpu_run_with(
+    scope: &str,
+    visible: Option<&str>,
+    extra: &str,
+    ledger: bool,
+) -> serde_json::Value {
     let h = FakeHost::new();
     let lib = build_fake_nvml(h.dir.path());
     let state = h.dir.path().join("nvml-state");
     let pidfile = h.dir.path().join("jobpid");
-    let _d = GpuDriver::start(state.clone(), pidfile.clone(), 200.0, 150.0);
+    let _d = GpuDriver::start(state.clone(), pidfile.clone(), 200.0, 150.0, extra);
     let json = h.dir.path().join("r.json");
     let script = format!("echo $$ > {}; sleep 1", pidfile.display());
     let mut c = h.cmd();
@@ -83,6 +94,9 @@ fn gpu_run(scope: &str, visible: Option<&str>) -> serde_json::Value {
         .env_remove("WATTPRINT_PROCFS_ROOT");
     if let Some(v) = visible {
         c.env("CUDA_VISIBLE_DEVICES", v);
+    }
+    if !ledger {
+        c.env("WATTPRINT_HOST_LEDGER", "off");
     }
     let out = c
         .args([
@@ -125,6 +139,9 @@ fn machine_scope_measures_both_gpus_by_their_own_method() {
     let g1 = device(&r, "gpu:1");
     assert_eq!(g0["method"], "nvml-energy");
     assert_eq!(g1["method"], "nvml-power");
+    // each GPU is identified by its UUID in the record, not only by its index
+    assert_eq!(g0["uuid"], "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6");
+    assert_eq!(g1["uuid"], "GPU-1a2b3c4d-0000-1111-2222-333344445555");
     let e0 = g0["energy_kwh"].as_f64().unwrap() * 3.6e6;
     let e1 = g1["energy_kwh"].as_f64().unwrap() * 3.6e6;
     assert!(
@@ -167,4 +184,28 @@ fn process_scope_honours_cuda_visible_devices() {
         g1["machine_energy_kwh"].as_f64().unwrap(),
     );
     assert!(m1 > 0.0 && (e1 - m1).abs() < 1e-12, "gpu1 {e1} of {m1}");
+}
+
+#[test]
+fn process_scope_charges_the_mig_share_of_the_card() {
+    // GPU 1 in MIG mode: the job is given its 2-slice instance of 7 slices; through the host
+    // ledger (the default) and without it (the process-tree attributor).
+    for ledger in [true, false] {
+        let r = gpu_run_with(
+            "process",
+            Some("MIG-0b0b0b0b-aaaa-bbbb-cccc-ddddeeeeffff"),
+            "mig1=1\n",
+            ledger,
+        );
+        let g1 = device(&r, "gpu:1");
+        let (e1, m1) = (
+            g1["energy_kwh"].as_f64().unwrap(),
+            g1["machine_energy_kwh"].as_f64().unwrap(),
+        );
+        assert!(
+            m1 > 0.0 && (e1 - m1 * 2.0 / 7.0).abs() < 1e-9 * m1,
+            "ledger {ledger}: gpu1 {e1} of {m1}: want 2/7"
+        );
+        assert_eq!(g1["uuid"], "GPU-1a2b3c4d-0000-1111-2222-333344445555");
+    }
 }

@@ -7,7 +7,8 @@
 //!   where the machine did no work at all, nothing is charged to the job.
 //! - RAM: the job's resident memory over the machine's memory in use.
 //! - GPU: the whole device for GPUs the job holds — a GPU listed in the job's
-//!   `CUDA_VISIBLE_DEVICES`, or one on which NVML reports one of the job's processes.
+//!   `CUDA_VISIBLE_DEVICES`, or one on which NVML reports one of the job's processes — or, for
+//!   a card it was given MIG instances of, their share of the card's slices.
 
 use crate::host::HostPaths;
 use crate::procfs;
@@ -22,6 +23,8 @@ pub struct ProcessTree {
     pid: Arc<AtomicU32>,
     /// NVML indices the job was given through `CUDA_VISIBLE_DEVICES` (None: not set).
     visible_gpus: Option<Vec<u32>>,
+    /// `(NVML index, share)` of the cards it was given through MIG instances.
+    gpu_shares: Vec<(u32, f64)>,
     prev_job_ticks: Option<u64>,
     prev_busy: Option<u64>,
     warnings: Vec<String>,
@@ -35,12 +38,19 @@ impl ProcessTree {
             paths,
             pid,
             visible_gpus,
+            gpu_shares: Vec::new(),
             prev_job_ticks: None,
             prev_busy: None,
             warnings: Vec::new(),
             warned_procfs: false,
             scanner: procfs::TreeScanner::default(),
         }
+    }
+
+    /// Charge only `share` of each listed card: the job holds it through MIG instances.
+    pub fn with_gpu_shares(mut self, shares: Vec<(u32, f64)>) -> Self {
+        self.gpu_shares = shares;
+        self
     }
 
     fn warn_procfs(&mut self, e: &dyn std::fmt::Display) {
@@ -128,7 +138,9 @@ impl Attributor for ProcessTree {
                         .and_then(|p| p.as_ref())
                         .is_some_and(|p| p.iter().any(|x| job_pids.contains(x)));
                     if visible || holds {
-                        1.0
+                        d.gpu_index
+                            .and_then(|ix| self.gpu_shares.iter().find(|(g, _)| *g == ix))
+                            .map_or(1.0, |(_, s)| s.clamp(0.0, 1.0))
                     } else {
                         0.0
                     }

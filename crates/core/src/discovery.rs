@@ -26,11 +26,25 @@ pub struct DiscoverOptions {
     pub nvml_library: Option<PathBuf>,
     /// The job's `CUDA_VISIBLE_DEVICES`, if set: the GPUs process scope charges.
     pub cuda_visible_devices: Option<String>,
+    /// libamd_smi path (`--amdsmi-library`, else `$WATTPRINT_AMDSMI_LIBRARY`; else the system's
+    /// where the amdgpu driver is loaded).
+    pub amdsmi_library: Option<PathBuf>,
+    /// librocm_smi64 path (`$WATTPRINT_ROCM_SMI_LIBRARY`), used where amdsmi is absent.
+    pub rocm_smi_library: Option<PathBuf>,
+    /// The job's `ROCR_VISIBLE_DEVICES` and `HIP_VISIBLE_DEVICES`, if set.
+    pub rocr_visible_devices: Option<String>,
+    pub hip_visible_devices: Option<String>,
+    /// libze_loader path (`$WATTPRINT_LEVEL_ZERO_LIBRARY`; else the system's where the i915 or
+    /// xe driver is loaded).
+    pub level_zero_library: Option<PathBuf>,
+    /// The job's `ZE_AFFINITY_MASK`, if set: the Intel GPUs process scope charges.
+    pub ze_affinity_mask: Option<String>,
 }
 
 impl DiscoverOptions {
     /// Options as a front end resolves them: a flag wins over `$WATTPRINT_NVML_LIBRARY`;
-    /// `CUDA_VISIBLE_DEVICES` from the job's environment.
+    /// `CUDA_VISIBLE_DEVICES` from the job's environment; the AMD libraries from their
+    /// variables (a front end's `--amdsmi-library` then replaces `amdsmi_library`).
     pub fn resolve(
         env: &crate::env::Env,
         cpu_tdp_w: Option<f64>,
@@ -40,7 +54,29 @@ impl DiscoverOptions {
             cpu_tdp_w,
             nvml_library: nvml_library.or_else(|| env.path(crate::sensors::nvml::LIBRARY_ENV)),
             cuda_visible_devices: env.get("CUDA_VISIBLE_DEVICES").map(str::to_string),
+            amdsmi_library: env.path(crate::sensors::amdsmi::LIBRARY_ENV),
+            rocm_smi_library: env.path(crate::sensors::rocm_smi::LIBRARY_ENV),
+            rocr_visible_devices: env
+                .get(crate::sensors::amd_visible::ROCR_VAR)
+                .map(str::to_string),
+            hip_visible_devices: env
+                .get(crate::sensors::amd_visible::HIP_VAR)
+                .map(str::to_string),
+            level_zero_library: env.path(crate::sensors::level_zero::LIBRARY_ENV),
+            ze_affinity_mask: env
+                .get(crate::sensors::level_zero::AFFINITY_VAR)
+                .map(str::to_string),
         }
+    }
+}
+
+impl DiscoverOptions {
+    /// A front end's `--amdsmi-library`, which wins over `$WATTPRINT_AMDSMI_LIBRARY`.
+    pub fn with_amdsmi_library(mut self, library: Option<PathBuf>) -> DiscoverOptions {
+        if library.is_some() {
+            self.amdsmi_library = library;
+        }
+        self
     }
 }
 
@@ -69,6 +105,9 @@ pub struct Discovery {
     pub gpus: Vec<GpuInfo>,
     /// NVML indices the job may use per `CUDA_VISIBLE_DEVICES`, when it is set.
     pub visible_gpus: Option<Vec<u32>>,
+    /// `(NVML index, share)` of the cards the job holds through the MIG instances its
+    /// `CUDA_VISIBLE_DEVICES` names: it is charged that share of each.
+    pub gpu_shares: Vec<(u32, f64)>,
     /// `/proc/cpuinfo` as read once here (model, sockets, hypervisor flag), when readable.
     pub cpu_info: Option<cpuinfo::CpuInfo>,
 }
@@ -85,6 +124,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
         warnings: Vec::new(),
         gpus: Vec::new(),
         visible_gpus: None,
+        gpu_shares: Vec::new(),
         cpu_info: cpuinfo::read_cpuinfo(paths).ok(),
     };
 
@@ -253,6 +293,7 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                 });
                 methods.push(format!("{} {} ({})", g.id, g.name, g.method.as_str()));
             }
+            methods.extend(crate::discovery_accelerators::mig_lines(s.mig_instances()));
             let method = s
                 .devices()
                 .first()
@@ -275,18 +316,17 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
                             d.warnings.push(format!("CUDA_VISIBLE_DEVICES={v}: {why}"));
                         }
                         d.visible_gpus = Some(cv.indices);
+                        d.gpu_shares = s.mig_shares(v);
                     }
                     Err(e) => d.warnings.push(format!(
                         "CUDA_VISIBLE_DEVICES={v} not understood ({e}); process scope uses the GPUs the job's processes hold"
                     )),
                 }
             }
-            d.sensors.push(Box::new(WithIdle::new(Box::new(s), |dev| {
-                match crate::factors::gpu::gpu_lookup(&dev.name) {
-                    crate::factors::gpu::GpuMatch::Found(g) => g.idle_w,
-                    _ => None,
-                }
-            })));
+            d.sensors.push(Box::new(WithIdle::new(
+                Box::new(s),
+                crate::discovery_accelerators::gpu_idle_w,
+            )));
         }
         Err(e) => {
             d.sources.push(SourceReport {
@@ -301,6 +341,8 @@ pub fn discover(paths: &HostPaths, opts: &DiscoverOptions) -> Discovery {
             });
         }
     }
+    crate::discovery_accelerators::discover_amd(paths, opts, &mut d);
+    crate::discovery_accelerators::discover_intel(paths, opts, &mut d);
     d
 }
 
@@ -318,13 +360,13 @@ fn rapl_idle(ci: Option<&cpuinfo::CpuInfo>) -> Option<(f64, String)> {
 
 /// A sensor whose devices carry an idle power estimated from the factor tables, so that the
 /// accounting can split measured energy into static and dynamic parts.
-struct WithIdle {
+pub(crate) struct WithIdle {
     inner: Box<dyn Sensor>,
     devices: Vec<crate::sensor::Device>,
 }
 
 impl WithIdle {
-    fn new(
+    pub(crate) fn new(
         inner: Box<dyn Sensor>,
         idle: impl Fn(&crate::sensor::Device) -> Option<f64>,
     ) -> WithIdle {
@@ -358,6 +400,9 @@ impl Sensor for WithIdle {
     }
     fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
         self.inner.device_pids()
+    }
+    fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
+        self.inner.device_process_util()
     }
 }
 
@@ -404,10 +449,9 @@ pub fn attributor(
 ) -> Box<dyn Attributor> {
     match scope {
         Scope::Machine => Box::new(WholeMachine),
-        Scope::Process => Box::new(ProcessTree::new(
-            paths.clone(),
-            job_pid,
-            d.visible_gpus.clone(),
-        )),
+        Scope::Process => Box::new(
+            ProcessTree::new(paths.clone(), job_pid, d.visible_gpus.clone())
+                .with_gpu_shares(d.gpu_shares.clone()),
+        ),
     }
 }

@@ -57,9 +57,9 @@ pub const MAX_KEY_LEN: usize = 128;
 const STATE_VERSION: u32 = 1;
 
 /// The rule a machine-scope run's share follows, as the record states it.
-pub const MACHINE_RULE: &str = "machine scope, shared: each interval's energy of each device is divided among the runs present; the static part (idle power × time) evenly (a CPU's by allocated CPUs when the scheduler gives them for every run, a GPU's among the runs holding it), the dynamic part by use: CPU time of each run's process tree, its resident memory, the GPUs it holds; process-scope runs' own use is taken out first";
+pub const MACHINE_RULE: &str = "machine scope, shared: each interval's energy of each device is divided among the runs present; the static part (idle power × time) evenly (a CPU's by allocated CPUs when the scheduler gives them for every run, a GPU's among the runs holding it), the dynamic part by use: CPU time of each run's process tree, its resident memory, the GPUs it holds (a GPU by its processes' SM utilisation when NVML gives it, a MIG instance by its share of the card's slices); process-scope runs' own use is taken out first";
 /// The rule a process-scope run's share follows.
-pub const PROCESS_RULE: &str = "process scope: the run's own use only (CPU time of its process tree over the machine's busy CPU time, resident memory over memory in use, GPUs it holds, split among their holders); energy no run used is the host's unattributed energy";
+pub const PROCESS_RULE: &str = "process scope: the run's own use only (CPU time of its process tree over the machine's busy CPU time, resident memory over memory in use, GPUs it holds, split among their holders by SM utilisation when NVML gives it, a MIG instance by its share of the card's slices); energy no run used is the host's unattributed energy";
 
 /// The rule for a rank that is not its job's leader on the node.
 pub const RANK_RULE: &str = "rank of a job on this node: its process tree counts in the job's use, and the job's energy on this node is charged to its leader's record, once";
@@ -117,6 +117,9 @@ pub struct Participant {
     /// NVML indices of the GPUs the run was given (`CUDA_VISIBLE_DEVICES`), when known.
     #[serde(default)]
     pub gpus: Option<Vec<u32>>,
+    /// `(NVML index, share)` of the cards it holds through MIG instances (bounded on use).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_shares: Vec<(u32, f64)>,
     pub joined_unix: f64,
     /// Rank on the node per the launcher ([`crate::job::local_rank`]): the lowest leads its job.
     #[serde(default)]
@@ -274,6 +277,21 @@ pub struct Use {
     pub holds: Vec<bool>,
     /// CPUs the scheduler allocated to it on this node (`SLURM_CPUS_ON_NODE`), when it says.
     pub cpus: Option<u32>,
+    /// Per device: its processes' SM utilisation (%) when NVML gave samples (empty: none).
+    pub gpu_util: Vec<Option<f64>>,
+    /// Per device: its MIG instances' share of the card (empty: none).
+    pub gpu_share: Vec<Option<f64>>,
+}
+
+impl Use {
+    /// Its relation to device `d`, for the GPU rule ([`crate::gpu_share`]).
+    fn holder(&self, d: usize) -> crate::gpu_share::Holder {
+        crate::gpu_share::Holder {
+            holds: self.holds.get(d).copied().unwrap_or(false),
+            util: self.gpu_util.get(d).copied().flatten(),
+            share: self.gpu_share.get(d).copied().flatten(),
+        }
+    }
 }
 
 /// The machine over the same interval.
@@ -293,7 +311,8 @@ pub struct MachineUse {
 /// unattributed energy is zero whenever a machine-scope participant is present.
 ///
 /// - Process-scope participants are charged their own use: CPU ticks over the machine's busy
-///   ticks, resident memory over memory in use, a GPU they hold divided among its holders.
+///   ticks, resident memory over memory in use, a GPU they hold divided among its holders
+///   ([`crate::gpu_share`]: MIG share of the card, else SM utilisation, else evenly).
 /// - Machine-scope participants divide the rest: its static part (`idle_w × dt`, in the same
 ///   proportion) evenly (a GPU's among those holding it, when any does), its dynamic part in
 ///   proportion to their use (the same measures), evenly when none used the device.
@@ -312,25 +331,20 @@ pub fn split_interval(
         if !(e.is_finite() && e > 0.0) {
             continue;
         }
-        let holders = uses
-            .iter()
-            .filter(|u| u.holds.get(d).copied().unwrap_or(false))
-            .count();
+        // A GPU: MIG share, else use, else evenly among holders (crate::gpu_share).
+        let gpu: Vec<crate::gpu_share::Holder> = uses.iter().map(|u| u.holder(d)).collect();
+        let gpu_w = crate::gpu_share::weights(&gpu);
         // Each participant's use of this device, as a weight and as a fraction of the machine.
-        let weight = |u: &Use| -> f64 {
+        let weight = |i: usize| -> f64 {
+            let u = &uses[i];
             match dev.kind {
                 DeviceKind::Cpu => u.cpu_ticks as f64,
                 DeviceKind::Ram => u.rss_bytes as f64,
-                DeviceKind::Gpu => {
-                    if u.holds.get(d).copied().unwrap_or(false) {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }
+                DeviceKind::Gpu => gpu_w[i],
             }
         };
-        let own_fraction = |u: &Use| -> f64 {
+        let own_fraction = |i: usize| -> f64 {
+            let u = &uses[i];
             let f = match dev.kind {
                 DeviceKind::Cpu => crate::attribution::cpu_share(u.cpu_ticks, machine.busy_ticks),
                 DeviceKind::Ram => {
@@ -340,13 +354,7 @@ pub fn split_interval(
                         u.rss_bytes as f64 / machine.mem_used_bytes as f64
                     }
                 }
-                DeviceKind::Gpu => {
-                    if holders > 0 {
-                        weight(u) / holders as f64
-                    } else {
-                        0.0
-                    }
-                }
+                DeviceKind::Gpu => crate::gpu_share::own_fraction(&gpu, i),
             };
             f.clamp(0.0, 1.0)
         };
@@ -354,7 +362,7 @@ pub fn split_interval(
         let mut proc_total = 0.0;
         for (i, u) in uses.iter().enumerate() {
             if u.scope == Some(Scope::Process) {
-                charged[i][d] = e * own_fraction(u);
+                charged[i][d] = e * own_fraction(i);
                 proc_total += charged[i][d];
             }
         }
@@ -385,7 +393,7 @@ pub fn split_interval(
         let gpu_holders: Vec<usize> = machine_ix
             .iter()
             .copied()
-            .filter(|&i| dev.kind == DeviceKind::Gpu && weight(&uses[i]) > 0.0)
+            .filter(|&i| dev.kind == DeviceKind::Gpu && gpu[i].holds)
             .collect();
         let static_among = if gpu_holders.is_empty() {
             &machine_ix
@@ -414,10 +422,10 @@ pub fn split_interval(
                 }
             }
         }
-        let total_w: f64 = machine_ix.iter().map(|&i| weight(&uses[i])).sum();
+        let total_w: f64 = machine_ix.iter().map(|&i| weight(i)).sum();
         for &i in &machine_ix {
             charged[i][d] += if total_w > 0.0 {
-                dynamic_part * weight(&uses[i]) / total_w
+                dynamic_part * weight(i) / total_w
             } else {
                 dynamic_part / machine_ix.len() as f64
             };
@@ -884,6 +892,8 @@ pub struct JoinOptions {
     pub cpus: Option<u32>,
     pub scope: Scope,
     pub gpus: Option<Vec<u32>>,
+    /// `(NVML index, share)` of the cards it holds through MIG instances.
+    pub gpu_shares: Vec<(u32, f64)>,
 }
 
 impl HostLedger {
@@ -913,6 +923,7 @@ impl HostLedger {
             scope: opts.scope,
             root_pid: 0,
             gpus: opts.gpus,
+            gpu_shares: opts.gpu_shares,
             joined_unix: unix_now(),
             local_rank: opts.local_rank,
             agent: opts.agent,
@@ -1266,6 +1277,7 @@ impl Link {
         let Some(OwnRead {
             cum,
             pids: gpu_pids,
+            util: gpu_util,
         }) = own()
         else {
             return;
@@ -1439,12 +1451,34 @@ impl Link {
                             .is_some_and(|x| x.iter().any(|q| pids.contains(q))))
                 })
                 .collect();
+            // Its processes' utilisation of each GPU, where NVML gave samples.
+            let util = (0..devices.len())
+                .map(|i| {
+                    gpu_util.get(i).and_then(|x| x.as_ref()).map(|s| {
+                        s.iter()
+                            .filter(|(q, _)| pids.contains(q))
+                            .map(|(_, u)| u)
+                            .sum()
+                    })
+                })
+                .collect();
+            let share = devices
+                .iter()
+                .map(|d| {
+                    let ix = d.gpu_index?;
+                    (d.kind == DeviceKind::Gpu)
+                        .then(|| p.gpu_shares.iter().find(|(g, _)| *g == ix).map(|(_, s)| *s))
+                        .flatten()
+                })
+                .collect();
             uses.push(Use {
                 cpus: p.cpus,
                 scope: Some(p.scope),
                 cpu_ticks,
                 rss_bytes: tree.as_ref().map(|t| t.rss_bytes).unwrap_or(0),
                 holds,
+                gpu_util: util,
+                gpu_share: share,
             });
         }
         // Ranks of one job form one group: their trees are its use, its leader is charged.
@@ -1460,12 +1494,25 @@ impl Link {
                     holds: vec![false; devices.len()],
                     // ranks of one job share its allocation on the node
                     cpus: g.members.iter().filter_map(|&i| live[i].cpus).max(),
+                    gpu_util: vec![None; devices.len()],
+                    gpu_share: vec![None; devices.len()],
                 };
                 for &i in &g.members {
                     u.cpu_ticks = u.cpu_ticks.saturating_add(uses[i].cpu_ticks);
                     u.rss_bytes = u.rss_bytes.saturating_add(uses[i].rss_bytes);
                     for (h, x) in u.holds.iter_mut().zip(&uses[i].holds) {
                         *h |= *x;
+                    }
+                    // ranks' use of a GPU adds up; their MIG shares too (at most the card)
+                    for d in 0..devices.len() {
+                        let add = |a: Option<f64>, b: Option<f64>, max: f64| match (a, b) {
+                            (None, None) => None,
+                            (a, b) => Some((a.unwrap_or(0.0) + b.unwrap_or(0.0)).min(max)),
+                        };
+                        let gu = uses[i].gpu_util.get(d).copied().flatten();
+                        u.gpu_util[d] = add(u.gpu_util[d], gu, f64::MAX);
+                        let gs = uses[i].gpu_share.get(d).copied().flatten();
+                        u.gpu_share[d] = add(u.gpu_share[d], gs, 1.0);
                     }
                 }
                 u
@@ -1640,6 +1687,8 @@ impl Link {
 struct OwnRead {
     cum: Vec<f64>,
     pids: Vec<Option<Vec<u32>>>,
+    /// Per device: `(pid, SM %)` samples since the previous read, when the sensor gives them.
+    util: Vec<Option<Vec<(u32, f64)>>>,
 }
 
 impl Sensor for LedgerSensor {
@@ -1661,6 +1710,7 @@ impl Sensor for LedgerSensor {
         let mut own = || -> Option<OwnRead> {
             let mut cum = Vec::new();
             let mut pids: Vec<Option<Vec<u32>>> = Vec::new();
+            let mut util: Vec<Option<Vec<(u32, f64)>>> = Vec::new();
             for s in inner.iter_mut() {
                 let k = s.devices().len();
                 match s.read(Instant::now()) {
@@ -1680,8 +1730,17 @@ impl Sensor for LedgerSensor {
                     ),
                     None => pids.extend(std::iter::repeat_n(None, k)),
                 }
+                match s.device_process_util() {
+                    Some(list) => util.extend(
+                        list.into_iter()
+                            .map(Some)
+                            .chain(std::iter::repeat(None))
+                            .take(k),
+                    ),
+                    None => util.extend(std::iter::repeat_n(None, k)),
+                }
             }
-            Some(OwnRead { cum, pids })
+            Some(OwnRead { cum, pids, util })
         };
         link.tick(Some(&mut own));
         for w in warnings {

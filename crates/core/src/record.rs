@@ -86,6 +86,10 @@ pub struct DeviceRecord {
     pub machine_energy_kwh: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_power_w: Option<f64>,
+    /// The GPU's UUID as its vendor library gives it (NVML `GPU-…`), so that a card keeps its
+    /// history across reboots and index changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
 }
 
 /// Method per component: the method of its devices, `mixed(a+b)` when they differ, `none`.
@@ -279,6 +283,7 @@ pub fn device_records(snapshot: &Snapshot) -> Vec<DeviceRecord> {
             avg_power_w: if secs > 0.0 { d.energy.0 / secs } else { 0.0 },
             machine_energy_kwh: d.machine_energy.kwh().0,
             idle_power_w: d.device.idle_power_w,
+            uuid: d.device.uuid.clone(),
         })
         .collect()
 }

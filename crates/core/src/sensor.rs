@@ -49,6 +49,18 @@ pub enum Method {
     /// NVML power readings integrated over time.
     #[serde(rename = "nvml-power")]
     NvmlPower,
+    /// AMD amdsmi energy accumulator (`amdsmi_get_energy_count`).
+    #[serde(rename = "amdsmi-energy")]
+    AmdsmiEnergy,
+    /// AMD amdsmi socket power (`amdsmi_get_power_info`) integrated over time.
+    #[serde(rename = "amdsmi-power")]
+    AmdsmiPower,
+    /// AMD ROCm SMI energy accumulator (`rsmi_dev_energy_count_get`).
+    #[serde(rename = "rocm-smi-energy")]
+    RocmSmiEnergy,
+    /// Intel Level Zero Sysman power-domain energy counter (`zesPowerGetEnergyCounter`).
+    #[serde(rename = "level-zero-energy")]
+    LevelZeroEnergy,
     /// Nothing measured or modelled.
     #[serde(rename = "none")]
     None,
@@ -63,6 +75,10 @@ impl Method {
             Method::Model => "model",
             Method::NvmlEnergy => "nvml-energy",
             Method::NvmlPower => "nvml-power",
+            Method::AmdsmiEnergy => "amdsmi-energy",
+            Method::AmdsmiPower => "amdsmi-power",
+            Method::RocmSmiEnergy => "rocm-smi-energy",
+            Method::LevelZeroEnergy => "level-zero-energy",
             Method::None => "none",
         }
     }
@@ -70,7 +86,14 @@ impl Method {
     pub fn is_measured(self) -> bool {
         matches!(
             self,
-            Method::Rapl | Method::RaplDram | Method::NvmlEnergy | Method::NvmlPower
+            Method::Rapl
+                | Method::RaplDram
+                | Method::NvmlEnergy
+                | Method::NvmlPower
+                | Method::AmdsmiEnergy
+                | Method::AmdsmiPower
+                | Method::RocmSmiEnergy
+                | Method::LevelZeroEnergy
         )
     }
 }
@@ -167,6 +190,11 @@ pub trait Sensor: Send {
     /// For GPU sensors: the process ids running on each device, in device order. `None` when
     /// the sensor cannot tell.
     fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
+        None
+    }
+    /// For GPU sensors: each process's utilisation (%) of each device since the previous call,
+    /// `(pid, %)`, in device order. `None` when the sensor cannot tell.
+    fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
         None
     }
 }

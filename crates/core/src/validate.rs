@@ -321,6 +321,9 @@ impl RunRecord {
         for (i, d) in r.devices.iter().enumerate() {
             check_ident(&format!("devices[{i}].id"), &d.id, MAX_NAME)?;
             check_line(&format!("devices[{i}].name"), &d.name, 1024)?;
+            if let Some(u) = &d.uuid {
+                check_line(&format!("devices[{i}].uuid"), u, 256)?;
+            }
         }
         check_line("methods.cpu", &r.methods.cpu, 256)?;
         check_line("methods.gpu", &r.methods.gpu, 256)?;

@@ -699,3 +699,35 @@ fn regions_report_near_from_and_savings() {
     })
     .is_err());
 }
+
+#[test]
+fn amd_and_intel_data_centre_gpus_by_the_names_their_libraries_give() {
+    use wattprint_core::factors::gpu::{gpu_lookup, GpuMatch};
+    let cases = [
+        ("AMD Instinct MI100", "AMD Instinct MI100", 300.0),
+        ("AMD Instinct MI210", "AMD Instinct MI210", 300.0),
+        ("AMD Instinct MI250X", "AMD Instinct MI250X", 500.0),
+        ("AMD Instinct MI250", "AMD Instinct MI250", 500.0),
+        ("AMD Instinct MI300X", "AMD Instinct MI300X", 750.0),
+        (
+            "Intel(R) Data Center GPU Max 1550",
+            "Intel Data Center GPU Max 1550",
+            600.0,
+        ),
+    ];
+    for (query, name, tdp) in cases {
+        match gpu_lookup(query) {
+            GpuMatch::Found(g) => {
+                assert_eq!((g.name.as_str(), g.tdp_w), (name, tdp), "{query}");
+                // datasheet figures, cited; no idle figure is published: none invented
+                assert_eq!(g.provenance.source, "WP-DS");
+                assert!(
+                    g.provenance.dataset.contains("datasheet")
+                        || g.provenance.dataset.contains("specification")
+                );
+                assert_eq!(g.idle_w, None, "{query}");
+            }
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+}

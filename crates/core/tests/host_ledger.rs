@@ -30,6 +30,7 @@ fn u(scope: Scope, ticks: u64, rss_gb: u64, holds: Vec<bool>) -> Use {
         rss_bytes: rss_gb * 1_000_000_000,
         holds,
         cpus: None,
+        ..Default::default()
     }
 }
 
@@ -242,6 +243,7 @@ fn join(
             cpus: None,
             scope,
             gpus: None,
+            gpu_shares: Vec::new(),
         },
         vec![Box::new(fake)],
     )
@@ -376,4 +378,154 @@ fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
     let st = host_ledger::load_state(&dir).unwrap();
     assert!(st.covered_s - covered_before < 60.0, "{}", st.covered_s);
     l.leave();
+}
+
+#[test]
+fn a_shared_gpu_is_split_by_utilisation_and_a_mig_card_by_slices() {
+    let devices = vec![dev("gpu:0", DeviceKind::Gpu, Some(50.0), Some(0))];
+    let machine = MachineUse {
+        busy_ticks: 0,
+        mem_used_bytes: 1,
+    };
+    // 150 J over 1 s, 50 W idle: 50 J static (even between the two holders), 100 J dynamic by
+    // SM utilisation (60 % vs 20 %).
+    let mut a = u(Scope::Machine, 0, 0, vec![true]);
+    a.gpu_util = vec![Some(60.0)];
+    let mut b = u(Scope::Machine, 0, 0, vec![true]);
+    b.gpu_util = vec![Some(20.0)];
+    let (c, un) = split_interval(&devices, &[150.0], 1.0, &[a.clone(), b.clone()], &machine);
+    assert!(close(c[0][0], 25.0 + 75.0), "{c:?}");
+    assert!(close(c[1][0], 25.0 + 25.0), "{c:?}");
+    assert_eq!(un[0], 0.0);
+    // without samples: evenly, as before
+    let (c, _) = split_interval(
+        &devices,
+        &[150.0],
+        1.0,
+        &[
+            u(Scope::Machine, 0, 0, vec![true]),
+            u(Scope::Machine, 0, 0, vec![true]),
+        ],
+        &machine,
+    );
+    assert!(close(c[0][0], 75.0) && close(c[1][0], 75.0), "{c:?}");
+    // process scope: its share of the use; the rest is unattributed
+    a.scope = Some(Scope::Process);
+    b.scope = Some(Scope::Process);
+    let (c, un) = split_interval(&devices, &[100.0], 1.0, &[a, b], &machine);
+    assert!(close(c[0][0], 75.0) && close(c[1][0], 25.0), "{c:?}");
+    assert!(un[0].abs() < 1e-9);
+    // MIG: a process-scope run with 2 of 7 slices is charged 2/7 of the card
+    let mut m = u(Scope::Process, 0, 0, vec![true]);
+    m.gpu_share = vec![Some(2.0 / 7.0)];
+    let (c, un) = split_interval(&devices, &[70.0], 1.0, &[m], &machine);
+    assert!(close(c[0][0], 20.0) && close(un[0], 50.0), "{c:?} {un:?}");
+}
+
+/// A fake GPU sensor: one card, with the processes on it and their SM utilisation.
+struct FakeGpu {
+    devices: Vec<Device>,
+    joules: Counter,
+    util: Vec<(u32, f64)>,
+}
+
+impl Sensor for FakeGpu {
+    fn name(&self) -> &'static str {
+        "fake-gpu"
+    }
+    fn devices(&self) -> &[Device] {
+        &self.devices
+    }
+    fn read(&mut self, _: Instant) -> Result<Reading, SensorError> {
+        let j = self.joules.lock().unwrap().clone();
+        Ok(Reading {
+            power: vec![None; j.len()],
+            energy: j.into_iter().map(Joules).collect(),
+        })
+    }
+    fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
+        Some(vec![self.util.iter().map(|(p, _)| *p).collect()])
+    }
+    fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
+        Some(vec![self.util.clone()])
+    }
+}
+
+#[test]
+fn two_runs_on_one_card_split_its_dynamic_energy_by_their_processes_utilisation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    // Two real processes stand for the two runs' work (process trees come from /proc).
+    let mut kids: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+    let util = vec![(pids[0], 75.0), (pids[1], 25.0)];
+    let host = HostPaths::new("/sys", "/proc");
+    let mut joined = Vec::new();
+    for (k, id) in ["gpu-a", "gpu-b"].iter().enumerate() {
+        let joules: Counter = std::sync::Arc::new(std::sync::Mutex::new(vec![0.0]));
+        let fake = FakeGpu {
+            // no idle figure: all of the card's energy is dynamic here
+            devices: vec![dev("gpu:0", DeviceKind::Gpu, None, Some(0))],
+            joules: joules.clone(),
+            util: util.clone(),
+        };
+        let (l, s, a) = HostLedger::join(
+            &dir,
+            &host,
+            JoinOptions {
+                run_id: (*id).into(),
+                job: None,
+                local_rank: None,
+                agent: false,
+                cpus: None,
+                scope: Scope::Machine,
+                gpus: None,
+                gpu_shares: Vec::new(),
+            },
+            vec![Box::new(fake)],
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+        l.set_root(pids[k]);
+        joined.push((l, s, a, joules));
+    }
+    let (mut pa, mut pb) = (0.0, 0.0);
+    let (mut ta, mut tb) = (0.0, 0.0);
+    {
+        let [(_, sa, aa, _), (_, sb, ab, _)] = &mut joined[..] else {
+            unreachable!()
+        };
+        step(sa, aa, &mut pa);
+        step(sb, ab, &mut pb);
+    }
+    for k in 1..=4 {
+        for j in &joined {
+            j.3.lock().unwrap()[0] = 100.0 * k as f64;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let [(_, sa, aa, _), (_, sb, ab, _)] = &mut joined[..] else {
+            unreachable!()
+        };
+        ta += step(sa, aa, &mut pa).1;
+        tb += step(sb, ab, &mut pb).1;
+    }
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+    assert!(close(ta + tb, 400.0), "{ta} + {tb}");
+    assert!(
+        close(ta, 300.0) && close(tb, 100.0),
+        "75 % / 25 %: {ta} / {tb}"
+    );
+    for (l, ..) in joined {
+        l.leave();
+    }
 }

@@ -429,3 +429,52 @@ fn cuda_visible_devices_cases() {
         None
     );
 }
+
+#[test]
+fn mig_instances_and_per_process_utilisation() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = fake_lib(dir.path());
+    let mut st = State {
+        path: dir.path().join("state"),
+        lines: Vec::new(),
+    };
+    std::env::set_var("FAKE_NVML_STATE", &st.path);
+    st.set("energy0_mj", 1000);
+    // no MIG: no instances, no shares
+    let s = NvmlSensor::open(Some(&lib)).unwrap();
+    assert!(s.mig_instances().is_empty());
+    assert!(s.mig_shares(MIG1).is_empty());
+    drop(s);
+    st.set("mig1", 1);
+    st.set("util0", "1234:60,5678:20,1234:40");
+    let mut s = NvmlSensor::open(Some(&lib)).unwrap();
+    let m = s.mig_instances().to_vec();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!((m[0].parent_index, m[0].uuid.as_str()), (1, MIG1));
+    assert_eq!((m[0].slices, m[0].card_slices), (1, 7));
+    assert_eq!((m[1].slices, m[1].card_slices), (2, 7));
+    assert!((m[1].share() - 2.0 / 7.0).abs() < 1e-12);
+    // CUDA enumerates one MIG instance per process: the first one named counts
+    let two = "MIG-0b0b0b0b-aaaa-bbbb-cccc-ddddeeeeffff";
+    let both = format!("{two},{MIG1},0");
+    assert_eq!(s.visible_gpus(&both).unwrap().indices, vec![1]);
+    let sh = s.mig_shares(&both);
+    assert_eq!(sh.len(), 1);
+    assert_eq!(sh[0].0, 1);
+    assert!((sh[0].1 - 2.0 / 7.0).abs() < 1e-12);
+    // a whole card named by index is not a share
+    assert!(s.mig_shares("1,0").is_empty());
+    // per-process SM utilisation: the mean of each process's samples, by pid
+    let u = s.device_process_util().unwrap();
+    assert_eq!(u, vec![vec![(1234, 50.0), (5678, 20.0)], vec![]]);
+    assert!(s.take_warnings().is_empty());
+    drop(s);
+    // doctor's lines name each instance and its share
+    let lines = wattprint_core::discovery_accelerators::mig_lines(&m);
+    assert!(
+        lines[1].contains("gpu:1 MIG instance MIG-0b0b") && lines[1].contains("2/7"),
+        "{lines:?}"
+    );
+    std::env::remove_var("FAKE_NVML_STATE");
+}

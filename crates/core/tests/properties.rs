@@ -88,6 +88,7 @@ fn device(id: String, kind: DeviceKind, kwh: f64, secs: f64) -> DeviceRecord {
         },
         machine_energy_kwh: kwh,
         idle_power_w: None,
+        uuid: None,
     }
 }
 

@@ -162,6 +162,15 @@ fn errors_name_the_field_and_the_reason() {
     r.emissions_kg.embodied += 1.0;
     assert_eq!(r.validate_at(NOW).unwrap_err().path, "emissions_kg.total");
 
+    // A GPU's UUID is a short line like the host's GPU list's.
+    let mut r = built(RunStatus::Completed);
+    r.devices[2].uuid = Some("GPU-8932f937-d72c-4106-c12f-20bd9faed9f6".into());
+    assert_eq!(r.validate_at(NOW), Ok(()));
+    r.devices[2].uuid = Some("x".repeat(300));
+    assert_eq!(r.validate_at(NOW).unwrap_err().path, "devices[2].uuid");
+    r.devices[2].uuid = Some("GPU-1\nforged".into());
+    assert_eq!(r.validate_at(NOW).unwrap_err().path, "devices[2].uuid");
+
     // Within the tolerance (10⁻⁶ relative): float noise passes.
     let mut r = built(RunStatus::Completed);
     r.emissions_kg.total *= 1.0 + 1e-9;

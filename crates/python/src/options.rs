@@ -27,6 +27,7 @@ pub const KNOWN: &[&str] = &[
     "pue",
     "cpu_tdp",
     "nvml_library",
+    "amdsmi_library",
     "max_duration",
     "budget_kwh",
     "budget_kg",
@@ -113,6 +114,7 @@ pub fn run_options(d: &Bound<'_, PyDict>) -> PyResult<RunOptions> {
     o.carbon.pue = opt(d, "pue")?;
     o.cpu_tdp_w = opt(d, "cpu_tdp")?;
     o.nvml_library = opt::<PathBuf>(d, "nvml_library")?;
+    o.amdsmi_library = opt::<PathBuf>(d, "amdsmi_library")?;
     o.limits.max_duration = opt_duration(d, "max_duration")?;
     o.limits.budget_kwh = opt(d, "budget_kwh")?;
     o.limits.budget_kg = opt(d, "budget_kg")?;

@@ -100,6 +100,7 @@ pub fn start_shared(
                 cpus: share.cpus,
                 scope,
                 gpus: disc.visible_gpus.clone(),
+                gpu_shares: disc.gpu_shares.clone(),
             },
             sensors,
         ) {

@@ -101,6 +101,8 @@ pub struct RunOptions {
     pub cpu_tdp_w: Option<f64>,
     /// libnvidia-ml path (`None`: `$WATTPRINT_NVML_LIBRARY`, else the system's).
     pub nvml_library: Option<PathBuf>,
+    /// libamd_smi path (`None`: `$WATTPRINT_AMDSMI_LIBRARY`, else the system's).
+    pub amdsmi_library: Option<PathBuf>,
     pub limits: LimitOptions,
     /// Share (0, 1] of the machine's embodied emissions.
     pub embodied_share: Option<f64>,
@@ -135,6 +137,7 @@ impl Default for RunOptions {
             carbon: CarbonOptions::default(),
             cpu_tdp_w: None,
             nvml_library: None,
+            amdsmi_library: None,
             limits: LimitOptions::default(),
             embodied_share: None,
             instance_type: None,

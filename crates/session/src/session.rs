@@ -238,7 +238,8 @@ impl Prepared {
             .or_else(|| wattprint_core::job::from_env(&ctx.env));
         let m = measure::start_shared(
             &ctx.host,
-            &measure::discover_options(&ctx.env, opts.cpu_tdp_w, opts.nvml_library.clone()),
+            &measure::discover_options(&ctx.env, opts.cpu_tdp_w, opts.nvml_library.clone())
+                .with_amdsmi_library(opts.amdsmi_library.clone()),
             opts.scope,
             interval,
             ctx.runtime_dir.clone().map(|runtime_dir| measure::Share {

@@ -92,7 +92,13 @@ impl FakeHost {
             )
             .env_remove("WATTPRINT_LOCATION")
             .env_remove("WATTPRINT_PROJECT")
-            .env_remove("CUDA_VISIBLE_DEVICES");
+            .env_remove("CUDA_VISIBLE_DEVICES")
+            .env_remove("WATTPRINT_AMDSMI_LIBRARY")
+            .env_remove("WATTPRINT_ROCM_SMI_LIBRARY")
+            .env_remove("WATTPRINT_LEVEL_ZERO_LIBRARY")
+            .env_remove("ROCR_VISIBLE_DEVICES")
+            .env_remove("HIP_VISIBLE_DEVICES")
+            .env_remove("ZE_AFFINITY_MASK");
         c
     }
     /// `wattprint ARGS`, asserting success; stdout.

@@ -65,9 +65,9 @@ const SOURCES: &[SourceInfo] = &[
         key: "WP-DS",
         name: "Vendor datasheet values entered by wattprint",
         url: "https://www.nvidia.com/en-us/data-center/h100/",
-        version: "NVIDIA H100 Tensor Core GPU datasheet; NVIDIA A100 Tensor Core GPU datasheet",
+        version: "NVIDIA H100 Tensor Core GPU datasheet; NVIDIA A100 Tensor Core GPU datasheet; AMD Instinct MI100, MI210, MI250, MI250X, MI300X datasheets; Intel Data Center GPU Max 1550 specification",
         licence: "n/a",
-        attribution: "Power figures read from NVIDIA product datasheets (facts, no licence); transcribed by wattprint where the shared datasets have a gap.",
+        attribution: "Power figures read from NVIDIA, AMD and Intel product datasheets (facts, no licence); transcribed by wattprint where the shared datasets have a gap.",
     },
 ];
 

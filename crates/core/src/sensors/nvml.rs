@@ -17,6 +17,16 @@
 //!   ([`crate::counter::PowerIntegrator`]). On Ampere (except GA100) and newer GPUs NVML returns
 //!   that power averaged over one second (nvml.h), so sampling faster than 1 Hz adds no detail.
 //!
+//! **MIG**: on a GPU in MIG mode the instances are listed ([`NvmlSensor::mig_instances`]) with
+//! their share of the card: GPU-instance slices (`nvmlDeviceGetAttributes_v2`) over the card's
+//! slices (the 1-slice profile's instance count, `nvmlDeviceGetGpuInstanceProfileInfo`). NVML
+//! measures energy per card, never per instance: a run given MIG instances is charged that
+//! share of its card (see [`NvmlSensor::mig_shares`] and docs/sensors-nvml.md).
+//!
+//! **Several processes on one card**: [`Sensor::device_process_util`] gives each process's SM
+//! utilisation (`nvmlDeviceGetProcessUtilization`), which the host ledger uses to split a
+//! card's dynamic energy among the runs holding it.
+//!
 //! Methodology notes: `docs/sensors-nvml.md`.
 
 use crate::counter::{ChannelEvent, EnergyChannel, PowerIntegrator};
@@ -145,6 +155,10 @@ enum Source {
 
 struct GpuState {
     index: u32,
+    /// Newest per-process utilisation sample seen, for the next query.
+    util_seen: Option<u64>,
+    /// A per-process utilisation failure was reported once for this GPU.
+    util_warned: bool,
     source: Source,
     /// A read failed and the failure was reported; cleared (and reported) when reads resume.
     failing: bool,
@@ -163,6 +177,7 @@ pub struct NvmlSensor {
     library: String,
     driver_version: Option<String>,
     devices: Vec<Device>,
+    mig: Vec<MigInstance>,
     gpus: Vec<GpuState>,
     warnings: Vec<String>,
 }
@@ -204,6 +219,7 @@ impl NvmlSensor {
         let mut devices = Vec::new();
         let mut gpus = Vec::new();
         let mut warnings = Vec::new();
+        let mut mig = Vec::new();
         for index in 0..count {
             let id = format!("gpu:{index}");
             let (device, source) = match nvml.device_by_index(index) {
@@ -214,6 +230,10 @@ impl NvmlSensor {
                         "unknown NVIDIA GPU".into()
                     });
                     let uuid = dev.uuid().ok();
+                    match mig_instances(&dev, index) {
+                        Ok(m) => mig.extend(m),
+                        Err(e) => warnings.push(format!("{id} ({name}): {e}")),
+                    }
                     let source = match p.method {
                         Method::NvmlEnergy => Source::Energy {
                             channel: EnergyChannel::new(None, 1e-3, p.max_power_w),
@@ -257,6 +277,8 @@ impl NvmlSensor {
             devices.push(device);
             gpus.push(GpuState {
                 index,
+                util_seen: None,
+                util_warned: false,
                 source,
                 failing: false,
                 pids_warned: false,
@@ -267,11 +289,30 @@ impl NvmlSensor {
             library: shown,
             driver_version,
             devices,
+            mig,
             gpus,
             warnings,
         };
         sensor.read_all(Instant::now());
         Ok(sensor)
+    }
+
+    /// The MIG instances of the GPUs in MIG mode, by parent GPU.
+    pub fn mig_instances(&self) -> &[MigInstance] {
+        &self.mig
+    }
+
+    /// The share of its card a job holds through the MIG instance its `CUDA_VISIBLE_DEVICES`
+    /// names, as `(NVML index, share)`. CUDA enumerates one MIG instance per process (NVIDIA's
+    /// MIG user guide), so only the first MIG entry counts, as [`Self::visible_gpus`] keeps it;
+    /// cards named whole are not listed.
+    pub fn mig_shares(&self, cuda_visible_devices: &str) -> Vec<(u32, f64)> {
+        cuda_visible_devices
+            .split(',')
+            .map(str::trim)
+            .find_map(|e| self.mig.iter().find(|m| m.uuid.eq_ignore_ascii_case(e)))
+            .map(|m| vec![(m.parent_index, m.share())])
+            .unwrap_or_default()
     }
 
     /// The library that was loaded, as given to `dlopen`.
@@ -418,6 +459,53 @@ impl Sensor for NvmlSensor {
         std::mem::take(&mut self.warnings)
     }
 
+    /// SM utilisation (%) of each process on each GPU since the previous call, from
+    /// `nvmlDeviceGetProcessUtilization` (mean of its samples); `(pid, %)` sorted by pid. A GPU
+    /// that gives none (no process, not supported, MIG mode) gets an empty list.
+    fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
+        let mut out = Vec::with_capacity(self.gpus.len());
+        for (g, dev) in self.gpus.iter_mut().zip(&self.devices) {
+            let samples = self
+                .nvml
+                .device_by_index(g.index)
+                .and_then(|d| d.process_utilization_stats(g.util_seen));
+            let mut per_pid: Vec<(u32, f64, u32)> = Vec::new();
+            match samples {
+                Ok(v) => {
+                    for s in v {
+                        g.util_seen = Some(g.util_seen.unwrap_or(0).max(s.timestamp));
+                        let sm = f64::from(s.sm_util.min(100));
+                        match per_pid.iter_mut().find(|(p, _, _)| *p == s.pid) {
+                            Some(e) => {
+                                e.1 += sm;
+                                e.2 += 1;
+                            }
+                            None => per_pid.push((s.pid, sm, 1)),
+                        }
+                    }
+                }
+                Err(NvmlError::NotFound) | Err(NvmlError::NotSupported) => {}
+                Err(e) => {
+                    if !g.util_warned {
+                        g.util_warned = true;
+                        self.warnings.push(format!(
+                            "{} ({}): NVML gives no per-process utilisation ({e}); the runs on \
+                             this GPU share its dynamic energy evenly",
+                            dev.id, dev.name
+                        ));
+                    }
+                }
+            }
+            let mut v: Vec<(u32, f64)> = per_pid
+                .into_iter()
+                .map(|(p, sum, n)| (p, sum / f64::from(n.max(1))))
+                .collect();
+            v.sort_by_key(|(p, _)| *p);
+            out.push(v);
+        }
+        Some(out)
+    }
+
     /// PIDs with a compute (CUDA) or graphics context on each GPU, sorted and deduplicated.
     /// A GPU whose process list cannot be read gets an empty list (reported once).
     fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
@@ -459,6 +547,73 @@ impl Sensor for NvmlSensor {
         }
         Some(out)
     }
+}
+
+/// A MIG instance: the GPU it is part of and its share of that card.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigInstance {
+    /// NVML index of the parent GPU.
+    pub parent_index: u32,
+    /// `MIG-…` UUID, as `nvidia-smi -L` and `CUDA_VISIBLE_DEVICES` name it.
+    pub uuid: String,
+    /// GPU-instance slices it holds.
+    pub slices: u32,
+    /// Slices of the whole card.
+    pub card_slices: u32,
+}
+
+impl MigInstance {
+    /// Its share of the card's energy: slices over the card's slices, at most 1.
+    pub fn share(&self) -> f64 {
+        if self.card_slices == 0 {
+            0.0
+        } else {
+            (f64::from(self.slices) / f64::from(self.card_slices)).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// Largest MIG device count considered per GPU (NVML's maximum is 7 today).
+const MAX_MIG: u32 = 16;
+
+/// The MIG instances of `dev` (NVML index `index`) when it is in MIG mode; empty otherwise.
+fn mig_instances(dev: &nvml_wrapper::Device<'_>, index: u32) -> Result<Vec<MigInstance>, String> {
+    match dev.mig_mode() {
+        Ok(m) if m.current == 1 => {}
+        Ok(_) | Err(NvmlError::NotSupported) | Err(NvmlError::FailedToLoadSymbol(_)) => {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(format!("NVML could not tell whether MIG is enabled ({e})")),
+    }
+    // The card's slices: how many 1-slice GPU instances (profile 0) it can hold.
+    let card_slices = dev
+        .profile_info(0)
+        .map(|p| p.instance_count.saturating_mul(p.slice_count))
+        .ok()
+        .filter(|n| (1..=MAX_MIG).contains(n))
+        .ok_or_else(|| {
+            "MIG is enabled but NVML gives no slice count for the card: MIG instances are not \
+             told apart, a run given one is charged the whole card"
+                .to_string()
+        })?;
+    let max = dev.mig_device_count().unwrap_or(0).min(MAX_MIG);
+    let mut out = Vec::new();
+    for k in 0..max {
+        let Ok(m) = dev.mig_device_by_index(k) else {
+            continue; // an empty slot
+        };
+        let (Ok(uuid), Ok(attrs)) = (m.uuid(), m.attributes()) else {
+            continue;
+        };
+        let slices = attrs.gpu_instance_slice_count.min(card_slices);
+        out.push(MigInstance {
+            parent_index: index,
+            uuid,
+            slices,
+            card_slices,
+        });
+    }
+    Ok(out)
 }
 
 /// What `wattprint doctor` shows about NVML.

@@ -19,6 +19,10 @@
  *   fail_pids1=1           GPU 1 process queries return NVML_ERROR_UNKNOWN
  *   fail_power1=1          GPU 1 power query returns NVML_ERROR_UNKNOWN
  *   count=<n>              number of GPUs reported (0..2, default 2)
+ *   mig1=1                 GPU 1 is in MIG mode with two instances: the 1-slice one below and
+ *                          a 2-slice one (MIG-0b0b…); the card has 7 slices
+ *   util0, util1           per-process utilisation samples `pid:sm%,pid:sm%`
+ *                          (nvmlDeviceGetProcessUtilization; none: NVML_ERROR_NOT_FOUND)
  * Unknown keys are ignored; missing keys take the defaults below.
  *
  * Build: cc -shared -fPIC -o libfake_nvml.so fake_nvml.c
@@ -58,6 +62,8 @@ static struct nvmlDevice_st GPUS[2] = {
 };
 static struct nvmlDevice_st MIG = {1, 1, "NVIDIA Fake T4 MIG 1g.5gb",
                                    "MIG-5c6d7e8f-aaaa-bbbb-cccc-ddddeeeeffff"};
+static struct nvmlDevice_st MIG2 = {1, 2, "NVIDIA Fake T4 MIG 2g.10gb",
+                                    "MIG-0b0b0b0b-aaaa-bbbb-cccc-ddddeeeeffff"};
 
 static int init_count = 0;
 
@@ -73,7 +79,27 @@ struct state {
     int fail_pids1;
     int fail_power1;
     unsigned int count;
+    int mig1;
+    unsigned int util_pid[2][MAX_PIDS];
+    unsigned int util_sm[2][MAX_PIDS];
+    unsigned int nutil[2];
 };
+
+static void parse_util(const char *v, unsigned int *pid, unsigned int *sm, unsigned int *n) {
+    *n = 0;
+    while (*v && *n < MAX_PIDS) {
+        char *end;
+        unsigned long p = strtoul(v, &end, 10);
+        if (end == v || *end != ':') break;
+        v = end + 1;
+        unsigned long u = strtoul(v, &end, 10);
+        if (end == v) break;
+        pid[*n] = (unsigned int)p;
+        sm[(*n)++] = (unsigned int)u;
+        v = end;
+        if (*v == ',') v++;
+    }
+}
 
 static void parse_pids(const char *v, unsigned int *out, unsigned int *n) {
     *n = 0;
@@ -118,6 +144,9 @@ static void read_state(struct state *s) {
         else if (!strcmp(k, "fail_pids1")) s->fail_pids1 = atoi(v);
         else if (!strcmp(k, "fail_power1")) s->fail_power1 = atoi(v);
         else if (!strcmp(k, "count")) s->count = (unsigned int)strtoul(v, NULL, 10);
+        else if (!strcmp(k, "mig1")) s->mig1 = atoi(v);
+        else if (!strcmp(k, "util0")) parse_util(v, s->util_pid[0], s->util_sm[0], &s->nutil[0]);
+        else if (!strcmp(k, "util1")) parse_util(v, s->util_pid[1], s->util_sm[1], &s->nutil[1]);
     }
     fclose(f);
     if (s->count > 2) s->count = 2;
@@ -200,12 +229,16 @@ nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device) {
         *device = &MIG;
         return NVML_SUCCESS;
     }
+    if (!strcmp(uuid, MIG2.uuid)) {
+        *device = &MIG2;
+        return NVML_SUCCESS;
+    }
     return NVML_ERROR_NOT_FOUND;
 }
 
 nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig, nvmlDevice_t *device) {
     if (!init_count) return NVML_ERROR_UNINITIALIZED;
-    if (mig != &MIG || !device) return NVML_ERROR_INVALID_ARGUMENT;
+    if ((mig != &MIG && mig != &MIG2) || !device) return NVML_ERROR_INVALID_ARGUMENT;
     *device = &GPUS[MIG.index];
     return NVML_SUCCESS;
 }
@@ -228,6 +261,7 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int len
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
     if (!init_count) return NVML_ERROR_UNINITIALIZED;
     struct nvmlDevice_st *d = gpu(device);
+    if (device == &MIG || device == &MIG2) d = device;
     if (!d) return NVML_ERROR_INVALID_ARGUMENT;
     return copy_str(d->uuid, uuid, length);
 }
@@ -303,4 +337,121 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned int *count,
                                                       nvmlProcessInfo_t *infos) {
     return processes(device, count, infos, 1);
+}
+
+/* ---- MIG (GPU 1 with mig1=1) ---- */
+#define NVML_ERROR_NOT_FOUND_ 6u
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    struct nvmlDevice_st *d = gpu(device);
+    if (!d || !current || !pending) return NVML_ERROR_INVALID_ARGUMENT;
+    if (d->index == 0) return NVML_ERROR_NOT_SUPPORTED;
+    struct state s;
+    read_state(&s);
+    *current = *pending = s.mig1 ? 1u : 0u;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count) {
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    struct nvmlDevice_st *d = gpu(device);
+    if (!d || !count) return NVML_ERROR_INVALID_ARGUMENT;
+    if (d->index == 0) return NVML_ERROR_NOT_SUPPORTED;
+    *count = 7;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index,
+                                                 nvmlDevice_t *mig) {
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    struct nvmlDevice_st *d = gpu(device);
+    if (!d || !mig) return NVML_ERROR_INVALID_ARGUMENT;
+    struct state s;
+    read_state(&s);
+    if (d->index != 1 || !s.mig1) return NVML_ERROR_NOT_SUPPORTED;
+    if (index == 0) *mig = &MIG;
+    else if (index == 1) *mig = &MIG2;
+    else return NVML_ERROR_NOT_FOUND_;
+    return NVML_SUCCESS;
+}
+
+/* nvmlDeviceAttributes_t as in nvml.h. */
+typedef struct {
+    unsigned int multiprocessorCount;
+    unsigned int sharedCopyEngineCount;
+    unsigned int sharedDecoderCount;
+    unsigned int sharedEncoderCount;
+    unsigned int sharedJpegCount;
+    unsigned int sharedOfaCount;
+    unsigned int gpuInstanceSliceCount;
+    unsigned int computeInstanceSliceCount;
+    unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
+
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t device, nvmlDeviceAttributes_t *a) {
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    if (!a) return NVML_ERROR_INVALID_ARGUMENT;
+    if (device != &MIG && device != &MIG2) return NVML_ERROR_NOT_SUPPORTED;
+    memset(a, 0, sizeof *a);
+    unsigned int slices = (unsigned int)((struct nvmlDevice_st *)device)->is_mig;
+    a->multiprocessorCount = 14 * slices;
+    a->gpuInstanceSliceCount = slices;
+    a->computeInstanceSliceCount = slices;
+    a->memorySizeMB = 5120ull * slices;
+    return NVML_SUCCESS;
+}
+
+/* nvmlGpuInstanceProfileInfo_t as in nvml.h. */
+typedef struct {
+    unsigned int id, isP2pSupported, sliceCount, instanceCount, multiprocessorCount,
+        copyEngineCount, decoderCount, encoderCount, jpegCount, ofaCount;
+    unsigned long long memorySizeMB;
+} nvmlGpuInstanceProfileInfo_t;
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned int profile,
+                                                 nvmlGpuInstanceProfileInfo_t *info) {
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    struct nvmlDevice_st *d = gpu(device);
+    if (!d || !info) return NVML_ERROR_INVALID_ARGUMENT;
+    if (d->index != 1) return NVML_ERROR_NOT_SUPPORTED;
+    if (profile != 0) return NVML_ERROR_NOT_SUPPORTED; /* only the 1-slice profile here */
+    memset(info, 0, sizeof *info);
+    info->sliceCount = 1;
+    info->instanceCount = 7;
+    info->multiprocessorCount = 14;
+    return NVML_SUCCESS;
+}
+
+/* ---- per-process utilisation ---- */
+typedef struct {
+    unsigned int pid;
+    unsigned long long timeStamp;
+    unsigned int smUtil, memUtil, encUtil, decUtil;
+} nvmlProcessUtilizationSample_t;
+
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
+                                             nvmlProcessUtilizationSample_t *samples,
+                                             unsigned int *count, unsigned long long last_seen) {
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    struct nvmlDevice_st *d = gpu(device);
+    if (!d || !count) return NVML_ERROR_INVALID_ARGUMENT;
+    (void)last_seen;
+    struct state s;
+    read_state(&s);
+    unsigned int n = s.nutil[d->index];
+    if (n == 0) return NVML_ERROR_NOT_FOUND_;
+    if (!samples || *count < n) {
+        *count = n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        samples[i].pid = s.util_pid[d->index][i];
+        samples[i].timeStamp = 1000000ull + i;
+        samples[i].smUtil = s.util_sm[d->index][i];
+        samples[i].memUtil = 0;
+        samples[i].encUtil = 0;
+        samples[i].decUtil = 0;
+    }
+    *count = n;
+    return NVML_SUCCESS;
 }
