@@ -118,8 +118,11 @@ EOF
         echo 1000000 >"$D/fakehost/sys/class/powercap/$1/energy_uj"
         echo "$3" >"$D/fakehost/sys/class/powercap/$1/max_energy_range_uj"
     done
+    # A 10 kW package: the tests add energy in steps of at most 200 J between two readings
+    # (RAPL readings above twice this bound are rejected as implausible).
+    echo 10000000000 >"$D/fakehost/sys/class/powercap/intel-rapl:0/constraint_0_max_power_uw"
     cat >"$D/etc/plugstack.conf" <<EOF
-optional $TARGET/debug/libwattprint_spank.so store=$D/site sysfs_root=$D/fakehost/sys runtime_dir=$D/run/wattprint interval=50ms allow_opt_out=yes budget_kwh=0.01 grace=3s
+optional $TARGET/debug/libwattprint_spank.so store=$D/site sysfs_root=$D/fakehost/sys runtime_dir=$D/run/wattprint interval=50ms allow_opt_out=yes budget_kwh=0.001 grace=3s
 EOF
     cat >"$D/etc/slurm.conf" <<EOF
 ClusterName=wattprint

@@ -1,0 +1,205 @@
+#![allow(clippy::unwrap_used)]
+//! The SPANK plugin on a real Slurm (scripts/slurm-up.sh): every step measured once per node,
+//! the host ledger's share in each record, `wattprint run` inside a measured step a rank of
+//! the plugin's job. The fake powercap host's counters are moved by the test only: each
+//! expected figure is energy the test added while the runs it names were in the ledger.
+
+mod common;
+use common::{close, joules, wait_for, Cluster};
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+/// Energy added per step: the cluster's budget is 3.6 kJ per step (tests/slurm_caps.rs).
+const STEP_J: f64 = 500.0;
+
+#[test]
+fn sbatch_of_three_steps_gives_one_record_per_step_with_the_ledgers_share() {
+    let c = Cluster::get();
+    let t = c.t().to_path_buf();
+    let steps: Vec<String> = (0..3)
+        .map(|s| format!("srun -n 1 sh -c \"{}\"", wait_for(&t.join(format!("go-{s}")))))
+        .collect();
+    let job = c.sbatch(&steps.join("\n"), &t.join("out.txt"));
+    for s in 0..3 {
+        c.wait_jobs(&[&format!("slurm:{job}"), &format!("slurm:{job}.{s}")]);
+        c.add_energy(STEP_J);
+        std::fs::write(t.join(format!("go-{s}")), "").unwrap();
+    }
+    let recs = c.records(job, 4);
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    let mut by_step: BTreeMap<String, &serde_json::Value> = BTreeMap::new();
+    for r in &recs {
+        let step = r["tags"]["slurm_step"].as_str().unwrap().to_string();
+        assert!(by_step.insert(step, r).is_none(), "two records of one step");
+        assert_eq!(r["status"], "completed", "{r}");
+        assert_eq!(r["sharing"]["job_role"], "leader", "{r}");
+    }
+    assert_eq!(
+        by_step.keys().cloned().collect::<Vec<_>>(),
+        ["0", "1", "2", "batch"]
+    );
+    assert_eq!(by_step["batch"]["job"], format!("slurm:{job}"));
+    assert_eq!(by_step["1"]["job"], format!("slurm:{job}.1"));
+    let hosts: std::collections::BTreeSet<&str> = recs
+        .iter()
+        .map(|r| r["host"]["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 1);
+    // Each record is what the ledger charged that run; together, the energy added.
+    let mut sum = 0.0;
+    for r in &recs {
+        let charged = c.departed_joules(r["id"].as_str().unwrap());
+        close(joules(r), charged, "record vs ledger");
+        sum += joules(r);
+    }
+    close(sum, 3.0 * STEP_J, "the job's records together");
+    // Every step shared the node with the batch step.
+    assert_eq!(by_step["0"]["sharing"]["mode"], "shared");
+    c.wait_job_done(job);
+    // Slurm's accounting saw the same job and steps.
+    let o = c
+        .slurm("sacct")
+        .args(["-n", "-P", "-j", &job.to_string(), "-o", "JobID,State"])
+        .output()
+        .unwrap();
+    let sacct = String::from_utf8_lossy(&o.stdout).to_string();
+    for s in ["batch", "0", "1", "2"] {
+        assert!(
+            sacct.contains(&format!("{job}.{s}|COMPLETED")),
+            "sacct: {sacct}"
+        );
+    }
+}
+
+#[test]
+fn srun_of_four_wattprint_runs_is_measured_once() {
+    let c = Cluster::get();
+    let t = c.t().to_path_buf();
+    let home = t.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let go = t.join("go");
+    let mut srun = c
+        .slurm("srun")
+        .args(["-n", "4"])
+        .env("WATTPRINT_HOME", &home)
+        .env_remove("WATTPRINT_RUNTIME_DIR")
+        .env_remove("WATTPRINT_SYSFS_ROOT")
+        .arg(common::wattprint_bin())
+        .args(["run", "--quiet", "--interval", "50ms", "--", "sh", "-c"])
+        .arg(wait_for(&go))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The plugin and the four ranks, all with the step's key.
+    let s = c.wait_state("the plugin and four ranks", |s| {
+        s["accounts"].as_object().is_some_and(|a| {
+            a.len() == 5
+                && a.values()
+                    .all(|x| x["job"].as_str().is_some_and(|j| j.ends_with(".0")))
+        })
+    });
+    let key = s["accounts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job: u32 = key
+        .trim_start_matches("slurm:")
+        .trim_end_matches(".0")
+        .parse()
+        .unwrap();
+    c.wait_jobs(&[&key]);
+    c.add_energy(STEP_J);
+    std::fs::write(&go, "").unwrap();
+    let st = srun.wait().unwrap();
+    assert!(st.success());
+    let plugin = c.records(job, 1);
+    assert_eq!(plugin.len(), 1, "{plugin:?}");
+    let p = &plugin[0];
+    assert_eq!(p["job"], key);
+    assert_eq!(p["sharing"]["job_role"], "leader");
+    assert_eq!(p["sharing"]["ranks"], 5, "{p}");
+    // The plugin is charged the step's energy, once, and the ranks nothing.
+    close(joules(p), STEP_J, "the plugin's record");
+    close(
+        joules(p),
+        c.departed_joules(p["id"].as_str().unwrap()),
+        "record vs ledger",
+    );
+    let ranks = c.wattprint(&home, &["runs", "--json"]);
+    let ranks = ranks.as_array().unwrap();
+    assert_eq!(ranks.len(), 4, "{ranks:?}");
+    for r in ranks {
+        assert_eq!(r["job"], key);
+        assert_eq!(r["sharing"]["job_role"], "rank", "{r}");
+        assert_eq!(r["sharing"]["leader"], p["id"], "{r}");
+        assert_eq!(joules(r), 0.0);
+    }
+}
+
+#[test]
+fn two_concurrent_jobs_sum_to_the_nodes_energy() {
+    let c = Cluster::get();
+    let t = c.t().to_path_buf();
+    let go = t.join("go");
+    let busy = format!(
+        "while [ ! -e '{}' ] && [ -d '{}' ]; do :; done",
+        go.display(),
+        t.display()
+    );
+    let a = c.sbatch(&busy, &t.join("a.txt"));
+    let b = c.sbatch(&wait_for(&go), &t.join("b.txt"));
+    c.wait_jobs(&[&format!("slurm:{a}"), &format!("slurm:{b}")]);
+    c.add_energy(2.0 * STEP_J);
+    std::fs::write(&go, "").unwrap();
+    let ra = c.records(a, 1);
+    let rb = c.records(b, 1);
+    let (ja, jb) = (joules(&ra[0]), joules(&rb[0]));
+    close(ja + jb, 2.0 * STEP_J, "the two jobs together");
+    for r in [&ra[0], &rb[0]] {
+        assert_eq!(r["sharing"]["mode"], "shared", "{r}");
+        close(
+            joules(r),
+            c.departed_joules(r["id"].as_str().unwrap()),
+            "record vs ledger",
+        );
+    }
+    // The busy job used the CPU; the idle one mostly waited.
+    assert!(ja > jb, "busy {ja} J vs idle {jb} J");
+}
+
+#[test]
+fn a_job_may_opt_out_where_the_site_allows_it() {
+    let c = Cluster::get();
+    let t = c.t().to_path_buf();
+    let o = c
+        .slurm("srun")
+        .args(["--wattprint=off", "-n", "1", "sh", "-c", "echo $SLURM_JOB_ID"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let opted_out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let bad = c
+        .slurm("srun")
+        .args(["--wattprint=perhaps", "-n", "1", "true"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "a misspelt --wattprint is refused");
+    // The next step is measured again (and the one before left no record).
+    let job = c.sbatch("true", &t.join("out.txt"));
+    let recs = c.records(job, 1);
+    assert_eq!(recs.len(), 1);
+    let all = c.wattprint(&c.site(), &["runs", "--json"]);
+    assert!(
+        !all.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["tags"]["slurm_job"] == opted_out.as_str()),
+        "job {opted_out} ran with --wattprint=off"
+    );
+}
