@@ -146,20 +146,45 @@ fn srun_of_four_wattprint_runs_is_measured_once() {
 fn two_concurrent_jobs_sum_to_the_nodes_energy() {
     let c = Cluster::get();
     let t = c.t().to_path_buf();
-    let go = t.join("go");
+    let (go_a, go_b) = (t.join("go-a"), t.join("go-b"));
     let busy = format!(
         "while [ ! -e '{}' ] && [ -d '{}' ]; do :; done",
-        go.display(),
+        go_a.display(),
         t.display()
     );
     let a = c.sbatch(&busy, &t.join("a.txt"));
-    let b = c.sbatch(&wait_for(&go), &t.join("b.txt"));
-    c.wait_jobs(&[&format!("slurm:{a}"), &format!("slurm:{b}")]);
+    let b = c.sbatch(&wait_for(&go_b), &t.join("b.txt"));
+    let s = c.wait_jobs(&[&format!("slurm:{a}"), &format!("slurm:{b}")]);
+    let machine = |s: &serde_json::Value| -> f64 {
+        s["machine_j"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum()
+    };
+    let before = machine(&s);
     c.add_energy(2.0 * STEP_J);
-    std::fs::write(&go, "").unwrap();
+    // The job whose plugin reads the counters ends last: no reader hands over while the
+    // added energy is still being charged.
+    let reader = s["reader"]["run_id"].as_str().unwrap().to_string();
+    let reader_job = s["accounts"][&reader]["job"].clone();
+    let (first, second) = if reader_job == format!("slurm:{a}") {
+        (&go_b, &go_a)
+    } else {
+        (&go_a, &go_b)
+    };
+    std::fs::write(first, "").unwrap();
+    let first_job = if first == &go_a { a } else { b };
+    c.records(first_job, 1);
+    std::fs::write(second, "").unwrap();
     let ra = c.records(a, 1);
     let rb = c.records(b, 1);
     let (ja, jb) = (joules(&ra[0]), joules(&rb[0]));
+    let after = c.wait_state("both jobs gone", |s| {
+        s["accounts"].as_object().is_some_and(|a| a.is_empty())
+    });
+    close(machine(&after) - before, 2.0 * STEP_J, "the node's energy");
     close(ja + jb, 2.0 * STEP_J, "the two jobs together");
     for r in [&ra[0], &rb[0]] {
         assert_eq!(r["sharing"]["mode"], "shared", "{r}");
