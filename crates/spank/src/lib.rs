@@ -147,7 +147,10 @@ pub unsafe extern "C" fn slurm_spank_init(sp: SpankT, ac: c_int, av: *mut *mut c
             .str_item(sp, item::S_SLURM_VERSION_MINOR)
             .unwrap_or_default();
         let mut disabled = false;
-        if let Err(e) = slurm_version::check_running(built, &major, &minor) {
+        if let Some(why) = BUILT_WITHOUT_HEADERS {
+            log(LogLevel::Error, why);
+            disabled = true;
+        } else if let Err(e) = slurm_version::check_running(built, &major, &minor) {
             log(LogLevel::Error, &e);
             disabled = true;
         }
