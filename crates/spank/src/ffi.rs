@@ -9,6 +9,19 @@ use std::sync::OnceLock;
 /// `spank_t`.
 pub type SpankT = *mut c_void;
 
+/// Slurm's handle for the current callback, as Slurm passed it (only Slurm's callbacks make
+/// one).
+#[derive(Clone, Copy)]
+pub struct Spank(SpankT);
+
+impl Spank {
+    /// # Safety
+    /// `sp` is the handle Slurm passed to the running callback.
+    pub unsafe fn from_raw(sp: SpankT) -> Spank {
+        Spank(sp)
+    }
+}
+
 /// `spank_err_t` value for success.
 pub const ESPANK_SUCCESS: c_int = 0;
 
@@ -118,42 +131,42 @@ impl Api {
             LogLevel::Debug => self.debug,
         };
         let Some(f) = f else { return };
-        let line = CString::new(format!("wattprint: {}", text.replace('\0', " ")))
-            .unwrap_or_default();
+        let line =
+            CString::new(format!("wattprint: {}", text.replace('\0', " "))).unwrap_or_default();
         // SAFETY: a "%s" format with one NUL-terminated string argument.
         unsafe { f(c"%s".as_ptr(), line.as_ptr()) }
     }
 
     /// A `uint32_t` item.
-    pub fn u32_item(&self, sp: SpankT, it: c_int) -> Option<u32> {
+    pub fn u32_item(&self, sp: Spank, it: c_int) -> Option<u32> {
         let f = self.get_item?;
         let mut v: u32 = 0;
         // SAFETY: the item's documented out-argument is a `uint32_t *`.
-        (unsafe { f(sp, it, &mut v as *mut u32) } == ESPANK_SUCCESS).then_some(v)
+        (unsafe { f(sp.0, it, &mut v as *mut u32) } == ESPANK_SUCCESS).then_some(v)
     }
 
     /// A `uint16_t` item (S_JOB_NCPUS).
-    pub fn u16_item(&self, sp: SpankT, it: c_int) -> Option<u16> {
+    pub fn u16_item(&self, sp: Spank, it: c_int) -> Option<u16> {
         let f = self.get_item?;
         let mut v: u16 = 0;
         // SAFETY: the item's documented out-argument is a `uint16_t *`.
-        (unsafe { f(sp, it, &mut v as *mut u16) } == ESPANK_SUCCESS).then_some(v)
+        (unsafe { f(sp.0, it, &mut v as *mut u16) } == ESPANK_SUCCESS).then_some(v)
     }
 
     /// An `int` or `pid_t` item (S_TASK_PID, S_TASK_EXIT_STATUS).
-    pub fn int_item(&self, sp: SpankT, it: c_int) -> Option<c_int> {
+    pub fn int_item(&self, sp: Spank, it: c_int) -> Option<c_int> {
         let f = self.get_item?;
         let mut v: c_int = 0;
         // SAFETY: the item's documented out-argument is an `int *` (pid_t is int).
-        (unsafe { f(sp, it, &mut v as *mut c_int) } == ESPANK_SUCCESS).then_some(v)
+        (unsafe { f(sp.0, it, &mut v as *mut c_int) } == ESPANK_SUCCESS).then_some(v)
     }
 
     /// A `char **` item (S_SLURM_VERSION_*).
-    pub fn str_item(&self, sp: SpankT, it: c_int) -> Option<String> {
+    pub fn str_item(&self, sp: Spank, it: c_int) -> Option<String> {
         let f = self.get_item?;
         let mut p: *const c_char = std::ptr::null();
         // SAFETY: the item's documented out-argument is a `char **`; Slurm owns the string.
-        if unsafe { f(sp, it, &mut p as *mut *const c_char) } != ESPANK_SUCCESS || p.is_null() {
+        if unsafe { f(sp.0, it, &mut p as *mut *const c_char) } != ESPANK_SUCCESS || p.is_null() {
             return None;
         }
         // SAFETY: a NUL-terminated string owned by Slurm, read at once.
@@ -161,11 +174,11 @@ impl Api {
     }
 
     /// The job's environment (S_JOB_ENV, a NULL-terminated `char **`), at most `max` entries.
-    pub fn job_env(&self, sp: SpankT, max: usize) -> Option<Vec<(String, String)>> {
+    pub fn job_env(&self, sp: Spank, max: usize) -> Option<Vec<(String, String)>> {
         let f = self.get_item?;
         let mut p: *const *const c_char = std::ptr::null();
         // SAFETY: S_JOB_ENV's out-argument is a `char ***`.
-        if unsafe { f(sp, item::S_JOB_ENV, &mut p as *mut *const *const c_char) }
+        if unsafe { f(sp.0, item::S_JOB_ENV, &mut p as *mut *const *const c_char) }
             != ESPANK_SUCCESS
             || p.is_null()
         {
@@ -188,21 +201,20 @@ impl Api {
     }
 
     /// Register a command-line option (`--NAME=ARG` of srun, sbatch and salloc).
-    pub fn register_option(&self, sp: SpankT, opt: &'static mut SpankOption) -> bool {
+    pub fn register_option(&self, sp: Spank, opt: &'static mut SpankOption) -> bool {
         match self.option_register {
             // SAFETY: the option lives for the process's life, as Slurm requires.
-            Some(f) => (unsafe { f(sp, opt as *mut SpankOption) }) == ESPANK_SUCCESS,
+            Some(f) => (unsafe { f(sp.0, opt as *mut SpankOption) }) == ESPANK_SUCCESS,
             None => false,
         }
     }
 
     /// Set a variable in the job's environment (remote context, before the tasks start).
-    pub fn setenv(&self, sp: SpankT, name: &str, value: &str) -> bool {
-        let (Some(f), Ok(n), Ok(v)) = (self.setenv, CString::new(name), CString::new(value))
-        else {
+    pub fn setenv(&self, sp: Spank, name: &str, value: &str) -> bool {
+        let (Some(f), Ok(n), Ok(v)) = (self.setenv, CString::new(name), CString::new(value)) else {
             return false;
         };
         // SAFETY: NUL-terminated strings; overwrite = 1.
-        unsafe { f(sp, n.as_ptr(), v.as_ptr(), 1) == ESPANK_SUCCESS }
+        unsafe { f(sp.0, n.as_ptr(), v.as_ptr(), 1) == ESPANK_SUCCESS }
     }
 }

@@ -15,7 +15,7 @@ pub mod slurm_version;
 pub mod step;
 pub mod step_stopper;
 
-use ffi::{item, LogLevel, SpankOption, SpankT};
+use ffi::{item, LogLevel, Spank, SpankOption, SpankT};
 use plugin_config::PluginConfig;
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::sync::Mutex;
@@ -108,7 +108,7 @@ unsafe extern "C" fn option_cb(_val: c_int, optarg: *const c_char, _remote: c_in
 }
 
 /// `--wattprint=off|on` for srun, sbatch and salloc.
-fn register_option(sp: SpankT) {
+fn register_option(sp: Spank) {
     let opt = Box::leak(Box::new(SpankOption {
         name: c"wattprint".as_ptr(),
         arginfo: c"off|on".as_ptr(),
@@ -127,13 +127,18 @@ fn register_option(sp: SpankT) {
 #[no_mangle]
 pub unsafe extern "C" fn slurm_spank_init(sp: SpankT, ac: c_int, av: *mut *mut c_char) -> c_int {
     let words = args(ac, av);
+    // SAFETY: Slurm's handle for this callback.
+    let sp = unsafe { Spank::from_raw(sp) };
     guarded("slurm_spank_init", || {
         let api = ffi::api();
         if !api.complete() {
             return;
         }
         let ctx = api.context();
-        if matches!(ctx, ffi::S_CTX_LOCAL | ffi::S_CTX_REMOTE | ffi::S_CTX_ALLOCATOR) {
+        if matches!(
+            ctx,
+            ffi::S_CTX_LOCAL | ffi::S_CTX_REMOTE | ffi::S_CTX_ALLOCATOR
+        ) {
             register_option(sp);
         }
         if ctx != ffi::S_CTX_REMOTE {
@@ -178,6 +183,8 @@ pub unsafe extern "C" fn slurm_spank_init_post_opt(
     _ac: c_int,
     _av: *mut *mut c_char,
 ) -> c_int {
+    // SAFETY: Slurm's handle for this callback.
+    let sp = unsafe { Spank::from_raw(sp) };
     guarded("slurm_spank_init_post_opt", || {
         let api = ffi::api();
         if api.context() != ffi::S_CTX_REMOTE {
@@ -192,7 +199,10 @@ pub unsafe extern "C" fn slurm_spank_init_post_opt(
             api.u32_item(sp, item::S_JOB_ID),
             api.u32_item(sp, item::S_JOB_STEPID),
         ) else {
-            log(LogLevel::Error, "cannot read the job and step ids; not measured");
+            log(
+                LogLevel::Error,
+                "cannot read the job and step ids; not measured",
+            );
             return;
         };
         let info = StepInfo {
@@ -227,10 +237,7 @@ pub unsafe extern "C" fn slurm_spank_init_post_opt(
                 }
                 p.step = Some(m);
             }
-            Err(e) => log(
-                LogLevel::Error,
-                &format!("step {name} not measured: {e:#}"),
-            ),
+            Err(e) => log(LogLevel::Error, &format!("step {name} not measured: {e:#}")),
         }
     })
 }
@@ -245,6 +252,8 @@ pub unsafe extern "C" fn slurm_spank_task_post_fork(
     _ac: c_int,
     _av: *mut *mut c_char,
 ) -> c_int {
+    // SAFETY: Slurm's handle for this callback.
+    let sp = unsafe { Spank::from_raw(sp) };
     guarded("slurm_spank_task_post_fork", || {
         let Some(pid) = ffi::api().int_item(sp, item::S_TASK_PID) else {
             return;
@@ -269,6 +278,8 @@ pub unsafe extern "C" fn slurm_spank_task_exit(
     _ac: c_int,
     _av: *mut *mut c_char,
 ) -> c_int {
+    // SAFETY: Slurm's handle for this callback.
+    let sp = unsafe { Spank::from_raw(sp) };
     guarded("slurm_spank_task_exit", || {
         let Some(status) = ffi::api().int_item(sp, item::S_TASK_EXIT_STATUS) else {
             return;

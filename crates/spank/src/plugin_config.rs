@@ -108,7 +108,9 @@ impl PluginConfig {
         let mut problems = Vec::new();
         for a in args.iter().map(AsRef::as_ref) {
             let Some((k, v)) = a.split_once('=') else {
-                problems.push(format!("plugstack.conf option `{a}` is not KEY=VALUE; ignored"));
+                problems.push(format!(
+                    "plugstack.conf option `{a}` is not KEY=VALUE; ignored"
+                ));
                 continue;
             };
             let r: Result<(), String> = match k {
@@ -160,7 +162,10 @@ impl PluginConfig {
         match job_says {
             Some(false) if !self.allow_opt_out => (
                 true,
-                Some("--wattprint=off ignored: this cluster measures every job (allow_opt_out=no)".to_string()),
+                Some(
+                    "--wattprint=off ignored: this cluster measures every job (allow_opt_out=no)"
+                        .to_string(),
+                ),
             ),
             Some(on) => (on, None),
             None => (self.default_on, None),
@@ -219,7 +224,9 @@ mod tests {
         assert_eq!(c.sysfs_root, None);
         assert_eq!(c.budget_kg, None);
         assert_eq!(problems.len(), 4, "{problems:?}");
-        assert!(problems[0].contains("sysfs_root=relative/sys") && problems[0].contains("absolute"));
+        assert!(
+            problems[0].contains("sysfs_root=relative/sys") && problems[0].contains("absolute")
+        );
         assert!(problems[1].contains("positive"));
         assert!(problems[2].contains("unknown option"));
         assert!(problems[3].contains("KEY=VALUE"));

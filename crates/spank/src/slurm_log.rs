@@ -57,7 +57,9 @@ pub fn to_job_output(tasks: &Tasks, line: &str) -> bool {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(format!("/proc/{pid}/fd/2"));
         if let Ok(mut f) = f {
-            return f.write_all(format!("wattprint: {line}\n").as_bytes()).is_ok();
+            return f
+                .write_all(format!("wattprint: {line}\n").as_bytes())
+                .is_ok();
         }
     }
     false

@@ -196,7 +196,9 @@ impl MeasuredStep {
         if let Some(t) = cfg.token() {
             match t {
                 Ok(t) => env.set("WATTPRINT_TOKEN", t),
-                Err(e) => msgs.warn(&format!("token_file: {e}; records are not sent to the server")),
+                Err(e) => msgs.warn(&format!(
+                    "token_file: {e}; records are not sent to the server"
+                )),
             }
         }
         let job_name = info
@@ -246,7 +248,10 @@ impl MeasuredStep {
     /// Variables the step's tasks get (before they start): where the host ledger is, so a
     /// `wattprint run` inside the step meets the plugin's entry.
     pub fn task_env(&self, cfg: &PluginConfig) -> Vec<(String, String)> {
-        let mut v = vec![("WATTPRINT_SLURM_RUN_ID".to_string(), self.run_id().to_string())];
+        let mut v = vec![(
+            "WATTPRINT_SLURM_RUN_ID".to_string(),
+            self.run_id().to_string(),
+        )];
         if let Some(p) = &cfg.runtime_dir {
             v.push(("WATTPRINT_RUNTIME_DIR".into(), p.display().to_string()));
         }

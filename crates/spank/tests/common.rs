@@ -112,7 +112,11 @@ impl Cluster {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(o.status.success(), "sbatch: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "sbatch: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout)
             .trim()
             .split(';')
@@ -152,7 +156,10 @@ impl Cluster {
     /// The ledger's newest published state.
     pub fn state(&self) -> Option<serde_json::Value> {
         let mut best: Option<serde_json::Value> = None;
-        for host in std::fs::read_dir(self.dir.join("run/wattprint")).ok()?.flatten() {
+        for host in std::fs::read_dir(self.dir.join("run/wattprint"))
+            .ok()?
+            .flatten()
+        {
             for f in std::fs::read_dir(host.path()).ok()?.flatten() {
                 let name = f.file_name().to_string_lossy().into_owned();
                 if !(name.starts_with("state-") && name.ends_with(".json")) {
@@ -188,7 +195,10 @@ impl Cluster {
             if ok(&s) {
                 return s;
             }
-            assert!(t.elapsed() < DEADLINE, "waited too long for {what}; ledger: {s}");
+            assert!(
+                t.elapsed() < DEADLINE,
+                "waited too long for {what}; ledger: {s}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

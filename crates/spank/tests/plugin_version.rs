@@ -23,8 +23,15 @@ fn the_built_plugin_exports_the_headers_version_and_its_names() {
         let ty = libc::dlsym(h, c"plugin_type".as_ptr()) as *const std::ffi::c_char;
         assert_eq!(std::ffi::CStr::from_ptr(ty).to_str().unwrap(), "spank");
         let name = libc::dlsym(h, c"plugin_name".as_ptr()) as *const std::ffi::c_char;
-        assert_eq!(std::ffi::CStr::from_ptr(name).to_str().unwrap(), "wattprint");
-        for f in [c"slurm_spank_init", c"slurm_spank_init_post_opt", c"slurm_spank_exit"] {
+        assert_eq!(
+            std::ffi::CStr::from_ptr(name).to_str().unwrap(),
+            "wattprint"
+        );
+        for f in [
+            c"slurm_spank_init",
+            c"slurm_spank_init_post_opt",
+            c"slurm_spank_exit",
+        ] {
             assert!(!libc::dlsym(h, f.as_ptr()).is_null());
         }
     }
@@ -52,5 +59,7 @@ fn the_header_is_read_or_the_build_says_why() {
     assert!(parse_header("#define SLURM_VERSION_NUMBER banana\n")
         .unwrap_err()
         .contains("banana"));
-    assert!(parse_header("/* nothing */").unwrap_err().contains("no `#define"));
+    assert!(parse_header("/* nothing */")
+        .unwrap_err()
+        .contains("no `#define"));
 }

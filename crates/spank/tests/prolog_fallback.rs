@@ -72,7 +72,10 @@ fn prolog_measures_the_job_once_and_epilog_ends_it() {
         })
     };
     while !joined() {
-        assert!(t0.elapsed() < common::DEADLINE, "the Prolog's measurer did not start");
+        assert!(
+            t0.elapsed() < common::DEADLINE,
+            "the Prolog's measurer did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // A `wattprint run` in the batch script (SLURM_JOB_ID, no step): a rank of the job.
@@ -97,7 +100,11 @@ fn prolog_measures_the_job_once_and_epilog_ends_it() {
         .unwrap();
     // Both in the ledger's accounts, then one more reading: the run has been a rank.
     let state = || -> Option<serde_json::Value> {
-        let host = std::fs::read_dir(d.join("run")).ok()?.flatten().next()?.path();
+        let host = std::fs::read_dir(d.join("run"))
+            .ok()?
+            .flatten()
+            .next()?
+            .path();
         let f = std::fs::read_dir(host)
             .ok()?
             .flatten()
@@ -116,7 +123,10 @@ fn prolog_measures_the_job_once_and_epilog_ends_it() {
                 _ => {}
             }
         }
-        assert!(t0.elapsed() < common::DEADLINE, "the job's run never shared the ledger");
+        assert!(
+            t0.elapsed() < common::DEADLINE,
+            "the job's run never shared the ledger"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::write(&go, "").unwrap();

@@ -15,7 +15,10 @@ fn wait_output(path: &std::path::Path, what: &str) -> String {
         if s.contains(what) {
             return s;
         }
-        assert!(t.elapsed() < DEADLINE, "no `{what}` in the job's output: {s}");
+        assert!(
+            t.elapsed() < DEADLINE,
+            "no `{what}` in the job's output: {s}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -17,7 +17,12 @@ fn sbatch_of_three_steps_gives_one_record_per_step_with_the_ledgers_share() {
     let c = Cluster::get();
     let t = c.t().to_path_buf();
     let steps: Vec<String> = (0..3)
-        .map(|s| format!("srun -n 1 sh -c \"{}\"", wait_for(&t.join(format!("go-{s}")))))
+        .map(|s| {
+            format!(
+                "srun -n 1 sh -c \"{}\"",
+                wait_for(&t.join(format!("go-{s}")))
+            )
+        })
         .collect();
     let job = c.sbatch(&steps.join("\n"), &t.join("out.txt"));
     for s in 0..3 {
@@ -99,12 +104,7 @@ fn srun_of_four_wattprint_runs_is_measured_once() {
                     .all(|x| x["job"].as_str().is_some_and(|j| j.ends_with(".0")))
         })
     });
-    let key = s["accounts"]
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()["job"]
+    let key = s["accounts"].as_object().unwrap().values().next().unwrap()["job"]
         .as_str()
         .unwrap()
         .to_string();
@@ -204,7 +204,14 @@ fn a_job_may_opt_out_where_the_site_allows_it() {
     let t = c.t().to_path_buf();
     let o = c
         .slurm("srun")
-        .args(["--wattprint=off", "-n", "1", "sh", "-c", "echo $SLURM_JOB_ID"])
+        .args([
+            "--wattprint=off",
+            "-n",
+            "1",
+            "sh",
+            "-c",
+            "echo $SLURM_JOB_ID",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
