@@ -122,7 +122,7 @@ EOF
     # (RAPL readings above twice this bound are rejected as implausible).
     echo 10000000000 >"$D/fakehost/sys/class/powercap/intel-rapl:0/constraint_0_max_power_uw"
     cat >"$D/etc/plugstack.conf" <<EOF
-optional $TARGET/debug/libwattprint_spank.so store=$D/site sysfs_root=$D/fakehost/sys runtime_dir=$D/run/wattprint interval=50ms allow_opt_out=yes budget_kwh=0.001 grace=3s
+optional $TARGET/debug/libwattprint_spank.so store=$D/site sysfs_root=$D/fakehost/sys runtime_dir=$D/run/wattprint config=$D/etc/wattprint-policy.toml interval=50ms allow_opt_out=yes budget_kwh=0.001 grace=3s
 EOF
     cat >"$D/etc/slurm.conf" <<EOF
 ClusterName=wattprint

@@ -54,3 +54,42 @@ fn a_job_over_its_budget_is_warned_stopped_and_recorded() {
     let state = String::from_utf8_lossy(&o.stdout);
     assert!(state.starts_with("CANCELLED"), "sacct: {state}");
 }
+
+/// The site policy file (`config=` in plugstack.conf), written for one test and removed after.
+struct Policy(std::path::PathBuf);
+
+impl Policy {
+    fn write(c: &Cluster, text: &str) -> Policy {
+        let p = c.dir.join("etc/wattprint-policy.toml");
+        std::fs::write(&p, text).unwrap();
+        Policy(p)
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn the_site_policys_duration_cap_stops_a_step() {
+    let c = Cluster::get();
+    let t = c.t().to_path_buf();
+    let _policy = Policy::write(&c, "[limits]\nmax_duration = \"2s\"\n");
+    let out = t.join("out.txt");
+    let job = c.sbatch(
+        &format!("echo started\n{}", wait_for(&t.join("never"))),
+        &out,
+    );
+    let recs = c.records(job, 1);
+    let r = &recs[0];
+    assert_eq!(r["status"], "stopped_by_cap", "{r}");
+    assert_eq!(r["stopped"]["limit"], "max_duration", "{r}");
+    assert_eq!(r["limits"]["max_duration_s"], 2.0, "{r}");
+    // The shell ended at the stop signal, within the grace period.
+    assert_eq!(r["stopped"]["killed_after_grace"], false, "{r}");
+    let text = wait_output(&out, "stopping the job");
+    assert!(text.contains("wattprint: "), "{text}");
+    c.wait_job_done(job);
+}
