@@ -16,13 +16,17 @@
 # Exports: WATTPRINT_TEST_SLURM=1, WATTPRINT_SLURM_DIR, SLURM_CONF. When the cluster cannot
 # start, it says why and exports nothing: the Slurm tests then fail (they do not skip).
 
-_wp_slurm_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_wp_slurm_dir="$(mktemp -d /tmp/wattprint-slurm.XXXXXX)"
-echo "== Slurm (one-node cluster on loopback in $_wp_slurm_dir)"
-(
+# The work runs in a child bash (`slurm-up.sh --start DIR`), so that `set -e` holds there
+# whatever the sourcing shell does (bash ignores it in a subshell that is a condition or in an
+# `||` list) and a failure never ends the sourcing shell.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    if [ "${1:-}" != --start ] || [ -z "${2:-}" ]; then
+        echo "source this script (its exports are for the calling shell): source scripts/slurm-up.sh" >&2
+        exit 2
+    fi
     set -euo pipefail
-    D="$_wp_slurm_dir"
-    REPO="$_wp_slurm_repo"
+    D="$2"
+    REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     t0=$SECONDS
     if [ "$(id -u)" != 0 ]; then
         echo "slurm-up.sh must run as root (slurmd and slurmstepd run as root)" >&2
@@ -83,7 +87,7 @@ echo "== Slurm (one-node cluster on loopback in $_wp_slurm_dir)"
     /usr/sbin/mariadbd --no-defaults --user=root --datadir="$D/mysql" --socket="$D/mysql.sock" \
         --pid-file="$D/mysql.pid" --bind-address=127.0.0.1 --port="$DBPORT" --skip-name-resolve \
         --innodb-buffer-pool-size=32M --innodb-log-file-size=8M --innodb-flush-log-at-trx-commit=0 \
-        --log-error="$D/log/mariadb.log" &
+        --log-error="$D/log/mariadb.log" >>"$D/log/mariadb.log" 2>&1 &
     wait_for MariaDB 40 mariadb --no-defaults --socket="$D/mysql.sock" -uroot -e 'select 1'
     mariadb --no-defaults --socket="$D/mysql.sock" -uroot -e \
         "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
@@ -172,9 +176,14 @@ EOF
     /usr/sbin/slurmd -N "$HOST"
     wait_for "the node $HOST to be idle" 40 sh -c "sinfo -h -n '$HOST' -o %t | grep -qx idle"
     echo "Slurm up in $((SECONDS - t0)) s: $(sinfo -h -o '%P %D %t %C') (SLURM_CONF=$SLURM_CONF)"
-)
-# (Not `if ( … )`: bash ignores `set -e` inside a subshell that is a condition.)
-_wp_rc=$?
+    exit 0
+fi
+
+_wp_slurm_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_wp_slurm_dir="$(mktemp -d /tmp/wattprint-slurm.XXXXXX)"
+echo "== Slurm (one-node cluster on loopback in $_wp_slurm_dir)"
+_wp_rc=0
+bash "$_wp_slurm_repo/scripts/slurm-up.sh" --start "$_wp_slurm_dir" || _wp_rc=$?
 if [ "$_wp_rc" = 0 ]; then
     export WATTPRINT_TEST_SLURM=1
     export WATTPRINT_SLURM_DIR="$_wp_slurm_dir"
@@ -182,9 +191,12 @@ if [ "$_wp_rc" = 0 ]; then
 else
     echo "the Slurm cluster could not start (logs in $_wp_slurm_dir/log); the Slurm tests will fail" >&2
     for _wp_f in "$_wp_slurm_dir"/log/*.log; do
-        [ -f "$_wp_f" ] && { echo "--- $_wp_f" >&2; tail -n 15 "$_wp_f" >&2; }
+        if [ -f "$_wp_f" ]; then
+            echo "--- $_wp_f" >&2
+            tail -n 15 "$_wp_f" >&2
+        fi
     done
-    WATTPRINT_SLURM_DIR="$_wp_slurm_dir" bash "$_wp_slurm_repo/scripts/slurm-down.sh" --keep-logs
+    WATTPRINT_SLURM_DIR="$_wp_slurm_dir" bash "$_wp_slurm_repo/scripts/slurm-down.sh" --keep-logs || true
     unset WATTPRINT_TEST_SLURM
 fi
 unset _wp_slurm_dir _wp_slurm_repo _wp_f _wp_rc
