@@ -75,7 +75,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     # munge: own key and socket.
     dd if=/dev/urandom of="$D/etc/munge.key" bs=1024 count=1 status=none
     chmod 400 "$D/etc/munge.key"
-    chmod 700 "$D/munge"
+    chmod 755 "$D/munge"  # jobs of other users reach munged too
     /usr/sbin/munged --force --key-file="$D/etc/munge.key" --socket="$D/munge/munge.socket" \
         --pid-file="$D/munge/munged.pid" --log-file="$D/log/munged.log" --seed-file="$D/munge/seed"
     wait_for munged 15 munge --socket="$D/munge/munge.socket" -n

@@ -683,8 +683,11 @@ fn participants(dir: &Path) -> (Vec<Participant>, Vec<PathBuf>) {
             dead.push(path);
             continue;
         }
-        // Someone else's file claiming my process (or anyone's): ignored.
-        if process_uid(p.pid) != Some(meta.uid()) {
+        // Someone else's file claiming my process (or anyone's): ignored. Root's files are
+        // trusted whoever runs the process now: slurmstepd (the Slurm plugin's process) takes
+        // the job user's effective uid for moments while it starts tasks, and /proc/<pid>
+        // follows it.
+        if meta.uid() != 0 && process_uid(p.pid) != Some(meta.uid()) {
             continue;
         }
         if live.len() < MAX_PARTICIPANTS {

@@ -286,13 +286,18 @@ impl MeasuredStep {
     /// The step ended: the final record to the site store (and the server).
     pub fn finish(self) -> Finished {
         self.to_job.store(false, Ordering::SeqCst);
+        let mut warnings = Vec::new();
+        if self.tasks.pids().is_empty() {
+            warnings.push("the step started no task (see slurmd's log)".to_string());
+        }
         let (code, signal, status) = match self.worst {
             Some(s) if libc::WIFSIGNALED(s) => (None, Some(libc::WTERMSIG(s)), RunStatus::Killed),
             Some(s) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) != 0 => {
                 (Some(libc::WEXITSTATUS(s)), None, RunStatus::Failed)
             }
             Some(_) => (Some(0), None, RunStatus::Completed),
-            None => (None, None, RunStatus::Completed),
+            None if warnings.is_empty() => (None, None, RunStatus::Completed),
+            None => (None, None, RunStatus::Failed),
         };
         self.session.finish(
             Ending {
@@ -301,7 +306,7 @@ impl MeasuredStep {
                 signal,
             },
             status,
-            Vec::new(),
+            warnings,
             SelfUsage::SamplerThread {
                 startup_ms: self.startup_ms,
             },

@@ -9,6 +9,15 @@ use common::{close, joules, wait_for, Cluster};
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
+fn machine_j(s: &serde_json::Value) -> f64 {
+    s["machine_j"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum()
+}
+
 /// Energy added per step: the cluster's budget is 3.6 kJ per step (tests/slurm_caps.rs).
 const STEP_J: f64 = 500.0;
 
@@ -234,4 +243,74 @@ fn a_job_may_opt_out_where_the_site_allows_it() {
             .any(|r| r["tags"]["slurm_job"] == opted_out.as_str()),
         "job {opted_out} ran with --wattprint=off"
     );
+}
+
+#[test]
+fn a_users_batch_job_with_wattprint_runs_inside_is_measured_once_per_step() {
+    let c = Cluster::get();
+    let t = c.t().to_path_buf();
+    // The job runs as an ordinary user; the plugin, in slurmstepd, as root.
+    use std::os::unix::fs::PermissionsExt;
+    let home = t.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let go = t.join("go");
+    let script = format!(
+        "export WATTPRINT_HOME='{}'\nsrun -n 2 '{}' run --quiet --interval 50ms -- sh -c \"{}\"",
+        home.display(),
+        common::wattprint_bin().display(),
+        wait_for(&go)
+    );
+    let file = t.join("user-job.sh");
+    std::fs::write(&file, format!("#!/bin/sh\n{script}\n")).unwrap();
+    let o = c
+        .slurm("sbatch")
+        .args(["--parsable", "--uid=nobody", "-c", "2", "-o"])
+        .arg(t.join("out.txt"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let job: u32 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    let step = format!("slurm:{job}.0");
+    // The batch step's plugin, the step's plugin and its two ranks.
+    c.wait_state("the step's plugin and two ranks", |s| {
+        s["accounts"]
+            .as_object()
+            .is_some_and(|a| a.values().filter(|x| x["job"] == step.as_str()).count() == 3)
+    });
+    let before = machine_j(&c.wait_jobs(&[&format!("slurm:{job}"), &step]));
+    c.add_energy(STEP_J);
+    std::fs::write(&go, "").unwrap();
+    let recs = c.records(job, 2);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let plugin = recs.iter().find(|r| r["job"] == step.as_str()).unwrap();
+    assert_eq!(plugin["sharing"]["job_role"], "leader");
+    let mut sum = 0.0;
+    for r in &recs {
+        close(
+            joules(r),
+            c.departed_joules(r["id"].as_str().unwrap()),
+            "record vs ledger",
+        );
+        sum += joules(r);
+    }
+    // Together they are charged the node's energy, once: the batch step's plugin reads the
+    // counters throughout (slurmstepd taking the user's uid for moments while it starts the
+    // tasks does not make the ledger drop its root-owned entry).
+    let after = c.wait_state("the job gone", |s| {
+        s["accounts"].as_object().is_some_and(|a| a.is_empty())
+    });
+    close(sum, machine_j(&after) - before, "the job's records vs the node's energy");
+    close(sum, STEP_J, "the batch step and the step together");
+    let ranks = c.wattprint(&home, &["runs", "--json"]);
+    let ranks = ranks.as_array().unwrap();
+    assert_eq!(ranks.len(), 2, "{ranks:?}");
+    for r in ranks {
+        assert_eq!(r["job"], step.as_str());
+        assert_eq!(r["sharing"]["job_role"], "rank", "{r}");
+        assert_eq!(r["sharing"]["leader"], plugin["id"], "{r}");
+        assert_eq!(joules(r), 0.0);
+    }
 }
