@@ -102,7 +102,10 @@ fn slurm_refuses_a_plugin_built_for_another_release() {
     let at = plugin_version_offset(&so);
     let header = std::fs::read_to_string("/usr/include/slurm/slurm_version.h").unwrap();
     let built = parse_header(&header).unwrap().number();
-    assert_eq!(u32::from_le_bytes(so[at..at + 4].try_into().unwrap()), built);
+    assert_eq!(
+        u32::from_le_bytes(so[at..at + 4].try_into().unwrap()),
+        built
+    );
     // The same plugin as if built against Slurm 23.02, and as built without the headers (0).
     for (version, shown) in [(0x17_02_00u32, "23.02"), (0, "0.00")] {
         let mut patched = so.clone();
