@@ -192,14 +192,24 @@ impl MeasuredStep {
         let tasks = Tasks::default();
         let to_job = Arc::new(AtomicBool::new(false));
         let msgs: Messages = slurm_log::messages(tasks.clone(), Arc::clone(&to_job));
-        let mut env = session_env(cfg, &info);
-        if let Some(t) = cfg.token() {
-            match t {
-                Ok(t) => env.set("WATTPRINT_TOKEN", t),
-                Err(e) => msgs.warn(&format!(
-                    "token_file: {e}; records are not sent to the server"
-                )),
+        let mut cfg = cfg.clone();
+        let token = match cfg.token() {
+            Some(Ok(t)) => Some(t),
+            // Measured all the same, and kept in the site store only.
+            Some(Err(e)) => {
+                msgs.warn(&format!(
+                    "token_file: {e}; records are not sent to {}",
+                    cfg.server.as_deref().unwrap_or("the server")
+                ));
+                cfg.server = None;
+                None
             }
+            None => None,
+        };
+        let cfg = &cfg;
+        let mut env = session_env(cfg, &info);
+        if let Some(t) = token {
+            env.set("WATTPRINT_TOKEN", t);
         }
         let job_name = info
             .job_env

@@ -314,3 +314,29 @@ pub fn close(got: f64, want: f64, what: &str) {
         "{what}: {got} J, expected {want} J"
     );
 }
+
+/// The site policy file (`config=` in plugstack.conf), written for one test and removed after.
+pub struct Policy(std::path::PathBuf);
+
+impl Policy {
+    /// Written readable by root only (it may hold a server token).
+    pub fn write(c: &Cluster, text: &str) -> Policy {
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = c.dir.join("etc/wattprint-policy.toml");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&p)
+            .unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        Policy(p)
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -5,7 +5,7 @@
 //! record says `stopped_by_budget`. Energy is added by the test, not paced by time.
 
 mod common;
-use common::{wait_for, Cluster, DEADLINE};
+use common::{wait_for, Cluster, Policy, DEADLINE};
 use std::time::{Duration, Instant};
 
 fn wait_output(path: &std::path::Path, what: &str) -> String {
@@ -53,23 +53,6 @@ fn a_job_over_its_budget_is_warned_stopped_and_recorded() {
         .unwrap();
     let state = String::from_utf8_lossy(&o.stdout);
     assert!(state.starts_with("CANCELLED"), "sacct: {state}");
-}
-
-/// The site policy file (`config=` in plugstack.conf), written for one test and removed after.
-struct Policy(std::path::PathBuf);
-
-impl Policy {
-    fn write(c: &Cluster, text: &str) -> Policy {
-        let p = c.dir.join("etc/wattprint-policy.toml");
-        std::fs::write(&p, text).unwrap();
-        Policy(p)
-    }
-}
-
-impl Drop for Policy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[test]
