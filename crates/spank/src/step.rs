@@ -383,4 +383,53 @@ mod tests {
         assert_eq!(o.tags["slurm_step"], "0");
         assert_eq!(o.command, vec!["slurm step 42.0 (train)".to_string()]);
     }
+
+    #[test]
+    fn a_step_with_an_unreadable_token_file_is_measured_and_kept_locally() {
+        let t = tempfile::tempdir().unwrap();
+        let z = t.path().join("sys/class/powercap/intel-rapl:0");
+        std::fs::create_dir_all(&z).unwrap();
+        std::fs::write(z.join("name"), "package-0\n").unwrap();
+        std::fs::write(z.join("energy_uj"), "1000000\n").unwrap();
+        std::fs::write(z.join("max_energy_range_uj"), "262143328850\n").unwrap();
+        let word = |k: &str, v: &std::path::Path| format!("{k}={}", v.display());
+        let cfg = PluginConfig::parse(&[
+            word("store", &t.path().join("site")),
+            word("sysfs_root", &t.path().join("sys")),
+            word("runtime_dir", &t.path().join("run")),
+            word("config", &t.path().join("no-policy.toml")),
+            word("token_file", &t.path().join("missing-token")),
+            "server=http://127.0.0.1:9".to_string(),
+            "interval=50ms".to_string(),
+        ])
+        .0;
+        let info = StepInfo {
+            job_id: 7,
+            step_id: 0,
+            job_env: vec![("SLURM_JOB_NAME".into(), "train".into())],
+        };
+        let step = MeasuredStep::start(&cfg, info, Vec::new(), |_| {}).unwrap();
+        let env = step.task_env(&cfg);
+        assert!(env.contains(&(
+            "WATTPRINT_RUNTIME_DIR".to_string(),
+            t.path().join("run").display().to_string()
+        )));
+        let done = step.finish();
+        assert!(done.saved_locally);
+        let r = &done.record;
+        assert_eq!(r.job.as_deref(), Some("slurm:7.0"));
+        // No task was started: the step failed, and says why.
+        assert_eq!(r.status, RunStatus::Failed);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("started no task")),
+            "{:?}",
+            r.warnings
+        );
+        assert!(
+            r.warnings.iter().all(|w| !w.contains("spool")),
+            "nothing was sent, nothing spooled: {:?}",
+            r.warnings
+        );
+        assert!(!t.path().join("site/spool").exists());
+    }
 }
