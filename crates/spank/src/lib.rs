@@ -221,7 +221,15 @@ pub unsafe extern "C" fn slurm_spank_init_post_opt(
         if !on {
             log(
                 LogLevel::Info,
-                &format!("step {} not measured (--wattprint=off)", info.name()),
+                &format!(
+                    "step {} not measured ({})",
+                    info.name(),
+                    if switch.is_some() {
+                        "--wattprint=off"
+                    } else {
+                        "default=off"
+                    }
+                ),
             );
             return;
         }

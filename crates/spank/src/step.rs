@@ -11,7 +11,7 @@
 //!   user's `WATTPRINT_*` settings: the site's options decide what is measured and where the
 //!   records go.
 
-use crate::ffi::{SLURM_BATCH_SCRIPT, SLURM_EXTERN_CONT};
+use crate::ffi::SLURM_BATCH_SCRIPT;
 use crate::plugin_config::PluginConfig;
 use crate::slurm_log::{self, Tasks};
 use crate::step_stopper::StepStopper;
@@ -43,7 +43,8 @@ impl StepInfo {
     /// Whether this step is measured: the batch step and ordinary steps; not the extern
     /// step (it holds no work of the job's).
     pub fn measurable(&self) -> bool {
-        self.step_id != SLURM_EXTERN_CONT && self.step_id < SLURM_EXTERN_CONT - 16
+        // Ordinary step ids are far below Slurm's special ones (0xfffffff0 and up).
+        self.step_id < 0xffff_fff0
             || self.step_id == SLURM_BATCH_SCRIPT
             || self.step_id == crate::ffi::SLURM_INTERACTIVE_STEP
     }
@@ -328,6 +329,7 @@ impl MeasuredStep {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::ffi::SLURM_EXTERN_CONT;
 
     fn info(step: u32) -> StepInfo {
         StepInfo {
