@@ -271,6 +271,36 @@ impl Cluster {
         }
     }
 
+    /// Wait until `n` steps of `job` other than the batch step have their final record: the
+    /// batch script may then end. (A batch step that ends while a step's plugin still takes its
+    /// final reading hands the ledger's reading over, and the ledger estimates those
+    /// milliseconds at the step's mean power, which the tests' bursts of energy make inexact.)
+    pub fn wait_steps_final(&self, job: u32, n: usize) {
+        let t = Instant::now();
+        loop {
+            let v = self.wattprint(
+                &self.site(),
+                &["runs", "--json", "--tag", &format!("slurm_job={job}")],
+            );
+            let done = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|r| r["tags"]["slurm_step"] != "batch" && r["status"] != "running")
+                        .count()
+                })
+                .unwrap_or(0);
+            if done >= n {
+                return;
+            }
+            assert!(
+                t.elapsed() < DEADLINE,
+                "waited too long for {n} final step records of job {job}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn slurmd_log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("log/slurmd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
