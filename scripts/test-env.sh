@@ -79,3 +79,14 @@ export WATTPRINT_TEST_POSTGRES_URL="postgres://wattprint@127.0.0.1:$PG_PORT/post
 echo "PostgreSQL on 127.0.0.1:$PG_PORT ($PG_DIR)"
 
 fi
+
+# A real one-node Slurm for the SPANK plugin's tests (crates/spank/tests): they fail, not
+# skip, when it could not start. Stopped and removed when the calling shell exits.
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-up.sh"
+_wp_test_env_exit() {
+    if [ -n "${WATTPRINT_SLURM_DIR:-}" ]; then
+        bash "$(dirname "${BASH_SOURCE[0]}")/slurm-down.sh"
+    fi
+    if declare -F stop_pg >/dev/null; then stop_pg; fi
+}
+trap _wp_test_env_exit EXIT

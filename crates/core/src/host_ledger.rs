@@ -717,8 +717,11 @@ fn participants(
             dead.push(path);
             continue;
         };
-        // Someone else's file claiming my process (or anyone's): ignored.
-        if process_uid(p.pid) != Some(meta.uid()) {
+        // Someone else's file claiming my process (or anyone's): ignored. Root's files are
+        // trusted whoever runs the process now: slurmstepd (the Slurm plugin's process) takes
+        // the job user's effective uid for moments while it starts tasks, and /proc/<pid>
+        // follows it.
+        if meta.uid() != 0 && process_uid(p.pid) != Some(meta.uid()) {
             continue;
         }
         // One pidfd per known participant: bounded like the participants.
