@@ -115,6 +115,9 @@ pub enum MemoryPer {
 pub struct Memory {
     pub bytes: f64,
     pub per: MemoryPer,
+    /// The figure as GA4HPC reads it, GB: the number × K 1e-6, M 1e-3, G 1, T 1e3, P 1e6
+    /// (decimal steps on Slurm's binary units).
+    pub ga_gb: f64,
 }
 
 /// `500M`, `6760Mc`, `250Gn`, `16G`, `0`; K/M/G/T/P are binary (Slurm's). A bare number is in
@@ -146,20 +149,24 @@ pub fn parse_memory(s: &str, default_unit: u8) -> Result<Memory, String> {
         return Err(bad());
     }
     let v: f64 = num.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        b'B' => 1.0,
-        b'K' => 1024.0,
-        b'M' => 1024.0f64.powi(2),
-        b'G' => 1024.0f64.powi(3),
-        b'T' => 1024.0f64.powi(4),
-        b'P' => 1024.0f64.powi(5),
+    let (mult, ga) = match unit {
+        b'B' => (1.0, 1e-9),
+        b'K' => (1024.0, 1e-6),
+        b'M' => (1024.0f64.powi(2), 1e-3),
+        b'G' => (1024.0f64.powi(3), 1.0),
+        b'T' => (1024.0f64.powi(4), 1e3),
+        b'P' => (1024.0f64.powi(5), 1e6),
         _ => return Err(bad()),
     };
     let bytes = v * mult;
     if !bytes.is_finite() || bytes > MAX_MEMORY_BYTES {
         return Err(format!("`{t}` is more memory than a job can hold"));
     }
-    Ok(Memory { bytes, per })
+    Ok(Memory {
+        bytes,
+        per,
+        ga_gb: v * ga,
+    })
 }
 
 /// AllocTRES: `cpu=4,mem=16G,node=1,billing=4,gres/gpu=2,gres/gpu:a100=2`.
@@ -525,6 +532,8 @@ pub struct Job {
     /// Requested memory for the whole job, bytes (per-core × NCPUS, per-node × nodes).
     pub req_mem_bytes: Option<f64>,
     pub req_mem_per: Option<MemoryPer>,
+    /// Requested memory as GA4HPC reads it, GB (see [`Memory::ga_gb`]).
+    pub req_mem_ga_gb: Option<f64>,
     /// The largest MaxRSS of any step, bytes.
     pub max_rss_bytes: Option<f64>,
     /// Slurm's own energy figure (ConsumedEnergyRaw), J, the largest over the job's lines.
@@ -560,6 +569,7 @@ impl Job {
             cpu_time_s: l.cpu_time_s,
             req_mem_bytes: None,
             req_mem_per: None,
+            req_mem_ga_gb: None,
             max_rss_bytes: l.max_rss_bytes,
             consumed_energy_j: l.consumed_energy_j,
             steps: Vec::new(),
@@ -686,6 +696,7 @@ impl<R: BufRead> Reader<R> {
                 };
                 job.req_mem_bytes = Some((m.bytes * mult).min(MAX_MEMORY_BYTES));
                 job.req_mem_per = Some(m.per);
+                job.req_mem_ga_gb = Some(m.ga_gb * mult);
             }
             if job.cpu_used_s <= 0.0 {
                 if let Some(c) = job.cpu_time_s {

@@ -133,7 +133,7 @@ pub fn estimate_job(job: &Job, f: &HistoryFactors) -> JobEstimate {
             return out;
         }
     }
-    // GA4HPC's way: the Green Algorithms profile, memory in GA4HPC's decimal units (M / 1000).
+    // GA4HPC's way: the Green Algorithms profile, ReqMem read as GA4HPC reads it (M / 1000, G × 1).
     let mut j = profiles::Job::new(job.elapsed_s / 3600.0, &f.location);
     j.cores = cores;
     j.core_watts = f.core_watts.as_ref().map(|x| x.0);
@@ -142,7 +142,7 @@ pub fn estimate_job(job: &Job, f: &HistoryFactors) -> JobEstimate {
     j.gpu_watts = f.gpu_watts.as_ref().map(|x| x.0);
     j.gpu_model = f.gpu_model.clone();
     j.gpu_usage = f.gpu_usage;
-    j.memory_gb = memory_bytes / (1024.0 * 1024.0) / 1000.0;
+    j.memory_gb = job.req_mem_ga_gb.unwrap_or(memory_bytes / GB);
     j.pue = f.user_pue;
     out.ga = profiles::evaluate(Profile::GreenAlgorithms, &j).ok();
     out
