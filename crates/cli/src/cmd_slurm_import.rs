@@ -161,6 +161,7 @@ fn factors(a: &Args) -> Result<(HistoryFactors, Vec<String>)> {
             intensity_source: carbon.intensity_detail.clone(),
             location: carbon.location.code.clone(),
             user_pue: a.carbon.pue,
+            user_intensity: a.carbon.intensity,
         },
         carbon.warnings.clone(),
     ))

@@ -44,6 +44,9 @@ pub struct HistoryFactors {
     pub location: String,
     /// PUE the user gave (passed to the Green Algorithms profile); `None`: GA's own.
     pub user_pue: Option<f64>,
+    /// Carbon intensity the user gave, g/kWh: GA4HPC takes the cluster's CI from its
+    /// configuration, so it replaces the profile's own; `None`: GA's own for the location.
+    pub user_intensity: Option<f64>,
 }
 
 /// One job's estimate.
@@ -144,7 +147,15 @@ pub fn estimate_job(job: &Job, f: &HistoryFactors) -> JobEstimate {
     j.gpu_usage = f.gpu_usage;
     j.memory_gb = job.req_mem_ga_gb.unwrap_or(memory_bytes / GB);
     j.pue = f.user_pue;
-    out.ga = profiles::evaluate(Profile::GreenAlgorithms, &j).ok();
+    out.ga = profiles::evaluate(Profile::GreenAlgorithms, &j).ok().map(|mut g| {
+        if let Some(ci) = f.user_intensity {
+            g.intensity_g_per_kwh = ci;
+            g.intensity_source = "given by the user (GA4HPC: the cluster's CI)".into();
+            g.operational_kg = g.facility_kwh * ci / 1000.0;
+            g.total_kg = g.operational_kg + g.embodied_kg.as_ref().copied().unwrap_or(0.0);
+        }
+        g
+    });
     out
 }
 
