@@ -330,14 +330,31 @@ fn tally_line(name: &str, t: &Tally) -> String {
     if t.jobs == t.jobs_not_counted {
         return format!("  {name}: {} jobs, not counted (no elapsed time)", t.jobs);
     }
+    let not_counted = |n: u64| {
+        if n > 0 {
+            format!(" ({n} not counted: no elapsed time)")
+        } else {
+            String::new()
+        }
+    };
+    let wasted = if t.wasted_jobs > 0 && t.wasted_jobs == t.wasted_not_counted {
+        "not counted".to_string()
+    } else {
+        format!(
+            "{} ({})",
+            energy_kwh(t.wasted_kwh),
+            t.wasted_share()
+                .map_or("no energy counted".into(), |s| format!("{} of the energy", percent(s)))
+        )
+    };
     format!(
-        "  {name}: {} jobs, {} ({} CO2e); wasted {} jobs, {} ({}); CPU efficiency {}; memory used/requested {}, over-request {}",
+        "  {name}: {} jobs{}, {} ({} CO2e); wasted {} jobs{}, {wasted}; CPU efficiency {}; memory used/requested {}, over-request {}",
         t.jobs,
+        not_counted(t.jobs_not_counted),
         energy_kwh(t.energy_kwh),
         mass_kg(t.emissions_kg),
         t.wasted_jobs,
-        energy_kwh(t.wasted_kwh),
-        t.wasted_share().map_or("no energy counted".into(), |s| format!("{} of the energy", percent(s))),
+        not_counted(t.wasted_not_counted),
         t.cpu_efficiency().map_or("unknown (no TotalCPU)".into(), percent),
         t.memory_efficiency().map_or("unknown (no ReqMem and MaxRSS)".into(), percent),
         if t.mem_requested_gbh > 0.0 { energy_kwh(t.mem_overrequest_kwh) } else { "not counted".into() },
@@ -348,8 +365,15 @@ fn print_waste(w: &Waste) -> Result<()> {
     let t = &w.total;
     crate::stdout_ln!("waste (failed, cancelled, timed-out, out-of-memory and system-ended jobs; over-requested memory and cores):");
     crate::stdout_ln!("{}", tally_line("all", t));
-    for (o, (n, kwh)) in &t.by_outcome {
-        crate::stdout_ln!("    {o}: {n} jobs, {}", energy_kwh(*kwh));
+    for (o, x) in &t.by_outcome {
+        let e = if x.jobs == x.not_counted {
+            "not counted (no elapsed time)".to_string()
+        } else if x.not_counted > 0 {
+            format!("{} ({} not counted: no elapsed time)", energy_kwh(x.energy_kwh), x.not_counted)
+        } else {
+            energy_kwh(x.energy_kwh)
+        };
+        crate::stdout_ln!("    {o}: {} jobs, {e}", x.jobs);
     }
     if t.cpu_unknown_jobs > 0 {
         crate::stdout_ln!("    CPU efficiency leaves out {} job(s) with TotalCPU 0 or absent", t.cpu_unknown_jobs);

@@ -168,6 +168,14 @@ pub struct Charged {
     pub kg: f64,
 }
 
+/// Jobs of one outcome: how many, how many had nothing counted, and the energy of the others.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct OutcomeTally {
+    pub jobs: u64,
+    pub not_counted: u64,
+    pub energy_kwh: f64,
+}
+
 /// Totals of a group of jobs (all, or one user, account or partition).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Tally {
@@ -177,12 +185,14 @@ pub struct Tally {
     pub jobs_measured: u64,
     pub energy_kwh: f64,
     pub emissions_kg: f64,
-    /// Failed, cancelled, timed-out, out-of-memory and system-ended jobs.
+    /// Failed, cancelled, timed-out, out-of-memory and system-ended jobs (with those not counted).
     pub wasted_jobs: u64,
     pub wasted_kwh: f64,
     pub wasted_kg: f64,
-    /// Per outcome: jobs and kWh.
-    pub by_outcome: BTreeMap<String, (u64, f64)>,
+    /// Per outcome.
+    pub by_outcome: BTreeMap<String, OutcomeTally>,
+    /// Wasted jobs with nothing counted (no elapsed time).
+    pub wasted_not_counted: u64,
     /// Core-seconds held (NCPUS × Elapsed) and used (TotalCPU), jobs with a real TotalCPU only.
     pub cpu_held_s: f64,
     pub cpu_used_s: f64,
@@ -213,20 +223,26 @@ impl Tally {
     fn add(&mut self, e: &JobEstimate, charged: Option<Charged>, measured: bool, pue: f64) {
         let j = &e.job;
         self.jobs += 1;
+        let o = self.by_outcome.entry(j.outcome.as_str().into()).or_default();
+        o.jobs += 1;
+        if j.outcome.is_waste() {
+            self.wasted_jobs += 1;
+        }
         let Some(c) = charged else {
+            o.not_counted += 1;
             self.jobs_not_counted += 1;
+            if j.outcome.is_waste() {
+                self.wasted_not_counted += 1;
+            }
             return;
         };
+        o.energy_kwh += c.kwh;
         if measured {
             self.jobs_measured += 1;
         }
         self.energy_kwh += c.kwh;
         self.emissions_kg += c.kg;
-        let o = self.by_outcome.entry(j.outcome.as_str().into()).or_default();
-        o.0 += 1;
-        o.1 += c.kwh;
         if j.outcome.is_waste() {
-            self.wasted_jobs += 1;
             self.wasted_kwh += c.kwh;
             self.wasted_kg += c.kg;
         }
