@@ -27,14 +27,21 @@ fn sbatch(wrap: &str) -> String {
     id.trim().split(';').next().unwrap().to_string()
 }
 
-/// The job's state once sacct records it as ended, polling with a deadline.
+/// The job's state once sacct records it as ended, polling with a deadline. The query is the
+/// import's own (a time window, not `-j`): right after a job ends, `sacct -j` can list it a
+/// moment before a window query does.
 fn wait_ended(id: &str, deadline: Instant) -> String {
     loop {
         let out = Command::new("sacct")
-            .args(["-n", "-P", "-X", "-j", id, "--format", "State"])
+            .args(["-n", "-P", "-X", "--starttime", "now-3600", "--format", "JobID,State"])
             .output()
             .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let s = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{id}|")))
+            .unwrap_or("")
+            .to_string();
         if !s.is_empty() && !["PENDING", "RUNNING", "REQUEUED", "COMPLETING"].contains(&s.as_str()) {
             return s;
         }
