@@ -12,7 +12,9 @@ use wattprint_core::cpu_table::{self, CpuMatch};
 use wattprint_core::factors::gpu::{gpu_lookup, GpuMatch};
 use wattprint_core::format::{energy_kwh, mass_kg, percent, sig};
 use wattprint_core::sacct::{Item, Malformed, Outcome, Reader, SACCT_FORMAT};
-use wattprint_core::slurm_history::{estimate_job, Charged, HistoryFactors, JobEstimate, Tally, Waste};
+use wattprint_core::slurm_history::{
+    estimate_job, Charged, HistoryFactors, JobEstimate, Tally, Waste,
+};
 use wattprint_store::store::{RunFilter, Store};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -41,7 +43,12 @@ pub struct Args {
     #[arg(long, requires = "run_sacct")]
     pub allusers: bool,
     /// With --run-sacct: the sacct program (default `sacct` on PATH).
-    #[arg(long, value_name = "PATH", default_value = "sacct", requires = "run_sacct")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "sacct",
+        requires = "run_sacct"
+    )]
     pub sacct: String,
     /// CPU model: power per core is its TDP / its cores (see `wattprint factors cpu QUERY`).
     #[arg(long, value_name = "MODEL", conflicts_with = "core_watts")]
@@ -112,7 +119,10 @@ fn factors(a: &Args) -> Result<(HistoryFactors, Vec<String>)> {
         }
     }
     if !(0.0..=1.0).contains(&a.gpu_usage) {
-        bail!("--gpu-usage {}: must be between 0 and 1 (for 80 % give 0.8)", a.gpu_usage);
+        bail!(
+            "--gpu-usage {}: must be between 0 and 1 (for 80 % give 0.8)",
+            a.gpu_usage
+        );
     }
     let carbon = a.carbon.resolve()?;
     let core_watts = match (&a.cpu, a.core_watts) {
@@ -172,7 +182,9 @@ fn wanted(a: &Args, e: &JobEstimate) -> bool {
     a.user.as_ref().is_none_or(|u| *u == j.user)
         && a.account.as_ref().is_none_or(|x| *x == j.account)
         && a.partition.as_ref().is_none_or(|x| *x == j.partition)
-        && a.state.as_ref().is_none_or(|x| x.eq_ignore_ascii_case(j.outcome.as_str()))
+        && a.state
+            .as_ref()
+            .is_none_or(|x| x.eq_ignore_ascii_case(j.outcome.as_str()))
 }
 
 /// What a job row says.
@@ -201,7 +213,13 @@ fn slurm_kwh(e: &JobEstimate) -> Option<f64> {
 fn hms(s: f64) -> String {
     let s = s.round() as u64;
     if s >= 86_400 {
-        format!("{}-{:02}:{:02}:{:02}", s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60)
+        format!(
+            "{}-{:02}:{:02}:{:02}",
+            s / 86_400,
+            s % 86_400 / 3600,
+            s % 3600 / 60,
+            s % 60
+        )
     } else {
         format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
     }
@@ -262,13 +280,19 @@ fn csv_cell(s: &str) -> String {
 }
 
 fn num(x: Option<f64>) -> String {
-    x.map(|v| sig(v)).unwrap_or_default()
+    x.map(sig).unwrap_or_default()
 }
 
 fn row_csv(r: &Row) -> String {
     let e = &r.e;
     let j = &e.job;
-    let basis = if r.measured_keys.is_some() { "measured" } else if r.charged.is_some() { "estimate" } else { "not counted" };
+    let basis = if r.measured_keys.is_some() {
+        "measured"
+    } else if r.charged.is_some() {
+        "estimate"
+    } else {
+        "not counted"
+    };
     [
         csv_cell(&j.job),
         csv_cell(j.raw_id.as_deref().unwrap_or("")),
@@ -297,8 +321,19 @@ fn row_csv(r: &Row) -> String {
 }
 
 const TEXT_HEADER: [&str; 13] = [
-    "JOB", "USER", "ACCOUNT", "PARTITION", "STATE", "ELAPSED", "CPUS", "CPU EFF", "GPUS",
-    "ENERGY", "CO2e", "GA4HPC ENERGY", "SLURM ENERGY",
+    "JOB",
+    "USER",
+    "ACCOUNT",
+    "PARTITION",
+    "STATE",
+    "ELAPSED",
+    "CPUS",
+    "CPU EFF",
+    "GPUS",
+    "ENERGY",
+    "CO2e",
+    "GA4HPC ENERGY",
+    "SLURM ENERGY",
 ];
 
 fn row_text(r: &Row) -> String {
@@ -344,7 +379,10 @@ fn tally_line(name: &str, t: &Tally) -> String {
             "{} ({})",
             energy_kwh(t.wasted_kwh),
             t.wasted_share()
-                .map_or("no energy counted".into(), |s| format!("{} of the energy", percent(s)))
+                .map_or("no energy counted".into(), |s| format!(
+                    "{} of the energy",
+                    percent(s)
+                ))
         )
     };
     format!(
@@ -369,26 +407,43 @@ fn print_waste(w: &Waste) -> Result<()> {
         let e = if x.jobs == x.not_counted {
             "not counted (no elapsed time)".to_string()
         } else if x.not_counted > 0 {
-            format!("{} ({} not counted: no elapsed time)", energy_kwh(x.energy_kwh), x.not_counted)
+            format!(
+                "{} ({} not counted: no elapsed time)",
+                energy_kwh(x.energy_kwh),
+                x.not_counted
+            )
         } else {
             energy_kwh(x.energy_kwh)
         };
         crate::stdout_ln!("    {o}: {} jobs, {e}", x.jobs);
     }
     if t.cpu_unknown_jobs > 0 {
-        crate::stdout_ln!("    CPU efficiency leaves out {} job(s) with TotalCPU 0 or absent", t.cpu_unknown_jobs);
+        crate::stdout_ln!(
+            "    CPU efficiency leaves out {} job(s) with TotalCPU 0 or absent",
+            t.cpu_unknown_jobs
+        );
     }
     if t.mem_unknown_jobs > 0 {
-        crate::stdout_ln!("    memory efficiency leaves out {} job(s) without both ReqMem and MaxRSS", t.mem_unknown_jobs);
+        crate::stdout_ln!(
+            "    memory efficiency leaves out {} job(s) without both ReqMem and MaxRSS",
+            t.mem_unknown_jobs
+        );
     }
-    for (title, m) in [("per user", &w.by_user), ("per account", &w.by_account), ("per partition", &w.by_partition)] {
+    for (title, m) in [
+        ("per user", &w.by_user),
+        ("per account", &w.by_account),
+        ("per partition", &w.by_partition),
+    ] {
         crate::stdout_ln!("{title}:");
         for (k, t) in m {
             crate::stdout_ln!("{}", tally_line(k, t));
         }
     }
     if w.unfinished_jobs > 0 {
-        crate::stdout_ln!("not counted: {} unfinished job(s) (pending, running, requeued, suspended)", w.unfinished_jobs);
+        crate::stdout_ln!(
+            "not counted: {} unfinished job(s) (pending, running, requeued, suspended)",
+            w.unfinished_jobs
+        );
     }
     Ok(())
 }
@@ -423,7 +478,12 @@ pub fn run(a: Args) -> Result<i32> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("cannot run `{}` (is Slurm's sacct installed and on PATH?)", a.sacct))?;
+            .with_context(|| {
+                format!(
+                    "cannot run `{}` (is Slurm's sacct installed and on PATH?)",
+                    a.sacct
+                )
+            })?;
         let out = ch.stdout.take().context("sacct's output")?;
         child = Some(ch);
         Box::new(std::io::BufReader::new(out))
@@ -445,7 +505,9 @@ pub fn run(a: Args) -> Result<i32> {
     match a.format {
         Format::Text => crate::stdout_ln!("{}", TEXT_HEADER.join("  ")),
         Format::Csv => crate::stdout_ln!("{CSV_HEADER}"),
-        Format::Json => crate::stdout_print!("{{\"schema\":\"wattprint.slurm-import/1\",\"jobs\":["),
+        Format::Json => {
+            crate::stdout_print!("{{\"schema\":\"wattprint.slurm-import/1\",\"jobs\":[")
+        }
     }
     for item in Reader::new(input) {
         let job = match item.context("reading sacct output")? {
@@ -472,7 +534,11 @@ pub fn run(a: Args) -> Result<i32> {
         let (charged, measured_keys) = match found {
             Some((c, keys)) => {
                 if measured_jobs.len() < 1000 {
-                    measured_jobs.push((job.job.clone(), keys.clone(), e.breakdown.as_ref().map(|b| b.energy_kwh.facility.0)));
+                    measured_jobs.push((
+                        job.job.clone(),
+                        keys.clone(),
+                        e.breakdown.as_ref().map(|b| b.energy_kwh.facility.0),
+                    ));
                 }
                 (Some(c), Some(keys))
             }
@@ -485,12 +551,20 @@ pub fn run(a: Args) -> Result<i32> {
             ),
         };
         waste.add(&e, charged, measured_keys.is_some(), f.pue);
-        let r = Row { e, charged, measured_keys };
+        let r = Row {
+            e,
+            charged,
+            measured_keys,
+        };
         match a.format {
             Format::Text => crate::stdout_ln!("{}", row_text(&r)),
             Format::Csv => crate::stdout_ln!("{}", row_csv(&r)),
             Format::Json => {
-                crate::stdout_print!("{}{}", if first { "" } else { "," }, serde_json::to_string(&row_json(&r))?);
+                crate::stdout_print!(
+                    "{}{}",
+                    if first { "" } else { "," },
+                    serde_json::to_string(&row_json(&r))?
+                );
             }
         }
         first = false;
@@ -560,7 +634,10 @@ pub fn run(a: Args) -> Result<i32> {
         eprintln!("wattprint: sacct {b} (skipped)");
     }
     if malformed_count > bad.len() as u64 {
-        eprintln!("wattprint: … and {} more malformed line(s)", malformed_count - bad.len() as u64);
+        eprintln!(
+            "wattprint: … and {} more malformed line(s)",
+            malformed_count - bad.len() as u64
+        );
     }
     Ok(0)
 }

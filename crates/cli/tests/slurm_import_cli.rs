@@ -10,15 +10,29 @@ use serde_json::Value;
 use std::io::Write;
 use std::process::Stdio;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sacct_history.txt");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/sacct_history.txt"
+);
 const FACTORS: [&str; 8] = [
-    "--intensity", "467", "--pue", "1.67", "--core-watts", "10", "--gpu-watts", "250",
+    "--intensity",
+    "467",
+    "--pue",
+    "1.67",
+    "--core-watts",
+    "10",
+    "--gpu-watts",
+    "250",
 ];
 
 fn import(h: &FakeHost, args: &[&str], stdin: Option<&str>) -> (String, String) {
     let mut c = h.cmd();
     c.args(["slurm", "import"]).args(args).args(FACTORS);
-    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut ch = c.spawn().unwrap();
     if let Some(s) = stdin {
@@ -61,11 +75,30 @@ fn ga4hpc_vectors_and_the_estimate_commands_accounting() {
     let ga = |k: &str| j[k]["ga4hpc"]["energy_kwh"].as_f64().unwrap();
     assert!(close(ga("552375"), 3.331485, 1e-6), "{}", ga("552375"));
     assert!(close(ga("556141"), 0.083766, 1e-5), "{}", ga("556141"));
-    assert!(close(j["552375"]["ga4hpc"]["emissions_kg"].as_f64().unwrap(), 1.55580, 1e-5));
+    assert!(close(
+        j["552375"]["ga4hpc"]["emissions_kg"].as_f64().unwrap(),
+        1.55580,
+        1e-5
+    ));
     // Ours: the same job through `wattprint estimate` (memory in binary GB: 250 GiB).
     let est = h.ok(&[
-        "estimate", "--cores", "32", "--core-watts", "10", "--gpus", "1", "--gpu-watts", "250",
-        "--memory", "268.435456", "--duration", "10830s", "--pue", "1.67", "--intensity", "467",
+        "estimate",
+        "--cores",
+        "32",
+        "--core-watts",
+        "10",
+        "--gpus",
+        "1",
+        "--gpu-watts",
+        "250",
+        "--memory",
+        "268.435456",
+        "--duration",
+        "10830s",
+        "--pue",
+        "1.67",
+        "--intensity",
+        "467",
         "--json",
     ]);
     let est: Value = serde_json::from_str(&est).unwrap();
@@ -74,7 +107,10 @@ fn ga4hpc_vectors_and_the_estimate_commands_accounting() {
     assert!(close(ours, want, 1e-9), "{ours} vs {want}");
     assert_eq!(j["552375"]["basis"], "estimate");
     assert_eq!(j["552375"]["cpu_from_cputime"], true);
-    assert!(j["552375"]["notes"][0].as_str().unwrap().contains("CPUTime"));
+    assert!(j["552375"]["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("CPUTime"));
     assert!(v["notes"].to_string().contains("1 job(s) had TotalCPU 0"));
 }
 
@@ -85,21 +121,43 @@ fn history_table_waste_and_malformed_lines() {
     // Each job once, steps folded; the pending array range and running job are listed but
     // never counted as waste; zero elapsed is "not counted", never 0.
     for id in ["552375", "556141", "600_4", "700+0", "700+1", "800", "901"] {
-        assert_eq!(o.lines().filter(|l| l.starts_with(&format!("{id} "))).count(), 1, "{id}\n{o}");
+        assert_eq!(
+            o.lines()
+                .filter(|l| l.starts_with(&format!("{id} ")))
+                .count(),
+            1,
+            "{id}\n{o}"
+        );
     }
     assert!(!o.lines().any(|l| l.starts_with("552375.batch")));
     let l901 = o.lines().find(|l| l.starts_with("901 ")).unwrap();
-    assert!(l901.contains("not counted") && !l901.contains(" 0 J"), "{l901}");
+    assert!(
+        l901.contains("not counted") && !l901.contains(" 0 J"),
+        "{l901}"
+    );
     // Slurm's own figure beside the estimate: 1 800 000 J = 500 Wh.
-    assert!(o.lines().find(|l| l.starts_with("556141 ")).unwrap().contains("500 Wh"));
+    assert!(o
+        .lines()
+        .find(|l| l.starts_with("556141 "))
+        .unwrap()
+        .contains("500 Wh"));
     assert!(o.contains("Slurm's own node-level figure"));
     assert!(o.contains("waste (failed, cancelled"));
     assert!(o.contains("not counted: 2 unfinished job(s)"));
     assert!(o.contains("per user:") && o.contains("per account:") && o.contains("per partition:"));
-    let carol = o.lines().find(|l| l.trim_start().starts_with("carol:")).unwrap();
-    assert!(carol.contains("wasted 2 jobs") && carol.contains("100 % of the energy"), "{carol}");
+    let carol = o
+        .lines()
+        .find(|l| l.trim_start().starts_with("carol:"))
+        .unwrap();
+    assert!(
+        carol.contains("wasted 2 jobs") && carol.contains("100 % of the energy"),
+        "{carol}"
+    );
     // The two bad lines, by number, skipped.
-    assert!(e.contains("line 18: 2 fields where the header has 19"), "{e}");
+    assert!(
+        e.contains("line 18: 2 fields where the header has 19"),
+        "{e}"
+    );
     assert!(e.contains("line 19:") && e.contains("366 days"), "{e}");
 
     let (o, _) = import(&h, &[FIXTURE, "--format", "json"], None);
@@ -116,18 +174,42 @@ fn history_table_waste_and_malformed_lines() {
     // Memory over-request of 800: (64 GiB − 60 GiB) × 24 h × 0.3725 W/GB × 1.67.
     let dave = &v["waste"]["by_user"]["dave"];
     let want = 4.0 * 1.073741824 * 24.0 * 0.3725 * 1.67 / 1000.0;
-    assert!(close(dave["mem_overrequest_kwh"].as_f64().unwrap(), want, 1e-9));
-    assert!(close(dave["cpu_used_s"].as_f64().unwrap() / dave["cpu_held_s"].as_f64().unwrap(), 0.5, 1e-12));
+    assert!(close(
+        dave["mem_overrequest_kwh"].as_f64().unwrap(),
+        want,
+        1e-9
+    ));
+    assert!(close(
+        dave["cpu_used_s"].as_f64().unwrap() / dave["cpu_held_s"].as_f64().unwrap(),
+        0.5,
+        1e-12
+    ));
     assert_eq!(j["800"]["gpus"], 2); // typed gres/gpu:a100=2 only
     assert_eq!(j["901"]["energy_kwh"], Value::Null);
     assert_eq!(j["901"]["basis"], "not counted");
 
     // Filters, CSV.
-    let (o, _) = import(&h, &[FIXTURE, "--format", "csv", "--user", "carol", "--state", "out_of_memory"], None);
+    let (o, _) = import(
+        &h,
+        &[
+            FIXTURE,
+            "--format",
+            "csv",
+            "--user",
+            "carol",
+            "--state",
+            "out_of_memory",
+        ],
+        None,
+    );
     let rows: Vec<&str> = o.lines().collect();
     assert_eq!(rows.len(), 2, "{o}");
     assert!(rows[0].starts_with("job,job_id_raw,user"));
-    assert!(rows[1].starts_with("700+0,700,carol,lab-b,cpu,OUT_OF_MEMORY,out_of_memory,"), "{}", rows[1]);
+    assert!(
+        rows[1].starts_with("700+0,700,carol,lab-b,cpu,OUT_OF_MEMORY,out_of_memory,"),
+        "{}",
+        rows[1]
+    );
 }
 
 #[test]
@@ -141,18 +223,36 @@ fn a_measured_record_of_the_job_wins() {
         .args(["run", "--quiet", "--intensity", "467", "--", "true"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (o, _) = import(&h, &[FIXTURE, "--format", "json"], None);
     let v: Value = serde_json::from_str(&o).unwrap();
     let j = jobs(&v);
     assert_eq!(j["556141"]["basis"], "measured");
-    assert_eq!(j["556141"]["measured_job_keys"], serde_json::json!(["slurm:556141.0"]));
-    assert!(j["556141"]["estimate"]["energy_kwh"]["facility"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        j["556141"]["measured_job_keys"],
+        serde_json::json!(["slurm:556141.0"])
+    );
+    assert!(
+        j["556141"]["estimate"]["energy_kwh"]["facility"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert_eq!(j["552375"]["basis"], "estimate");
-    assert!(v["notes"].to_string().contains("job 556141: measured wattprint record(s) slurm:556141.0 win over the estimate"));
+    assert!(v["notes"]
+        .to_string()
+        .contains("job 556141: measured wattprint record(s) slurm:556141.0 win over the estimate"));
     assert_eq!(v["waste"]["total"]["jobs_measured"], 1);
     let (t, _) = import(&h, &[FIXTURE], None);
-    assert!(t.lines().find(|l| l.starts_with("556141 ")).unwrap().contains("(measured)"));
+    assert!(t
+        .lines()
+        .find(|l| l.starts_with("556141 "))
+        .unwrap()
+        .contains("(measured)"));
     // --no-measured: the estimate again.
     let (o, _) = import(&h, &[FIXTURE, "--format", "json", "--no-measured"], None);
     let v: Value = serde_json::from_str(&o).unwrap();
@@ -172,15 +272,37 @@ fn run_sacct_passes_the_flags_and_reports_its_failure() {
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let f = fake.to_str().unwrap();
-    let (o, _) = import(&h, &["--run-sacct", "--sacct", f, "--starttime", "2026-01-01", "--allusers"], None);
+    let (o, _) = import(
+        &h,
+        &[
+            "--run-sacct",
+            "--sacct",
+            f,
+            "--starttime",
+            "2026-01-01",
+            "--allusers",
+        ],
+        None,
+    );
     assert!(o.lines().any(|l| l.starts_with("5 ")), "{o}");
     let args = std::fs::read_to_string(h.dir.path().join("args")).unwrap();
     assert!(args.starts_with("-P --format JobID,JobIDRaw,"), "{args}");
-    assert!(args.contains("--starttime 2026-01-01") && args.trim_end().ends_with("--allusers"), "{args}");
+    assert!(
+        args.contains("--starttime 2026-01-01") && args.trim_end().ends_with("--allusers"),
+        "{args}"
+    );
     assert!(!args.contains("--endtime"));
     // A sacct that fails: its status is said, not an empty history.
-    std::fs::write(&fake, "#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n").unwrap();
-    let out = h.cmd().args(["slurm", "import", "--run-sacct", "--sacct", f]).output().unwrap();
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let out = h
+        .cmd()
+        .args(["slurm", "import", "--run-sacct", "--sacct", f])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("accounting storage is disabled"));
 }

@@ -18,10 +18,23 @@ fn require_cluster() {
 
 fn sbatch(wrap: &str) -> String {
     let out = Command::new("sbatch")
-        .args(["--parsable", "-n", "1", "--mem=100M", "-J", "wp-import", "--wrap", wrap])
+        .args([
+            "--parsable",
+            "-n",
+            "1",
+            "--mem=100M",
+            "-J",
+            "wp-import",
+            "--wrap",
+            wrap,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "sbatch: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sbatch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8(out.stdout).unwrap();
     // --parsable: `ID` or `ID;cluster`
     id.trim().split(';').next().unwrap().to_string()
@@ -33,7 +46,15 @@ fn sbatch(wrap: &str) -> String {
 fn wait_ended(id: &str, deadline: Instant) -> String {
     loop {
         let out = Command::new("sacct")
-            .args(["-n", "-P", "-X", "--starttime", "now-3600", "--format", "JobID,State"])
+            .args([
+                "-n",
+                "-P",
+                "-X",
+                "--starttime",
+                "now-3600",
+                "--format",
+                "JobID,State",
+            ])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -42,10 +63,14 @@ fn wait_ended(id: &str, deadline: Instant) -> String {
             .find_map(|l| l.strip_prefix(&format!("{id}|")))
             .unwrap_or("")
             .to_string();
-        if !s.is_empty() && !["PENDING", "RUNNING", "REQUEUED", "COMPLETING"].contains(&s.as_str()) {
+        if !s.is_empty() && !["PENDING", "RUNNING", "REQUEUED", "COMPLETING"].contains(&s.as_str())
+        {
             return s;
         }
-        assert!(Instant::now() < deadline, "job {id} did not end in time (state `{s}`)");
+        assert!(
+            Instant::now() < deadline,
+            "job {id} did not end in time (state `{s}`)"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -64,8 +89,17 @@ fn import_reads_the_real_clusters_sacct() {
         .env("WATTPRINT_HOME", home.path())
         .env_remove("WATTPRINT_LOCATION")
         .args([
-            "slurm", "import", "--run-sacct", "--starttime", "now-3600", "--format", "json",
-            "--intensity", "100", "--pue", "1.2",
+            "slurm",
+            "import",
+            "--run-sacct",
+            "--starttime",
+            "now-3600",
+            "--format",
+            "json",
+            "--intensity",
+            "100",
+            "--pue",
+            "1.2",
         ])
         .output()
         .unwrap();
@@ -75,7 +109,11 @@ fn import_reads_the_real_clusters_sacct() {
     assert!(!err.contains("sacct line"), "{err}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let jobs = v["jobs"].as_array().unwrap();
-    let job = |id: &str| jobs.iter().find(|j| j["job"] == id).unwrap_or_else(|| panic!("job {id} not imported: {v}"));
+    let job = |id: &str| {
+        jobs.iter()
+            .find(|j| j["job"] == id)
+            .unwrap_or_else(|| panic!("job {id} not imported: {v}"))
+    };
     let a = job(&ok);
     assert_eq!(a["outcome"], "completed");
     assert_eq!(a["ncpus"], 1);
@@ -83,7 +121,10 @@ fn import_reads_the_real_clusters_sacct() {
     assert_eq!(a["basis"], "estimate");
     assert!(a["energy_kwh"].as_f64().unwrap() > 0.0);
     // 100M requested (ReqMem as this Slurm writes it).
-    assert!((a["req_mem_gb"].as_f64().unwrap() - 0.104_857_6).abs() < 1e-9, "{a}");
+    assert!(
+        (a["req_mem_gb"].as_f64().unwrap() - 0.104_857_6).abs() < 1e-9,
+        "{a}"
+    );
     let f = job(&failed);
     assert_eq!(f["outcome"], "failed");
     assert_eq!(f["wasted"], true);
@@ -91,6 +132,15 @@ fn import_reads_the_real_clusters_sacct() {
     let user = f["user"].as_str().unwrap();
     let w = &v["waste"];
     assert!(w["total"]["wasted_jobs"].as_u64().unwrap() >= 1);
-    assert!(w["by_user"][user]["by_outcome"]["failed"]["jobs"].as_u64().unwrap() >= 1, "{w}");
-    assert!(w["by_partition"]["debug"]["wasted_jobs"].as_u64().unwrap() >= 1, "{w}");
+    assert!(
+        w["by_user"][user]["by_outcome"]["failed"]["jobs"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{w}"
+    );
+    assert!(
+        w["by_partition"]["debug"]["wasted_jobs"].as_u64().unwrap() >= 1,
+        "{w}"
+    );
 }

@@ -144,8 +144,7 @@ pub fn parse_memory(s: &str, default_unit: u8) -> Result<Memory, String> {
         _ => (b, default_unit),
     };
     let num = std::str::from_utf8(num).map_err(|_| bad())?;
-    if num.is_empty() || num.len() > 24 || !num.bytes().all(|c| c.is_ascii_digit() || c == b'.')
-    {
+    if num.is_empty() || num.len() > 24 || !num.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
         return Err(bad());
     }
     let v: f64 = num.parse().map_err(|_| bad())?;
@@ -207,7 +206,8 @@ pub fn parse_tres(s: &str) -> Result<Tres, String> {
                     return Err("AllocTRES: more GPUs than a job can hold".into());
                 }
                 if t.gpu_types.len() < 16 {
-                    t.gpu_types.push(k["gres/gpu:".len()..].chars().take(64).collect());
+                    t.gpu_types
+                        .push(k["gres/gpu:".len()..].chars().take(64).collect());
                 }
             }
             _ => {} // billing, energy, licenses, other gres: not used
@@ -292,7 +292,10 @@ pub fn parse_job_id(s: &str) -> Result<JobId, String> {
     };
     let base = if let Some((b, a)) = job.split_once('_') {
         if let Some(inner) = a.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
-            let ok = !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit() || ",-%:".contains(c));
+            let ok = !inner.is_empty()
+                && inner
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ",-%:".contains(c));
             if !ok {
                 return Err(bad());
             }
@@ -302,7 +305,9 @@ pub fn parse_job_id(s: &str) -> Result<JobId, String> {
         }
         b
     } else if let Some((b, h)) = job.split_once('+') {
-        let n = digits(h).filter(|n| *n <= u32::MAX as u64).ok_or_else(bad)?;
+        let n = digits(h)
+            .filter(|n| *n <= u32::MAX as u64)
+            .ok_or_else(bad)?;
         id.het_component = Some(n as u32);
         b
     } else {
@@ -330,7 +335,11 @@ pub enum Outcome {
 impl Outcome {
     /// From sacct's State (`CANCELLED by 1000` counts as CANCELLED).
     pub fn from_state(s: &str) -> Outcome {
-        let w = s.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let w = s
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         match w.trim_end_matches('+') {
             "COMPLETED" | "CD" => Outcome::Completed,
             "FAILED" | "F" => Outcome::Failed,
@@ -457,11 +466,13 @@ impl Header {
         let consumed_energy_j = match opt("consumedenergyraw") {
             None => None,
             Some(s) => {
-                let v: f64 = digits(s)
-                    .map(|n| n as f64)
-                    .ok_or_else(|| format!("ConsumedEnergyRaw `{s}` is not a whole number of joules"))?;
+                let v: f64 = digits(s).map(|n| n as f64).ok_or_else(|| {
+                    format!("ConsumedEnergyRaw `{s}` is not a whole number of joules")
+                })?;
                 if v > MAX_ENERGY_J {
-                    return Err(format!("ConsumedEnergyRaw {s} J is more than a job can use"));
+                    return Err(format!(
+                        "ConsumedEnergyRaw {s} J is more than a job can use"
+                    ));
                 }
                 Some(v)
             }
@@ -744,10 +755,8 @@ impl<R: BufRead> Reader<R> {
             return;
         };
         match &l.id.step {
-            Some(Step::Numbered(n)) => {
-                if job.steps.len() < 4096 && !job.steps.contains(n) {
-                    job.steps.push(*n);
-                }
+            Some(Step::Numbered(n)) if job.steps.len() < 4096 && !job.steps.contains(n) => {
+                job.steps.push(*n);
             }
             Some(Step::Batch) => job.has_batch = true,
             _ => {}

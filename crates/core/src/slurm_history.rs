@@ -147,15 +147,17 @@ pub fn estimate_job(job: &Job, f: &HistoryFactors) -> JobEstimate {
     j.gpu_usage = f.gpu_usage;
     j.memory_gb = job.req_mem_ga_gb.unwrap_or(memory_bytes / GB);
     j.pue = f.user_pue;
-    out.ga = profiles::evaluate(Profile::GreenAlgorithms, &j).ok().map(|mut g| {
-        if let Some(ci) = f.user_intensity {
-            g.intensity_g_per_kwh = ci;
-            g.intensity_source = "given by the user (GA4HPC: the cluster's CI)".into();
-            g.operational_kg = g.facility_kwh * ci / 1000.0;
-            g.total_kg = g.operational_kg + g.embodied_kg.as_ref().copied().unwrap_or(0.0);
-        }
-        g
-    });
+    out.ga = profiles::evaluate(Profile::GreenAlgorithms, &j)
+        .ok()
+        .map(|mut g| {
+            if let Some(ci) = f.user_intensity {
+                g.intensity_g_per_kwh = ci;
+                g.intensity_source = "given by the user (GA4HPC: the cluster's CI)".into();
+                g.operational_kg = g.facility_kwh * ci / 1000.0;
+                g.total_kg = g.operational_kg + g.embodied_kg.as_ref().copied().unwrap_or(0.0);
+            }
+            g
+        });
     out
 }
 
@@ -217,13 +219,17 @@ impl Tally {
     }
     /// Memory efficiency; `None` with no job that has both ReqMem and MaxRSS.
     pub fn memory_efficiency(&self) -> Option<f64> {
-        (self.mem_requested_gbh > 0.0).then(|| (self.mem_used_gbh / self.mem_requested_gbh).min(1.0))
+        (self.mem_requested_gbh > 0.0)
+            .then(|| (self.mem_used_gbh / self.mem_requested_gbh).min(1.0))
     }
 
     fn add(&mut self, e: &JobEstimate, charged: Option<Charged>, measured: bool, pue: f64) {
         let j = &e.job;
         self.jobs += 1;
-        let o = self.by_outcome.entry(j.outcome.as_str().into()).or_default();
+        let o = self
+            .by_outcome
+            .entry(j.outcome.as_str().into())
+            .or_default();
         o.jobs += 1;
         if j.outcome.is_waste() {
             self.wasted_jobs += 1;

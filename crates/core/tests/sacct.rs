@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use wattprint_core::sacct::{
-    parse_duration, parse_job_id, parse_memory, parse_tres, Item, Job, MemoryPer, Outcome,
-    Reader, SlurmDuration, Step,
+    parse_duration, parse_job_id, parse_memory, parse_tres, Item, Job, MemoryPer, Outcome, Reader,
+    SlurmDuration, Step,
 };
 
 fn read(text: &str) -> (Vec<Job>, Vec<(usize, String)>) {
@@ -31,11 +31,25 @@ fn durations_as_slurm_writes_them() {
     assert_eq!(s("1-02"), 86_400.0 + 7200.0);
     assert_eq!(s("1-02:03"), 86_400.0 + 7200.0 + 180.0);
     assert_eq!(s("45"), 45.0);
-    assert_eq!(parse_duration("UNLIMITED").unwrap(), SlurmDuration::Unlimited);
+    assert_eq!(
+        parse_duration("UNLIMITED").unwrap(),
+        SlurmDuration::Unlimited
+    );
     assert_eq!(parse_duration("INVALID").unwrap(), SlurmDuration::Invalid);
     assert!(parse_duration("366-00:00:00").is_ok());
-    assert!(parse_duration("366-00:00:01").unwrap_err().contains("366 days"));
-    for bad in ["", "1:2:3:4", "00:61", "1-25:00:00", "abc", "-1", "1.5.5", "99999999999999:00"] {
+    assert!(parse_duration("366-00:00:01")
+        .unwrap_err()
+        .contains("366 days"));
+    for bad in [
+        "",
+        "1:2:3:4",
+        "00:61",
+        "1-25:00:00",
+        "abc",
+        "-1",
+        "1.5.5",
+        "99999999999999:00",
+    ] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
@@ -49,11 +63,20 @@ fn memory_strings_per_job_core_node() {
     assert_eq!(m.per, MemoryPer::Core);
     assert!((m.ga_gb - 6.76).abs() < 1e-12);
     let m = parse_memory("250Gn", b'M').unwrap();
-    assert_eq!((m.bytes, m.per, m.ga_gb), (250.0 * 1073741824.0, MemoryPer::Node, 250.0));
-    assert_eq!(parse_memory("2T", b'M').unwrap().bytes, 2.0 * 1024f64.powi(4));
+    assert_eq!(
+        (m.bytes, m.per, m.ga_gb),
+        (250.0 * 1073741824.0, MemoryPer::Node, 250.0)
+    );
+    assert_eq!(
+        parse_memory("2T", b'M').unwrap().bytes,
+        2.0 * 1024f64.powi(4)
+    );
     assert_eq!(parse_memory("1234K", b'K').unwrap().bytes, 1234.0 * 1024.0);
     // Without a suffix: the field's unit (ReqMem M, MaxRSS K).
-    assert_eq!(parse_memory("4000", b'M').unwrap().bytes, 4000.0 * 1048576.0);
+    assert_eq!(
+        parse_memory("4000", b'M').unwrap().bytes,
+        4000.0 * 1048576.0
+    );
     assert_eq!(parse_memory("4000c", b'M').unwrap().per, MemoryPer::Core);
     assert_eq!(parse_memory("0", b'K').unwrap().bytes, 0.0);
     for bad in ["", "M", "12X", "-5M", "1e3M", "9999999P", "c", "n"] {
@@ -84,11 +107,17 @@ fn job_ids_steps_arrays_het() {
     assert_eq!(parse_job_id("123.extern").unwrap().step, Some(Step::Extern));
     assert_eq!(parse_job_id("123.0").unwrap().step, Some(Step::Numbered(0)));
     let a = parse_job_id("123_4.0").unwrap();
-    assert_eq!((a.job.as_str(), a.array_task, a.step), ("123_4", Some(4), Some(Step::Numbered(0))));
+    assert_eq!(
+        (a.job.as_str(), a.array_task, a.step),
+        ("123_4", Some(4), Some(Step::Numbered(0)))
+    );
     let r = parse_job_id("123_[1-9%2]").unwrap();
     assert!(r.array_range && r.array_task.is_none() && r.step.is_none());
     let h = parse_job_id("123+1.batch").unwrap();
-    assert_eq!((h.job.as_str(), h.het_component, h.step), ("123+1", Some(1), Some(Step::Batch)));
+    assert_eq!(
+        (h.job.as_str(), h.het_component, h.step),
+        ("123+1", Some(1), Some(Step::Batch))
+    );
     for bad in ["", "abc", "123_", "123_[x]", "123+", "12.3.4/", "123_[1-9"] {
         assert!(parse_job_id(bad).is_err(), "{bad}");
     }
@@ -137,9 +166,7 @@ fn steps_fold_into_their_job() {
 
 #[test]
 fn total_cpu_zero_falls_back_to_cputime_and_per_core_memory() {
-    let text = format!(
-        "{HEAD}5|5|u|FAILED|02:00:00|1|4|00:00:00|08:00:00|1000Mc|||\n"
-    );
+    let text = format!("{HEAD}5|5|u|FAILED|02:00:00|1|4|00:00:00|08:00:00|1000Mc|||\n");
     let (jobs, _) = read(&text);
     let j = &jobs[0];
     assert!(j.cpu_from_cputime);
@@ -178,7 +205,10 @@ broken|line\n\
 5|5|u|COMPLETED|00:01:00|1|1|00:30|01:00|1G|||\n"
     );
     let (jobs, bad) = read(&text);
-    assert_eq!(jobs.iter().map(|j| j.job.as_str()).collect::<Vec<_>>(), ["1", "5"]);
+    assert_eq!(
+        jobs.iter().map(|j| j.job.as_str()).collect::<Vec<_>>(),
+        ["1", "5"]
+    );
     assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
     assert!(bad[0].1.contains("fields"), "{}", bad[0].1);
     assert!(bad[1].1.contains("NCPUS"), "{}", bad[1].1);
