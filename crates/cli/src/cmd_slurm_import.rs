@@ -15,7 +15,7 @@ use wattprint_core::sacct::{Item, Malformed, Outcome, Reader, SACCT_FORMAT};
 use wattprint_core::slurm_history::{
     estimate_job, Charged, HistoryFactors, JobEstimate, Tally, Waste,
 };
-use wattprint_store::store::{RunFilter, Store};
+use wattprint_store::store::Store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -88,26 +88,21 @@ pub struct Args {
     pub no_measured: bool,
 }
 
-/// Measured records of a job in the local store: facility kWh, kg and the keys found.
-fn measured(store: &Store, keys: &[String]) -> Result<Option<(Charged, Vec<String>)>> {
+/// Measured records of the store's Slurm jobs, by job key: facility kWh, kg, runs.
+type MeasuredKeys = std::collections::BTreeMap<String, (f64, f64, u64)>;
+
+/// The measured records of a job (by its keys): facility kWh, kg and the keys found.
+fn measured(known: &MeasuredKeys, keys: &[String]) -> Option<(Charged, Vec<String>)> {
     let mut c = Charged::default();
     let mut found = Vec::new();
     for k in keys {
-        let f = RunFilter {
-            job: Some(k.clone()),
-            limit: Some(10_000),
-            ..Default::default()
-        };
-        let runs = store.list_runs(&f)?;
-        if !runs.is_empty() {
+        if let Some((kwh, kg, _)) = known.get(k) {
+            c.kwh += kwh;
+            c.kg += kg;
             found.push(k.clone());
         }
-        for r in runs {
-            c.kwh += r.energy_kwh.facility.0;
-            c.kg += r.emissions_kg.total;
-        }
     }
-    Ok((!found.is_empty()).then_some((c, found)))
+    (!found.is_empty()).then_some((c, found))
 }
 
 fn factors(a: &Args) -> Result<(HistoryFactors, Vec<String>)> {
@@ -456,7 +451,7 @@ pub fn run(a: Args) -> Result<i32> {
         let env = crate::env();
         let path = wattprint_store::store::home_dir(env)?.join("wattprint.db");
         if path.exists() {
-            Some(Store::open_default_for_reading(env)?)
+            Some(Store::open_default_for_reading(env)?.job_totals_with_prefix("slurm:")?)
         } else {
             None
         }
@@ -528,7 +523,7 @@ pub fn run(a: Args) -> Result<i32> {
             fallbacks += 1;
         }
         let found = match (&store, job.keys()) {
-            (Some(s), Some(keys)) => measured(s, &keys)?,
+            (Some(s), Some(keys)) => measured(s, &keys),
             _ => None,
         };
         let (charged, measured_keys) = match found {
