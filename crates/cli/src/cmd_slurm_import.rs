@@ -443,7 +443,23 @@ fn print_waste(w: &Waste) -> Result<()> {
     Ok(())
 }
 
+/// The outcomes `--state` takes.
+const STATES: [&str; 7] = [
+    "completed",
+    "failed",
+    "cancelled",
+    "timeout",
+    "out_of_memory",
+    "ended_by_system",
+    "unfinished",
+];
+
 pub fn run(a: Args) -> Result<i32> {
+    if let Some(s) = &a.state {
+        if !STATES.iter().any(|x| x.eq_ignore_ascii_case(s)) {
+            bail!("--state `{s}`: one of {}", STATES.join(", "));
+        }
+    }
     let (f, warnings) = factors(&a)?;
     let store = if a.no_measured {
         None
@@ -504,7 +520,8 @@ pub fn run(a: Args) -> Result<i32> {
             crate::stdout_print!("{{\"schema\":\"wattprint.slurm-import/1\",\"jobs\":[")
         }
     }
-    for item in Reader::new(input) {
+    let mut reader = Reader::new(input);
+    for item in reader.by_ref() {
         let job = match item.context("reading sacct output")? {
             Item::Malformed(m) => {
                 malformed_count += 1;
@@ -574,6 +591,13 @@ pub fn run(a: Args) -> Result<i32> {
         if !st.success() {
             bail!("`{} -P --format …` failed ({st}): {}", a.sacct, err.trim());
         }
+    }
+    if reader.header().is_none() {
+        let why = malformed
+            .first()
+            .map(|m| format!("line {}: {}", m.line, m.reason))
+            .unwrap_or_default();
+        bail!("no sacct -P output read ({why})");
     }
     let mut notes = vec![
         "energies are estimates (sacct × the Green Algorithms formula, see docs/slurm.md), not measurements, unless marked measured".to_string(),

@@ -306,3 +306,38 @@ fn run_sacct_passes_the_flags_and_reports_its_failure() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("accounting storage is disabled"));
 }
+
+#[test]
+fn input_without_a_header_and_a_wrong_state_are_errors() {
+    let h = FakeHost::new();
+    let run = |args: &[&str], stdin: &str| {
+        let mut c = h.cmd();
+        c.args(["slurm", "import"]).args(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        ch.stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = ch.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["-"], "");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no sacct -P output read") && err.contains("no input"),
+        "{err}"
+    );
+    let (code, err) = run(&["-"], "JobID|User\n1|u\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("line 1:") && err.contains("Elapsed"), "{err}");
+    let (code, err) = run(&["-", "--state", "done"], "JobID|Elapsed|NCPUS|State\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--state `done`: one of completed"), "{err}");
+}
