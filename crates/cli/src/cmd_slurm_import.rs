@@ -496,7 +496,17 @@ pub fn run(a: Args) -> Result<i32> {
                 )
             })?;
         let out = ch.stdout.take().context("sacct's output")?;
-        child = Some(ch);
+        // Drained beside the output (a full stderr pipe would stop sacct): its first 64 KiB kept.
+        let err_reader = ch.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut kept = Vec::new();
+                let _ = e.by_ref().take(64 * 1024).read_to_end(&mut kept);
+                let _ = std::io::copy(&mut e, &mut std::io::sink());
+                String::from_utf8_lossy(&kept).into_owned()
+            })
+        });
+        child = Some((ch, err_reader));
         Box::new(std::io::BufReader::new(out))
     } else {
         match a.file.as_deref() {
@@ -581,13 +591,9 @@ pub fn run(a: Args) -> Result<i32> {
         }
         first = false;
     }
-    if let Some(mut ch) = child {
-        let mut err = String::new();
-        if let Some(mut e) = ch.stderr.take() {
-            use std::io::Read;
-            let _ = e.by_ref().take(64 * 1024).read_to_string(&mut err);
-        }
+    if let Some((mut ch, err_reader)) = child {
         let st = ch.wait()?;
+        let err = err_reader.and_then(|t| t.join().ok()).unwrap_or_default();
         if !st.success() {
             bail!("`{} -P --format …` failed ({st}): {}", a.sacct, err.trim());
         }
