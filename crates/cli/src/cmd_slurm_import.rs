@@ -86,6 +86,20 @@ pub struct Args {
     /// Do not look for measured wattprint records of the jobs in the local store.
     #[arg(long)]
     pub no_measured: bool,
+    /// Keep the estimates (finished jobs not measured) in the local store as runs marked
+    /// estimated (methods `estimated:slurm-sacct`, tags basis=estimate, slurm_job, slurm_user,
+    /// slurm_account, slurm_partition, slurm_state); a job already stored is left as it is.
+    /// Needs Start times with a zone (--run-sacct asks sacct for them).
+    #[arg(long)]
+    pub store: bool,
+    /// With --store: the project the estimates go to.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "slurm-history",
+        requires = "store"
+    )]
+    pub project: String,
 }
 
 /// Measured records of the store's Slurm jobs, by job key: facility kWh, kg, runs.
@@ -105,7 +119,13 @@ fn measured(known: &MeasuredKeys, keys: &[String]) -> Option<(Charged, Vec<Strin
     (!found.is_empty()).then_some((c, found))
 }
 
-fn factors(a: &Args) -> Result<(HistoryFactors, Vec<String>)> {
+fn factors(
+    a: &Args,
+) -> Result<(
+    HistoryFactors,
+    Vec<String>,
+    wattprint_core::record::CarbonContext,
+)> {
     for (n, v) in [("--core-watts", a.core_watts), ("--gpu-watts", a.gpu_watts)] {
         if let Some(x) = v {
             if !x.is_finite() || x <= 0.0 || x > 10_000.0 {
@@ -169,6 +189,7 @@ fn factors(a: &Args) -> Result<(HistoryFactors, Vec<String>)> {
             user_intensity: a.carbon.intensity,
         },
         carbon.warnings.clone(),
+        carbon,
     ))
 }
 
@@ -460,7 +481,12 @@ pub fn run(a: Args) -> Result<i32> {
             bail!("--state `{s}`: one of {}", STATES.join(", "));
         }
     }
-    let (f, warnings) = factors(&a)?;
+    let (f, warnings, carbon) = factors(&a)?;
+    let mut keep = if a.store {
+        Some(crate::slurm_store::Keeper::open(&a.project)?)
+    } else {
+        None
+    };
     let store = if a.no_measured {
         None
     } else {
@@ -476,6 +502,8 @@ pub fn run(a: Args) -> Result<i32> {
     let input: Box<dyn BufRead> = if a.run_sacct {
         let mut c = Command::new(&a.sacct);
         c.args(["-P", "--format", SACCT_FORMAT]);
+        // Start/End with their zone, so that stored estimates are placed in time.
+        c.env("SLURM_TIME_FORMAT", "%FT%T%z");
         if let Some(s) = &a.starttime {
             c.args(["--starttime", s]);
         }
@@ -573,6 +601,11 @@ pub fn run(a: Args) -> Result<i32> {
             ),
         };
         waste.add(&e, charged, measured_keys.is_some(), f.pue);
+        if let (Some(k), None, Some(b)) = (keep.as_mut(), &measured_keys, &e.breakdown) {
+            if e.job.outcome != Outcome::Unfinished {
+                k.add(&e, b, &carbon)?;
+            }
+        }
         let r = Row {
             e,
             charged,
@@ -597,6 +630,9 @@ pub fn run(a: Args) -> Result<i32> {
         if !st.success() {
             bail!("`{} -P --format …` failed ({st}): {}", a.sacct, err.trim());
         }
+    }
+    if let Some(k) = keep.take() {
+        eprintln!("wattprint: {}", k.finish()?);
     }
     if reader.header().is_none() {
         let why = malformed

@@ -29,6 +29,7 @@ pub mod cmd_when;
 pub mod embodied_args;
 pub mod job_view;
 pub mod live;
+pub mod slurm_store;
 
 // The store, interchange, reports and summaries live in wattprint-store; the session, its
 // configuration and uploads in wattprint-session. Re-exported under their old paths.

@@ -341,3 +341,65 @@ fn input_without_a_header_and_a_wrong_state_are_errors() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--state `done`: one of completed"), "{err}");
 }
+
+#[test]
+fn store_keeps_estimates_marked_as_estimates_once() {
+    let h = FakeHost::new();
+    // sacct's default Start has no zone: nothing is stored, and it says why.
+    let (_, e) = import(&h, &[FIXTURE, "--store"], None);
+    assert!(
+        e.contains("stored 0 estimate(s)")
+            && e.contains("6 not stored")
+            && e.contains("SLURM_TIME_FORMAT"),
+        "{e}"
+    );
+    // With zones (SLURM_TIME_FORMAT=%FT%T%z): the six finished, counted jobs.
+    let text = std::fs::read_to_string(FIXTURE)
+        .unwrap()
+        .replace(":00|2026-", ":00+0100|2026-");
+    let text = text
+        .replace("T01:00:00|", "T01:00:00+0100|")
+        .replace("T13:00:30|", "T13:00:30+0100|");
+    let text = text
+        .replace("T12:00:25|", "T12:00:25+0100|")
+        .replace("T09:00:00|", "T09:00:00+0100|");
+    let text = text
+        .replace("T08:30:00|", "T08:30:00+0100|")
+        .replace("T08:10:00|", "T08:10:00+0100|");
+    let (_, e) = import(&h, &["-", "--store", "--project", "hpc"], Some(&text));
+    assert!(
+        e.contains("stored 6 estimate(s) in project hpc (0 already there"),
+        "{e}"
+    );
+    let (_, e) = import(&h, &["-", "--store", "--project", "hpc"], Some(&text));
+    assert!(
+        e.contains("stored 0 estimate(s) in project hpc (6 already there"),
+        "{e}"
+    );
+    let runs: Value = serde_json::from_str(&h.ok(&[
+        "runs",
+        "--project",
+        "hpc",
+        "--tag",
+        "slurm_user=carol",
+        "--json",
+    ]))
+    .unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["methods"]["cpu"], "estimated:slurm-sacct");
+        assert_eq!(r["tags"]["basis"], "estimate");
+        assert_eq!(r["job"], Value::Null);
+    }
+    let oom = runs
+        .iter()
+        .find(|r| r["tags"]["slurm_job"] == "700+0")
+        .unwrap();
+    assert_eq!(oom["status"], "failed");
+    assert_eq!(oom["started_at"], "2026-01-08T08:00:00+01:00");
+    // Stored estimates are not measurements: the next import still estimates every job.
+    let (o, _) = import(&h, &[FIXTURE, "--format", "json"], None);
+    let v: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(v["waste"]["total"]["jobs_measured"], 0);
+}
