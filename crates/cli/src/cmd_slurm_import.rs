@@ -336,7 +336,7 @@ fn row_csv(r: &Row) -> String {
     .join(",")
 }
 
-const TEXT_HEADER: [&str; 13] = [
+const TEXT_HEADER: [&str; 14] = [
     "JOB",
     "USER",
     "ACCOUNT",
@@ -349,6 +349,7 @@ const TEXT_HEADER: [&str; 13] = [
     "ENERGY",
     "CO2e",
     "GA4HPC ENERGY",
+    "GA4HPC CO2e",
     "SLURM ENERGY",
 ];
 
@@ -372,6 +373,7 @@ fn row_text(r: &Row) -> String {
         energy,
         opt_kg(r.charged.map(|c| c.kg)),
         opt_kwh(e.ga.as_ref().map(|g| g.facility_kwh)),
+        opt_kg(e.ga.as_ref().map(|g| g.operational_kg)),
         slurm_kwh(e).map_or("not recorded".into(), energy_kwh),
     ];
     cells.join("  ")
@@ -551,6 +553,8 @@ pub fn run(a: Args) -> Result<i32> {
     let mut measured_jobs = Vec::new();
     let mut fallbacks = 0u64;
     let mut first = true;
+    // GA4HPC's way over the finished jobs it counts: kWh, kg, jobs.
+    let mut ga_total = (0.0f64, 0.0f64, 0u64);
     match a.format {
         Format::Text => crate::stdout_ln!("{}", TEXT_HEADER.join("  ")),
         Format::Csv => crate::stdout_ln!("{CSV_HEADER}"),
@@ -605,6 +609,11 @@ pub fn run(a: Args) -> Result<i32> {
             if e.job.outcome != Outcome::Unfinished {
                 k.add(&e, b, &carbon)?;
             }
+        }
+        if let (Some(g), false) = (&e.ga, job.outcome == Outcome::Unfinished) {
+            ga_total.0 += g.facility_kwh;
+            ga_total.1 += g.operational_kg;
+            ga_total.2 += 1;
         }
         let r = Row {
             e,
@@ -667,7 +676,10 @@ pub fn run(a: Args) -> Result<i32> {
     match a.format {
         Format::Json => {
             crate::stdout_ln!(
-                "],\"waste\":{},\"malformed_lines\":{},\"malformed\":{},\"notes\":{},\"pue\":{},\"carbon_intensity_g_per_kwh\":{},\"location\":{}}}",
+                "],\"ga4hpc_total\":{{\"jobs\":{},\"energy_kwh\":{},\"emissions_kg\":{}}},\"waste\":{},\"malformed_lines\":{},\"malformed\":{},\"notes\":{},\"pue\":{},\"carbon_intensity_g_per_kwh\":{},\"location\":{}}}",
+                ga_total.2,
+                ga_total.0,
+                ga_total.1,
                 serde_json::to_string(&waste)?,
                 malformed_count,
                 serde_json::to_string(&bad)?,
@@ -684,6 +696,14 @@ pub fn run(a: Args) -> Result<i32> {
                 f.location,
                 wattprint_core::format::intensity(f.intensity),
                 sig(f.pue)
+            );
+            crate::stdout_ln!(
+                "GA4HPC's way (green-algorithms profile): {} jobs, {} ({} CO2e); ours: {} ({} CO2e)",
+                ga_total.2,
+                energy_kwh(ga_total.0),
+                mass_kg(ga_total.1),
+                energy_kwh(waste.total.energy_kwh),
+                mass_kg(waste.total.emissions_kg)
             );
             print_waste(&waste)?;
             for n in &notes {

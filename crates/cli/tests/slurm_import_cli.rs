@@ -75,6 +75,9 @@ fn ga4hpc_vectors_and_the_estimate_commands_accounting() {
     let ga = |k: &str| j[k]["ga4hpc"]["energy_kwh"].as_f64().unwrap();
     assert!(close(ga("552375"), 3.331485, 1e-6), "{}", ga("552375"));
     assert!(close(ga("556141"), 0.083766, 1e-5), "{}", ga("556141"));
+    assert_eq!(v["ga4hpc_total"]["jobs"], 2);
+    let total = v["ga4hpc_total"]["energy_kwh"].as_f64().unwrap();
+    assert!(close(total, ga("552375") + ga("556141"), 1e-12));
     assert!(close(
         j["552375"]["ga4hpc"]["emissions_kg"].as_f64().unwrap(),
         1.55580,
@@ -142,6 +145,10 @@ fn history_table_waste_and_malformed_lines() {
         .unwrap()
         .contains("500 Wh"));
     assert!(o.contains("Slurm's own node-level figure"));
+    assert!(
+        o.contains("GA4HPC's way (green-algorithms profile): 6 jobs,"),
+        "{o}"
+    );
     assert!(o.contains("waste (failed, cancelled"));
     assert!(o.contains("not counted: 2 unfinished job(s)"));
     assert!(o.contains("per user:") && o.contains("per account:") && o.contains("per partition:"));
