@@ -17,8 +17,11 @@ fn require_cluster() {
 }
 
 fn sbatch(wrap: &str) -> String {
+    // --output: the job's output file would otherwise land in the working directory.
     let out = Command::new("sbatch")
         .args([
+            "--output",
+            "/dev/null",
             "--parsable",
             "-n",
             "1",
