@@ -22,11 +22,14 @@ pub mod cmd_run;
 pub mod cmd_runs;
 pub mod cmd_serve;
 pub mod cmd_show;
+pub mod cmd_slurm;
+pub mod cmd_slurm_import;
 pub mod cmd_sync;
 pub mod cmd_when;
 pub mod embodied_args;
 pub mod job_view;
 pub mod live;
+pub mod slurm_store;
 
 // The store, interchange, reports and summaries live in wattprint-store; the session, its
 // configuration and uploads in wattprint-session. Re-exported under their old paths.
@@ -90,6 +93,8 @@ enum Command {
     ImportJob(cmd_import_job::Args),
     /// Estimate energy and emissions from hardware × time × place.
     Estimate(cmd_estimate::Args),
+    /// Slurm: the cluster's history from sacct (`wattprint slurm import`).
+    Slurm(cmd_slurm::Args),
     /// List and search the shipped factors, with their sources.
     Factors(cmd_factors::Args),
     /// The same job as Green Algorithms, ML CO2 Impact, CodeCarbon and Cloud Carbon Footprint
@@ -181,6 +186,7 @@ pub fn cli_main() -> std::process::ExitCode {
         Command::Import(a) => cmd_import::run(a),
         Command::ImportJob(a) => cmd_import_job::run(a),
         Command::Estimate(a) => cmd_estimate::run(a),
+        Command::Slurm(a) => cmd_slurm::run(a),
         Command::Factors(a) => cmd_factors::run(a),
         Command::Compare(a) => cmd_compare::run(a),
         Command::Regions(a) => cmd_regions::run(a),

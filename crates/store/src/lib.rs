@@ -10,5 +10,6 @@ pub mod interchange;
 pub mod liveness;
 pub mod report;
 pub mod segments_text;
+pub mod slurm_estimates;
 pub mod store;
 pub mod summary;

@@ -808,6 +808,30 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// Facility kWh, emissions (kg) and run count of the stored runs per job key that starts
+    /// with `prefix` (`slurm:`), in one query (`wattprint slurm import`: measured records win).
+    pub fn job_totals_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, (f64, f64, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT json_extract(record, '$.job'), SUM(facility_kwh), SUM(emissions_kg), COUNT(*)
+             FROM runs WHERE substr(json_extract(record, '$.job'), 1, length(?1)) = ?1
+             GROUP BY 1",
+        )?;
+        let rows = st.query_map([prefix], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get::<_, f64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                ),
+            ))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Per-project totals over the runs matching `f` (its `limit` is ignored), by project name.
     pub fn project_totals(&self, f: &RunFilter) -> Result<Vec<ProjectTotals>> {
         let (w, args) = f.where_sql()?;
