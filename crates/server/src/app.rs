@@ -49,7 +49,10 @@ impl AppState {
     /// Open the database (migrating it) and build the state.
     pub async fn open(database: &str, limits: Limits) -> Result<AppState> {
         let db = crate::db::open(database).await?;
-        Ok(AppState::new(Store::new(db), limits))
+        let store = Store::new(db);
+        // Runs stored before the rollups get their derived figures once (a no-op after).
+        store.backfill_derived().await?;
+        Ok(AppState::new(store, limits))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod conn;
 pub mod dashboard;
 pub mod db;
+pub mod derived;
 pub mod limits;
 pub mod openapi;
 pub mod openapi_agents;
@@ -23,6 +24,7 @@ pub mod store_agents;
 pub mod store_deletions;
 pub mod store_jobs;
 pub mod store_pages;
+pub mod store_rollups;
 #[doc(hidden)]
 pub mod testing;
 
