@@ -91,6 +91,16 @@ pub enum RunCommand {
 pub enum OrgCommand {
     /// Create an organisation.
     Create { name: String },
+    /// Set how long the organisation's samples stay at full resolution and in 1-minute
+    /// buckets (overrides `wattprint serve --keep-full-days/--keep-minute-days`).
+    Retention {
+        #[arg(long, default_value = DEFAULT_ORG)]
+        org: String,
+        #[arg(long, value_name = "DAYS")]
+        full_days: i64,
+        #[arg(long, value_name = "DAYS")]
+        minute_days: i64,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -184,6 +194,22 @@ pub fn run(a: Args) -> Result<i32> {
             } => {
                 let id = admin::create_org(&store, &name).await?;
                 crate::stdout_ln!("created organisation {name:?} (id {id})");
+            }
+            AdminCommand::Org {
+                command:
+                    OrgCommand::Retention {
+                        org,
+                        full_days,
+                        minute_days,
+                    },
+            } => {
+                let Some(id) = store.org_id(&org).await? else {
+                    bail!("no organisation {org:?}");
+                };
+                store.set_retention(id, full_days, minute_days).await?;
+                crate::stdout_ln!(
+                    "organisation {org:?}: samples kept as uploaded for {full_days} days after a run ends, in 1-minute buckets until day {minute_days}, then in 1-hour buckets"
+                );
             }
             AdminCommand::Team {
                 command: TeamCommand::Create { name, org },

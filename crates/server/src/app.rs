@@ -22,6 +22,8 @@ pub struct Config {
     /// `sqlite://PATH` or `postgres://…`.
     pub database: String,
     pub limits: Limits,
+    /// Retention and downsampling of samples (docs/server.md, "Retention").
+    pub retention: crate::retention::Retention,
 }
 
 /// Shared by every request.
@@ -205,7 +207,14 @@ pub fn run_blocking(cfg: Config) -> Result<()> {
         println!("wattprint serve: dashboard at http://{addr}/dashboard/");
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        serve(listener, state, shutdown_signal()).await?;
+        let retention = crate::retention::spawn(state.store.clone(), cfg.retention);
+        let served = serve(listener, state, shutdown_signal()).await;
+        if let Some(task) = retention {
+            // Stops at its next await; a batch is one transaction, so none is left half done.
+            task.abort();
+            let _ = task.await;
+        }
+        served?;
         println!("wattprint serve: stopped");
         Ok(())
     })

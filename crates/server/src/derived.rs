@@ -2,10 +2,10 @@
 //! energy, operational and embodied emissions), derived once when the run is stored and kept in
 //! `runs` beside it, so that the rollups ([`crate::db::rollup_schema`]) can sum them.
 
-use wattprint_core::record::RunRecord;
-use wattprint_core::sensor::DeviceKind;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use wattprint_core::record::RunRecord;
+use wattprint_core::sensor::DeviceKind;
 
 /// Figures read from a run's stored record.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -82,6 +82,24 @@ pub fn derive(rec: &RunRecord) -> RunDerived {
     d
 }
 
+impl RunDerived {
+    /// The derived columns of `runs`, in the order of `crate::store_rollups::DERIVED_SET` and of
+    /// the run upsert. A figure that is not finite (only a record stored before the server
+    /// validated records can give one) is stored as 0 (the rollups bound every figure anyway).
+    pub fn params(&self) -> Vec<crate::db::Val> {
+        let f = |x: f64| crate::db::Val::F(if x.is_finite() { x } else { 0.0 });
+        vec![
+            f(self.gpu_kwh),
+            f(self.idle_gpu_kwh),
+            f(self.idle_gpu_kg),
+            f(self.static_kwh),
+            f(self.operational_kg),
+            f(self.embodied_kg),
+            crate::db::Val::I(i64::from(self.embodied_not_counted)),
+            crate::db::Val::I(i64::from(self.gpus_without_idle)),
+        ]
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -127,24 +145,5 @@ mod tests {
             (d.static_kwh, d.operational_kg, d.embodied_kg),
             (0.1, 0.15, 0.01)
         );
-    }
-}
-
-impl RunDerived {
-    /// The derived columns of `runs`, in the order of `crate::store_rollups::DERIVED_SET` and of
-    /// the run upsert. A figure that is not finite (only a record stored before the server
-    /// validated records can give one) is stored as 0 (the rollups bound every figure anyway).
-    pub fn params(&self) -> Vec<crate::db::Val> {
-        let f = |x: f64| crate::db::Val::F(if x.is_finite() { x } else { 0.0 });
-        vec![
-            f(self.gpu_kwh),
-            f(self.idle_gpu_kwh),
-            f(self.idle_gpu_kg),
-            f(self.static_kwh),
-            f(self.operational_kg),
-            f(self.embodied_kg),
-            crate::db::Val::I(i64::from(self.embodied_not_counted)),
-            crate::db::Val::I(i64::from(self.gpus_without_idle)),
-        ]
     }
 }

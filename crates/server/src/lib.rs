@@ -19,6 +19,7 @@ pub mod limits;
 pub mod openapi;
 pub mod openapi_agents;
 pub mod openapi_jobs;
+pub mod retention;
 pub mod store;
 pub mod store_agents;
 pub mod store_deletions;

@@ -426,6 +426,7 @@ fn sample_stmts(team_id: i64, run_id: &str, samples: &[Sample]) -> Vec<Stmt> {
                     "INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
                      SELECT r.pk, v.column1, v.column2, v.column3, v.column4 \
                      FROM (VALUES {values}) AS v, runs r WHERE r.team_id = ? AND r.run_id = ? \
+                     AND r.samples_res = 0 \
                      ON CONFLICT (run_pk, device_id, t0) DO UPDATE SET t1 = excluded.t1, energy_j = excluded.energy_j"
                 ),
                 params,
@@ -872,15 +873,16 @@ impl Store {
         params.push(run.run_id.clone().into());
         params.push(project_id.into());
         let sql = format!(
-            "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints), \
+            "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), \
              old AS (SELECT p.name, r.status_rank, r.duration_s, r.energy_kwh \
                      FROM runs r JOIN projects p ON p.id = r.project_id \
                      WHERE r.team_id = ? AND r.run_id = ?), \
              v AS (SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
                      CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
                      AS v(device_id, t0, t1, energy_j)), \
-             k AS (SELECT pk FROM up UNION SELECT r.pk FROM runs r \
-                     WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ?), \
+             k AS (SELECT pk FROM up WHERE samples_res = 0 UNION SELECT r.pk FROM runs r \
+                     WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ? \
+                     AND r.samples_res = 0), \
              s AS (INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
                      SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM v, k \
                      ON CONFLICT (run_pk, device_id, t0) DO UPDATE \
@@ -932,7 +934,18 @@ impl Store {
         let Some(team_id) = self.run_team(scope, run_id).await? else {
             return Ok(None);
         };
-        let stmts = sample_stmts(team_id, run_id, samples);
+        let mut stmts = sample_stmts(team_id, run_id, samples);
+        if !stmts.is_empty() && self.db.dialect() == Dialect::Postgres {
+            // Hold the run's row (as a run upload does) so that downsampling, which first marks
+            // the run, waits for these samples (docs/server.md, "Retention").
+            stmts.insert(
+                0,
+                Stmt::new(
+                    "SELECT pk FROM runs WHERE team_id = ? AND run_id = ? FOR SHARE",
+                    vec![team_id.into(), run_id.into()],
+                ),
+            );
+        }
         if !stmts.is_empty() {
             self.db.transaction(stmts).await?;
         }

@@ -270,15 +270,11 @@ impl Store {
                         let d = crate::derived::derive(&rec);
                         let mut p = d.params();
                         p.push(pk.into());
-                        Stmt::new(
-                            format!("UPDATE runs SET {} WHERE pk = ?", DERIVED_SET),
-                            p,
-                        )
+                        Stmt::new(format!("UPDATE runs SET {} WHERE pk = ?", DERIVED_SET), p)
                     }
-                    Err(_) => Stmt::new(
-                        "UPDATE runs SET derived = 2 WHERE pk = ?",
-                        vec![pk.into()],
-                    ),
+                    Err(_) => {
+                        Stmt::new("UPDATE runs SET derived = 2 WHERE pk = ?", vec![pk.into()])
+                    }
                 };
                 stmts.push(stmt);
             }

@@ -192,6 +192,23 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "rollups per team, project, user, month, status (and host)",
     statements: &[],
     build: Some(super::rollup_schema::migration),
+}, Migration {
+    version: 5,
+    name: "retention and downsampling of samples",
+    statements: &[
+        // The resolution a run's samples were downsampled to, s (0: as uploaded). Set before
+        // the run is downsampled; samples are no longer accepted for the run from then on.
+        "ALTER TABLE runs ADD COLUMN samples_res BIGINT NOT NULL DEFAULT 0",
+        "CREATE INDEX runs_retention ON runs (org_id, samples_res, started_unix)",
+        // Per-organisation retention (the server's flags are the default).
+        "CREATE TABLE retention (
+            org_id BIGINT PRIMARY KEY REFERENCES orgs(id),
+            full_days BIGINT NOT NULL,
+            minute_days BIGINT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+    ],
+    build: None,
 }];
 
 /// The schema version this binary writes.

@@ -41,13 +41,23 @@ pub const PER_S: f64 = 1e3;
 pub const MEASURES: &[Measure] = &[
     m("duration_ms", "R.duration_s", MAX_DURATION_S, PER_S),
     m("energy_uwh", "R.energy_kwh", MAX_ENERGY_KWH, PER_KWH),
-    m("facility_uwh", "R.facility_kwh", MAX_ENERGY_KWH * MAX_PUE, PER_KWH),
+    m(
+        "facility_uwh",
+        "R.facility_kwh",
+        MAX_ENERGY_KWH * MAX_PUE,
+        PER_KWH,
+    ),
     m("emissions_ug", "R.emissions_kg", MAX_EMISSIONS_KG, PER_KG),
     m("gpu_uwh", "R.gpu_kwh", MAX_ENERGY_KWH, PER_KWH),
     m("idle_gpu_uwh", "R.idle_gpu_kwh", MAX_ENERGY_KWH, PER_KWH),
     m("idle_gpu_ug", "R.idle_gpu_kg", MAX_EMISSIONS_KG, PER_KG),
     m("static_uwh", "R.static_kwh", MAX_ENERGY_KWH, PER_KWH),
-    m("operational_ug", "R.operational_kg", MAX_EMISSIONS_KG, PER_KG),
+    m(
+        "operational_ug",
+        "R.operational_kg",
+        MAX_EMISSIONS_KG,
+        PER_KG,
+    ),
     m("embodied_ug", "R.embodied_kg", MAX_EMISSIONS_KG, PER_KG),
     // Counts: runs whose embodied emissions were not counted, GPUs without an idle power,
     // runs whose record could not be read (or is not derived yet).
@@ -138,9 +148,7 @@ fn tables() -> Vec<String> {
             cols.join(", "),
             keys(hosts).join(", ")
         ));
-        out.push(format!(
-            "CREATE INDEX {t}_org_month ON {t} (org_id, month)"
-        ));
+        out.push(format!("CREATE INDEX {t}_org_month ON {t} (org_id, month)"));
         out.push(format!(
             "CREATE INDEX {t}_team_month ON {t} (team_id, month)"
         ));
@@ -377,7 +385,10 @@ mod tests {
             "CAST(ROUND(LEAST(GREATEST(COALESCE(NEW.energy_kwh, 0), 0), 1e6) * 1e9) AS BIGINT)"
         );
         let s = MEASURES[1].contribution(Dialect::Sqlite, "r");
-        assert!(s.starts_with("CAST(ROUND(MIN(MAX(COALESCE(r.energy_kwh"), "{s}");
+        assert!(
+            s.starts_with("CAST(ROUND(MIN(MAX(COALESCE(r.energy_kwh"),
+            "{s}"
+        );
         // A row holds a thousand runs at the largest figures a record may claim.
         for m in MEASURES {
             assert!(m.bound * m.scale * 1000.0 < i64::MAX as f64, "{}", m.column);
