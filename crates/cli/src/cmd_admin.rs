@@ -53,6 +53,17 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: RunCommand,
     },
+    /// The rollups behind totals, budgets and the dashboard (docs/server.md, "Rollups").
+    Rollups {
+        #[command(subcommand)]
+        command: RollupsCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum RollupsCommand {
+    /// Compare the rollups with a recomputation from the runs; fails if they differ.
+    Check,
 }
 
 #[derive(clap::Subcommand)]
@@ -194,6 +205,20 @@ pub fn run(a: Args) -> Result<i32> {
             } => {
                 let id = admin::create_org(&store, &name).await?;
                 crate::stdout_ln!("created organisation {name:?} (id {id})");
+            }
+            AdminCommand::Rollups {
+                command: RollupsCommand::Check,
+            } => {
+                let drift = store.rollup_drift().await?;
+                if !drift.is_empty() {
+                    let shown: Vec<&str> = drift.iter().take(20).map(String::as_str).collect();
+                    bail!(
+                        "the rollups differ from the runs in {} group(s):\n{}",
+                        drift.len(),
+                        shown.join("\n")
+                    );
+                }
+                crate::stdout_ln!("rollups: exact (every group equals its runs' sums)");
             }
             AdminCommand::Org {
                 command:
