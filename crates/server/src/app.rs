@@ -208,9 +208,10 @@ pub fn run_blocking(cfg: Config) -> Result<()> {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         let retention = crate::retention::spawn(state.store.clone(), cfg.retention);
+        let fold = crate::store_rollups::spawn_fold(state.store.clone());
         let served = serve(listener, state, shutdown_signal()).await;
-        if let Some(task) = retention {
-            // Stops at its next await; a batch is one transaction, so none is left half done.
+        for task in [retention, fold].into_iter().flatten() {
+            // Stops at its next await; each batch is one transaction, none is left half done.
             task.abort();
             let _ = task.await;
         }

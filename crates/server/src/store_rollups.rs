@@ -148,11 +148,7 @@ impl Store {
             return Ok(None);
         };
         let (keys, group, host_group) = group_columns(by);
-        let table = if host_filter || host_group {
-            "rollup_hosts"
-        } else {
-            "rollups"
-        };
+        let table = rollup_schema::source(self.db.dialect(), host_filter || host_group);
         params.push(limit.into());
         params.push(offset.into());
         let rows = self
@@ -191,7 +187,7 @@ impl Store {
         let Some((filter, host)) = rollup_filter(f, &mut params) else {
             anyhow::bail!("dashboard filters must fall on month starts");
         };
-        let table = if host { "rollup_hosts" } else { "rollups" };
+        let table = rollup_schema::source(self.db.dialect(), host);
         let rows = self
             .db
             .query(
@@ -239,12 +235,39 @@ impl Store {
             .query(
                 &format!(
                     "SELECT COALESCE(SUM(CAST(emissions_ug AS DOUBLE PRECISION)), 0.0) \
-                     FROM rollups WHERE team_id = ? AND month = ?{proj}"
+                     FROM {} x WHERE team_id = ? AND month = ?{proj}",
+                    rollup_schema::source(self.db.dialect(), false)
                 ),
                 p,
             )
             .await?;
         Ok(rows.first().map(|u| u.f64(0)).transpose()?.unwrap_or(0.0) / PER_KG)
+    }
+
+    /// PostgreSQL: fold the rollups' journal into the tables until it is empty (a batch per
+    /// statement). Returns how many journal rows it moved; 0 on SQLite (no journal).
+    pub async fn fold_rollups(&self) -> Result<u64> {
+        if self.db.dialect() != crate::db::Dialect::Postgres {
+            return Ok(0);
+        }
+        let sql = rollup_schema::fold_sql();
+        let mut moved = 0u64;
+        loop {
+            let res = self
+                .db
+                .transaction(vec![Stmt::new(sql.clone(), vec![])])
+                .await?;
+            let n = res
+                .first()
+                .and_then(|r| r.rows.first())
+                .map(|r| r.i64(0))
+                .transpose()?
+                .unwrap_or(0);
+            moved += u64::try_from(n).unwrap_or(0);
+            if n < rollup_schema::FOLD_BATCH {
+                return Ok(moved);
+            }
+        }
     }
 
     /// Derive the figures of runs stored before the rollups (`derived = 0`), in batches (each
@@ -295,9 +318,25 @@ impl Store {
             cols.push("runs".into());
             cols.extend(MEASURES.iter().map(|m| m.column.to_string()));
             let nkeys = 1 + rollup_schema::keys(hosts).len();
+            // What reads see: the table plus the journal not folded yet, summed per group.
+            let mut sel = cols[..nkeys].to_vec();
+            sel.push("CAST(SUM(runs) AS BIGINT)".into());
+            sel.extend(
+                MEASURES
+                    .iter()
+                    .map(|m| format!("CAST(SUM({}) AS BIGINT)", m.column)),
+            );
             let stored = self
                 .db
-                .query(&format!("SELECT {} FROM {table}", cols.join(", ")), vec![])
+                .query(
+                    &format!(
+                        "SELECT {} FROM {} x GROUP BY {}",
+                        sel.join(", "),
+                        rollup_schema::source(d, hosts),
+                        cols[..nkeys].join(", ")
+                    ),
+                    vec![],
+                )
                 .await?;
             let fresh = self
                 .db
@@ -335,6 +374,25 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// How often the server folds the rollups' journal (PostgreSQL).
+pub const FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The background task folding the rollups' journal every [`FOLD_EVERY`] (PostgreSQL; `None` on
+/// SQLite), until the handle is aborted. Several servers may run it at once.
+pub fn spawn_fold(store: Store) -> Option<tokio::task::JoinHandle<()>> {
+    if store.db.dialect() != crate::db::Dialect::Postgres {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        loop {
+            if let Err(e) = store.fold_rollups().await {
+                eprintln!("wattprint serve: rollups: folding the journal failed: {e:#} (retried)");
+            }
+            tokio::time::sleep(FOLD_EVERY).await;
+        }
+    }))
 }
 
 /// `SET` clause of the derived columns (parameters from [`crate::derived::RunDerived::params`]).

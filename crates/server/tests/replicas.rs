@@ -152,6 +152,16 @@ async fn two_servers_count_nothing_twice() {
     let kept: Vec<usize> = (0..RUNS).filter(|i| *i != 1 && *i != 2).collect();
     let want_kwh: f64 = kept.iter().map(|&i| 1.0 + i as f64 / 7.0).sum();
     assert!(store.rollup_drift().await.unwrap().is_empty());
+    // Both fold the rollups' journal at once: each row is moved once.
+    let (fa, fb) = tokio::join!(a.state.store.fold_rollups(), b.state.store.fold_rollups());
+    assert!(fa.unwrap() + fb.unwrap() > 0);
+    assert!(store.rollup_drift().await.unwrap().is_empty());
+    let left = store
+        .db
+        .query("SELECT COUNT(*) FROM rollup_deltas", vec![])
+        .await
+        .unwrap();
+    assert_eq!(left[0].i64(0).unwrap(), 0);
     for base in [&a.base, &b.base] {
         let v: Value = http
             .get(format!("{base}/totals?group_by=project"))

@@ -2,6 +2,13 @@
 //! triggers that keep the two rollup tables exact in the same transaction as every write of
 //! `runs` (insert, advance, re-upload, deletion, back-fill of derived figures).
 //!
+//! On SQLite (one writer) the triggers update the tables in place. On PostgreSQL they append the
+//! change to a journal (`rollup_deltas`), which a background task folds into the tables a
+//! second later ([`fold_sql`]); reads add the journal's rows not folded yet ([`source`]). So
+//! concurrent uploads of runs in the same group never wait for each other's commit on a rollup
+//! row (updating it in place halved PostgreSQL's ingest rate: every checkpoint of a group's
+//! running runs queued on one row lock held until commit).
+//!
 //! Two tables, the same sums:
 //! - `rollups`: per (team, project, user, month, status), what `/totals` (unless grouped or
 //!   filtered by host), budgets and the dashboard read. An institution's year is tens of
@@ -183,36 +190,6 @@ fn upsert(d: Dialect, hosts: bool, r: &str, sign: i64) -> String {
     )
 }
 
-/// An upsert adding `NEW − OLD` to a table's row (PostgreSQL; the keys are unchanged).
-fn upsert_delta(d: Dialect, hosts: bool) -> String {
-    let t = table(hosts);
-    let mut names = vec!["org_id".to_string()];
-    names.extend(keys(hosts).iter().map(|k| k.to_string()));
-    names.push("runs".into());
-    let mut vals = vec!["NEW.org_id".to_string()];
-    vals.extend(key_exprs(hosts, "NEW"));
-    vals.push("0".into());
-    for m in MEASURES {
-        names.push(m.column.into());
-        vals.push(format!(
-            "{} - {}",
-            m.contribution(d, "NEW"),
-            m.contribution(d, "OLD")
-        ));
-    }
-    let set: Vec<String> = MEASURES
-        .iter()
-        .map(|m| format!("{c} = {t}.{c} + excluded.{c}", c = m.column))
-        .collect();
-    format!(
-        "INSERT INTO {t} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-        names.join(", "),
-        vals.join(", "),
-        keys(hosts).join(", "),
-        set.join(", ")
-    )
-}
-
 /// The columns of `runs` a rollup depends on.
 const RUN_INPUTS: &[&str] = &[
     "org_id",
@@ -281,36 +258,133 @@ fn triggers(d: Dialect) -> Vec<String> {
                 .iter()
                 .map(|c| format!("OLD.{c} IS NOT DISTINCT FROM NEW.{c}"))
                 .collect();
-            // Lock order: the host table's rows before the coarse table's, so that two
-            // transactions moving runs between the same groups never wait on each other in
-            // a cycle (a run's status only moves from running to ended).
+            // Concurrent uploads only append to the journal (no row is updated in place, so
+            // none waits for another's commit); [`fold_sql`] folds it into the two tables.
             vec![
                 format!(
                     "CREATE FUNCTION wattprint_rollup() RETURNS trigger LANGUAGE plpgsql AS $f$ \
                      BEGIN \
                        IF TG_OP = 'UPDATE' THEN \
                          IF {same_all} THEN RETURN NULL; END IF; \
-                         IF {same_keys} THEN {dh}; {dc}; RETURN NULL; END IF; \
+                         IF {same_keys} THEN {delta}; RETURN NULL; END IF; \
                        END IF; \
-                       IF TG_OP <> 'INSERT' THEN {oh}; END IF; \
-                       IF TG_OP <> 'DELETE' THEN {nh}; END IF; \
-                       IF TG_OP <> 'INSERT' THEN {oc}; END IF; \
-                       IF TG_OP <> 'DELETE' THEN {nc}; END IF; \
+                       IF TG_OP <> 'INSERT' THEN {old}; END IF; \
+                       IF TG_OP <> 'DELETE' THEN {new}; END IF; \
                        RETURN NULL; \
                      END $f$",
                     same_all = same_all.join(" AND "),
                     same_keys = same_keys.join(" AND "),
-                    dh = upsert_delta(d, true),
-                    dc = upsert_delta(d, false),
-                    oh = upsert(d, true, "OLD", -1),
-                    nh = upsert(d, true, "NEW", 1),
-                    oc = upsert(d, false, "OLD", -1),
-                    nc = upsert(d, false, "NEW", 1),
+                    delta = journal_delta(d),
+                    old = journal(d, "OLD", -1),
+                    new = journal(d, "NEW", 1),
                 ),
                 "CREATE TRIGGER runs_rollup AFTER INSERT OR UPDATE OR DELETE ON runs \
                  FOR EACH ROW EXECUTE FUNCTION wattprint_rollup()"
                     .to_string(),
             ]
+        }
+    }
+}
+
+/// Columns of the journal (PostgreSQL): the host table's keys and the sums.
+fn journal_columns() -> Vec<String> {
+    let mut names = vec!["org_id".to_string()];
+    names.extend(keys(true).iter().map(|k| k.to_string()));
+    names.push("runs".into());
+    names.extend(MEASURES.iter().map(|m| m.column.to_string()));
+    names
+}
+
+/// Append `sign` times row `r`'s contribution to the journal.
+fn journal(d: Dialect, r: &str, sign: i64) -> String {
+    let neg = if sign < 0 { "-" } else { "" };
+    let mut vals = vec![format!("{r}.org_id")];
+    vals.extend(key_exprs(true, r));
+    vals.push(format!("{sign}"));
+    for m in MEASURES {
+        vals.push(format!("{neg}{}", m.contribution(d, r)));
+    }
+    format!(
+        "INSERT INTO rollup_deltas ({}) VALUES ({})",
+        journal_columns().join(", "),
+        vals.join(", ")
+    )
+}
+
+/// Append `NEW − OLD` to the journal (the keys are unchanged).
+fn journal_delta(d: Dialect) -> String {
+    let mut vals = vec!["NEW.org_id".to_string()];
+    vals.extend(key_exprs(true, "NEW"));
+    vals.push("0".into());
+    for m in MEASURES {
+        vals.push(format!(
+            "{} - {}",
+            m.contribution(d, "NEW"),
+            m.contribution(d, "OLD")
+        ));
+    }
+    format!(
+        "INSERT INTO rollup_deltas ({}) VALUES ({})",
+        journal_columns().join(", "),
+        vals.join(", ")
+    )
+}
+
+/// Most journal rows folded per statement.
+pub const FOLD_BATCH: i64 = 20_000;
+
+/// PostgreSQL: move up to [`FOLD_BATCH`] journal rows into both tables in one statement
+/// (`FOR UPDATE SKIP LOCKED`: two servers folding at once take different rows; rows are added
+/// in key order, so they never wait on each other in a cycle). Returns how many rows it moved.
+pub fn fold_sql() -> String {
+    let sums = |t: &str| -> (String, String) {
+        let mut sel = vec!["CAST(SUM(runs) AS BIGINT)".to_string()];
+        let mut set = vec![format!("runs = {t}.runs + excluded.runs")];
+        for m in MEASURES {
+            sel.push(format!("CAST(SUM({c}) AS BIGINT)", c = m.column));
+            set.push(format!("{c} = {t}.{c} + excluded.{c}", c = m.column));
+        }
+        (sel.join(", "), set.join(", "))
+    };
+    let upsert = |hosts: bool| -> String {
+        let t = table(hosts);
+        let ks = keys(hosts).join(", ");
+        let (sel, set) = sums(t);
+        let mut names = vec!["org_id".to_string()];
+        names.extend(keys(hosts).iter().map(|k| k.to_string()));
+        names.push("runs".into());
+        names.extend(MEASURES.iter().map(|m| m.column.to_string()));
+        format!(
+            "INSERT INTO {t} ({}) SELECT org_id, {ks}, {sel} FROM d GROUP BY org_id, {ks} \
+             ORDER BY {ks} ON CONFLICT ({ks}) DO UPDATE SET {set}",
+            names.join(", ")
+        )
+    };
+    format!(
+        "WITH d AS (DELETE FROM rollup_deltas WHERE id IN \
+           (SELECT id FROM rollup_deltas ORDER BY id LIMIT {FOLD_BATCH} FOR UPDATE SKIP LOCKED) \
+           RETURNING *), \
+         h AS ({} RETURNING 1), \
+         c AS ({} RETURNING 1) \
+         SELECT (SELECT COUNT(*) FROM d), (SELECT COUNT(*) FROM h), (SELECT COUNT(*) FROM c)",
+        upsert(true),
+        upsert(false)
+    )
+}
+
+/// What reads of a table see, as a `FROM` item: the table, and on PostgreSQL the journal not
+/// folded yet (so reads are exact at any moment).
+pub fn source(d: Dialect, hosts: bool) -> String {
+    let t = table(hosts);
+    match d {
+        Dialect::Sqlite => t.to_string(),
+        Dialect::Postgres => {
+            let mut cols = vec!["org_id".to_string()];
+            cols.extend(keys(hosts).iter().map(|k| k.to_string()));
+            cols.push("runs".into());
+            cols.extend(MEASURES.iter().map(|m| m.column.to_string()));
+            let c = cols.join(", ");
+            format!("(SELECT {c} FROM {t} UNION ALL SELECT {c} FROM rollup_deltas)")
         }
     }
 }
@@ -357,6 +431,21 @@ pub fn migration(d: Dialect) -> Vec<String> {
     }
     out.push("CREATE INDEX runs_derived ON runs (derived, pk)".into());
     out.extend(tables());
+    if d == Dialect::Postgres {
+        let mut cols = vec![
+            "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY".to_string(),
+            "org_id BIGINT NOT NULL".to_string(),
+        ];
+        for k in keys(true) {
+            let ty = if k.ends_with("_id") { "BIGINT" } else { "TEXT" };
+            cols.push(format!("{k} {ty} NOT NULL"));
+        }
+        cols.push("runs BIGINT NOT NULL".into());
+        for m in MEASURES {
+            cols.push(format!("{} BIGINT NOT NULL", m.column));
+        }
+        out.push(format!("CREATE TABLE rollup_deltas ({})", cols.join(", ")));
+    }
     for hosts in [false, true] {
         let mut names = vec!["org_id".to_string()];
         names.extend(keys(hosts).iter().map(|k| k.to_string()));
