@@ -8,8 +8,8 @@
 #   scripts/bench-server-scale.sh                       # PostgreSQL, then SQLite, defaults below
 #   RUNS=200000 SAMPLES_PER_RUN=20 scripts/bench-server-scale.sh postgres
 #
-# The year: RUNS runs over the 365 days before now, TEAMS teams × PROJECTS projects, USERS users,
-# HOSTS nodes; each run has SAMPLES_PER_RUN sample rows (4 GPUs; 1-hour, 1-minute or full
+# The year: RUNS runs over the 365 days before now, TEAMS teams × PROJECTS projects, USERS users
+# (each in one team, working in two of its projects), HOSTS nodes (each team its share); each run has SAMPLES_PER_RUN sample rows (4 GPUs; 1-hour, 1-minute or full
 # resolution buckets by age, as the retention task leaves them). Rollups are kept by the
 # database's triggers during the load, exactly as at ingest; the script checks them at the end.
 #
@@ -113,7 +113,7 @@ gen_sql() {
     local d="$1" n="$2" spr="$3"
     local series small_t small_p
     if [ "$d" = postgres ]; then
-        series="generate_series(1, $n) AS g(n)"
+        series="generate_series(CAST(1 AS BIGINT), $n) AS g(n)"
         small_t="generate_series(0, $TEAMS - 1) AS t(n)"
         small_p="generate_series(0, $PROJECTS - 1) AS p(n)"
         ts() { echo "to_char(to_timestamp($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"; }
@@ -125,6 +125,8 @@ gen_sql() {
         ts() { echo "strftime('%Y-%m-%dT%H:%M:%SZ', $1, 'unixepoch')"; }
         month() { echo "strftime('%Y-%m', $1, 'unixepoch')"; }
     fi
+    # Each team: USERS/TEAMS users, each in two of its projects, on HOSTS/TEAMS nodes.
+    local upt=$(( USERS / TEAMS > 0 ? USERS / TEAMS : 1 )) hpt=$(( HOSTS / TEAMS > 0 ? HOSTS / TEAMS : 1 ))
     local start="($now_unix - 31536000 + (g.n * 31536000 / $n))"
     local dur="(600 + (g.n * 7919) % 14400)"
     local kwh="($dur / 3600.0 * (0.3 + (g.n % 13) * 0.1))"
@@ -139,17 +141,18 @@ INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status
     started_unix, ended_at, month, duration_s, energy_kwh, facility_kwh, emissions_kg, hostname, record,
     checkpoints, received_at, updated_at, gpu_kwh, idle_gpu_kwh, idle_gpu_kg, static_kwh, operational_kg,
     embodied_kg, embodied_nc, gpus_without_idle, derived, samples_res)
-  SELECT 1, tm.id, pr.id, 'r' || g.n, 'user-' || (g.n % $USERS),
+  SELECT 1, tm.id, pr.id, 'r' || g.n, 'user-' || ((g.n % $TEAMS) * $upt + (g.n / $TEAMS) % $upt),
     CASE g.n % 20 WHEN 0 THEN 'failed' WHEN 1 THEN 'killed' ELSE 'completed' END, 1,
     $(ts "$start"), $start, $(ts "$start + $dur"), $(month "$start"), $dur,
-    $kwh, $kwh * 1.2, $kwh * 1.2 * 0.25, 'node-' || ((g.n * 31) % $HOSTS),
+    $kwh, $kwh * 1.2, $kwh * 1.2 * 0.25, 'node-' || ((g.n % $TEAMS) * $hpt + (g.n * 31) % $hpt),
     '$RECORD_HEAD' || 'r' || g.n || '",$RECORD_TAIL', 1, $(ts "$start"), $(ts "$start"),
     $kwh * 0.8, $kwh * 0.1, $kwh * 0.1 * 1.2 * 0.25, $kwh * 0.25, $kwh * 1.2 * 0.25, 0.0, 1, 0, 1,
     CASE WHEN $start < $now_unix - 365 * 86400 THEN 3600
          WHEN $start < $now_unix - 30 * 86400 THEN 60 ELSE 0 END
   FROM $series
   JOIN teams tm ON tm.name = 'team-' || (g.n % $TEAMS)
-  JOIN projects pr ON pr.team_id = tm.id AND pr.name = 'project-' || ((g.n / $TEAMS) % $PROJECTS);
+  JOIN projects pr ON pr.team_id = tm.id
+    AND pr.name = 'project-' || (((g.n / $TEAMS) % $upt + (g.n / 1000) % 2) % $PROJECTS);
 COMMIT;
 EOF
     if [ "$spr" -gt 0 ]; then
@@ -221,14 +224,12 @@ for backend in "${BACKENDS[@]}"; do
         psql "$DB" -qc "VACUUM ANALYZE" >/dev/null
         size="$(psql "$DB" -Atc "SELECT pg_database_size(current_database())")"
         samples_size="$(psql "$DB" -Atc "SELECT pg_total_relation_size('samples')")"
-        rows="$(psql "$DB" -Atc "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM samples), (SELECT count(*) FROM rollups), (SELECT count(*) FROM rollup_hosts)")"
     else
         sqlite3 "$WORK/scale.db" "ANALYZE" >/dev/null
         size="$(stat -c %s "$WORK/scale.db")"
         samples_size=""
-        rows="$(sqlite3 "$WORK/scale.db" "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM samples), (SELECT count(*) FROM rollups), (SELECT count(*) FROM rollup_hosts)")"
     fi
-    ORG_TOKEN="$("$BIN" admin token create --role viewer --name scale-org --database "$DB" 2>/dev/null)"
+    ORG_TOKEN="$("$BIN" admin token create --org-wide --role viewer --name scale-org --database "$DB" 2>/dev/null)"
     TEAM_TOKEN="$("$BIN" admin token create --team team-7 --role admin --name scale-team --database "$DB" 2>/dev/null)"
     LOAD_TOKEN="$("$BIN" admin token create --team load --role member --name load --database "$DB" 2>/dev/null)"
     start_server "$DB"
@@ -291,6 +292,12 @@ print(f"| {sys.argv[1]} | ingest, 32 agents closed loop: {r['requests_per_s']:.0
 EOF
     stop_server
     "$BIN" admin rollups check --database "$DB" >&2
+    count_sql="SELECT (SELECT count(*) FROM runs WHERE run_id LIKE 'r%'), (SELECT count(*) FROM samples), (SELECT count(*) FROM rollups), (SELECT count(*) FROM rollup_hosts)"
+    if [ "$backend" = postgres ]; then
+        rows="$(psql "$DB" -Atc "$count_sql")"
+    else
+        rows="$(sqlite3 "$WORK/scale.db" "$count_sql")"
+    fi
     read -r runs samples rollups rollup_hosts <<<"$(echo "$rows" | tr '|' ' ')"
     {
         echo "| $backend | generated: $runs runs, $samples sample rows, $rollups rollup rows, $rollup_hosts host rollup rows in $((t1 - t0)) s | | |"
