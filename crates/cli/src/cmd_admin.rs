@@ -53,6 +53,17 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: RunCommand,
     },
+    /// The rollups behind totals, budgets and the dashboard (docs/server.md, "Rollups").
+    Rollups {
+        #[command(subcommand)]
+        command: RollupsCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum RollupsCommand {
+    /// Compare the rollups with a recomputation from the runs; fails if they differ.
+    Check,
 }
 
 #[derive(clap::Subcommand)]
@@ -91,6 +102,16 @@ pub enum RunCommand {
 pub enum OrgCommand {
     /// Create an organisation.
     Create { name: String },
+    /// Set how long the organisation's samples stay at full resolution and in 1-minute
+    /// buckets (overrides `wattprint serve --keep-full-days/--keep-minute-days`).
+    Retention {
+        #[arg(long, default_value = DEFAULT_ORG)]
+        org: String,
+        #[arg(long, value_name = "DAYS")]
+        full_days: i64,
+        #[arg(long, value_name = "DAYS")]
+        minute_days: i64,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -184,6 +205,36 @@ pub fn run(a: Args) -> Result<i32> {
             } => {
                 let id = admin::create_org(&store, &name).await?;
                 crate::stdout_ln!("created organisation {name:?} (id {id})");
+            }
+            AdminCommand::Rollups {
+                command: RollupsCommand::Check,
+            } => {
+                let drift = store.rollup_drift().await?;
+                if !drift.is_empty() {
+                    let shown: Vec<&str> = drift.iter().take(20).map(String::as_str).collect();
+                    bail!(
+                        "the rollups differ from the runs in {} group(s):\n{}",
+                        drift.len(),
+                        shown.join("\n")
+                    );
+                }
+                crate::stdout_ln!("rollups: exact (every group equals its runs' sums)");
+            }
+            AdminCommand::Org {
+                command:
+                    OrgCommand::Retention {
+                        org,
+                        full_days,
+                        minute_days,
+                    },
+            } => {
+                let Some(id) = store.org_id(&org).await? else {
+                    bail!("no organisation {org:?}");
+                };
+                store.set_retention(id, full_days, minute_days).await?;
+                crate::stdout_ln!(
+                    "organisation {org:?}: samples kept as uploaded for {full_days} days after a run ends, in 1-minute buckets until day {minute_days}, then in 1-hour buckets"
+                );
             }
             AdminCommand::Team {
                 command: TeamCommand::Create { name, org },

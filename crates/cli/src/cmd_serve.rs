@@ -47,6 +47,29 @@ pub struct Args {
     /// in flight at once; more get 429 (0 turns the cap off).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub max_expensive: usize,
+    /// Days after a run ended that its samples are kept as uploaded; then 1-minute buckets
+    /// (energy summed). An organisation may override it (`wattprint admin org retention`).
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub keep_full_days: i64,
+    /// Days after a run ended that its samples are kept in 1-minute buckets; then 1-hour
+    /// buckets, kept forever. Run records and totals are always kept.
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    pub keep_minute_days: i64,
+    /// Do not downsample samples in this server process (another replica may).
+    #[arg(long)]
+    pub no_downsample: bool,
+}
+
+/// The retention settings from the flags.
+pub fn retention(a: &Args) -> Result<wattprint_server::retention::Retention> {
+    let r = wattprint_server::retention::Retention {
+        full_days: a.keep_full_days,
+        minute_days: a.keep_minute_days,
+        enabled: !a.no_downsample,
+        ..Default::default()
+    };
+    r.check().context("--keep-full-days / --keep-minute-days")?;
+    Ok(r)
 }
 
 /// The database to use: the flag, else `$WATTPRINT_DATABASE`, else SQLite in the home directory.
@@ -189,10 +212,12 @@ pub fn run(a: Args) -> Result<i32> {
             a.listen
         );
     }
+    let retention = retention(&a)?;
     wattprint_server::app::run_blocking(wattprint_server::Config {
         listen: a.listen,
         database,
         limits,
+        retention,
     })?;
     Ok(0)
 }

@@ -99,7 +99,7 @@ fn record(id: &str, project: &str, status: &str, duration_s: f64, kwh: f64) -> V
         "methods": {"cpu": "rapl", "gpu": "none", "ram": "rapl-dram"}, "pue": 1.2,
         "carbon_intensity": {"g_per_kwh": 50.0, "source": "load"},
         "location": {"code": "FR", "name": "France", "known": true, "pue_source": "load"},
-        "emissions_kg": {"dynamic": kwh * 0.04, "static": kwh * 0.02, "infrastructure": kwh * 0.012, "embodied": 0.0,
+        "emissions_kg": {"dynamic": kwh * 0.035, "static": kwh * 0.015, "infrastructure": kwh * 0.01, "embodied": 0.0,
                          "operational": kwh * 0.06, "total": kwh * 0.06},
         "equivalents": {"car_km": 0.0, "tree_months": 0.0, "flights_paris_london": 0.0, "flights_paris_dublin": 0.0,
                         "flights_new_york_san_francisco": 0.0, "phone_charges": 0.0},

@@ -22,6 +22,8 @@ pub struct Config {
     /// `sqlite://PATH` or `postgres://…`.
     pub database: String,
     pub limits: Limits,
+    /// Retention and downsampling of samples (docs/server.md, "Retention").
+    pub retention: crate::retention::Retention,
 }
 
 /// Shared by every request.
@@ -49,7 +51,10 @@ impl AppState {
     /// Open the database (migrating it) and build the state.
     pub async fn open(database: &str, limits: Limits) -> Result<AppState> {
         let db = crate::db::open(database).await?;
-        Ok(AppState::new(Store::new(db), limits))
+        let store = Store::new(db);
+        // Runs stored before the rollups get their derived figures once (a no-op after).
+        store.backfill_derived().await?;
+        Ok(AppState::new(store, limits))
     }
 }
 
@@ -202,7 +207,15 @@ pub fn run_blocking(cfg: Config) -> Result<()> {
         println!("wattprint serve: dashboard at http://{addr}/dashboard/");
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        serve(listener, state, shutdown_signal()).await?;
+        let retention = crate::retention::spawn(state.store.clone(), cfg.retention);
+        let fold = crate::store_rollups::spawn_fold(state.store.clone());
+        let served = serve(listener, state, shutdown_signal()).await;
+        for task in [retention, fold].into_iter().flatten() {
+            // Stops at its next await; each batch is one transaction, none is left half done.
+            task.abort();
+            let _ = task.await;
+        }
+        served?;
         println!("wattprint serve: stopped");
         Ok(())
     })

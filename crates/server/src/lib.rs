@@ -14,15 +14,18 @@ pub mod auth;
 pub mod conn;
 pub mod dashboard;
 pub mod db;
+pub mod derived;
 pub mod limits;
 pub mod openapi;
 pub mod openapi_agents;
 pub mod openapi_jobs;
+pub mod retention;
 pub mod store;
 pub mod store_agents;
 pub mod store_deletions;
 pub mod store_jobs;
 pub mod store_pages;
+pub mod store_rollups;
 #[doc(hidden)]
 pub mod testing;
 

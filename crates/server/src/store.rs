@@ -137,6 +137,8 @@ pub struct NewRun {
     pub hostname: String,
     /// The record as received (JSON text).
     pub record: String,
+    /// Figures derived from the record for the dashboard (summed by the rollups).
+    pub derived: crate::derived::RunDerived,
 }
 
 /// One sample of a device's energy series.
@@ -424,6 +426,7 @@ fn sample_stmts(team_id: i64, run_id: &str, samples: &[Sample]) -> Vec<Stmt> {
                     "INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
                      SELECT r.pk, v.column1, v.column2, v.column3, v.column4 \
                      FROM (VALUES {values}) AS v, runs r WHERE r.team_id = ? AND r.run_id = ? \
+                     AND r.samples_res = 0 \
                      ON CONFLICT (run_pk, device_id, t0) DO UPDATE SET t1 = excluded.t1, energy_j = excluded.energy_j"
                 ),
                 params,
@@ -438,8 +441,10 @@ fn sample_stmts(team_id: i64, run_id: &str, samples: &[Sample]) -> Vec<Stmt> {
 const RUN_UPSERT: &str =
     "INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status_rank, \
        started_at, started_unix, ended_at, month, duration_s, energy_kwh, facility_kwh, \
-       emissions_kg, hostname, record, checkpoints, received_at, updated_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) \
+       emissions_kg, hostname, record, checkpoints, received_at, updated_at, gpu_kwh, \
+       idle_gpu_kwh, idle_gpu_kg, static_kwh, operational_kg, embodied_kg, embodied_nc, \
+       gpus_without_idle, derived) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) \
      ON CONFLICT (team_id, run_id) DO UPDATE SET \
        user_name = COALESCE(excluded.user_name, runs.user_name), \
        status = excluded.status, status_rank = excluded.status_rank, \
@@ -447,7 +452,11 @@ const RUN_UPSERT: &str =
        energy_kwh = excluded.energy_kwh, facility_kwh = excluded.facility_kwh, \
        emissions_kg = excluded.emissions_kg, hostname = excluded.hostname, \
        record = excluded.record, checkpoints = runs.checkpoints + 1, \
-       updated_at = excluded.updated_at \
+       updated_at = excluded.updated_at, gpu_kwh = excluded.gpu_kwh, \
+       idle_gpu_kwh = excluded.idle_gpu_kwh, idle_gpu_kg = excluded.idle_gpu_kg, \
+       static_kwh = excluded.static_kwh, operational_kg = excluded.operational_kg, \
+       embodied_kg = excluded.embodied_kg, embodied_nc = excluded.embodied_nc, \
+       gpus_without_idle = excluded.gpus_without_idle, derived = 1 \
      WHERE runs.project_id = excluded.project_id AND ( \
        excluded.status_rank > runs.status_rank \
        OR (excluded.status_rank = runs.status_rank \
@@ -457,7 +466,7 @@ const RUN_UPSERT: &str =
 
 fn run_upsert_params(run: &NewRun, project_id: i64) -> Vec<Val> {
     let now = crate::now_rfc3339();
-    vec![
+    let mut p = vec![
         run.org_id.into(),
         run.team_id.into(),
         project_id.into(),
@@ -477,7 +486,9 @@ fn run_upsert_params(run: &NewRun, project_id: i64) -> Vec<Val> {
         run.record.clone().into(),
         now.clone().into(),
         now.into(),
-    ]
+    ];
+    p.extend(run.derived.params());
+    p
 }
 
 /// A stored run as an upload sees it.
@@ -862,15 +873,16 @@ impl Store {
         params.push(run.run_id.clone().into());
         params.push(project_id.into());
         let sql = format!(
-            "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints), \
+            "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), \
              old AS (SELECT p.name, r.status_rank, r.duration_s, r.energy_kwh \
                      FROM runs r JOIN projects p ON p.id = r.project_id \
                      WHERE r.team_id = ? AND r.run_id = ?), \
              v AS (SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
                      CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
                      AS v(device_id, t0, t1, energy_j)), \
-             k AS (SELECT pk FROM up UNION SELECT r.pk FROM runs r \
-                     WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ?), \
+             k AS (SELECT pk FROM up WHERE samples_res = 0 UNION SELECT r.pk FROM runs r \
+                     WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ? \
+                     AND r.samples_res = 0), \
              s AS (INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
                      SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM v, k \
                      ON CONFLICT (run_pk, device_id, t0) DO UPDATE \
@@ -922,7 +934,18 @@ impl Store {
         let Some(team_id) = self.run_team(scope, run_id).await? else {
             return Ok(None);
         };
-        let stmts = sample_stmts(team_id, run_id, samples);
+        let mut stmts = sample_stmts(team_id, run_id, samples);
+        if !stmts.is_empty() && self.db.dialect() == Dialect::Postgres {
+            // Hold the run's row (as a run upload does) so that downsampling, which first marks
+            // the run, waits for these samples (docs/server.md, "Retention").
+            stmts.insert(
+                0,
+                Stmt::new(
+                    "SELECT pk FROM runs WHERE team_id = ? AND run_id = ? FOR SHARE",
+                    vec![team_id.into(), run_id.into()],
+                ),
+            );
+        }
         if !stmts.is_empty() {
             self.db.transaction(stmts).await?;
         }
@@ -984,6 +1007,10 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<TotalsRow>> {
+        // The rollups serve every filter but times that are not month starts.
+        if let Some(rows) = self.totals_from_rollups(f, by, limit, offset).await? {
+            return Ok(rows);
+        }
         let (keys, group) = by.columns();
         let mut params = Vec::new();
         let filter = f.sql(&mut params);
@@ -1116,24 +1143,7 @@ impl Store {
         for r in &rows {
             let team_id = r.i64(7)?;
             let project_id = r.opt_i64(8)?;
-            let mut p = vec![team_id.into(), month.into()];
-            let proj = match project_id {
-                Some(id) => {
-                    p.push(id.into());
-                    " AND project_id = ?"
-                }
-                None => "",
-            };
-            let used = self
-                .db
-                .query(
-                    &format!(
-                        "SELECT COALESCE(SUM(emissions_kg), 0.0) FROM runs WHERE team_id = ? AND month = ?{proj}"
-                    ),
-                    p,
-                )
-                .await?;
-            let used_kg = used.first().map(|u| u.f64(0)).transpose()?.unwrap_or(0.0);
+            let used_kg = self.month_emissions(team_id, project_id, month).await?;
             let kg = r.f64(4)?;
             out.push(Budget {
                 id: r.i64(0)?,

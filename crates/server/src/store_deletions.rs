@@ -96,18 +96,29 @@ impl Store {
                 pk.into(),
             ],
         );
-        let stmts = vec![
+        let mut stmts = Vec::new();
+        if self.db.dialect() == crate::db::Dialect::Postgres {
+            // Another server may be deleting the same run: wait for it, so that the audit
+            // below sees the run gone instead of recording a second deletion (SQLite's single
+            // writer serialises this already).
+            stmts.push(Stmt::new(
+                "SELECT pk FROM runs WHERE pk = ? FOR UPDATE",
+                vec![pk.into()],
+            ));
+        }
+        let at = stmts.len();
+        stmts.extend([
             audit,
             Stmt::new("DELETE FROM samples WHERE run_pk = ?", vec![pk.into()]),
             Stmt::new("DELETE FROM runs WHERE pk = ?", vec![pk.into()]),
-        ];
+        ]);
         let res = self.db.transaction(stmts).await?;
-        let Some(row) = res.first().and_then(|r| r.rows.first()) else {
+        let Some(row) = res.get(at).and_then(|r| r.rows.first()) else {
             // Deleted by a concurrent request between the lookup and the transaction.
             return Ok(None);
         };
         let d = deletion(row)?;
-        let removed = res.get(2).map(|r| r.changed).unwrap_or(0);
+        let removed = res.get(at + 2).map(|r| r.changed).unwrap_or(0);
         if removed != 1 {
             return Err(anyhow!(
                 "deleting run {run_id:?} removed {removed} rows instead of 1"

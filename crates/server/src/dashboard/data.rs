@@ -1,16 +1,13 @@
-//! What the pages show, read through the store with the token's scope: one scan of the visible
-//! runs' summary columns, plus figures that only the stored records hold (idle GPU energy,
-//! static energy, operational and embodied emissions), derived once per run and version and
-//! kept in memory ([`DerivedCache`]).
+//! What the pages show, read through the store with the token's scope from the rollups
+//! ([`crate::db::rollup_schema`]): one row per (team, project, user, status, month) group, with
+//! the sums of the runs' summary columns and of the figures derived from their records at
+//! ingest (idle GPU energy, static energy, operational and embodied emissions). A page costs
+//! the same at 10 million runs as at a thousand.
 
 use super::DashState;
-use crate::db::Val;
 use crate::store::RunFilter;
 use anyhow::Result;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use wattprint_core::record::RunRecord;
-use wattprint_core::sensor::DeviceKind;
 
 /// Statuses counted as waste: the run's energy bought no result.
 pub const WASTE_STATUSES: &[&str] = &["failed", "killed", "stopped_by_budget", "stopped_by_cap"];
@@ -19,210 +16,78 @@ pub fn is_waste(status: &str) -> bool {
     WASTE_STATUSES.contains(&status)
 }
 
-/// Figures read from a run's stored record.
+/// Figures derived from the records of a group of runs (summed).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Derived {
-    /// Energy charged to the run's GPUs, kWh.
+    /// Energy charged to the runs' GPUs, kWh.
     pub gpu_kwh: f64,
-    /// Idle (static) energy of the run's GPUs, kWh (see [`derive`]).
+    /// Idle (static) energy of their GPUs, kWh (see [`crate::derived::derive`]).
     pub idle_gpu_kwh: f64,
-    /// Its emissions: idle kWh × PUE × intensity, kg CO2e.
+    /// Its emissions, kg CO2e.
     pub idle_gpu_kg: f64,
-    /// Static energy of all devices (`energy_kwh.static`), kWh.
+    /// Static energy of all devices, kWh.
     pub static_kwh: f64,
-    /// `emissions_kg.operational`.
     pub operational_kg: f64,
-    /// `emissions_kg.embodied` (0 when not counted).
+    /// Embodied emissions of the runs that counted them.
     pub embodied_kg: f64,
-    /// The record did not count embodied emissions (`emissions_kg.embodied` is null).
-    pub embodied_not_counted: bool,
+    /// Runs that did not count embodied emissions.
+    pub embodied_not_counted: i64,
     /// GPUs with no idle power, neither in the record nor in the GPU table.
-    pub gpus_without_idle: u32,
-    /// The record could not be read (counted, and left out of these figures).
-    pub unreadable: bool,
+    pub gpus_without_idle: i64,
+    /// Runs whose record could not be read (counted, and left out of these figures).
+    pub unreadable: i64,
 }
 
-/// Idle power of a GPU model from the GPU table (CCF min watts), memoised by name.
-fn table_idle_w(name: &str) -> Option<f64> {
-    static MEMO: Mutex<BTreeMap<String, Option<f64>>> = Mutex::new(BTreeMap::new());
-    if let Ok(m) = MEMO.lock() {
-        if let Some(v) = m.get(name) {
-            return *v;
-        }
-    }
-    let v = match wattprint_core::factors::gpu::gpu_lookup(name) {
-        wattprint_core::factors::gpu::GpuMatch::Found(g) => g.idle_w,
-        _ => None,
-    };
-    if let Ok(mut m) = MEMO.lock() {
-        if m.len() < 4096 {
-            m.insert(name.to_string(), v);
-        }
-    }
-    v
-}
-
-/// The figures of one record. A GPU's idle energy is computed as the record computes static
-/// energy (`wattprint_core::record::static_energy_j`): idle power × duration × the share of the
-/// device's energy charged to the run, never more than that energy. The idle power is the
-/// device's own (`devices[].idle_power_w`) or else the GPU table's for its model name.
-pub fn derive(rec: &RunRecord) -> Derived {
-    let mut d = Derived {
-        static_kwh: rec.energy_kwh.static_.0,
-        operational_kg: rec.emissions_kg.operational,
-        embodied_kg: rec.emissions_kg.embodied,
-        embodied_not_counted: !rec.emissions_kg.embodied_counted,
-        ..Derived::default()
-    };
-    for dev in rec.devices.iter().filter(|x| x.kind == DeviceKind::Gpu) {
-        d.gpu_kwh += dev.energy_kwh;
-        let Some(idle_w) = dev.idle_power_w.or_else(|| table_idle_w(&dev.name)) else {
-            d.gpus_without_idle += 1;
-            continue;
-        };
-        let share = if dev.machine_energy_kwh > 0.0 {
-            (dev.energy_kwh / dev.machine_energy_kwh).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let kwh = (idle_w * rec.duration_s * share / 3.6e6)
-            .min(dev.energy_kwh)
-            .max(0.0);
-        if kwh.is_finite() {
-            d.idle_gpu_kwh += kwh;
-        }
-    }
-    d.idle_gpu_kg = d.idle_gpu_kwh * rec.pue * rec.carbon_intensity.g_per_kwh / 1000.0;
-    d
-}
-
-/// Derived figures by run (internal key), valid for the run's version (`updated_at` and
-/// `checkpoints`, which both change whenever an upload replaces the record).
-#[derive(Default)]
-pub struct DerivedCache {
-    map: Mutex<HashMap<i64, (String, Derived)>>,
-}
-
-/// Most runs kept in the cache before it is emptied and refilled on demand.
-const CACHE_MAX: usize = 500_000;
-/// Records read per query.
-const CHUNK: usize = 200;
-
-/// One visible run's summary columns.
+/// One group of visible runs (same team, project, user, status and month) and its sums.
 #[derive(Debug, Clone)]
 pub struct Lite {
-    pub pk: i64,
     pub team: String,
     pub project: String,
     pub user: Option<String>,
     pub status: String,
     pub month: String,
+    /// How many runs the group holds.
+    pub runs: i64,
     pub duration_s: f64,
     pub energy_kwh: f64,
     pub facility_kwh: f64,
     pub emissions_kg: f64,
-    /// `updated_at#checkpoints`: changes whenever the stored record does.
-    pub version: String,
 }
 
-/// The runs matching `f` (whose scope is the token's), with their derived figures.
+/// The groups of runs matching `f` (whose scope is the token's), with their derived figures.
 pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>> {
-    let mut params = Vec::new();
-    let filter = f.sql(&mut params);
-    let rows = st
-        .app
-        .store
-        .db
-        .query(
-            &format!(
-                "SELECT r.pk, t.name, p.name, r.user_name, r.status, r.month, r.duration_s, \
-                 r.energy_kwh, r.facility_kwh, r.emissions_kg, r.updated_at, r.checkpoints \
-                 FROM runs r JOIN teams t ON t.id = r.team_id JOIN projects p ON p.id = r.project_id \
-                 WHERE 1 = 1{filter}"
-            ),
-            params,
-        )
-        .await?;
-    let mut runs = Vec::with_capacity(rows.len());
-    for r in &rows {
-        runs.push(Lite {
-            pk: r.i64(0)?,
-            team: r.text(1)?,
-            project: r.text(2)?,
-            user: r.opt_text(3)?,
-            status: r.text(4)?,
-            month: r.text(5)?,
-            duration_s: r.f64(6)?,
-            energy_kwh: r.f64(7)?,
-            facility_kwh: r.f64(8)?,
-            emissions_kg: r.f64(9)?,
-            version: format!("{}#{}", r.text(10)?, r.i64(11)?),
-        });
-    }
-    let missing: Vec<i64> = {
-        let m = st
-            .derived
-            .map
-            .lock()
-            .map_err(|_| anyhow::anyhow!("cache lock poisoned"))?;
-        runs.iter()
-            .filter(|x| m.get(&x.pk).is_none_or(|(v, _)| *v != x.version))
-            .map(|x| x.pk)
-            .collect()
-    };
-    let mut fresh: HashMap<i64, (String, Derived)> = HashMap::with_capacity(missing.len());
-    for chunk in missing.chunks(CHUNK) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let params: Vec<Val> = chunk.iter().map(|&pk| pk.into()).collect();
-        let recs = st
-            .app
-            .store
-            .db
-            .query(
-                &format!(
-                    "SELECT pk, updated_at, checkpoints, record FROM runs WHERE pk IN ({marks})"
-                ),
-                params,
-            )
-            .await?;
-        for r in &recs {
-            let pk = r.i64(0)?;
-            let d = match serde_json::from_str::<RunRecord>(&r.text(3)?) {
-                Ok(rec) => derive(&rec),
-                Err(e) => {
-                    eprintln!(
-                        "wattprint serve: dashboard: the record of run #{pk} cannot be read: {e}"
-                    );
-                    Derived {
-                        unreadable: true,
-                        ..Derived::default()
-                    }
-                }
-            };
-            fresh.insert(pk, (format!("{}#{}", r.text(1)?, r.i64(2)?), d));
-        }
-    }
-    let mut m = st
-        .derived
-        .map
-        .lock()
-        .map_err(|_| anyhow::anyhow!("cache lock poisoned"))?;
-    if m.len() + fresh.len() > CACHE_MAX {
-        m.clear();
-    }
-    let out = runs
+    let groups = st.app.store.dashboard_groups(f).await?;
+    Ok(groups
         .into_iter()
-        .map(|x| {
-            let d = fresh
-                .get(&x.pk)
-                .map(|v| v.1)
-                .or_else(|| m.get(&x.pk).map(|v| v.1))
-                .unwrap_or_default();
-            (x, d)
+        .map(|g| {
+            let s = g.sums;
+            (
+                Lite {
+                    team: g.team,
+                    project: g.project,
+                    user: g.user,
+                    status: g.status,
+                    month: g.month,
+                    runs: s.runs,
+                    duration_s: s.duration_s,
+                    energy_kwh: s.energy_kwh,
+                    facility_kwh: s.facility_kwh,
+                    emissions_kg: s.emissions_kg,
+                },
+                Derived {
+                    gpu_kwh: s.gpu_kwh,
+                    idle_gpu_kwh: s.idle_gpu_kwh,
+                    idle_gpu_kg: s.idle_gpu_kg,
+                    static_kwh: s.static_kwh,
+                    operational_kg: s.operational_kg,
+                    embodied_kg: s.embodied_kg,
+                    embodied_not_counted: s.embodied_not_counted,
+                    gpus_without_idle: s.gpus_without_idle,
+                    unreadable: s.unreadable,
+                },
+            )
         })
-        .collect();
-    m.extend(fresh);
-    Ok(out)
+        .collect())
 }
 
 /// Sums over a set of runs.
@@ -263,13 +128,13 @@ impl Agg {
     }
 
     pub fn add(&mut self, x: &Lite, d: &Derived) {
-        self.runs += 1;
+        self.runs += x.runs;
         self.duration_s += x.duration_s;
         self.energy_kwh += x.energy_kwh;
         self.facility_kwh += x.facility_kwh;
         self.emissions_kg += x.emissions_kg;
         if is_waste(&x.status) {
-            self.wasted_runs += 1;
+            self.wasted_runs += x.runs;
             self.wasted_kwh += x.energy_kwh;
             self.wasted_kg += x.emissions_kg;
         }
@@ -279,9 +144,9 @@ impl Agg {
         self.static_kwh += d.static_kwh;
         self.operational_kg += d.operational_kg;
         self.embodied_kg += d.embodied_kg;
-        self.embodied_not_counted += i64::from(d.embodied_not_counted);
-        self.gpus_without_idle += i64::from(d.gpus_without_idle);
-        self.unreadable += i64::from(d.unreadable);
+        self.embodied_not_counted += d.embodied_not_counted;
+        self.gpus_without_idle += d.gpus_without_idle;
+        self.unreadable += d.unreadable;
     }
 
     pub fn of<'a>(runs: impl IntoIterator<Item = &'a (Lite, Derived)>) -> Agg {
@@ -439,7 +304,6 @@ mod tests {
     fn lite(month: &str, team: &str, kg: f64) -> (Lite, Derived) {
         (
             Lite {
-                pk: 0,
                 team: team.into(),
                 project: "p".into(),
                 user: None,
@@ -449,7 +313,7 @@ mod tests {
                 energy_kwh: kg * 4.0,
                 facility_kwh: kg * 5.0,
                 emissions_kg: kg,
-                version: String::new(),
+                runs: 1,
             },
             Derived::default(),
         )
@@ -536,46 +400,5 @@ mod tests {
             assert!((r.would_kg - 100.0 * r.effective_g_per_kwh / 1000.0).abs() < 1e-9);
             assert!((r.saved_kg - (40.0 - r.would_kg)).abs() < 1e-9, "{r:?}");
         }
-    }
-
-    #[test]
-    fn idle_gpu_energy_follows_the_static_energy_rule() {
-        let v = serde_json::json!({
-            "schema": "wattprint.run/1", "id": "r", "project": "p", "tags": {}, "command": [],
-            "started_at": "2025-01-01T00:00:00Z", "ended_at": null, "duration_s": 3600.0,
-            "status": "completed", "exit_code": 0,
-            "host": {"hostname": "h", "cpu_model": "c", "logical_cpus": 1, "ram_gb": 1.0, "gpus": []},
-            "scope": "process", "interval_s": 1.0,
-            "energy_kwh": {"cpu": 0.0, "gpu": 0.5, "ram": 0.0, "other": 0.0, "dynamic": 0.4,
-                           "static": 0.1, "it": 0.5, "infrastructure": 0.0, "facility": 0.5, "total": 0.5},
-            "devices": [
-                {"id": "gpu:0", "kind": "gpu", "method": "nvml-energy", "name": "x", "energy_kwh": 0.3,
-                 "avg_power_w": 300.0, "machine_energy_kwh": 0.6, "idle_power_w": 60.0},
-                {"id": "gpu:1", "kind": "gpu", "method": "nvml-energy", "name": "no such gpu model",
-                 "energy_kwh": 0.2, "avg_power_w": 200.0, "machine_energy_kwh": 0.2},
-                {"id": "cpu:0", "kind": "cpu", "method": "rapl", "name": "c", "energy_kwh": 0.05,
-                 "avg_power_w": 50.0, "machine_energy_kwh": 0.05, "idle_power_w": 10.0}
-            ],
-            "methods": {"cpu": "rapl", "gpu": "nvml-energy", "ram": "none"}, "pue": 1.5,
-            "carbon_intensity": {"g_per_kwh": 200.0, "source": "t"},
-            "location": {"code": "FR", "name": "France", "known": true, "pue_source": "t"},
-            "emissions_kg": {"dynamic": 0.1, "static": 0.03, "infrastructure": 0.02, "embodied": 0.01,
-                             "operational": 0.15, "total": 0.16},
-            "equivalents": {"car_km": 0.0, "tree_months": 0.0, "flights_paris_london": 0.0,
-                            "flights_paris_dublin": 0.0, "flights_new_york_san_francisco": 0.0, "phone_charges": 0.0},
-            "assumptions": [], "factors_version": "t", "warnings": [], "samples": 1, "skipped_ticks": 0,
-            "wattprint_version": "t"
-        });
-        let rec: RunRecord = serde_json::from_value(v).unwrap();
-        let d = derive(&rec);
-        // gpu:0: 60 W × 1 h × (0.3 / 0.6) = 0.03 kWh; gpu:1 has no idle power anywhere.
-        assert!((d.idle_gpu_kwh - 0.03).abs() < 1e-12, "{d:?}");
-        assert!((d.idle_gpu_kg - 0.03 * 1.5 * 0.2).abs() < 1e-12);
-        assert_eq!(d.gpus_without_idle, 1);
-        assert!((d.gpu_kwh - 0.5).abs() < 1e-12);
-        assert_eq!(
-            (d.static_kwh, d.operational_kg, d.embodied_kg),
-            (0.1, 0.15, 0.01)
-        );
     }
 }

@@ -224,12 +224,11 @@ fn live(s: &Session, now: Instant) -> bool {
         && now.saturating_duration_since(s.created) < MAX_AGE
 }
 
-/// The dashboard's state: the API's, its sessions and a cache of figures read from records.
+/// The dashboard's state: the API's and its sessions.
 #[derive(Clone)]
 pub struct DashState {
     pub app: AppState,
     pub sessions: Arc<Sessions>,
-    pub derived: Arc<data::DerivedCache>,
 }
 
 /// The signed-in token, read afresh from the database for this request.
@@ -575,7 +574,6 @@ pub fn router(app: AppState) -> Router<AppState> {
     let st = DashState {
         app,
         sessions: Arc::new(Sessions::default()),
-        derived: Arc::new(data::DerivedCache::default()),
     };
     let d = |s: &str| format!("{BASE}{s}");
     Router::new()

@@ -16,6 +16,8 @@ pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     pub statements: &'static [&'static str],
+    /// Statements generated for the dialect, run after `statements` (the rollups' triggers).
+    pub build: Option<fn(Dialect) -> Vec<String>>,
 }
 
 /// All migrations, in order. Never edit one that has shipped: add a new version.
@@ -119,6 +121,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         )",
         "INSERT INTO orgs (name, created_at) VALUES ('default', '{now}')",
     ],
+    build: None,
 }, Migration {
     version: 2,
     name: "policies, node energy from agents",
@@ -153,6 +156,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         )",
         "CREATE INDEX node_energy_org_window ON node_energy (org_id, window_start)",
     ],
+    build: None,
 }, Migration {
     version: 3,
     name: "audit of deleted runs",
@@ -182,6 +186,29 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         )",
         "CREATE INDEX run_deletions_team ON run_deletions (team_id, deleted_at)",
     ],
+    build: None,
+}, Migration {
+    version: 4,
+    name: "rollups per team, project, user, month, status (and host)",
+    statements: &[],
+    build: Some(super::rollup_schema::migration),
+}, Migration {
+    version: 5,
+    name: "retention and downsampling of samples",
+    statements: &[
+        // The resolution a run's samples were downsampled to, s (0: as uploaded). Set before
+        // the run is downsampled; samples are no longer accepted for the run from then on.
+        "ALTER TABLE runs ADD COLUMN samples_res BIGINT NOT NULL DEFAULT 0",
+        "CREATE INDEX runs_retention ON runs (org_id, samples_res, started_unix)",
+        // Per-organisation retention (the server's flags are the default).
+        "CREATE TABLE retention (
+            org_id BIGINT PRIMARY KEY REFERENCES orgs(id),
+            full_days BIGINT NOT NULL,
+            minute_days BIGINT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+    ],
+    build: None,
 }];
 
 /// The schema version this binary writes.
@@ -224,6 +251,12 @@ pub async fn current_version(db: &dyn Db) -> Result<i64> {
 
 /// Bring the schema up to date; refuse a database written by a newer wattprint.
 pub async fn migrate(db: &dyn Db) -> Result<()> {
+    migrate_to(db, latest_version()).await
+}
+
+/// Apply the migrations up to version `target` (tests upgrade a database stored by an older
+/// wattprint this way); refuse a database written by a newer wattprint.
+pub async fn migrate_to(db: &dyn Db, target: i64) -> Result<()> {
     let d = db.dialect();
     let mut stmts = lock(d);
     stmts.push(Stmt::new(
@@ -238,7 +271,7 @@ pub async fn migrate(db: &dyn Db) -> Result<()> {
         .await
         .with_context(|| format!("preparing migrations on {}", db.describe()))?;
     let now = crate::now_rfc3339();
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().filter(|m| m.version <= target) {
         let mut stmts = lock(d);
         // Re-checked under the lock: another server may have applied it meanwhile.
         stmts.push(Stmt::new(
@@ -258,6 +291,9 @@ pub async fn migrate(db: &dyn Db) -> Result<()> {
         let mut stmts = lock(d);
         for s in m.statements {
             stmts.push(Stmt::new(render(s, d, &now), vec![]));
+        }
+        for s in m.build.map(|b| b(d)).unwrap_or_default() {
+            stmts.push(Stmt::new(s, vec![]));
         }
         stmts.push(Stmt::new(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub mod migrations;
 pub mod postgres;
+pub mod rollup_schema;
 pub mod sqlite;
 
 /// A bound parameter. Integers are 64-bit and reals are doubles on both databases (PostgreSQL
@@ -266,12 +267,17 @@ pub fn redact(url: &str) -> String {
 
 /// Open the database named by `url` and bring its schema up to date.
 pub async fn open(url: &str) -> Result<Arc<dyn Db>> {
-    let db: Arc<dyn Db> = match DatabaseUrl::parse(url)? {
-        DatabaseUrl::Sqlite(p) => Arc::new(sqlite::SqliteDb::open(&p).await?),
-        DatabaseUrl::Postgres(u) => Arc::new(postgres::PgDb::open(&u).await?),
-    };
+    let db = open_unmigrated(url).await?;
     migrations::migrate(db.as_ref()).await?;
     Ok(db)
+}
+
+/// Open the database named by `url` as it is (no migration).
+pub async fn open_unmigrated(url: &str) -> Result<Arc<dyn Db>> {
+    Ok(match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Sqlite(p) => Arc::new(sqlite::SqliteDb::open(&p).await?),
+        DatabaseUrl::Postgres(u) => Arc::new(postgres::PgDb::open(&u).await?),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,341 @@
+//! Rollups, on SQLite and on PostgreSQL: exact against a recomputation from `runs` after seeded
+//! mixes of uploads, re-uploads with changed figures, retries, checkpoint → final transitions
+//! and deletions (property-based); `/totals` from the rollups equal to `/totals` from `runs`;
+//! the migration back-fills the rollups and the derived figures of runs stored before it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{close, Backend, Rec, TestServer};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use wattprint_server::store::Role;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upload {
+        run: usize,
+        status: usize,
+        dur: u32,
+        kwh: u32,
+        kg: u32,
+        user: Option<u8>,
+        host: u8,
+    },
+    /// The same body as this run's last upload, again (a retry).
+    Retry {
+        run: usize,
+    },
+    Delete {
+        run: usize,
+    },
+    /// Fold the rollups' journal into the tables (PostgreSQL; the server does it every second).
+    Fold,
+}
+
+const RUNS: usize = 8;
+const STATUSES: [&str; 3] = ["running", "completed", "failed"];
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..RUNS, 0..3usize, 1..5000u32, 0..50_000u32, 0..50_000u32,
+              proptest::option::of(0..3u8), 0..3u8)
+            .prop_map(|(run, status, dur, kwh, kg, user, host)| Op::Upload {
+                run, status, dur, kwh, kg, user, host
+            }),
+        2 => (0..RUNS).prop_map(|run| Op::Retry { run }),
+        1 => (0..RUNS).prop_map(|run| Op::Delete { run }),
+        1 => Just(Op::Fold),
+    ]
+}
+
+/// Run `i`'s team token index, project and start (fixed per run: a run never moves).
+fn run_home(i: usize) -> (usize, String, String) {
+    (
+        i % 2,
+        format!("p{}", i % 3),
+        format!("2025-0{}-15T08:00:00Z", 1 + i % 3),
+    )
+}
+
+/// Groups of `/totals?group_by=BY` as key → (runs, kWh, kg, duration).
+async fn groups(s: &TestServer, tok: &str, q: &str) -> BTreeMap<String, (i64, f64, f64, f64)> {
+    let (code, v) = s.get(tok, &format!("/totals?{q}")).await;
+    assert_eq!(code, 200, "{v}");
+    v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                format!("{}/{}", g["key"], g["team"]),
+                (
+                    g["runs"].as_i64().unwrap(),
+                    g["energy_kwh"].as_f64().unwrap(),
+                    g["emissions_kg"].as_f64().unwrap(),
+                    g["duration_s"].as_f64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `/totals` from the rollups equals `/totals` from `runs` (a `since` that is not a month start
+/// makes the server read `runs`) for every grouping.
+async fn totals_agree(s: &TestServer, org: &str) {
+    for by in ["org", "team", "project", "user", "month", "status", "host"] {
+        let fast = groups(s, org, &format!("group_by={by}")).await;
+        let slow = groups(s, org, &format!("group_by={by}&since=2000-01-01T00:00:01Z")).await;
+        assert_eq!(
+            fast.keys().collect::<Vec<_>>(),
+            slow.keys().collect::<Vec<_>>(),
+            "{by}"
+        );
+        for (k, a) in &fast {
+            let b = slow[k];
+            assert_eq!(a.0, b.0, "{by} {k}");
+            // Rollups keep µWh, µg and ms: within half a unit per run of the float sums.
+            let runs = a.0 as f64;
+            assert!(
+                (a.1 - b.1).abs() <= runs * 0.5e-9 + 1e-12,
+                "{by} {k} {a:?} {b:?}"
+            );
+            assert!(
+                (a.2 - b.2).abs() <= runs * 0.5e-9 + 1e-12,
+                "{by} {k} {a:?} {b:?}"
+            );
+            assert!(
+                (a.3 - b.3).abs() <= runs * 0.5e-3 + 1e-9,
+                "{by} {k} {a:?} {b:?}"
+            );
+        }
+    }
+    // Filters too: by user and host together (the host table), and month-aligned times.
+    let fast = groups(s, org, "group_by=team&user=u1&host=h2").await;
+    let slow = groups(
+        s,
+        org,
+        "group_by=team&user=u1&host=h2&until=2030-01-01T00:00:01Z",
+    )
+    .await;
+    assert_eq!(fast.len(), slow.len());
+    for (k, a) in &fast {
+        assert_eq!(a.0, slow[k].0, "{k}");
+        assert!(close(a.1, slow[k].1), "{k}");
+    }
+    let fast = groups(s, org, "group_by=month&since=2025-02-01&until=2025-03-01").await;
+    let slow = groups(
+        s,
+        org,
+        "group_by=month&since=2025-01-31T23:59:59.5Z&until=2025-03-01",
+    )
+    .await;
+    assert!(fast.keys().all(|k| k == "\"2025-02\"/null"), "{fast:?}");
+    assert_eq!(
+        fast.values().next().map(|v| v.0),
+        slow.values().next().map(|v| v.0)
+    );
+}
+
+async fn apply(
+    s: &TestServer,
+    toks: &[String; 2],
+    admins: &[String; 2],
+    ops: &[Op],
+    last: &mut BTreeMap<usize, Value>,
+) {
+    for op in ops {
+        match op {
+            Op::Upload {
+                run,
+                status,
+                dur,
+                kwh,
+                kg,
+                user,
+                host,
+            } => {
+                let (team, project, at) = run_home(*run);
+                let mut r = Rec::new(&format!("r{run}"), &project)
+                    .at(&at)
+                    .status(STATUSES[*status])
+                    .progress(
+                        f64::from(*dur),
+                        f64::from(*kwh) / 7.0,
+                        f64::from(*kg) / 70.0,
+                    );
+                r.hostname = format!("h{host}");
+                let mut body = r.json();
+                if let Some(u) = user {
+                    body["user"] = json!(format!("u{u}"));
+                }
+                let (code, v) = s.post(&toks[team], "/runs", &body).await;
+                assert!(code == 200 || code == 201, "{code} {v}");
+                last.insert(*run, body);
+            }
+            Op::Retry { run } => {
+                if let Some(body) = last.get(run) {
+                    let (code, v) = s.post(&toks[run % 2], "/runs", body).await;
+                    assert!(code == 200 || code == 201, "{code} {v}");
+                }
+            }
+            Op::Fold => {
+                s.state.store.fold_rollups().await.unwrap();
+            }
+            Op::Delete { run } => {
+                let (code, v) = s.delete(&admins[run % 2], &format!("/runs/r{run}")).await;
+                assert!(code == 200 || code == 404, "{code} {v}");
+            }
+        }
+    }
+}
+
+fn rollups_stay_exact(b: Backend, cases: u32) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (s, toks, admins, org) = rt.block_on(async {
+        // Many requests per case: no rate limit or cap on expensive requests in the way.
+        let limits = wattprint_server::limits::Limits {
+            rate_per_s: 0.0,
+            max_expensive_per_token: 0,
+            ..Default::default()
+        };
+        let s = TestServer::with_limits(b, limits).await;
+        let toks = [
+            s.token("physics", None, Role::Member).await.1,
+            s.token("biology", None, Role::Member).await.1,
+        ];
+        let admins = [
+            s.token("physics", None, Role::Admin).await.1,
+            s.token("biology", None, Role::Admin).await.1,
+        ];
+        let org = s.org_token(Role::Viewer).await;
+        (s, toks, admins, org)
+    });
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..40), |ops| {
+            rt.block_on(async {
+                let mut last = BTreeMap::new();
+                apply(&s, &toks, &admins, &ops, &mut last).await;
+                let drift = s.state.store.rollup_drift().await.unwrap();
+                assert!(drift.is_empty(), "{drift:#?}");
+                totals_agree(&s, &org).await;
+                // Folded or not, the same.
+                s.state.store.fold_rollups().await.unwrap();
+                let drift = s.state.store.rollup_drift().await.unwrap();
+                assert!(drift.is_empty(), "after folding: {drift:#?}");
+            });
+            Ok(())
+        })
+        .unwrap();
+    // Something was counted (the check is not vacuous).
+    let n = rt.block_on(s.count("runs"));
+    let rows = rt.block_on(s.count("rollups"));
+    assert!(n > 0 && rows > 0, "{n} runs, {rows} rollup rows");
+    // And the check sees a difference of one unit in one row.
+    rt.block_on(async {
+        s.state
+            .store
+            .db
+            .transaction(vec![wattprint_server::db::Stmt::new(
+                "UPDATE rollup_hosts SET energy_uwh = energy_uwh + 1 \
+                 WHERE hostname = (SELECT MIN(hostname) FROM rollup_hosts WHERE runs > 0) AND runs > 0",
+                vec![],
+            )])
+            .await
+            .unwrap();
+        let drift = s.state.store.rollup_drift().await.unwrap();
+        assert!(!drift.is_empty());
+    });
+    rt.block_on(s.stop());
+}
+
+#[test]
+fn rollups_stay_exact_sqlite() {
+    rollups_stay_exact(Backend::Sqlite, 16);
+}
+
+#[test]
+fn rollups_stay_exact_postgres() {
+    rollups_stay_exact(Backend::Postgres, 16);
+}
+
+/// A database written before the rollups (schema 3) is upgraded: the rollups are back-filled
+/// from its runs, and the dashboard's derived figures from their records.
+async fn upgrade_backfills(b: Backend) {
+    use wattprint_server::db::{self, migrations, Stmt};
+    let (url, _dir) = common::database(b).await;
+    let raw = db::open_unmigrated(&url).await.unwrap();
+    migrations::migrate_to(raw.as_ref(), 3).await.unwrap();
+    let mut stmts = vec![
+        Stmt::new("INSERT INTO teams (org_id, name, created_at) VALUES (1, 'physics', 'x')", vec![]),
+        Stmt::new("INSERT INTO projects (org_id, team_id, name, created_at) VALUES (1, 1, 'climate', 'x')", vec![]),
+    ];
+    for i in 0..5i64 {
+        let rec = Rec::new(&format!("old{i}"), "climate")
+            .progress(60.0, 0.5 + i as f64, 0.1)
+            .json();
+        stmts.push(Stmt::new(
+            "INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status_rank, \
+             started_at, started_unix, month, duration_s, energy_kwh, facility_kwh, emissions_kg, \
+             hostname, record, checkpoints, received_at, updated_at) \
+             VALUES (1, 1, 1, ?, ?, 'completed', 1, '2025-03-10T12:00:00Z', 1741608000, '2025-03', \
+             60.0, ?, ?, 0.1, 'node-1', ?, 1, 'x', 'x')",
+            vec![
+                format!("old{i}").into(),
+                if i % 2 == 0 { Some("ana".to_string()) } else { None }.into(),
+                (0.5 + i as f64).into(),
+                ((0.5 + i as f64) * 1.2).into(),
+                if i == 4 { "{not json".to_string() } else { rec.to_string() }.into(),
+            ],
+        ));
+    }
+    raw.transaction(stmts).await.unwrap();
+    drop(raw);
+    // The server opens it: migration 4 (rollups), then the derived figures.
+    let state = wattprint_server::app::AppState::open(&url, Default::default())
+        .await
+        .unwrap();
+    let store = &state.store;
+    assert!(store.rollup_drift().await.unwrap().is_empty());
+    let f = wattprint_server::store::RunFilter::new(wattprint_server::store::Scope {
+        org_id: 1,
+        team_id: None,
+        project_id: None,
+    });
+    let groups = store.dashboard_groups(&f).await.unwrap();
+    let runs: i64 = groups.iter().map(|g| g.sums.runs).sum();
+    let kwh: f64 = groups.iter().map(|g| g.sums.energy_kwh).sum();
+    let gpu: f64 = groups.iter().map(|g| g.sums.gpu_kwh).sum();
+    let unreadable: i64 = groups.iter().map(|g| g.sums.unreadable).sum();
+    assert_eq!(runs, 5);
+    assert!(close(kwh, 0.5 + 1.5 + 2.5 + 3.5 + 4.5));
+    // The record's GPU devices: none in Rec's records (one CPU device), so 0; static energy is
+    // a quarter of each readable record's energy.
+    assert_eq!(gpu, 0.0);
+    let st: f64 = groups.iter().map(|g| g.sums.static_kwh).sum();
+    assert!(close(st, (0.5 + 1.5 + 2.5 + 3.5) * 0.25), "{st}");
+    assert_eq!(unreadable, 1, "the record that is not JSON");
+    assert_eq!(store.backfill_derived().await.unwrap(), 0, "done once");
+    // On PostgreSQL the back-fill's changes wait in the journal; folded, nothing changes.
+    let moved = store.fold_rollups().await.unwrap();
+    assert_eq!(moved > 0, b == Backend::Postgres);
+    assert!(store.rollup_drift().await.unwrap().is_empty());
+    assert_eq!(store.fold_rollups().await.unwrap(), 0);
+    let again = store.dashboard_groups(&f).await.unwrap();
+    let st2: f64 = again.iter().map(|g| g.sums.static_kwh).sum();
+    assert_eq!(st, st2);
+}
+
+both!(upgrade_backfills);
