@@ -290,3 +290,20 @@ def test_the_package_never_imports_torch():
     code = "import sys, wattprint; t = wattprint.Tracker; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_lineage_keywords_reach_the_record_and_the_cli_filters(host):
+    run = tracker(host, model="bert-ft", stage="tuning", sweep="sw1", trial=3, objective="val_loss=0.4").start().stop()
+    lin = run.to_dict()["lineage"]
+    assert lin == {"model": "bert-ft", "stage": "tuning", "sweep": "sw1", "trial": "3",
+                   "objective": {"name": "val_loss", "value": 0.4, "goal": "min"}}
+    shown = json.loads(cli(host, "runs", "--json", "--model", "bert-ft", "--sweep", "sw1"))
+    assert [r["id"] for r in shown] == [run.id]
+    assert json.loads(cli(host, "runs", "--json", "--model", "other")) == []
+    with pytest.raises(ValueError, match="stage="):
+        tracker(host, stage="pretraining").start()
+    # a W&B sweep agent's variables are detected, with their source
+    env = dict(host.env(), WANDB_SWEEP_ID="wb9", WANDB_RUN_ID="r2")
+    lin = tracker(host, env=env, model="m").start().stop().to_dict()["lineage"]
+    assert (lin["sweep"], lin["trial"], lin["stage"]) == ("wb9", "r2", "tuning")
+    assert lin["sources"]["sweep"] == "env:WANDB_SWEEP_ID"

@@ -130,6 +130,8 @@ pub struct Args {
     /// (default: SLURM_JOB_NUM_NODES, else GROUP_WORLD_SIZE).
     #[arg(long, value_name = "N")]
     pub nodes: Option<u32>,
+    #[command(flatten)]
+    pub lineage: crate::lineage_args::LineageArgs,
     /// The command to run, after `--` (or as the first word that is not an option: every word
     /// after it is the job's). An unknown option before it is a usage error, never the command.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
@@ -216,6 +218,7 @@ impl Args {
             checkpoint_every: None,
             job: self.job.clone(),
             job_nodes: self.nodes,
+            lineage: self.lineage.lineage()?,
         })
     }
 }

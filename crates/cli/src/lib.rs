@@ -26,6 +26,7 @@ pub mod cmd_sync;
 pub mod cmd_when;
 pub mod embodied_args;
 pub mod job_view;
+pub mod lineage_args;
 pub mod live;
 
 // The store, interchange, reports and summaries live in wattprint-store; the session, its

@@ -16,6 +16,7 @@ pub mod host;
 pub mod host_ledger;
 pub mod job;
 pub mod limits;
+pub mod lineage;
 pub mod location;
 pub mod prediction;
 pub mod procfs;

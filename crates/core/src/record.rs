@@ -221,6 +221,10 @@ pub struct RunRecord {
     /// is missing can then be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_nodelist: Option<Vec<String>>,
+    /// The model the run belongs to, its stage, sweep and trial, its base model
+    /// ([`crate::lineage`]); absent when none was given or detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<crate::lineage::Lineage>,
 }
 
 /// How a job was stopped by a limit.
@@ -604,6 +608,7 @@ pub fn build_record(
         sharing: None,
         job_nodes: None,
         job_nodelist: None,
+        lineage: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

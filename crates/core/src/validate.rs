@@ -282,6 +282,9 @@ impl RunRecord {
         if let Some(s) = &self.segments {
             s.check()?;
         }
+        if let Some(l) = &self.lineage {
+            l.check()?;
+        }
         self.check_identities()
     }
 

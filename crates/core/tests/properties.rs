@@ -205,6 +205,7 @@ fn consistent(r: &Raw) -> RunRecord {
         sharing: None,
         job_nodes: None,
         job_nodelist: None,
+        lineage: None,
     }
 }
 

@@ -362,6 +362,7 @@ impl Prepared {
                 .and_then(|_| wattprint_core::job::nodelist(&ctx.env)),
             job,
             ledger: m.ledger.clone(),
+            lineage: opts.lineage.clone().with_env(&ctx.env).non_empty(),
         };
         // First record right away, so even a crash in the first seconds leaves one.
         sinks.begin(&base.record(&first));
@@ -405,6 +406,7 @@ struct RecordBase {
     job_nodes: Option<u32>,
     job_nodelist: Option<Vec<String>>,
     ledger: Option<wattprint_core::host_ledger::HostLedger>,
+    lineage: Option<wattprint_core::lineage::Lineage>,
 }
 
 impl RecordBase {
@@ -438,6 +440,7 @@ impl RecordBase {
         rec.job_nodes = self.job_nodes;
         rec.job_nodelist = self.job_nodelist.clone();
         rec.sharing = self.ledger.as_ref().map(|l| l.sharing());
+        rec.lineage = self.lineage.clone();
     }
 }
 

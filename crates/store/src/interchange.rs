@@ -1018,6 +1018,7 @@ fn import_row(
         sharing: None,
         job_nodes: None,
         job_nodelist: None,
+        lineage: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

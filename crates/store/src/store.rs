@@ -22,7 +22,7 @@ use wattprint_core::record::{Methods, RunRecord};
 use wattprint_core::sampler::{SeriesPoint, Snapshot};
 
 /// Schema version written to `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One schema step: applied once, to databases whose `user_version` is below `version`.
 pub struct Migration {
@@ -44,7 +44,21 @@ pub const MIGRATIONS: &[Migration] = &[
                energy, scope, hostname, methods) filled from each stored record, and indexes",
         apply: migrate_v2,
     },
+    Migration {
+        version: 3,
+        what: "an index of runs by model (the record's lineage), for `wattprint model`",
+        apply: migrate_v3,
+    },
 ];
+
+fn migrate_v3(tx: &Transaction) -> Result<()> {
+    // An expression index over the record itself: nothing to fill, every stored record is
+    // indexed as it is (records without a lineage index as NULL).
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS runs_model ON runs(json_extract(record, '$.lineage.model'), started_unix);",
+    )?;
+    Ok(())
+}
 
 fn migrate_v1(tx: &Transaction) -> Result<()> {
     tx.execute_batch(
@@ -640,6 +654,17 @@ pub struct RunFilter {
     pub limit: Option<usize>,
     /// Only runs of this job (the record's `job` key).
     pub job: Option<String>,
+    /// Only runs of this model, stage and sweep (the record's `lineage`).
+    pub lineage: LineageFilter,
+}
+
+/// Which runs of which model, stage and sweep to list (all given must match).
+#[derive(Debug, Clone, Default)]
+pub struct LineageFilter {
+    pub model: Option<String>,
+    /// A stage name (`training`, ...).
+    pub stage: Option<String>,
+    pub sweep: Option<String>,
 }
 
 impl RunFilter {
@@ -666,6 +691,19 @@ impl RunFilter {
                 " AND json_extract(runs.record, '$.job') = ?{}",
                 args.len()
             ));
+        }
+        for (path, v) in [
+            ("$.lineage.model", &self.lineage.model),
+            ("$.lineage.stage", &self.lineage.stage),
+            ("$.lineage.sweep", &self.lineage.sweep),
+        ] {
+            if let Some(v) = v {
+                args.push(SqlValue::Text(v.clone()));
+                sql.push_str(&format!(
+                    " AND json_extract(runs.record, '{path}') = ?{}",
+                    args.len()
+                ));
+            }
         }
         for (k, v) in &self.tags {
             args.push(SqlValue::Text(k.clone()));
