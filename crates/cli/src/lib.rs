@@ -14,6 +14,7 @@ pub mod cmd_export;
 pub mod cmd_factors;
 pub mod cmd_import;
 pub mod cmd_import_job;
+pub mod cmd_model;
 pub mod cmd_projects;
 pub mod cmd_regions;
 pub mod cmd_report;
@@ -102,6 +103,9 @@ enum Command {
     When(cmd_when::Args),
     /// Report on a run or a project: HTML with plots, Markdown, model card or JSON.
     Report(cmd_report::Args),
+    /// A model's whole footprint: final training, preparation, tuning, failed runs, overhead
+    /// ratio, sweeps, inference (runs given `--model NAME`).
+    Model(cmd_model::Args),
     /// Run the central server: JSON API for runs, totals and budgets (SQLite or PostgreSQL).
     Serve(cmd_serve::Args),
     /// Manage the server's organisations, teams, users and API tokens (on its database).
@@ -187,6 +191,7 @@ pub fn cli_main() -> std::process::ExitCode {
         Command::Regions(a) => cmd_regions::run(a),
         Command::When(a) => cmd_when::run(a),
         Command::Report(a) => cmd_report::run(a),
+        Command::Model(a) => cmd_model::run(a),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Admin(a) => cmd_admin::run(a),
         Command::Sync(a) => cmd_sync::run(a),

@@ -128,3 +128,192 @@ fn lineage_flags_are_recorded_filtered_exported_and_imported() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["lineage"], a["lineage"]);
 }
+
+/// A stored run made from `template` (a real record): id, start, status, energy, emissions
+/// and lineage replaced; work units for inference runs.
+fn seeded(
+    template: &serde_json::Value,
+    id: &str,
+    minute: u32,
+    status: &str,
+    kwh: f64,
+    kg: f64,
+    lineage: serde_json::Value,
+) -> wattprint_core::record::RunRecord {
+    let mut v = template.clone();
+    v["id"] = id.into();
+    v["started_at"] = format!("2025-06-01T10:{minute:02}:00Z").into();
+    v["status"] = status.into();
+    v["energy_kwh"]["total"] = kwh.into();
+    v["emissions_kg"]["total"] = kg.into();
+    v["lineage"] = lineage;
+    if v["lineage"]["stage"] == "inference" {
+        v["segments"] = serde_json::json!({"windows": [], "work": {"units": 1000.0, "unit": "tokens", "j_per_unit": null, "g_per_unit": null}});
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn a_models_footprint_is_exact_over_a_seeded_store() {
+    use serde_json::json;
+    let h = FakeHost::new();
+    let template = run(&h, &[], "true");
+    h.ok(&["rm", template["id"].as_str().unwrap()]);
+    let m = |stage: &str| json!({"model": "m", "stage": stage});
+    let trial = |t: &str, obj: Option<f64>| {
+        let mut l = json!({"model": "m", "stage": "tuning", "sweep": "s", "trial": t});
+        if let Some(v) = obj {
+            l["objective"] = json!({"name": "loss", "value": v, "goal": "min"});
+        }
+        l
+    };
+    let mut runs = vec![
+        seeded(
+            &template,
+            "prep",
+            1,
+            "completed",
+            1.0,
+            0.5,
+            m("preparation"),
+        ),
+        seeded(&template, "dbg", 2, "failed", 0.5, 0.25, m("debug")),
+        seeded(
+            &template,
+            "t1",
+            3,
+            "completed",
+            2.0,
+            1.0,
+            trial("1", Some(0.5)),
+        ),
+        seeded(
+            &template,
+            "t2",
+            4,
+            "completed",
+            2.0,
+            1.0,
+            trial("2", Some(0.3)),
+        ),
+        seeded(&template, "t3", 5, "killed", 1.0, 0.5, trial("3", None)),
+        seeded(&template, "tr1", 6, "completed", 4.0, 2.0, m("training")),
+        seeded(&template, "trf", 7, "failed", 2.0, 1.0, m("training")),
+        seeded(
+            &template,
+            "tr2",
+            8,
+            "completed",
+            8.0,
+            4.0,
+            json!({"model": "m", "stage": "training", "base_model": "base"}),
+        ),
+        seeded(&template, "inf1", 9, "completed", 0.5, 0.25, m("inference")),
+        seeded(
+            &template,
+            "inf2",
+            10,
+            "completed",
+            0.5,
+            0.25,
+            m("inference"),
+        ),
+        seeded(
+            &template,
+            "b1",
+            0,
+            "completed",
+            6.0,
+            3.0,
+            json!({"model": "base", "stage": "training"}),
+        ),
+        seeded(
+            &template,
+            "other",
+            11,
+            "completed",
+            9.0,
+            9.0,
+            json!({"model": "n"}),
+        ),
+    ];
+    {
+        let mut st = wattprint::store::Store::open(&h.db()).unwrap();
+        for r in &runs {
+            st.save_run(r).unwrap();
+        }
+    }
+    let fp: serde_json::Value =
+        serde_json::from_str(&h.ok(&["model", "m", "--format", "json"])).unwrap();
+    assert_eq!(fp["total"]["runs"], 10);
+    assert_eq!(fp["total"]["emissions_kg"], 10.75);
+    assert_eq!(fp["development"]["emissions_kg"], 10.25);
+    assert_eq!(fp["development"]["energy_kwh"], 20.5);
+    assert_eq!(fp["final_training"]["id"], "tr2");
+    assert_eq!(fp["final_rule"], "the latest completed training run");
+    assert_eq!(fp["overhead"]["emissions_kg"], 6.25);
+    assert_eq!(fp["overhead_ratio"], 6.25 / 4.0);
+    assert_eq!(fp["overhead_ratio_energy"], 12.5 / 8.0);
+    assert_eq!(fp["preparation_share"], 0.5 / 10.25);
+    assert_eq!(fp["stages"]["training"]["emissions_kg"], 7.0);
+    assert_eq!(fp["stages"]["tuning"]["runs"], 3);
+    assert_eq!(fp["failed"]["emissions_kg"], 1.75);
+    assert_eq!(fp["failed"]["runs"], 3);
+    let s = &fp["sweeps"][0];
+    assert_eq!(
+        (s["sweep"].as_str(), s["trials"].as_u64()),
+        (Some("s"), Some(3))
+    );
+    assert_eq!(s["cost"]["emissions_kg"], 2.5);
+    assert_eq!(s["best"]["trial"], "2");
+    assert_eq!(s["not_selected"]["emissions_kg"], 1.5);
+    assert_eq!(s["far_from_best"]["trials"], 1);
+    assert_eq!(s["far_from_best"]["share"], 0.5);
+    assert_eq!(fp["inference"]["cost"]["emissions_kg"], 0.5);
+    assert_eq!(fp["inference"]["units"], 2000.0);
+    assert_eq!(fp["inference"]["g_per_unit"], 0.25);
+    assert_eq!(fp["base_model"]["name"], "base");
+    assert_eq!(fp["base_model"]["reused"]["emissions_kg"], 3.0);
+
+    let text = h.ok(&["model", "m"]);
+    for want in [
+        "final training:        4.00 kg CO2e, 8.00 kWh (run tr2",
+        "= 1.56× the final training",
+        "best trial: 2 (loss = 0.300, lower is better); the other trials cost 1.50 kg CO2e",
+        "0.250 g CO2e per tokens",
+        "Base model base reused, not re-spent: its development was 3.00 kg CO2e",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+    let card = h.ok(&["report", "--model", "m", "--format", "model-card"]);
+    assert!(card.contains("  emissions: 10250.00\n"), "{card}");
+    assert!(
+        card.contains("# preparation: 4.88 % of these emissions"),
+        "{card}"
+    );
+    assert!(card.contains("training_type: \"fine-tuning\""), "{card}");
+    assert!(
+        card.contains("base model base reused, not counted here"),
+        "{card}"
+    );
+
+    // a run marked final wins over the latest completed training run
+    runs[5].lineage.as_mut().unwrap().is_final = true;
+    wattprint::store::Store::open(&h.db())
+        .unwrap()
+        .save_run(&runs[5])
+        .unwrap();
+    let fp: serde_json::Value =
+        serde_json::from_str(&h.ok(&["model", "m", "--format", "json"])).unwrap();
+    assert_eq!(fp["final_training"]["id"], "tr1");
+    assert_eq!(fp["overhead_ratio"], 8.25 / 2.0);
+    // a sweep without objectives: the best trial is unknown, never a guess
+    let out = h.cmd().args(["model", "nobody"]).output().unwrap();
+    assert!(!out.status.success());
+    let fp: serde_json::Value =
+        serde_json::from_str(&h.ok(&["model", "n", "--format", "json"])).unwrap();
+    assert!(fp["final_training"].is_null() && fp["overhead_ratio"].is_null());
+    assert!(h
+        .ok(&["model", "n"])
+        .contains("overhead ratio:        unknown"));
+}

@@ -8,6 +8,8 @@ pub mod codecarbon_extra;
 pub mod embodied_text;
 pub mod interchange;
 pub mod liveness;
+pub mod model_footprint;
+pub mod model_text;
 pub mod report;
 pub mod segments_text;
 pub mod store;
