@@ -307,3 +307,18 @@ def test_lineage_keywords_reach_the_record_and_the_cli_filters(host):
     lin = tracker(host, env=env, model="m").start().stop().to_dict()["lineage"]
     assert (lin["sweep"], lin["trial"], lin["stage"]) == ("wb9", "r2", "tuning")
     assert lin["sources"]["sweep"] == "env:WANDB_SWEEP_ID"
+
+
+def test_discarded_compute_after_the_last_checkpoint_and_unknown_without_one(host):
+    t = tracker(host).start()
+    step(host, t, 3.0)
+    t.checkpoint_saved()
+    step(host, t, 1.0)
+    d = t.stop(failed=True).to_dict()["discarded"]
+    assert d["checkpoints"] == 1
+    # the 1 J after the checkpoint (pro rata over the interval the call fell in), none of the 3 J
+    assert 0 < d["energy_kwh"] * J_PER_KWH <= 1.0 * (1 + 1e-6)
+    t = tracker(host).start()
+    step(host, t, 1.0)
+    d = t.stop(failed=True).to_dict()["discarded"]
+    assert d["energy_kwh"] is None and d["advice"].startswith("unknown")

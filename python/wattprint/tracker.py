@@ -368,6 +368,13 @@ class Tracker:
             n.progress(float(done), float(total))
         self.check()
 
+    def checkpoint_saved(self) -> None:
+        """Say that a checkpoint was just saved: if the run fails later, only the energy spent
+        since then is reported as discarded (without any such call, that is unknown)."""
+        n = self._native
+        if n is not None:
+            n.checkpoint_saved()
+
     # live reads ------------------------------------------------------------------------------
 
     def energy(self) -> float:

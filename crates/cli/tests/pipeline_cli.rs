@@ -237,6 +237,15 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
             json!({"model": "n"}),
         ),
     ];
+    let discarded = |e: Option<f64>| wattprint_core::waste::Discarded {
+        checkpoints: e.map_or(0, |_| 2),
+        last_checkpoint_s: e.map(|_| 30.0),
+        energy_kwh: e,
+        emissions_kg: e.map(|x| x / 2.0),
+        advice: String::new(),
+    };
+    runs[6].discarded = Some(discarded(Some(1.5)));
+    runs[1].discarded = Some(discarded(None));
     {
         let mut st = wattprint::store::Store::open(&h.db()).unwrap();
         for r in &runs {
@@ -259,6 +268,10 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
     assert_eq!(fp["stages"]["tuning"]["runs"], 3);
     assert_eq!(fp["failed"]["emissions_kg"], 1.75);
     assert_eq!(fp["failed"]["runs"], 3);
+    assert_eq!(fp["discarded"]["energy_kwh"], 1.5);
+    assert_eq!(fp["discarded"]["emissions_kg"], 0.75);
+    assert_eq!(fp["discarded"]["known_runs"], 1);
+    assert_eq!(fp["discarded"]["unknown_runs"], 1);
     let s = &fp["sweeps"][0];
     assert_eq!(
         (s["sweep"].as_str(), s["trials"].as_u64()),
@@ -281,6 +294,7 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
         "= 1.56× the final training",
         "best trial: 2 (loss = 0.300, lower is better); the other trials cost 1.50 kg CO2e",
         "0.250 g CO2e per tokens",
+        "discarded compute unknown for 1 run(s)",
         "Base model base reused, not re-spent: its development was 3.00 kg CO2e",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
@@ -316,4 +330,63 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
     assert!(h
         .ok(&["model", "n"])
         .contains("overhead ratio:        unknown"));
+}
+
+#[test]
+fn discarded_compute_with_and_without_checkpoint_signals() {
+    let h = FakeHost::new();
+    let _power = common::Driver::constant(&h, 50.0, 5.0);
+    // a checkpoint dated before the run started: everything since is discarded
+    let r = run(
+        &h,
+        &["--interval", "50ms"],
+        r#"sleep 0.3; echo 0.5 > "$WATTPRINT_PROGRESS_FILE"; echo "checkpoint 1000000000" >> "$WATTPRINT_PROGRESS_FILE"; sleep 0.3; exit 3"#,
+    );
+    assert_eq!(r["status"], "failed");
+    let d = &r["discarded"];
+    assert_eq!(d["checkpoints"], 1);
+    assert_eq!(d["last_checkpoint_s"], 0.0);
+    let total = r["energy_kwh"]["total"].as_f64().unwrap();
+    let e = d["energy_kwh"].as_f64().unwrap();
+    assert!(
+        total > 0.0 && (e - total).abs() <= 1e-5 * total,
+        "{d} vs {total}"
+    );
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| !w.as_str().unwrap().contains("progress file")),
+        "{}",
+        r["warnings"]
+    );
+    // a checkpoint in the middle: only what follows it
+    let r = run(
+        &h,
+        &["--interval", "50ms"],
+        r#"sleep 0.4; echo "checkpoint $(date +%s.%N)" >> "$WATTPRINT_PROGRESS_FILE"; sleep 0.4; kill -TERM $$"#,
+    );
+    assert_eq!(r["status"], "killed");
+    let total = r["energy_kwh"]["total"].as_f64().unwrap();
+    let e = r["discarded"]["energy_kwh"].as_f64().unwrap();
+    assert!(e > 0.0 && e < total, "{} of {total}", r["discarded"]);
+    let at = r["discarded"]["last_checkpoint_s"].as_f64().unwrap();
+    assert!(at > 0.0 && at < r["duration_s"].as_f64().unwrap());
+    // no signal: unknown, never 0
+    let r = run(&h, &[], "exit 1");
+    assert!(r["discarded"]["energy_kwh"].is_null(), "{}", r["discarded"]);
+    assert!(r["discarded"]["advice"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown"));
+    // a completed run discarded nothing: no field
+    assert!(run(&h, &[], "true").get("discarded").is_none());
+    // shown in `show`
+    let id = r["id"].as_str().unwrap();
+    let shown = h.ok(&["show", id]);
+    assert!(
+        shown.contains("Discarded since the last checkpoint: unknown"),
+        "{shown}"
+    );
 }

@@ -30,3 +30,4 @@ pub mod sensors;
 pub mod svg;
 pub mod units;
 pub mod validate;
+pub mod waste;

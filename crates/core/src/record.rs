@@ -225,6 +225,10 @@ pub struct RunRecord {
     /// ([`crate::lineage`]); absent when none was given or detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<crate::lineage::Lineage>,
+    /// What a run that did not finish discarded since its last checkpoint (unknown without
+    /// checkpoint signals), or, for a finished run, how many checkpoints it signalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<crate::waste::Discarded>,
 }
 
 /// How a job was stopped by a limit.
@@ -609,6 +613,7 @@ pub fn build_record(
         job_nodes: None,
         job_nodelist: None,
         lineage: None,
+        discarded: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

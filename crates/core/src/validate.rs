@@ -285,6 +285,9 @@ impl RunRecord {
         if let Some(l) = &self.lineage {
             l.check()?;
         }
+        if let Some(d) = &self.discarded {
+            d.check()?;
+        }
         self.check_identities()
     }
 

@@ -206,6 +206,7 @@ fn consistent(r: &Raw) -> RunRecord {
         job_nodes: None,
         job_nodelist: None,
         lineage: None,
+        discarded: None,
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod carbon;
 pub mod config;
+pub mod discarded;
 pub mod measure;
 pub mod messages;
 pub mod monitor;

@@ -363,6 +363,7 @@ impl Prepared {
             job,
             ledger: m.ledger.clone(),
             lineage: opts.lineage.clone().with_env(&ctx.env).non_empty(),
+            checkpoints: Arc::new(Mutex::new(Vec::new())),
         };
         // First record right away, so even a crash in the first seconds leaves one.
         sinks.begin(&base.record(&first));
@@ -407,6 +408,8 @@ struct RecordBase {
     job_nodelist: Option<Vec<String>>,
     ledger: Option<wattprint_core::host_ledger::HostLedger>,
     lineage: Option<wattprint_core::lineage::Lineage>,
+    /// Unix times of the checkpoints the work said it saved (`checkpoint_saved`).
+    checkpoints: Arc<Mutex<Vec<f64>>>,
 }
 
 impl RecordBase {
@@ -666,6 +669,18 @@ impl Session {
             })
     }
 
+    /// The work saved a checkpoint now: a failure later discards only what follows (see
+    /// [`wattprint_core::waste`]).
+    pub fn checkpoint_saved(&self) {
+        if let Ok(mut c) = self.base.checkpoints.lock() {
+            if (c.len() as u64) < wattprint_core::waste::MAX_CHECKPOINTS {
+                c.push(unix_now());
+            } else if let Some(last) = c.last_mut() {
+                *last = unix_now();
+            }
+        }
+    }
+
     /// Save a running record to every sink now (and wait for it).
     pub fn checkpoint(&self) {
         if let Some(c) = &self.checkpointer {
@@ -713,6 +728,7 @@ impl Session {
         if let Some(l) = &self.measured.ledger {
             l.leave();
         }
+        let (checkpoint_note, from_file) = crate::discarded::file_checkpoints(&self.progress_file);
         let _ = std::fs::remove_file(&self.progress_file);
         let work_file = self.progress_file.with_extension("work");
         let work_note = match crate::work_file::read(&work_file) {
@@ -734,6 +750,7 @@ impl Session {
         base.warnings.extend(warnings);
         base.warnings.extend(mon.warnings.iter().cloned());
         base.warnings.extend(work_note);
+        base.warnings.extend(checkpoint_note);
         if let (Some(p), Some(z)) = (self.provider.as_ref(), self.zone.as_deref()) {
             let end = base.meta.start_unix + snapshot.elapsed.as_secs_f64();
             let notes = providers::revalue_run(
@@ -772,6 +789,14 @@ impl Session {
         if let Ok(s) = base.segments.lock() {
             rec.segments = s.view(&rec, Some(&snapshot));
         }
+        let mut checkpoints = base
+            .checkpoints
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        checkpoints.extend(from_file);
+        rec.discarded =
+            crate::discarded::discarded(&rec, &snapshot, base.meta.start_unix, &checkpoints);
         let (shown, saved_locally) = match self.sinks.lock() {
             Ok(mut s) => s.finish(&mut rec, &snapshot),
             Err(p) => p.into_inner().finish(&mut rec, &snapshot),

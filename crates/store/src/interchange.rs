@@ -1019,6 +1019,7 @@ fn import_row(
         job_nodes: None,
         job_nodelist: None,
         lineage: None,
+        discarded: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

@@ -10,6 +10,7 @@ pub mod interchange;
 pub mod liveness;
 pub mod model_footprint;
 pub mod model_text;
+pub mod pipeline_text;
 pub mod report;
 pub mod segments_text;
 pub mod store;

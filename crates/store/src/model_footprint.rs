@@ -130,6 +130,33 @@ pub struct BaseModel {
     pub reused: Option<Cost>,
 }
 
+/// Compute discarded at failures, over runs that did not finish.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DiscardedSum {
+    /// Runs whose discarded compute is known (they signalled checkpoints).
+    pub known_runs: u64,
+    pub energy_kwh: f64,
+    pub emissions_kg: f64,
+    /// Unfinished runs without checkpoint signals: their discarded compute is unknown.
+    pub unknown_runs: u64,
+}
+
+impl DiscardedSum {
+    /// Add what `r` discarded.
+    pub fn add(&mut self, r: &RunRecord) {
+        if let Some(d) = &r.discarded {
+            match (d.energy_kwh, d.emissions_kg) {
+                (Some(e), Some(k)) => {
+                    self.known_runs += 1;
+                    self.energy_kwh += e;
+                    self.emissions_kg += k;
+                }
+                _ => self.unknown_runs += 1,
+            }
+        }
+    }
+}
+
 /// A model's whole footprint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelFootprint {
@@ -155,6 +182,8 @@ pub struct ModelFootprint {
     /// Failed, killed and stopped runs (already in their stage).
     pub failed: Cost,
     pub failed_runs: Vec<RunRef>,
+    /// What those runs discarded since their last checkpoint.
+    pub discarded: DiscardedSum,
     pub sweeps: Vec<SweepCost>,
     pub inference: InferenceCost,
     pub base_model: Option<BaseModel>,
@@ -228,6 +257,7 @@ pub fn footprint(model: &str, runs: &[RunRecord]) -> ModelFootprint {
     let mut inf_units: Option<(f64, String, f64)> = None; // units, unit, kg of those runs
     let mut mixed_units = false;
     let mut running = 0;
+    let mut discarded = DiscardedSum::default();
     let mut embodied_not_counted = 0;
     for r in &runs {
         total.add(r);
@@ -251,6 +281,7 @@ pub fn footprint(model: &str, runs: &[RunRecord]) -> ModelFootprint {
         } else {
             development.add(r);
         }
+        discarded.add(r);
         if failed(r.status) {
             failed_cost.add(r);
             failed_runs.push(RunRef::of(r));
@@ -319,6 +350,7 @@ pub fn footprint(model: &str, runs: &[RunRecord]) -> ModelFootprint {
         stages,
         failed: failed_cost,
         failed_runs,
+        discarded,
         sweeps,
         inference: InferenceCost {
             cost: inference,

@@ -102,6 +102,23 @@ pub fn model_text(f: &ModelFootprint) -> String {
         if f.failed_runs.len() > 20 {
             let _ = writeln!(o, "  … and {} more", f.failed_runs.len() - 20);
         }
+        let d = &f.discarded;
+        if d.known_runs > 0 {
+            let _ = writeln!(
+                o,
+                "  discarded since their last checkpoint: {} CO2e, {} ({} run(s))",
+                mass_kg(d.emissions_kg),
+                energy_kwh(d.energy_kwh),
+                d.known_runs
+            );
+        }
+        if d.unknown_runs > 0 {
+            let _ = writeln!(
+                o,
+                "  discarded compute unknown for {} run(s): they signalled no checkpoint",
+                d.unknown_runs
+            );
+        }
     }
     for s in &f.sweeps {
         let _ = writeln!(
