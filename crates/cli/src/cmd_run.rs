@@ -284,6 +284,7 @@ pub fn run(a: Args) -> Result<i32> {
     };
 
     child::wait_exited_no_reap(pid);
+    session.job_exited();
     // Stop the live line first: the summary must not be drawn over.
     if let Some(l) = live {
         l.finish();

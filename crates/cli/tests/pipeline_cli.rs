@@ -390,3 +390,47 @@ fn discarded_compute_with_and_without_checkpoint_signals() {
         "{shown}"
     );
 }
+
+#[test]
+fn io_of_a_real_job_that_writes_and_reads_a_known_number_of_bytes() {
+    let h = FakeHost::new();
+    // The real /proc (the fake host's procfs has no processes): dd is the job's own process.
+    let out_file = h.dir.path().join("data.bin");
+    let json = h.dir.path().join("io.json");
+    let out = h
+        .cmd()
+        .env("WATTPRINT_PROCFS_ROOT", "/proc")
+        .args(["run", "--quiet", "--no-embodied", "--json"])
+        .arg(&json)
+        .args(["--", "dd", "if=/dev/zero", "bs=65536", "count=64"])
+        .arg(format!("of={}", out_file.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = read_json(&json);
+    let io = &r["io"];
+    let n = 64 * 65536;
+    let wchar = io["wchar"].as_u64().unwrap();
+    let rchar = io["rchar"].as_u64().unwrap();
+    // dd writes the data and its summary on stderr (tens of bytes); reads the data (and
+    // perhaps a few small files at start-up)
+    assert!((n..n + 1024).contains(&wchar), "{io}");
+    assert!((n..n + 65536).contains(&rchar), "{io}");
+    assert!(io["processes"].as_u64().unwrap() >= 1);
+    assert!(io["storage_energy"]
+        .as_str()
+        .unwrap()
+        .starts_with("not counted"));
+    if let Some(net) = io.get("network") {
+        assert_eq!(net["scope"], "host");
+        let gb =
+            (net["rx_bytes"].as_u64().unwrap() + net["tx_bytes"].as_u64().unwrap()) as f64 / 1e9;
+        assert!((net["energy_kwh"].as_f64().unwrap() - gb * 0.001).abs() <= 1e-6 * gb.max(1e-9));
+    }
+    let shown = h.ok(&["show", r["id"].as_str().unwrap()]);
+    assert!(shown.contains("I/O of the job's processes"), "{shown}");
+    assert!(
+        shown.contains("written through read/write calls"),
+        "{shown}"
+    );
+}

@@ -14,6 +14,7 @@ pub mod factors;
 pub mod format;
 pub mod host;
 pub mod host_ledger;
+pub mod io;
 pub mod job;
 pub mod limits;
 pub mod lineage;

@@ -229,6 +229,10 @@ pub struct RunRecord {
     /// checkpoint signals), or, for a finished run, how many checkpoints it signalled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discarded: Option<crate::waste::Discarded>,
+    /// Bytes the job's process tree read and wrote, and the host's network traffic with its
+    /// energy ([`crate::io`]); absent when no job was attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<crate::io::IoRecord>,
 }
 
 /// How a job was stopped by a limit.
@@ -614,6 +618,7 @@ pub fn build_record(
         job_nodelist: None,
         lineage: None,
         discarded: None,
+        io: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

@@ -288,6 +288,9 @@ impl RunRecord {
         if let Some(d) = &self.discarded {
             d.check()?;
         }
+        if let Some(io) = &self.io {
+            io.check()?;
+        }
         self.check_identities()
     }
 

@@ -207,6 +207,7 @@ fn consistent(r: &Raw) -> RunRecord {
         job_nodelist: None,
         lineage: None,
         discarded: None,
+        io: None,
     }
 }
 

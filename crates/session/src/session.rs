@@ -389,6 +389,7 @@ impl Prepared {
             mon_state,
             progress_file,
             shown,
+            io: None,
             _tracker_lock: tracker_lock,
         }
     }
@@ -535,6 +536,8 @@ pub struct Session {
     mon_state: Arc<Mutex<MonitorState>>,
     progress_file: PathBuf,
     shown: Vec<String>,
+    /// The job's I/O, once a job is attached.
+    io: Option<crate::io_watch::IoWatch>,
     /// Released when the session ends (after the final save), however it ends.
     _tracker_lock: Option<wattprint_store::liveness::TrackerLock>,
 }
@@ -601,6 +604,13 @@ impl Session {
         self.measured.job_pid.store(pid, Ordering::SeqCst);
         if let Some(l) = &self.measured.ledger {
             l.set_root(pid);
+        }
+        if self.io.is_none() {
+            self.io = Some(crate::io_watch::IoWatch::start(
+                self.ctx.host.clone(),
+                pid,
+                self.interval,
+            ));
         }
         if self.monitor.is_some() {
             return;
@@ -678,6 +688,13 @@ impl Session {
             } else if let Some(last) = c.last_mut() {
                 *last = unix_now();
             }
+        }
+    }
+
+    /// The job has exited and is not reaped yet: read its I/O counters one last time.
+    pub fn job_exited(&self) {
+        if let Some(io) = &self.io {
+            io.sample_now();
         }
     }
 
@@ -795,6 +812,9 @@ impl Session {
             .map(|c| c.clone())
             .unwrap_or_default();
         checkpoints.extend(from_file);
+        if let Some(io) = self.io.take() {
+            rec.io = Some(io.finish(base.carbon.pue, rec.carbon_intensity.g_per_kwh));
+        }
         rec.discarded =
             crate::discarded::discarded(&rec, &snapshot, base.meta.start_unix, &checkpoints);
         let (shown, saved_locally) = match self.sinks.lock() {

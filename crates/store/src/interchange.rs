@@ -1020,6 +1020,7 @@ fn import_row(
         job_nodelist: None,
         lineage: None,
         discarded: None,
+        io: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

@@ -92,6 +92,49 @@ pub fn pipeline_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> St
             }
         }
     }
+    if let Some(io) = r.io.as_ref().filter(|io| io.processes == 0) {
+        let _ = writeln!(
+            o,
+            "\nI/O of the job's processes: unknown (no process's io file could be read: {} unreadable)",
+            io.unreadable
+        );
+    }
+    if let Some(io) = r.io.as_ref().filter(|io| io.processes > 0) {
+        let _ = writeln!(
+            o,
+            "\nI/O of the job's processes: read {}, written {} (storage layer); {} read, {} written through read/write calls ({} process(es){})",
+            bytes(io.read_bytes),
+            bytes(io.write_bytes),
+            bytes(io.rchar),
+            bytes(io.wchar),
+            io.processes,
+            if io.unreadable > 0 {
+                format!(", {} unreadable", io.unreadable)
+            } else {
+                String::new()
+            }
+        );
+        match &io.network {
+            Some(n) => {
+                let _ = writeln!(
+                    o,
+                    "  network (host-level, not only this run): {} received, {} sent → {}, {} CO2e at {} kWh/GB (Cloud Carbon Footprint)",
+                    bytes(n.rx_bytes),
+                    bytes(n.tx_bytes),
+                    energy_kwh(n.energy_kwh),
+                    mass_kg(n.emissions_kg),
+                    n.kwh_per_gb
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "  network: unknown (the host's counters were unreadable)"
+                );
+            }
+        }
+        let _ = writeln!(o, "  storage I/O energy: {}", io.storage_energy);
+    }
     let spans = gpu_idle_spans(r, series, MIN_IDLE_SPAN_S);
     if !spans.is_empty() {
         let total: f64 = spans.iter().map(|s| s.energy_kwh).sum();
@@ -119,6 +162,17 @@ pub fn pipeline_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)]) -> St
         }
     }
     o
+}
+
+/// Bytes in B, kB, MB, GB or TB (decimal) with the one rounding policy.
+pub fn bytes(n: u64) -> String {
+    let x = n as f64;
+    for (unit, scale) in [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)] {
+        if x >= scale {
+            return format!("{} {unit}", wattprint_core::format::sig(x / scale));
+        }
+    }
+    format!("{n} B")
 }
 
 fn unix_text(t: f64) -> String {
