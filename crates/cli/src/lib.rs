@@ -23,6 +23,7 @@ pub mod cmd_run;
 pub mod cmd_runs;
 pub mod cmd_serve;
 pub mod cmd_show;
+pub mod cmd_storage;
 pub mod cmd_sync;
 pub mod cmd_when;
 pub mod embodied_args;
@@ -106,6 +107,9 @@ enum Command {
     /// A model's whole footprint: final training, preparation, tuning, failed runs, overhead
     /// ratio, sweeps, inference (runs given `--model NAME`).
     Model(cmd_model::Args),
+    /// The storage footprint of data: stored bytes, duplicate files, yearly energy and
+    /// emissions (`storage scan DIR…`).
+    Storage(cmd_storage::Args),
     /// Run the central server: JSON API for runs, totals and budgets (SQLite or PostgreSQL).
     Serve(cmd_serve::Args),
     /// Manage the server's organisations, teams, users and API tokens (on its database).
@@ -192,6 +196,7 @@ pub fn cli_main() -> std::process::ExitCode {
         Command::When(a) => cmd_when::run(a),
         Command::Report(a) => cmd_report::run(a),
         Command::Model(a) => cmd_model::run(a),
+        Command::Storage(a) => cmd_storage::run(a),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Admin(a) => cmd_admin::run(a),
         Command::Sync(a) => cmd_sync::run(a),

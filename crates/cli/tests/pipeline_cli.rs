@@ -434,3 +434,116 @@ fn io_of_a_real_job_that_writes_and_reads_a_known_number_of_bytes() {
         "{shown}"
     );
 }
+
+/// A directory nested so deep under `base` that its path exceeds PATH_MAX: unreadable by
+/// path even for root (made with mkdirat/openat, which take no long path).
+fn too_deep(base: &std::path::Path) {
+    use std::ffi::CString;
+    let name = CString::new("d".repeat(250)).unwrap();
+    let mut fd = unsafe {
+        libc::open(
+            CString::new(base.to_str().unwrap()).unwrap().as_ptr(),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+        )
+    };
+    assert!(fd >= 0);
+    for _ in 0..20 {
+        assert_eq!(unsafe { libc::mkdirat(fd, name.as_ptr(), 0o755) }, 0);
+        let next = unsafe { libc::openat(fd, name.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY) };
+        assert!(next >= 0);
+        unsafe { libc::close(fd) };
+        fd = next;
+    }
+    unsafe { libc::close(fd) };
+}
+
+#[test]
+fn storage_scan_finds_duplicates_not_hard_links_never_follows_symlinks() {
+    let h = FakeHost::new();
+    let root = h.dir.path().join("data");
+    let outside = h.dir.path().join("outside");
+    for d in ["a", "b", "c"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(&outside).unwrap();
+    let a: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(root.join("a/data.bin"), &a).unwrap();
+    std::fs::write(root.join("b/copy.bin"), &a).unwrap();
+    std::fs::hard_link(root.join("a/data.bin"), root.join("b/hard.bin")).unwrap();
+    let mut diff = a.clone();
+    *diff.last_mut().unwrap() ^= 1; // same size and first 64 KiB: read whole, not a copy
+    std::fs::write(root.join("c/near.bin"), &diff).unwrap();
+    std::fs::write(root.join("c/s1.txt"), "hello").unwrap();
+    std::fs::write(root.join("c/s2.txt"), "hello").unwrap();
+    std::fs::write(outside.join("x.bin"), &a).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
+    std::os::unix::fs::symlink(root.join("a/data.bin"), root.join("c/link.bin")).unwrap();
+    too_deep(&root.join("c"));
+
+    let out = h
+        .cmd()
+        .args([
+            "storage",
+            "scan",
+            "--json",
+            "--replication",
+            "3",
+            "--intensity",
+            "100",
+            "--pue",
+            "1",
+        ])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["scan"];
+    assert_eq!(s["files"], 5, "{s}");
+    assert_eq!(s["bytes"], 3 * 100_000 + 10);
+    assert_eq!(s["hard_links"], 1);
+    assert_eq!(s["symlinks"], 2);
+    assert!(s["unreadable"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["duplicate_groups"], 2);
+    assert_eq!(s["redundant_bytes"], 100_000 + 5);
+    assert_eq!(
+        s["fully_hashed"], 3,
+        "only the three 100 kB files are read whole"
+    );
+    let g = &s["groups"][0];
+    assert_eq!(
+        (g["copies"].as_u64(), g["size_bytes"].as_u64()),
+        (Some(2), Some(100_000))
+    );
+    let paths: Vec<&str> = g["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .all(|p| !p.contains("outside") && !p.contains("hard.bin")),
+        "{paths:?}"
+    );
+    let f = &v["footprint"];
+    let per_byte = 0.65 / 1000.0 * 8766.0 / 1e12 * 3.0;
+    let want = 300_010.0 * per_byte;
+    assert!((f["kwh_per_year"].as_f64().unwrap() - want).abs() <= 1e-12 * want);
+    let dedup = 100_005.0 * per_byte;
+    assert!((f["dedup_kg_per_year"].as_f64().unwrap() - dedup * 0.1).abs() <= 1e-12 * dedup);
+    // text: the facts, the unreadable entry named, not fatal
+    let text = h.ok(&[
+        "storage",
+        "scan",
+        "--intensity",
+        "100",
+        "--medium",
+        "ssd",
+        root.to_str().unwrap(),
+    ]);
+    assert!(text.contains("Duplicates: 2 group(s)"), "{text}");
+    assert!(text.contains("Unreadable entries:"), "{text}");
+    assert!(text.contains("on SSD × 1 replica(s)"), "{text}");
+}

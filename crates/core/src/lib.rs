@@ -28,6 +28,7 @@ pub mod sampler;
 pub mod segments;
 pub mod sensor;
 pub mod sensors;
+pub mod storage;
 pub mod svg;
 pub mod units;
 pub mod validate;
