@@ -8,6 +8,7 @@ pub mod child;
 pub mod cmd_admin;
 pub mod cmd_agent;
 pub mod cmd_compare;
+pub mod cmd_digest;
 pub mod cmd_doctor;
 pub mod cmd_estimate;
 pub mod cmd_export;
@@ -110,6 +111,9 @@ enum Command {
     /// The storage footprint of data: stored bytes, duplicate files, yearly energy and
     /// emissions (`storage scan DIR…`).
     Storage(cmd_storage::Args),
+    /// A one-page Markdown/HTML summary of a period: emitted, top models and their overhead,
+    /// waste, a cleaner region, three actions with their saving.
+    Digest(cmd_digest::Args),
     /// Run the central server: JSON API for runs, totals and budgets (SQLite or PostgreSQL).
     Serve(cmd_serve::Args),
     /// Manage the server's organisations, teams, users and API tokens (on its database).
@@ -197,6 +201,7 @@ pub fn cli_main() -> std::process::ExitCode {
         Command::Report(a) => cmd_report::run(a),
         Command::Model(a) => cmd_model::run(a),
         Command::Storage(a) => cmd_storage::run(a),
+        Command::Digest(a) => cmd_digest::run(a),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Admin(a) => cmd_admin::run(a),
         Command::Sync(a) => cmd_sync::run(a),

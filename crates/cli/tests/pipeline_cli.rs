@@ -145,7 +145,9 @@ fn seeded(
     v["started_at"] = format!("2025-06-01T10:{minute:02}:00Z").into();
     v["status"] = status.into();
     v["energy_kwh"]["total"] = kwh.into();
+    v["energy_kwh"]["it"] = kwh.into();
     v["emissions_kg"]["total"] = kg.into();
+    v["emissions_kg"]["operational"] = kg.into();
     v["lineage"] = lineage;
     if v["lineage"]["stage"] == "inference" {
         v["segments"] = serde_json::json!({"windows": [], "work": {"units": 1000.0, "unit": "tokens", "j_per_unit": null, "g_per_unit": null}});
@@ -310,6 +312,43 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
         card.contains("base model base reused, not counted here"),
         "{card}"
     );
+
+    // the month's digest: emitted, top models, waste, a cleaner region, three actions
+    let md = h.ok(&["digest", "--month", "2025-06"]);
+    for want in [
+        "# wattprint digest: month 2025-06",
+        "**Emitted:** 22.8 kg CO2e, 36.5 kWh over 12 run(s).",
+        "| base | 3.00 kg | 3.00 kg | 0× | 0 % |",
+        "| n | 9.00 kg | none | unknown | unknown |",
+        "| m | 10.8 kg | 4.00 kg | 1.56× | 4.88 % |",
+        "- Failed, killed or stopped runs: 3 (1.75 kg CO2e)",
+        "- Discarded since the last checkpoint: 750 g CO2e in 1 run(s); unknown for 1 run(s) without checkpoint signals",
+        "1. Run the same work in ",
+        "would have emitted ",
+        "2. Stop sweep trials early when they fall far behind the best (e.g. a pruning scheduler) — would have saved about 1.00 kg CO2e",
+        "3. Checkpoint more often (every 30 min): failed runs discarded the work since their last checkpoint — would have saved about 750 g CO2e",
+    ] {
+        assert!(md.contains(want), "missing `{want}` in:\n{md}");
+    }
+    let page = h.dir.path().join("digest.html");
+    h.ok(&[
+        "digest",
+        "--month",
+        "2025-06",
+        "--format",
+        "html",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains("<h2>Three actions</h2>"));
+    assert!(!h
+        .cmd()
+        .args(["digest", "--month", "2025-07"])
+        .output()
+        .unwrap()
+        .status
+        .success());
 
     // a run marked final wins over the latest completed training run
     runs[5].lineage.as_mut().unwrap().is_final = true;

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod codecarbon_extra;
+pub mod digest;
 pub mod embodied_text;
 pub mod interchange;
 pub mod liveness;

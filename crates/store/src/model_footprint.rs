@@ -321,12 +321,18 @@ pub fn footprint(model: &str, runs: &[RunRecord]) -> ModelFootprint {
         }
         _ => (None, None, None),
     };
-    let preparation_share = ratio(
-        stages
-            .get(Stage::Preparation.as_str())
-            .map_or(0.0, |c| c.emissions_kg),
-        development.emissions_kg,
-    );
+    // Unknown when no run of the model says its stage.
+    let any_stage = stages.keys().any(|k| k != "unstaged");
+    let preparation_share = any_stage
+        .then(|| {
+            ratio(
+                stages
+                    .get(Stage::Preparation.as_str())
+                    .map_or(0.0, |c| c.emissions_kg),
+                development.emissions_kg,
+            )
+        })
+        .flatten();
     let sweeps = sweeps_of(&runs);
     let (units, unit, g_per_unit) = match inf_units {
         Some((n, u, kg)) if !mixed_units => (Some(n), Some(u), (n > 0.0).then(|| kg * 1000.0 / n)),

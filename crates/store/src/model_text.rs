@@ -68,7 +68,7 @@ pub fn model_text(f: &ModelFootprint) -> String {
         None => {
             let _ = writeln!(
                 o,
-                "  preparation share:     unknown (development emitted nothing)"
+                "  preparation share:     unknown (no run says its stage, or nothing was emitted)"
             );
         }
     }
