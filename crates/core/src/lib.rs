@@ -19,6 +19,7 @@ pub mod job;
 pub mod limits;
 pub mod lineage;
 pub mod location;
+pub mod model_footprint;
 pub mod prediction;
 pub mod procfs;
 pub mod profiles;

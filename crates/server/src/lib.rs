@@ -22,6 +22,7 @@ pub mod store;
 pub mod store_agents;
 pub mod store_deletions;
 pub mod store_jobs;
+pub mod store_models;
 pub mod store_pages;
 #[doc(hidden)]
 pub mod testing;

@@ -137,6 +137,8 @@ pub struct NewRun {
     pub hostname: String,
     /// The record as received (JSON text).
     pub record: String,
+    /// The model the run belongs to (the record's `lineage.model`).
+    pub model: Option<String>,
 }
 
 /// One sample of a device's energy series.
@@ -438,15 +440,15 @@ fn sample_stmts(team_id: i64, run_id: &str, samples: &[Sample]) -> Vec<Stmt> {
 const RUN_UPSERT: &str =
     "INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status_rank, \
        started_at, started_unix, ended_at, month, duration_s, energy_kwh, facility_kwh, \
-       emissions_kg, hostname, record, checkpoints, received_at, updated_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) \
+       emissions_kg, hostname, record, checkpoints, received_at, updated_at, model) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) \
      ON CONFLICT (team_id, run_id) DO UPDATE SET \
        user_name = COALESCE(excluded.user_name, runs.user_name), \
        status = excluded.status, status_rank = excluded.status_rank, \
        ended_at = excluded.ended_at, duration_s = excluded.duration_s, \
        energy_kwh = excluded.energy_kwh, facility_kwh = excluded.facility_kwh, \
        emissions_kg = excluded.emissions_kg, hostname = excluded.hostname, \
-       record = excluded.record, checkpoints = runs.checkpoints + 1, \
+       record = excluded.record, checkpoints = runs.checkpoints + 1, model = excluded.model, \
        updated_at = excluded.updated_at \
      WHERE runs.project_id = excluded.project_id AND ( \
        excluded.status_rank > runs.status_rank \
@@ -477,6 +479,7 @@ fn run_upsert_params(run: &NewRun, project_id: i64) -> Vec<Val> {
         run.record.clone().into(),
         now.clone().into(),
         now.into(),
+        run.model.clone().into(),
     ]
 }
 

@@ -356,6 +356,7 @@ async fn pages_render_over_rows_stored_before_the_checks() {
                     emissions_kg: 1e308,
                     hostname: "h".into(),
                     record: rec.to_string(),
+                    model: None,
                 },
                 &[wattprint_server::store::Sample {
                     device_id: "cpu:package-0".into(),

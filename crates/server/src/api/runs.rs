@@ -117,6 +117,7 @@ pub async fn ingest(
         emissions_kg: rec.emissions_kg.total,
         hostname: rec.host.hostname.clone(),
         record: serde_json::to_string(&record_value)?,
+        model: rec.lineage.as_ref().and_then(|l| l.model.clone()),
     };
     let outcome = st.store.upsert_run(&run, &samples).await?;
     if let Outcome::ProjectConflict { existing_project } = &outcome {

@@ -182,6 +182,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         )",
         "CREATE INDEX run_deletions_team ON run_deletions (team_id, deleted_at)",
     ],
+}, Migration {
+    version: 4,
+    name: "runs by model (the record's lineage)",
+    statements: &[
+        // The model a run belongs to (`lineage.model`), set on upload; runs uploaded before
+        // this version have none until uploaded again (their record is unchanged).
+        "ALTER TABLE runs ADD COLUMN model TEXT",
+        "CREATE INDEX runs_team_model ON runs (team_id, model, started_unix)",
+    ],
 }];
 
 /// The schema version this binary writes.
