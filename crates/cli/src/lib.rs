@@ -74,7 +74,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a job and measure the energy and emissions it caused.
-    Run(cmd_run::Args),
+    Run(Box<cmd_run::Args>),
     /// What this machine offers: sensors found, methods used, location in force.
     Doctor(cmd_doctor::Args),
     /// Show a stored run.
@@ -184,7 +184,7 @@ pub fn cli_main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(a) => cmd_run::run(a),
+        Command::Run(a) => cmd_run::run(*a),
         Command::Doctor(a) => cmd_doctor::run(a),
         Command::Show(a) => cmd_show::run(a),
         Command::Runs(a) => cmd_runs::run(a),

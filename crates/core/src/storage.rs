@@ -369,7 +369,7 @@ pub fn scan(roots: &[PathBuf]) -> ScanResult {
                 });
                 // Keep the listing bounded: only the largest groups.
                 if groups.len() > 4 * MAX_LISTED_GROUPS {
-                    groups.sort_by(|a, b| b.redundant_bytes.cmp(&a.redundant_bytes));
+                    groups.sort_by_key(|g| std::cmp::Reverse(g.redundant_bytes));
                     groups.truncate(MAX_LISTED_GROUPS);
                 }
             }
