@@ -1014,3 +1014,26 @@ fn runs_status_filter_takes_every_documented_status() {
     let table = ok(&h.wp(&["runs", "--status", "stopped_by_cap"]));
     assert!(table.contains("stopped_by_cap"), "{table}");
 }
+
+#[test]
+fn migration_to_v3_fills_the_model_of_stored_records() {
+    let h = Home::new();
+    let mut fixture = v1_fixture();
+    fixture[1].0.lineage = Some(wattprint_core::lineage::Lineage {
+        model: Some("resnet".into()),
+        ..Default::default()
+    });
+    write_v1(&h.db(), &fixture);
+    let st = h.store();
+    assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION);
+    let f = RunFilter {
+        lineage: wattprint::store::LineageFilter {
+            model: Some("resnet".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let got = st.list_runs(&f).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, fixture[1].0.id);
+}

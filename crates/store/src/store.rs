@@ -46,17 +46,30 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        what: "an index of runs by model (the record's lineage), for `wattprint model`",
+        what: "the model of each run (the record's lineage) as a column filled from each stored \
+               record, and its index, for `wattprint model`",
         apply: migrate_v3,
     },
 ];
 
 fn migrate_v3(tx: &Transaction) -> Result<()> {
-    // An expression index over the record itself: nothing to fill, every stored record is
-    // indexed as it is (records without a lineage index as NULL).
     tx.execute_batch(
-        "CREATE INDEX IF NOT EXISTS runs_model ON runs(json_extract(record, '$.lineage.model'), started_unix);",
+        "ALTER TABLE runs ADD COLUMN model TEXT;
+        CREATE INDEX IF NOT EXISTS runs_model ON runs(model, started_unix);",
     )?;
+    let rows: Vec<(String, String)> = {
+        let mut st = tx.prepare("SELECT id, record FROM runs")?;
+        let it = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        it.collect::<std::result::Result<_, _>>()?
+    };
+    let mut up = tx.prepare("UPDATE runs SET model = ?2 WHERE id = ?1")?;
+    for (id, json) in rows {
+        // A record that does not parse keeps its row untouched, without a model.
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = Denorm::from_value(&v).model {
+            up.execute(params![id, m])?;
+        }
+    }
     Ok(())
 }
 
@@ -146,6 +159,7 @@ struct Denorm {
     scope: String,
     hostname: String,
     methods: String,
+    model: Option<String>,
 }
 
 impl Denorm {
@@ -177,6 +191,10 @@ impl Denorm {
             scope: s("/scope"),
             hostname: s("/host/hostname"),
             methods: obj("/methods"),
+            model: v
+                .pointer("/lineage/model")
+                .and_then(|x| x.as_str())
+                .map(str::to_string),
         }
     }
 }
@@ -523,15 +541,16 @@ fn upsert_run(conn: &Connection, rec: &RunRecord, replace: bool) -> Result<usize
            started_unix=excluded.started_unix, duration_s=excluded.duration_s,
            exit_code=excluded.exit_code, tags=excluded.tags, static_kwh=excluded.static_kwh,
            facility_kwh=excluded.facility_kwh, scope=excluded.scope,
-           hostname=excluded.hostname, methods=excluded.methods"
+           hostname=excluded.hostname, methods=excluded.methods, model=excluded.model"
     } else {
         "ON CONFLICT(id) DO NOTHING"
     };
     let sql = format!(
         "INSERT INTO runs (id, project, status, started_at, ended_at, energy_kwh, emissions_kg,
            record, updated_at, started_unix, duration_s, exit_code, tags, static_kwh,
-           facility_kwh, scope, hostname, methods)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+           facility_kwh, scope, hostname, methods, model)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+           ?19)
          {conflict}"
     );
     let n = conn.prepare_cached(&sql)?.execute(params![
@@ -552,7 +571,8 @@ fn upsert_run(conn: &Connection, rec: &RunRecord, replace: bool) -> Result<usize
         d.facility_kwh,
         d.scope,
         d.hostname,
-        d.methods
+        d.methods,
+        d.model
     ])?;
     Ok(n)
 }
@@ -692,15 +712,19 @@ impl RunFilter {
                 args.len()
             ));
         }
+        if let Some(m) = &self.lineage.model {
+            args.push(SqlValue::Text(m.clone()));
+            sql.push_str(&format!(" AND model = ?{}", args.len()));
+        }
         for (path, v) in [
-            ("$.lineage.model", &self.lineage.model),
             ("$.lineage.stage", &self.lineage.stage),
             ("$.lineage.sweep", &self.lineage.sweep),
         ] {
             if let Some(v) = v {
                 args.push(SqlValue::Text(v.clone()));
+                // A record that is not JSON (kept as stored) matches no filter, never fails one.
                 sql.push_str(&format!(
-                    " AND json_extract(runs.record, '{path}') = ?{}",
+                    " AND (CASE WHEN json_valid(runs.record) THEN json_extract(runs.record, '{path}') END) = ?{}",
                     args.len()
                 ));
             }
