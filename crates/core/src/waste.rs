@@ -14,7 +14,7 @@
 //! *unknown* (never 0).
 //!
 //! **Idle GPU.** An interval of a GPU's series whose mean power is at most
-//! [`IDLE_POWER_MARGIN`] × the GPU's idle power (its reported idle draw) is taken as
+//! [`IDLE_POWER_MARGIN`] × the GPU's idle power (the record's `idle_power_w`) is taken as
 //! near-zero utilisation; consecutive such intervals form a span, kept when it lasts at least
 //! the given minimum. Rules: docs/pipeline.md.
 
