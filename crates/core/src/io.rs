@@ -3,7 +3,8 @@
 //! the energy of the network transfer from Cloud Carbon Footprint's coefficient.
 //!
 //! `/proc/<pid>/io` has no cumulative figure for children already reaped, so the tree is read
-//! every sampling interval and each process's last figures are kept: a process that lives
+//! periodically (the session: every 5 sampling intervals, 1 s to 5 s) and each process's last
+//! figures are kept: a process that lives
 //! shorter than an interval between two reads may be missed (the figures are a lower bound).
 //! Every path is rooted at [`HostPaths::proc`] (`WATTPRINT_PROCFS_ROOT`). Sources:
 //! docs/pipeline.md.
@@ -271,8 +272,9 @@ pub fn io_record(
         wchar: io.wchar,
         processes,
         unreadable,
-        source: "/proc/<pid>/io of the job's process tree, read every sampling interval: \
-                 processes shorter than an interval may be missed (a lower bound)"
+        source: "/proc/<pid>/io of the job's process tree, read every 5 sampling intervals (1 to \
+                 5 s) and at the job's exit: processes living between two reads may be missed (a \
+                 lower bound)"
             .into(),
         network,
         storage_energy: "not counted: no per-byte coefficient for storage I/O is published; \
