@@ -246,6 +246,10 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
         emissions_kg: e.map(|x| x / 2.0),
         advice: String::new(),
     };
+    for (i, (lr, bs)) in [(2, ("1", "8")), (3, ("2", "8")), (4, ("1", "16"))] {
+        runs[i].tags.insert("lr".into(), lr.into());
+        runs[i].tags.insert("bs".into(), bs.into());
+    }
     runs[6].discarded = Some(discarded(Some(1.5)));
     runs[1].discarded = Some(discarded(None));
     {
@@ -284,6 +288,11 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
     assert_eq!(s["not_selected"]["emissions_kg"], 1.5);
     assert_eq!(s["far_from_best"]["trials"], 1);
     assert_eq!(s["far_from_best"]["share"], 0.5);
+    assert_eq!(s["grid"]["parameters"], json!({"bs": 2, "lr": 2}));
+    assert_eq!(
+        (s["grid"]["covered"].as_u64(), s["grid"]["full"].as_bool()),
+        (Some(3), Some(false))
+    );
     assert_eq!(fp["inference"]["cost"]["emissions_kg"], 0.5);
     assert_eq!(fp["inference"]["units"], 2000.0);
     assert_eq!(fp["inference"]["g_per_unit"], 0.25);
@@ -297,6 +306,7 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
         "best trial: 2 (loss = 0.300, lower is better); the other trials cost 1.50 kg CO2e",
         "0.250 g CO2e per tokens",
         "discarded compute unknown for 1 run(s)",
+        "a partial grid over bs (2) × lr (2) = 4 combinations (3 run)",
         "Base model base reused, not re-spent: its development was 3.00 kg CO2e",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");

@@ -90,6 +90,59 @@ pub struct SweepCost {
     /// Trials reporting the objective whose value is more than [`FAR_FROM_BEST`] worse than
     /// the best's, and their share of the trials reporting it.
     pub far_from_best: Option<FarFromBest>,
+    /// The parameters the trials vary (tags with two values or more, present in every trial)
+    /// and whether the trials cover their full grid; `None` with fewer than two.
+    pub grid: Option<Grid>,
+}
+
+/// The grid a sweep's trials form over their tags.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Grid {
+    /// Parameter → number of distinct values.
+    pub parameters: BTreeMap<String, u64>,
+    /// Product of those numbers.
+    pub combinations: u64,
+    /// Distinct combinations the trials ran.
+    pub covered: u64,
+    /// Every combination was run: a full grid search.
+    pub full: bool,
+}
+
+/// The grid of `rs` over the tags every run has, varying in two or more of them.
+pub fn grid_of(rs: &[&RunRecord]) -> Option<Grid> {
+    let first = rs.first()?;
+    let mut parameters: BTreeMap<String, u64> = BTreeMap::new();
+    for k in first.tags.keys() {
+        if !rs.iter().all(|r| r.tags.contains_key(k)) {
+            continue;
+        }
+        let mut vals: Vec<&String> = rs.iter().filter_map(|r| r.tags.get(k)).collect();
+        vals.sort();
+        vals.dedup();
+        if vals.len() >= 2 {
+            parameters.insert(k.clone(), vals.len() as u64);
+        }
+    }
+    if parameters.len() < 2 {
+        return None;
+    }
+    let combinations = parameters
+        .values()
+        .try_fold(1u64, |a, n| a.checked_mul(*n))
+        .unwrap_or(u64::MAX);
+    let mut combos: Vec<Vec<&String>> = rs
+        .iter()
+        .map(|r| parameters.keys().filter_map(|k| r.tags.get(k)).collect())
+        .collect();
+    combos.sort();
+    combos.dedup();
+    let covered = combos.len() as u64;
+    Some(Grid {
+        parameters,
+        combinations,
+        covered,
+        full: covered == combinations,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -429,6 +482,7 @@ pub fn sweeps_of(runs: &[&RunRecord]) -> Vec<SweepCost> {
                 });
             }
             SweepCost {
+                grid: grid_of(&rs),
                 sweep,
                 trials: trials.len() as u64,
                 cost,

@@ -152,6 +152,25 @@ pub fn model_text(f: &ModelFootprint) -> String {
                 );
             }
         }
+        if let Some(g) = &s.grid {
+            let params: Vec<String> = g
+                .parameters
+                .iter()
+                .map(|(k, n)| format!("{k} ({n})"))
+                .collect();
+            let _ = writeln!(
+                o,
+                "  {} over {} = {} combinations ({} run)",
+                if g.full {
+                    "a full grid"
+                } else {
+                    "a partial grid"
+                },
+                params.join(" × "),
+                g.combinations,
+                g.covered
+            );
+        }
         if let Some(far) = &s.far_from_best {
             let _ = writeln!(
                 o,
