@@ -15,8 +15,15 @@ pub struct Args {
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// Only this project's runs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "team")]
     pub project: Option<String>,
+    /// A team's digest from the server (its runs' records; the token from $WATTPRINT_TOKEN
+    /// or the configuration file) instead of the local store.
+    #[arg(long, value_name = "TEAM")]
+    pub team: Option<String>,
+    /// With --team: the server (default: $WATTPRINT_SERVER, else the configuration file's).
+    #[arg(long, value_name = "URL", requires = "team")]
+    pub server: Option<String>,
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
     /// Write to FILE instead of standard output.
@@ -47,7 +54,6 @@ fn month_bounds(m: &str) -> Result<(String, String)> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    let store = Store::open_default_for_reading(crate::env())?;
     let (since, until, period) = match (&a.month, &a.since) {
         (Some(m), _) => {
             let (s, u) = month_bounds(m)?;
@@ -56,6 +62,10 @@ pub fn run(a: Args) -> Result<i32> {
         (None, Some(s)) => (s.clone(), None, format!("since {s}")),
         (None, None) => ("30d".to_string(), None, "the last 30 days".to_string()),
     };
+    if let Some(team) = &a.team {
+        return server_digest(&a, team, &since, until.as_deref(), &period);
+    }
+    let store = Store::open_default_for_reading(crate::env())?;
     let mut runs = store.list_runs(&RunFilter {
         project: a.project.clone(),
         since: Some(since),
@@ -71,10 +81,54 @@ pub fn run(a: Args) -> Result<i32> {
     if runs.is_empty() {
         anyhow::bail!("no runs in {period} in {}", store.path().display());
     }
-    let d = wattprint_store::digest::digest(&store, &period, runs)?;
+    let d = wattprint_store::digest::digest(Some(&store), &period, runs)?;
+    emit(&a, &d)
+}
+
+/// `--team T`: the team's runs from the server.
+fn server_digest(
+    a: &Args,
+    team: &str,
+    since: &str,
+    until: Option<&str>,
+    period: &str,
+) -> Result<i32> {
+    let config = crate::config::Config::load(crate::env())?;
+    for w in &config.warnings {
+        eprintln!("wattprint: warning: {w}");
+    }
+    let msgs = crate::stderr_messages(false);
+    let Some(target) = wattprint_session::upload::ServerTarget::resolve(
+        a.server.as_deref(),
+        &config,
+        crate::env(),
+        &msgs,
+    )?
+    else {
+        anyhow::bail!(
+            "--team reads the server's runs: give --server URL (or set WATTPRINT_SERVER) and WATTPRINT_TOKEN"
+        );
+    };
+    // The server takes RFC 3339 times; a relative `--since 7d` is turned into one here.
+    let since = crate::store::parse_since(since, time::OffsetDateTime::now_utc())?
+        .format(&time::format_description::well_known::Rfc3339)?;
+    let (runs, notes) = crate::digest_server::team_records(target, team, &since, until)?;
+    for n in &notes {
+        eprintln!("wattprint: warning: {n}");
+    }
+    let period = format!("team {team}, {period}");
+    if runs.is_empty() {
+        anyhow::bail!("no runs of {period} on the server");
+    }
+    let d = wattprint_store::digest::digest(None, &period, runs)?;
+    emit(a, &d)
+}
+
+/// The digest in the format asked for, to the file or standard output.
+fn emit(a: &Args, d: &wattprint_store::digest::Digest) -> Result<i32> {
     let text = match a.format {
-        Format::Md => wattprint_store::digest::markdown(&d),
-        Format::Html => wattprint_store::digest::html(&d),
+        Format::Md => wattprint_store::digest::markdown(d),
+        Format::Html => wattprint_store::digest::html(d),
     };
     match &a.output {
         Some(p) => {

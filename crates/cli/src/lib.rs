@@ -27,6 +27,7 @@ pub mod cmd_show;
 pub mod cmd_storage;
 pub mod cmd_sync;
 pub mod cmd_when;
+pub mod digest_server;
 pub mod embodied_args;
 pub mod job_view;
 pub mod lineage_args;

@@ -596,3 +596,126 @@ fn storage_scan_finds_duplicates_not_hard_links_never_follows_symlinks() {
     assert!(text.contains("Unreadable entries:"), "{text}");
     assert!(text.contains("on SSD × 1 replica(s)"), "{text}");
 }
+
+/// `wattprint serve` as a child process on a loopback port; its base URL.
+struct Serve(std::process::Child, String);
+
+impl Serve {
+    fn start(h: &FakeHost, db: &str) -> Serve {
+        use std::io::BufRead;
+        let mut child = h
+            .cmd()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                db,
+                "--rate-limit",
+                "0",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .trim_end_matches("/api/v1")
+            .to_string();
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Serve(child, url)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_teams_digest_from_the_server() {
+    let h = FakeHost::new();
+    let db = format!("sqlite://{}", h.dir.path().join("server.db").display());
+    h.ok(&["admin", "team", "create", "physics", "--database", &db]);
+    let tok = h
+        .ok(&[
+            "admin",
+            "token",
+            "create",
+            "--team",
+            "physics",
+            "--role",
+            "member",
+            "--database",
+            &db,
+        ])
+        .trim()
+        .to_string();
+    let server = Serve::start(&h, &db);
+    for (stage, script) in [
+        ("preparation", "true"),
+        ("training", "true"),
+        ("training", "exit 2"),
+    ] {
+        let out = h
+            .cmd()
+            .env("WATTPRINT_TOKEN", &tok)
+            .args([
+                "run",
+                "--quiet",
+                "--no-embodied",
+                "--server",
+                &server.1,
+                "--model",
+                "m",
+                "--stage",
+                stage,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some(), "{out:?}");
+    }
+    let month = time::OffsetDateTime::now_utc();
+    let month = format!("{:04}-{:02}", month.year(), u8::from(month.month()));
+    let out = h
+        .cmd()
+        .env("WATTPRINT_TOKEN", &tok)
+        .args([
+            "digest", "--team", "physics", "--server", &server.1, "--month", &month,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.contains(&format!("# wattprint digest: team physics, month {month}")),
+        "{md}"
+    );
+    assert!(md.contains("over 3 run(s)."), "{md}");
+    assert!(md.contains("| m | "), "{md}");
+    assert!(md.contains("- Failed, killed or stopped runs: 1 "), "{md}");
+    assert!(
+        md.contains("not computed (the power series stay on the server)"),
+        "{md}"
+    );
+    // another team's name: nothing of ours
+    let out = h
+        .cmd()
+        .env("WATTPRINT_TOKEN", &tok)
+        .args([
+            "digest", "--team", "biology", "--server", &server.1, "--month", &month,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -41,13 +41,17 @@ pub struct Digest {
     pub idle_gpu_kwh: f64,
     pub idle_gpu_kg: f64,
     pub idle_gpu_spans: usize,
+    /// Whether idle GPU time could be judged (the series are read from the local store; a
+    /// server digest does not fetch them).
+    pub idle_gpu_known: bool,
     pub cleanest: Option<Alternative>,
     pub actual_operational_kg: f64,
     pub actions: Vec<Action>,
 }
 
-/// The digest of `runs` (with their stored series read from `store` for idle GPUs).
-pub fn digest(store: &Store, period: &str, runs: Vec<RunRecord>) -> anyhow::Result<Digest> {
+/// The digest of `runs` (with their stored series read from `store` for idle GPUs; without a
+/// store, idle GPU time is said not computed).
+pub fn digest(store: Option<&Store>, period: &str, runs: Vec<RunRecord>) -> anyhow::Result<Digest> {
     let mut by_model: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
     let mut unlinked = 0;
     let mut discarded = DiscardedSum::default();
@@ -63,7 +67,7 @@ pub fn digest(store: &Store, period: &str, runs: Vec<RunRecord>) -> anyhow::Resu
             failed_runs += 1;
             failed_kg += r.emissions_kg.total;
         }
-        if r.devices.iter().any(|d| d.idle_power_w.is_some()) {
+        if let Some(store) = store.filter(|_| r.devices.iter().any(|d| d.idle_power_w.is_some())) {
             let series = store.series(&r.id)?;
             let kg_per_kwh = r.pue * r.carbon_intensity.g_per_kwh / 1000.0;
             for s in gpu_idle_spans(r, &series, MIN_IDLE_SPAN_S) {
@@ -100,6 +104,7 @@ pub fn digest(store: &Store, period: &str, runs: Vec<RunRecord>) -> anyhow::Resu
         idle_gpu_kwh: idle_kwh,
         idle_gpu_kg: idle_kg,
         idle_gpu_spans: idle_n,
+        idle_gpu_known: store.is_some(),
         cleanest,
         actual_operational_kg: alt.actual_operational_kg,
         actions: Vec::new(),
@@ -258,7 +263,9 @@ pub fn markdown(d: &Digest) -> String {
     let _ = writeln!(
         o,
         "- Idle GPUs (within 10 % of idle power for ≥ {MIN_IDLE_SPAN_S} s): {}",
-        if d.idle_gpu_spans > 0 {
+        if !d.idle_gpu_known {
+            "not computed (the power series stay on the server)".to_string()
+        } else if d.idle_gpu_spans > 0 {
             format!(
                 "{}, {} CO2e in {} span(s)",
                 energy_kwh(d.idle_gpu_kwh),
