@@ -322,3 +322,24 @@ def test_discarded_compute_after_the_last_checkpoint_and_unknown_without_one(hos
     step(host, t, 1.0)
     d = t.stop(failed=True).to_dict()["discarded"]
     assert d["energy_kwh"] is None and d["advice"].startswith("unknown")
+
+
+def test_a_ray_tune_trial_already_running_is_detected(host, monkeypatch):
+    import types
+
+    class Context:
+        def get_trial_id(self):
+            return "train_fn_0a1b2_00003"
+
+        def get_experiment_name(self):
+            return "lr-search"
+
+    fake = types.ModuleType("ray.train")
+    fake.get_context = lambda: Context()
+    monkeypatch.setitem(sys.modules, "ray.train", fake)
+    lin = tracker(host, model="m").start().stop().to_dict()["lineage"]
+    assert (lin["sweep"], lin["trial"], lin["stage"]) == ("lr-search", "train_fn_0a1b2_00003", "tuning")
+    assert lin["sources"]["trial"] == "ray.train.get_context().get_trial_id()"
+    # an explicit trial wins
+    lin = tracker(host, trial=7).start().stop().to_dict()["lineage"]
+    assert lin["trial"] == "7" and lin["sweep"] == "lr-search"

@@ -304,7 +304,7 @@ fn a_models_footprint_is_exact_over_a_seeded_store() {
         "final training:        4.00 kg CO2e, 8.00 kWh (run tr2",
         "= 1.56× the final training",
         "best trial: 2 (loss = 0.300, lower is better); the other trials cost 1.50 kg CO2e",
-        "0.250 g CO2e per tokens",
+        "0.250 g CO2e per unit of work (tokens)",
         "discarded compute unknown for 1 run(s)",
         "a partial grid over bs (2) × lr (2) = 4 combinations (3 run)",
         "Base model base reused, not re-spent: its development was 3.00 kg CO2e",

@@ -188,7 +188,7 @@ pub fn model_text(f: &ModelFootprint) -> String {
         let _ = writeln!(o, "\nInference to date: {}", cost(&inf.cost));
         match (inf.g_per_unit, &inf.unit) {
             (Some(g), Some(u)) => {
-                let _ = writeln!(o, "  {} g CO2e per {u}", sig(g));
+                let _ = writeln!(o, "  {} g CO2e per unit of work ({u})", sig(g));
             }
             _ => {
                 let _ = writeln!(
