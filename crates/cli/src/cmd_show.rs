@@ -164,8 +164,8 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
     host_section(&mut o, r);
     breakdown_section(&mut o, r);
     o.push_str(&crate::segments_text::segments_text(r));
-    o.push_str(&wattprint_store::pipeline_text::pipeline_text(r, series));
     intensity_lines(&mut o, r);
+    o.push_str(&wattprint_store::pipeline_text::pipeline_text(r, series));
     equivalents_section(&mut o, r);
     assumptions_section(&mut o, r);
     series_section(&mut o, series);

@@ -147,21 +147,24 @@ pub fn discarded(
     let kg = operational_kg * share;
     let lost_s = (duration_s - tc).max(0.0);
     let cadence_s = ADVISED_CHECKPOINT_MIN * 60.0;
+    let lost = if lost_s < 120.0 {
+        format!("{} s", round_sig(lost_s, 3))
+    } else {
+        format!("{} min", round_sig(lost_s / 60.0, 3))
+    };
     let advice = if lost_s > cadence_s && duration_s > 0.0 {
         // With a checkpoint every N minutes, at most the last N minutes are lost.
         let bounded = share_after(series, duration_s - cadence_s).unwrap_or(0.0) * energy_kwh;
         format!(
-            "{} min of work since the last checkpoint was lost; checkpointing every {} min would \
+            "{lost} of work since the last checkpoint was lost; checkpointing every {} min would \
              have saved about {} kWh",
-            round_sig(lost_s / 60.0, 3),
             ADVISED_CHECKPOINT_MIN,
             round_sig((kwh - bounded).max(0.0), 3)
         )
     } else {
         format!(
-            "{} min of work since the last checkpoint was lost: checkpoints already come often \
-             enough; look at why the run failed",
-            round_sig(lost_s / 60.0, 3)
+            "{lost} of work since the last checkpoint was lost: checkpoints already come often \
+             enough; look at why the run failed"
         )
     };
     Discarded {
