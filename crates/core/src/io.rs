@@ -3,7 +3,7 @@
 //! the energy of the network transfer from Cloud Carbon Footprint's coefficient.
 //!
 //! `/proc/<pid>/io` has no cumulative figure for children already reaped, so the tree is read
-//! periodically (the session: every 5 sampling intervals, 1 s to 5 s) and each process's last
+//! periodically (the session: every sampling interval, 1 s to 5 s) and each process's last
 //! figures are kept: a process that lives
 //! shorter than an interval between two reads may be missed (the figures are a lower bound).
 //! Every path is rooted at [`HostPaths::proc`] (`WATTPRINT_PROCFS_ROOT`). Sources:
@@ -118,10 +118,15 @@ pub struct IoTracker {
 impl IoTracker {
     /// Read the tree of `root` now: every process's counters (kept at their highest).
     pub fn sample(&mut self, paths: &HostPaths, root: u32) {
-        let pids = match self.scanner.usage(paths, root) {
-            Ok(u) => u.pids,
-            // The root alone (a zombie's stat may still be there; its io too).
-            Err(_) => vec![root],
+        // The kernel's children lists when it has them (a few small reads for a small tree),
+        // else one scan of every process's stat.
+        let pids = match tree_by_children(paths, root) {
+            Some(p) => p,
+            None => match self.scanner.usage(paths, root) {
+                Ok(u) => u.pids,
+                // The root alone (a zombie's stat may still be there; its io too).
+                Err(_) => vec![root],
+            },
         };
         let mut now: HashMap<u32, PidIo> = HashMap::with_capacity(pids.len());
         for pid in pids.into_iter().take(MAX_TRACKED_PIDS) {
@@ -159,6 +164,41 @@ impl IoTracker {
         }
         (t, self.seen, self.unreadable)
     }
+}
+
+/// `root` and its descendants from `<proc>/<pid>/task/<tid>/children` (Linux 3.5+, with
+/// CONFIG_PROC_CHILDREN); `None` when a list is missing, so the caller scans instead. At most
+/// [`MAX_TRACKED_PIDS`] processes.
+pub fn tree_by_children(paths: &HostPaths, root: u32) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) || out.len() >= MAX_TRACKED_PIDS {
+            continue;
+        }
+        let tasks = std::fs::read_dir(paths.proc_file(format!("{pid}/task")));
+        let tasks = match tasks {
+            Ok(t) => t,
+            // The root must be there; a descendant that just exited is skipped.
+            Err(_) if pid == root => return None,
+            Err(_) => continue,
+        };
+        out.push(pid);
+        for t in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
+                if t.path().exists() {
+                    return None; // no children lists on this kernel
+                }
+                continue;
+            };
+            stack.extend(
+                text.split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    Some(out)
 }
 
 /// A run's I/O, for the record.
@@ -272,8 +312,8 @@ pub fn io_record(
         wchar: io.wchar,
         processes,
         unreadable,
-        source: "/proc/<pid>/io of the job's process tree, read every 5 sampling intervals (1 to \
-                 5 s) and at the job's exit: processes living between two reads may be missed (a \
+        source: "/proc/<pid>/io of the job's process tree, read every sampling interval (1 to 5 \
+                 s) and at the job's exit: processes living between two reads may be missed (a \
                  lower bound)"
             .into(),
         network,
@@ -326,6 +366,13 @@ mod tests {
         t.sample(&paths, 100);
         let (io, seen, bad) = t.totals();
         assert_eq!((io.rchar, io.wchar), (3800, 2100));
+        // without children lists (this fake tree has none) the stat scan is used
+        assert_eq!(tree_by_children(&paths, 100), None);
+        let task = paths.proc.join("100/task/100");
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::write(task.join("children"), "").unwrap();
+        assert_eq!(tree_by_children(&paths, 100), Some(vec![100]));
+        assert_eq!(tree_by_children(&paths, 4242), None);
         assert_eq!((io.read_bytes, io.write_bytes), (1900, 1050));
         assert_eq!((seen, bad), (2, 0));
         std::fs::create_dir_all(paths.proc.join("net")).unwrap();

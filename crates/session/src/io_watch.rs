@@ -18,13 +18,9 @@ pub struct IoWatch {
 }
 
 impl IoWatch {
-    /// Start reading `root`'s tree every 5 sampling intervals `interval`, 1 s to 5 s (a read
-    /// of the tree costs about as much as a sampler read; 5 s keeps the thread near 0.1 ms of
-    /// CPU per second of job).
+    /// Start reading `root`'s tree every sampling `interval`, 1 s to 5 s.
     pub fn start(paths: HostPaths, root: u32, interval: Duration) -> IoWatch {
-        let every = interval
-            .saturating_mul(5)
-            .clamp(Duration::from_secs(1), Duration::from_secs(5));
+        let every = interval.clamp(Duration::from_secs(1), Duration::from_secs(5));
         let tracker = Arc::new(Mutex::new(IoTracker::default()));
         let net_start = read_net_dev(&paths);
         let (stop, rx) = mpsc::channel::<()>();
