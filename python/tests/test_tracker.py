@@ -290,3 +290,56 @@ def test_the_package_never_imports_torch():
     code = "import sys, wattprint; t = wattprint.Tracker; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_lineage_keywords_reach_the_record_and_the_cli_filters(host):
+    run = tracker(host, model="bert-ft", stage="tuning", sweep="sw1", trial=3, objective="val_loss=0.4").start().stop()
+    lin = run.to_dict()["lineage"]
+    assert lin == {"model": "bert-ft", "stage": "tuning", "sweep": "sw1", "trial": "3",
+                   "objective": {"name": "val_loss", "value": 0.4, "goal": "min"}}
+    shown = json.loads(cli(host, "runs", "--json", "--model", "bert-ft", "--sweep", "sw1"))
+    assert [r["id"] for r in shown] == [run.id]
+    assert json.loads(cli(host, "runs", "--json", "--model", "other")) == []
+    with pytest.raises(ValueError, match="stage="):
+        tracker(host, stage="pretraining").start()
+    # a W&B sweep agent's variables are detected, with their source
+    env = dict(host.env(), WANDB_SWEEP_ID="wb9", WANDB_RUN_ID="r2")
+    lin = tracker(host, env=env, model="m").start().stop().to_dict()["lineage"]
+    assert (lin["sweep"], lin["trial"], lin["stage"]) == ("wb9", "r2", "tuning")
+    assert lin["sources"]["sweep"] == "env:WANDB_SWEEP_ID"
+
+
+def test_discarded_compute_after_the_last_checkpoint_and_unknown_without_one(host):
+    t = tracker(host).start()
+    step(host, t, 3.0)
+    t.checkpoint_saved()
+    step(host, t, 1.0)
+    d = t.stop(failed=True).to_dict()["discarded"]
+    assert d["checkpoints"] == 1
+    # the 1 J after the checkpoint (pro rata over the interval the call fell in), none of the 3 J
+    assert 0 < d["energy_kwh"] * J_PER_KWH <= 1.0 * (1 + 1e-6)
+    t = tracker(host).start()
+    step(host, t, 1.0)
+    d = t.stop(failed=True).to_dict()["discarded"]
+    assert d["energy_kwh"] is None and d["advice"].startswith("unknown")
+
+
+def test_a_ray_tune_trial_already_running_is_detected(host, monkeypatch):
+    import types
+
+    class Context:
+        def get_trial_id(self):
+            return "train_fn_0a1b2_00003"
+
+        def get_experiment_name(self):
+            return "lr-search"
+
+    fake = types.ModuleType("ray.train")
+    fake.get_context = lambda: Context()
+    monkeypatch.setitem(sys.modules, "ray.train", fake)
+    lin = tracker(host, model="m").start().stop().to_dict()["lineage"]
+    assert (lin["sweep"], lin["trial"], lin["stage"]) == ("lr-search", "train_fn_0a1b2_00003", "tuning")
+    assert lin["sources"]["trial"] == "ray.train.get_context().get_trial_id()"
+    # an explicit trial wins
+    lin = tracker(host, trial=7).start().stop().to_dict()["lineage"]
+    assert lin["trial"] == "7" and lin["sweep"] == "lr-search"

@@ -197,6 +197,11 @@ class Tracker:
     belongs; default: ``torch.cuda.synchronize`` when torch is already imported and CUDA
     initialised; ``False``: never.
 
+    Lineage: ``model=`` (or ``produces=``), ``stage=`` (preparation, tuning, training,
+    evaluation, inference, debug: the whole run's stage; ``t.stage()`` splits a run),
+    ``sweep=``, ``trial=``, ``base_model=``, ``final=True``, ``objective="val_loss=0.31:min"``;
+    a W&B sweep (``WANDB_SWEEP_ID``) or a Ray Tune trial already running is detected.
+
     ``ranks``: ``"leader"`` (default) measures only on the node's local rank 0 (the others are
     passive trackers); ``"all"`` measures in every process.
     """
@@ -242,6 +247,9 @@ class Tracker:
         if tags:
             self._options["tags"] = {str(k): str(v) for k, v in tags.items()}
         self._options.setdefault("command", [_describe_command()])
+        detected = _launcher_lineage()
+        if detected:
+            self._options.setdefault("detected", detected)
         self._on_limit = on_limit
         self._sync = sync
         self._env = dict(os.environ if env is None else env)
@@ -359,6 +367,13 @@ class Tracker:
         if n is not None:
             n.progress(float(done), float(total))
         self.check()
+
+    def checkpoint_saved(self) -> None:
+        """Say that a checkpoint was just saved: if the run fails later, only the energy spent
+        since then is reported as discarded (without any such call, that is unknown)."""
+        n = self._native
+        if n is not None:
+            n.checkpoint_saved()
 
     # live reads ------------------------------------------------------------------------------
 
@@ -490,6 +505,23 @@ class Tracker:
 
 def _ranks_measures(env: dict) -> bool:
     return ranks.measures(env)
+
+
+def _launcher_lineage() -> dict:
+    """Ray Tune's experiment and trial when this process is a Tune trial: {field: (value,
+    source)}. Ray is never imported here; only a Ray already loaded is asked."""
+    train = sys.modules.get("ray.train")
+    if train is None:
+        return {}
+    try:
+        ctx = train.get_context()
+        found = {
+            "trial": (ctx.get_trial_id(), "ray.train.get_context().get_trial_id()"),
+            "sweep": (ctx.get_experiment_name(), "ray.train.get_context().get_experiment_name()"),
+        }
+    except Exception:  # not inside a Tune trial
+        return {}
+    return {k: (str(v), src) for k, (v, src) in found.items() if v}
 
 
 def _describe_command() -> str:

@@ -31,6 +31,10 @@ pub struct Args {
     /// Report on every run of every project.
     #[arg(long, conflicts_with = "project")]
     pub all: bool,
+    /// With --format model-card: the whole footprint of this model (`wattprint run --model`),
+    /// preparation, tuning and failed runs included.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["run", "project", "all", "since"])]
+    pub model: Option<String>,
     /// Only runs started at or after WHEN: an RFC 3339 time (2025-01-31T12:00:00Z), a date
     /// (2025-01-31, UTC) or an age (7d, 12h, 30min).
     #[arg(long, value_name = "WHEN")]
@@ -200,6 +204,20 @@ fn with_profile(
 
 pub fn run(a: Args) -> Result<i32> {
     let store = Store::open_default_for_reading(crate::env())?;
+    if let Some(m) = &a.model {
+        if a.format != Format::ModelCard {
+            anyhow::bail!(
+                "--model reports use --format model-card (see also `wattprint model {m}`)"
+            );
+        }
+        let fp = wattprint_store::model_footprint::model_footprint(&store, m)?;
+        let runs = wattprint_store::model_footprint::model_runs(&store, m)?;
+        let card = CardOptions {
+            training_type: a.training_type.clone(),
+        };
+        let text = report::model_card::render_model(&fp, &runs, env!("CARGO_PKG_VERSION"), &card)?;
+        return emit(&a, &text);
+    }
     let rep = build(&store, &a)?;
     let mut text = render(
         &rep,
@@ -211,9 +229,14 @@ pub fn run(a: Args) -> Result<i32> {
     if let Some(p) = a.factors {
         text = with_profile(&rep, a.format, p, text)?;
     }
+    emit(&a, &text)
+}
+
+/// The report to --output or standard output.
+fn emit(a: &Args, text: &str) -> Result<i32> {
     match &a.output {
         Some(p) => {
-            write_file(p, &text)?;
+            write_file(p, text)?;
             eprintln!("wattprint: report written to {}", p.display());
         }
         None => {

@@ -134,6 +134,8 @@ pub struct Args {
     /// (default: SLURM_JOB_NUM_NODES, else GROUP_WORLD_SIZE).
     #[arg(long, value_name = "N")]
     pub nodes: Option<u32>,
+    #[command(flatten)]
+    pub lineage: crate::lineage_args::LineageArgs,
     /// The command to run, after `--` (or as the first word that is not an option: every word
     /// after it is the job's). An unknown option before it is a usage error, never the command.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
@@ -221,6 +223,7 @@ impl Args {
             checkpoint_every: None,
             job: self.job.clone(),
             job_nodes: self.nodes,
+            lineage: self.lineage.lineage()?,
         })
     }
 }
@@ -286,6 +289,7 @@ pub fn run(a: Args) -> Result<i32> {
     };
 
     child::wait_exited_no_reap(pid);
+    session.job_exited();
     // Stop the live line first: the summary must not be drawn over.
     if let Some(l) = live {
         l.finish();

@@ -22,6 +22,15 @@ pub struct FilterArgs {
     /// (2025-03-01, UTC) or a duration back from now (7d, 12h, 30m).
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
+    /// Only runs of this model (`wattprint run --model`).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Only runs of this stage (`wattprint run --stage`).
+    #[arg(long, value_enum)]
+    pub stage: Option<crate::lineage_args::StageArg>,
+    /// Only runs of this sweep (`wattprint run --sweep`, or W&B's sweep id).
+    #[arg(long, value_name = "ID")]
+    pub sweep: Option<String>,
 }
 
 /// Every status a record can have (docs/store-and-interchange.md), named as records write them.
@@ -72,6 +81,11 @@ impl FilterArgs {
             since: self.since.clone(),
             limit: None,
             job: None,
+            lineage: crate::store::LineageFilter {
+                model: self.model.clone(),
+                stage: self.stage.map(|s| s.stage().as_str().to_string()),
+                sweep: self.sweep.clone(),
+            },
         })
     }
 }

@@ -165,6 +165,7 @@ pub fn details_text(r: &RunRecord, series: &[(String, Vec<SeriesPoint>)], status
     breakdown_section(&mut o, r);
     o.push_str(&crate::segments_text::segments_text(r));
     intensity_lines(&mut o, r);
+    o.push_str(&wattprint_store::pipeline_text::pipeline_text(r, series));
     equivalents_section(&mut o, r);
     assumptions_section(&mut o, r);
     series_section(&mut o, series);

@@ -8,12 +8,14 @@ pub mod child;
 pub mod cmd_admin;
 pub mod cmd_agent;
 pub mod cmd_compare;
+pub mod cmd_digest;
 pub mod cmd_doctor;
 pub mod cmd_estimate;
 pub mod cmd_export;
 pub mod cmd_factors;
 pub mod cmd_import;
 pub mod cmd_import_job;
+pub mod cmd_model;
 pub mod cmd_projects;
 pub mod cmd_regions;
 pub mod cmd_report;
@@ -24,10 +26,13 @@ pub mod cmd_serve;
 pub mod cmd_show;
 pub mod cmd_slurm;
 pub mod cmd_slurm_import;
+pub mod cmd_storage;
 pub mod cmd_sync;
 pub mod cmd_when;
+pub mod digest_server;
 pub mod embodied_args;
 pub mod job_view;
+pub mod lineage_args;
 pub mod live;
 pub mod slurm_store;
 
@@ -73,7 +78,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a job and measure the energy and emissions it caused.
-    Run(cmd_run::Args),
+    Run(Box<cmd_run::Args>),
     /// What this machine offers: sensors found, methods used, location in force.
     Doctor(cmd_doctor::Args),
     /// Show a stored run.
@@ -106,6 +111,15 @@ enum Command {
     When(cmd_when::Args),
     /// Report on a run or a project: HTML with plots, Markdown, model card or JSON.
     Report(cmd_report::Args),
+    /// A model's whole footprint: final training, preparation, tuning, failed runs, overhead
+    /// ratio, sweeps, inference (runs given `--model NAME`).
+    Model(cmd_model::Args),
+    /// The storage footprint of data: stored bytes, duplicate files, yearly energy and
+    /// emissions (`storage scan DIR…`).
+    Storage(cmd_storage::Args),
+    /// A one-page Markdown/HTML summary of a period: emitted, top models and their overhead,
+    /// waste, a cleaner region, three actions with their saving.
+    Digest(cmd_digest::Args),
     /// Run the central server: JSON API for runs, totals and budgets (SQLite or PostgreSQL).
     Serve(cmd_serve::Args),
     /// Manage the server's organisations, teams, users and API tokens (on its database).
@@ -176,7 +190,7 @@ pub fn cli_main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(a) => cmd_run::run(a),
+        Command::Run(a) => cmd_run::run(*a),
         Command::Doctor(a) => cmd_doctor::run(a),
         Command::Show(a) => cmd_show::run(a),
         Command::Runs(a) => cmd_runs::run(a),
@@ -192,6 +206,9 @@ pub fn cli_main() -> std::process::ExitCode {
         Command::Regions(a) => cmd_regions::run(a),
         Command::When(a) => cmd_when::run(a),
         Command::Report(a) => cmd_report::run(a),
+        Command::Model(a) => cmd_model::run(a),
+        Command::Storage(a) => cmd_storage::run(a),
+        Command::Digest(a) => cmd_digest::run(a),
         Command::Serve(a) => cmd_serve::run(a),
         Command::Admin(a) => cmd_admin::run(a),
         Command::Sync(a) => cmd_sync::run(a),

@@ -378,7 +378,7 @@ fn migration_from_v1_keeps_every_run_and_sample_and_fills_new_columns() {
     write_v1(&h.db(), &fixture);
 
     let st = h.store();
-    assert_eq!(st.schema_version().unwrap(), 2);
+    assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION);
     assert!(
         h.home().join("wattprint.db.v1.bak").exists(),
         "a copy is kept before upgrading"
@@ -440,7 +440,7 @@ fn migration_keeps_a_row_whose_record_does_not_parse() {
         .unwrap();
     }
     let st = h.store();
-    assert_eq!(st.schema_version().unwrap(), 2);
+    assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(st.count_runs().unwrap(), 1);
     drop(st);
     let conn = rusqlite::Connection::open(h.db()).unwrap();
@@ -603,7 +603,7 @@ fn concurrent_first_opens_of_a_v1_store_migrate_once() {
         assert_eq!(v.as_array().unwrap().len(), 3);
     }
     let st = h.store();
-    assert_eq!(st.schema_version().unwrap(), 2);
+    assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION);
     for (r, _) in &fixture {
         assert_eq!(&st.get_run(&r.id).unwrap().unwrap(), r);
     }
@@ -1013,4 +1013,27 @@ fn runs_status_filter_takes_every_documented_status() {
     }
     let table = ok(&h.wp(&["runs", "--status", "stopped_by_cap"]));
     assert!(table.contains("stopped_by_cap"), "{table}");
+}
+
+#[test]
+fn migration_to_v3_fills_the_model_of_stored_records() {
+    let h = Home::new();
+    let mut fixture = v1_fixture();
+    fixture[1].0.lineage = Some(wattprint_core::lineage::Lineage {
+        model: Some("resnet".into()),
+        ..Default::default()
+    });
+    write_v1(&h.db(), &fixture);
+    let st = h.store();
+    assert_eq!(st.schema_version().unwrap(), SCHEMA_VERSION);
+    let f = RunFilter {
+        lineage: wattprint::store::LineageFilter {
+            model: Some("resnet".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let got = st.list_runs(&f).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, fixture[1].0.id);
 }

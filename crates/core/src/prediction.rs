@@ -242,12 +242,20 @@ pub fn predict(
 /// Parse what a job wrote to its progress file: a fraction `0.42`, a percentage `42%`, or
 /// `done/total` such as `420/1000`. Whitespace and a trailing newline are ignored; only the
 /// last non-empty line counts (jobs may append).
+/// Whether `text` holds a progress line (not only blanks and checkpoint signals).
+pub fn has_progress(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .any(|l| !l.is_empty() && !l.starts_with("checkpoint"))
+}
+
 pub fn parse_progress(text: &str) -> Result<f64, String> {
+    // `checkpoint …` lines are checkpoint signals (crate::waste), not progress.
     let line = text
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| !l.is_empty())
+        .find(|l| !l.is_empty() && !l.starts_with("checkpoint"))
         .ok_or_else(|| "the progress file is empty".to_string())?;
     let bad = || {
         format!("`{line}` is not a progress value: write a fraction (0.42), a percentage (42%) or done/total (420/1000)")
@@ -280,6 +288,7 @@ mod tests {
         assert_eq!(parse_progress("0.25\n").unwrap(), 0.25);
         assert_eq!(parse_progress("1\n2\n 30/120 \n\n").unwrap(), 0.25);
         assert_eq!(parse_progress("42%").unwrap(), 0.42);
+        assert_eq!(parse_progress("0.5\ncheckpoint 1700000000\n").unwrap(), 0.5);
         for bad in ["", "abc", "1.5", "3/0", "-0.1", "NaN"] {
             assert!(parse_progress(bad).is_err(), "{bad}");
         }

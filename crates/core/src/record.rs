@@ -225,6 +225,18 @@ pub struct RunRecord {
     /// is missing can then be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_nodelist: Option<Vec<String>>,
+    /// The model the run belongs to, its stage, sweep and trial, its base model
+    /// ([`crate::lineage`]); absent when none was given or detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<crate::lineage::Lineage>,
+    /// What a run that did not finish discarded since its last checkpoint (unknown without
+    /// checkpoint signals), or, for a finished run, how many checkpoints it signalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<crate::waste::Discarded>,
+    /// Bytes the job's process tree read and wrote, and the host's network traffic with its
+    /// energy ([`crate::io`]); absent when no job was attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io: Option<crate::io::IoRecord>,
 }
 
 /// How a job was stopped by a limit.
@@ -609,6 +621,9 @@ pub fn build_record(
         sharing: None,
         job_nodes: None,
         job_nodelist: None,
+        lineage: None,
+        discarded: None,
+        io: None,
         limits: None,
         limit_events: Vec::new(),
         stopped: None,

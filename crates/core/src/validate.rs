@@ -282,6 +282,15 @@ impl RunRecord {
         if let Some(s) = &self.segments {
             s.check()?;
         }
+        if let Some(l) = &self.lineage {
+            l.check()?;
+        }
+        if let Some(d) = &self.discarded {
+            d.check()?;
+        }
+        if let Some(io) = &self.io {
+            io.check()?;
+        }
         self.check_identities()
     }
 

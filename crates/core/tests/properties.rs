@@ -206,6 +206,9 @@ fn consistent(r: &Raw) -> RunRecord {
         sharing: None,
         job_nodes: None,
         job_nodelist: None,
+        lineage: None,
+        discarded: None,
+        io: None,
     }
 }
 

@@ -227,6 +227,11 @@ impl NativeSession {
         .map_err(PyValueError::new_err)
     }
 
+    /// The work saved a checkpoint now (a failure later discards only what follows).
+    fn checkpoint_saved(&self) -> PyResult<()> {
+        self.with(|s| s.checkpoint_saved())
+    }
+
     /// Progress `done` of `total`, for the prediction.
     fn progress(&self, done: f64, total: f64) -> PyResult<()> {
         self.with(|s| s.report_progress(done, total))?

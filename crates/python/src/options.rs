@@ -43,6 +43,15 @@ pub const KNOWN: &[&str] = &[
     "server",
     "command",
     "checkpoint_every",
+    "model",
+    "produces",
+    "stage",
+    "sweep",
+    "trial",
+    "base_model",
+    "final",
+    "objective",
+    "detected",
 ];
 
 /// An option error as Python's `ValueError`, naming the keyword argument.
@@ -148,6 +157,64 @@ pub fn run_options(d: &Bound<'_, PyDict>) -> PyResult<RunOptions> {
     o.server = opt(d, "server")?;
     o.command = opt(d, "command")?.unwrap_or_default();
     o.checkpoint_every = opt_duration(d, "checkpoint_every")?;
+    o.lineage = lineage(d)?;
     o.validate().map_err(|e| value_error(&e))?;
     Ok(o)
+}
+
+/// `model=` (or `produces=`), `stage=`, `sweep=`, `trial=`, `base_model=`, `final=`,
+/// `objective=` ("val_loss=0.31:min"), and `detected=` ({field: (value, source)}: what the
+/// Python side found in a launcher's context, e.g. Ray Tune's trial id).
+fn lineage(d: &Bound<'_, PyDict>) -> PyResult<wattprint_core::lineage::Lineage> {
+    use wattprint_core::lineage::{parse_objective, Lineage, Stage};
+    let model: Option<String> = opt(d, "model")?;
+    let produces: Option<String> = opt(d, "produces")?;
+    if model.is_some() && produces.is_some() && model != produces {
+        return Err(bad(
+            "produces",
+            produces.unwrap_or_default(),
+            "is another name for model=; give one of them",
+        ));
+    }
+    let stage = match opt::<String>(d, "stage")? {
+        Some(s) => Some(Stage::parse(&s).ok_or_else(|| {
+            bad(
+                "stage",
+                &s,
+                "must be preparation, tuning, training, evaluation, inference or debug",
+            )
+        })?),
+        None => None,
+    };
+    // A trial may be given as a number.
+    let trial = match d.get_item("trial")? {
+        Some(v) if !v.is_none() => Some(match v.extract::<i64>() {
+            Ok(n) => n.to_string(),
+            Err(_) => v
+                .extract::<String>()
+                .map_err(|_| PyTypeError::new_err("trial=: takes a number or a trial id"))?,
+        }),
+        _ => None,
+    };
+    let mut l = Lineage {
+        model: model.or(produces),
+        stage,
+        sweep: opt(d, "sweep")?,
+        trial,
+        base_model: opt(d, "base_model")?,
+        is_final: opt(d, "final")?.unwrap_or(false),
+        objective: opt::<String>(d, "objective")?
+            .map(|o| parse_objective(&o).map_err(|e| bad("objective", &o, &e)))
+            .transpose()?,
+        sources: Default::default(),
+    };
+    if let Some(found) = opt::<BTreeMap<String, (String, String)>>(d, "detected")? {
+        for (field, (value, source)) in found {
+            l.detected(&field, &value, &source);
+        }
+        if l.sweep.is_some() && l.stage.is_none() {
+            l.stage = Some(Stage::Tuning);
+        }
+    }
+    Ok(l)
 }

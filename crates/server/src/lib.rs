@@ -24,6 +24,7 @@ pub mod store;
 pub mod store_agents;
 pub mod store_deletions;
 pub mod store_jobs;
+pub mod store_models;
 pub mod store_pages;
 pub mod store_rollups;
 #[doc(hidden)]

@@ -139,6 +139,8 @@ pub struct NewRun {
     pub record: String,
     /// Figures derived from the record for the dashboard (summed by the rollups).
     pub derived: crate::derived::RunDerived,
+    /// The model the run belongs to (the record's `lineage.model`).
+    pub model: Option<String>,
 }
 
 /// One sample of a device's energy series.
@@ -443,15 +445,15 @@ const RUN_UPSERT: &str =
        started_at, started_unix, ended_at, month, duration_s, energy_kwh, facility_kwh, \
        emissions_kg, hostname, record, checkpoints, received_at, updated_at, gpu_kwh, \
        idle_gpu_kwh, idle_gpu_kg, static_kwh, operational_kg, embodied_kg, embodied_nc, \
-       gpus_without_idle, derived) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) \
+       gpus_without_idle, derived, model) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?) \
      ON CONFLICT (team_id, run_id) DO UPDATE SET \
        user_name = COALESCE(excluded.user_name, runs.user_name), \
        status = excluded.status, status_rank = excluded.status_rank, \
        ended_at = excluded.ended_at, duration_s = excluded.duration_s, \
        energy_kwh = excluded.energy_kwh, facility_kwh = excluded.facility_kwh, \
        emissions_kg = excluded.emissions_kg, hostname = excluded.hostname, \
-       record = excluded.record, checkpoints = runs.checkpoints + 1, \
+       record = excluded.record, checkpoints = runs.checkpoints + 1, model = excluded.model, \
        updated_at = excluded.updated_at, gpu_kwh = excluded.gpu_kwh, \
        idle_gpu_kwh = excluded.idle_gpu_kwh, idle_gpu_kg = excluded.idle_gpu_kg, \
        static_kwh = excluded.static_kwh, operational_kg = excluded.operational_kg, \
@@ -488,6 +490,7 @@ fn run_upsert_params(run: &NewRun, project_id: i64) -> Vec<Val> {
         now.into(),
     ];
     p.extend(run.derived.params());
+    p.push(run.model.clone().into());
     p
 }
 

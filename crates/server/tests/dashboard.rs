@@ -887,3 +887,85 @@ async fn embodied_emissions_not_counted_are_said_not_shown_as_zero() {
     let breakdown = &breakdown[..breakdown.find("</section>").unwrap()];
     assert!(breakdown.contains("not counted"), "{breakdown}");
 }
+
+/// Runs linked to models (the record's `lineage`) are stored with their model on both
+/// databases; the models page lists each with its final training and overhead ratio.
+async fn models_page_lists_models_and_their_overhead(b: Backend) {
+    let s = TestServer::start(b).await;
+    let d = Dash::new(&s);
+    let (_, tok) = s.token("physics", None, Role::Member).await;
+    let (_, other) = s.token("biology", None, Role::Member).await;
+    let lineage = |id: &str, status: &'static str, at: &str, kg: f64, l: Value| {
+        let mut v = rec(id, "llm", "alice", status, at, kg * 2.0, kg);
+        v["lineage"] = l;
+        v
+    };
+    for v in [
+        lineage(
+            "p1",
+            "completed",
+            "2025-03-01T00:00:00Z",
+            0.5,
+            json!({"model": "gpt-x", "stage": "preparation"}),
+        ),
+        lineage(
+            "t1",
+            "failed",
+            "2025-03-01T01:00:00Z",
+            1.0,
+            json!({"model": "gpt-x", "stage": "training"}),
+        ),
+        lineage(
+            "t2",
+            "completed",
+            "2025-03-01T02:00:00Z",
+            2.0,
+            json!({"model": "gpt-x", "stage": "training"}),
+        ),
+        lineage(
+            "x1",
+            "completed",
+            "2025-03-01T03:00:00Z",
+            0.25,
+            json!({"model": "<b>tiny</b>"}),
+        ),
+    ] {
+        upload(&s, &tok, &v).await;
+    }
+    upload(
+        &s,
+        &other,
+        &lineage(
+            "o1",
+            "completed",
+            "2025-03-01T00:00:00Z",
+            9.0,
+            json!({"model": "secret"}),
+        ),
+    )
+    .await;
+    // the record keeps its lineage as sent
+    let (c, got) = s.get(&tok, "/runs/t2").await;
+    assert_eq!(c, 200, "{got}");
+    assert_eq!(got["record"]["lineage"]["stage"], "training", "{got}");
+    let cookie = d.login(&tok).await;
+    let page = d.page(&cookie, "/dashboard/models").await;
+    let table = &page[page.find("id=\"models\"").expect("the models table")..];
+    assert!(table.contains("<td>gpt-x</td><td>3</td><td>3.50 kg CO2e</td><td>2.00 kg CO2e</td><td>0.750×</td><td>14.3 %</td><td>1</td>"), "{table}");
+    assert!(
+        table.contains("&lt;b&gt;tiny&lt;/b&gt;") && table.contains("<td>unknown</td>"),
+        "{table}"
+    );
+    assert!(
+        !page.contains("secret"),
+        "another team's model is not shown"
+    );
+    assert!(
+        table.find("gpt-x").unwrap() < table.find("tiny").unwrap(),
+        "most emitting first"
+    );
+    d.page(&cookie, "/dashboard/models?page=2").await;
+    s.stop().await;
+}
+
+both!(models_page_lists_models_and_their_overhead);

@@ -357,6 +357,7 @@ async fn pages_render_over_rows_stored_before_the_checks() {
                     hostname: "h".into(),
                     record: rec.to_string(),
                     derived: Default::default(),
+                    model: None,
                 },
                 &[wattprint_server::store::Sample {
                     device_id: "cpu:package-0".into(),

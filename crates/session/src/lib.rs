@@ -7,6 +7,8 @@
 
 pub mod carbon;
 pub mod config;
+pub mod discarded;
+pub mod io_watch;
 pub mod measure;
 pub mod messages;
 pub mod monitor;

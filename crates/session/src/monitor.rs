@@ -198,7 +198,7 @@ fn run(
             if now.duration_since(last_progress_read) >= cfg.tick.min(Duration::from_millis(500)) {
                 last_progress_read = now;
                 match std::fs::read_to_string(pf) {
-                    Ok(t) if !t.trim().is_empty() => match prediction::parse_progress(&t) {
+                    Ok(t) if prediction::has_progress(&t) => match prediction::parse_progress(&t) {
                         Ok(p) => {
                             if progress_hist.last().is_none_or(|(_, q)| *q != p) {
                                 progress_hist.push((elapsed, p));

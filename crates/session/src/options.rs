@@ -125,6 +125,9 @@ pub struct RunOptions {
     pub job: Option<String>,
     /// Nodes the job runs on (`None`: from the launcher's environment).
     pub job_nodes: Option<u32>,
+    /// The model, stage, sweep, trial and base model the run declares (what is unset is
+    /// detected from the launcher's environment at start, see [`wattprint_core::lineage`]).
+    pub lineage: wattprint_core::lineage::Lineage,
 }
 
 impl Default for RunOptions {
@@ -149,6 +152,7 @@ impl Default for RunOptions {
             checkpoint_every: None,
             job: None,
             job_nodes: None,
+            lineage: Default::default(),
         }
     }
 }
@@ -282,6 +286,18 @@ impl RunOptions {
                     "a job key is 1 to 128 letters, digits and - _ . : @ + =",
                 ));
             }
+        }
+        if let Err(e) = self.lineage.check() {
+            let l = &self.lineage;
+            let (field, value) = match e.path.as_str() {
+                "lineage.model" => ("model", l.model.clone()),
+                "lineage.sweep" => ("sweep", l.sweep.clone()),
+                "lineage.trial" => ("trial", l.trial.clone()),
+                "lineage.base_model" => ("base_model", l.base_model.clone()),
+                _ => ("objective", l.objective.as_ref().map(|o| o.name.clone())),
+            };
+            let value: String = value.unwrap_or_default().chars().take(80).collect();
+            return Err(OptionError::new(field, format!("{value:?}"), e.reason));
         }
         if let Some(n) = self.job_nodes {
             if n == 0 || n as usize > wattprint_core::job::MAX_NODES {

@@ -363,6 +363,8 @@ impl Prepared {
                 .and_then(|_| wattprint_core::job::nodelist(&ctx.env)),
             job,
             ledger: m.ledger.clone(),
+            lineage: opts.lineage.clone().with_env(&ctx.env).non_empty(),
+            checkpoints: Arc::new(Mutex::new(Vec::new())),
         };
         // First record right away, so even a crash in the first seconds leaves one.
         sinks.begin(&base.record(&first));
@@ -388,6 +390,7 @@ impl Prepared {
             mon_state,
             progress_file,
             shown,
+            io: None,
             _tracker_lock: tracker_lock,
         }
     }
@@ -406,6 +409,9 @@ struct RecordBase {
     job_nodes: Option<u32>,
     job_nodelist: Option<Vec<String>>,
     ledger: Option<wattprint_core::host_ledger::HostLedger>,
+    lineage: Option<wattprint_core::lineage::Lineage>,
+    /// Unix times of the checkpoints the work said it saved (`checkpoint_saved`).
+    checkpoints: Arc<Mutex<Vec<f64>>>,
 }
 
 impl RecordBase {
@@ -439,6 +445,7 @@ impl RecordBase {
         rec.job_nodes = self.job_nodes;
         rec.job_nodelist = self.job_nodelist.clone();
         rec.sharing = self.ledger.as_ref().map(|l| l.sharing());
+        rec.lineage = self.lineage.clone();
     }
 }
 
@@ -530,6 +537,8 @@ pub struct Session {
     mon_state: Arc<Mutex<MonitorState>>,
     progress_file: PathBuf,
     shown: Vec<String>,
+    /// The job's I/O, once a job is attached.
+    io: Option<crate::io_watch::IoWatch>,
     /// Released when the session ends (after the final save), however it ends.
     _tracker_lock: Option<wattprint_store::liveness::TrackerLock>,
 }
@@ -596,6 +605,13 @@ impl Session {
         self.measured.job_pid.store(pid, Ordering::SeqCst);
         if let Some(l) = &self.measured.ledger {
             l.set_root(pid);
+        }
+        if self.io.is_none() {
+            self.io = Some(crate::io_watch::IoWatch::start(
+                self.ctx.host.clone(),
+                pid,
+                self.interval,
+            ));
         }
         if self.monitor.is_some() {
             return;
@@ -670,6 +686,25 @@ impl Session {
             })
     }
 
+    /// The work saved a checkpoint now: a failure later discards only what follows (see
+    /// [`wattprint_core::waste`]).
+    pub fn checkpoint_saved(&self) {
+        if let Ok(mut c) = self.base.checkpoints.lock() {
+            if (c.len() as u64) < wattprint_core::waste::MAX_CHECKPOINTS {
+                c.push(unix_now());
+            } else if let Some(last) = c.last_mut() {
+                *last = unix_now();
+            }
+        }
+    }
+
+    /// The job has exited and is not reaped yet: read its I/O counters one last time.
+    pub fn job_exited(&self) {
+        if let Some(io) = &self.io {
+            io.sample_now();
+        }
+    }
+
     /// Save a running record to every sink now (and wait for it).
     pub fn checkpoint(&self) {
         if let Some(c) = &self.checkpointer {
@@ -717,6 +752,7 @@ impl Session {
         if let Some(l) = &self.measured.ledger {
             l.leave();
         }
+        let (checkpoint_note, from_file) = crate::discarded::file_checkpoints(&self.progress_file);
         let _ = std::fs::remove_file(&self.progress_file);
         let work_file = self.progress_file.with_extension("work");
         let work_note = match crate::work_file::read(&work_file) {
@@ -738,6 +774,7 @@ impl Session {
         base.warnings.extend(warnings);
         base.warnings.extend(mon.warnings.iter().cloned());
         base.warnings.extend(work_note);
+        base.warnings.extend(checkpoint_note);
         if let (Some(p), Some(z)) = (self.provider.as_ref(), self.zone.as_deref()) {
             let end = base.meta.start_unix + snapshot.elapsed.as_secs_f64();
             let notes = providers::revalue_run(
@@ -776,6 +813,17 @@ impl Session {
         if let Ok(s) = base.segments.lock() {
             rec.segments = s.view(&rec, Some(&snapshot));
         }
+        let mut checkpoints = base
+            .checkpoints
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        checkpoints.extend(from_file);
+        if let Some(io) = self.io.take() {
+            rec.io = Some(io.finish(base.carbon.pue, rec.carbon_intensity.g_per_kwh));
+        }
+        rec.discarded =
+            crate::discarded::discarded(&rec, &snapshot, base.meta.start_unix, &checkpoints);
         let (shown, saved_locally) = match self.sinks.lock() {
             Ok(mut s) => s.finish(&mut rec, &snapshot),
             Err(p) => p.into_inner().finish(&mut rec, &snapshot),

@@ -5,9 +5,13 @@
 
 pub mod clock;
 pub mod codecarbon_extra;
+pub mod digest;
 pub mod embodied_text;
 pub mod interchange;
 pub mod liveness;
+pub mod model_footprint;
+pub mod model_text;
+pub mod pipeline_text;
 pub mod report;
 pub mod segments_text;
 pub mod slurm_estimates;

@@ -153,6 +153,9 @@ pub fn estimate_record(
         limit_events: Vec::new(),
         stopped: None,
         prediction: None,
+        lineage: None,
+        discarded: None,
+        io: None,
     };
     rec.validate().map_err(|e| format!("job {}: {e}", j.job))?;
     Ok(rec)

@@ -22,7 +22,7 @@ use wattprint_core::record::{Methods, RunRecord};
 use wattprint_core::sampler::{SeriesPoint, Snapshot};
 
 /// Schema version written to `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One schema step: applied once, to databases whose `user_version` is below `version`.
 pub struct Migration {
@@ -44,7 +44,34 @@ pub const MIGRATIONS: &[Migration] = &[
                energy, scope, hostname, methods) filled from each stored record, and indexes",
         apply: migrate_v2,
     },
+    Migration {
+        version: 3,
+        what: "the model of each run (the record's lineage) as a column filled from each stored \
+               record, and its index, for `wattprint model`",
+        apply: migrate_v3,
+    },
 ];
+
+fn migrate_v3(tx: &Transaction) -> Result<()> {
+    tx.execute_batch(
+        "ALTER TABLE runs ADD COLUMN model TEXT;
+        CREATE INDEX IF NOT EXISTS runs_model ON runs(model, started_unix);",
+    )?;
+    let rows: Vec<(String, String)> = {
+        let mut st = tx.prepare("SELECT id, record FROM runs")?;
+        let it = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        it.collect::<std::result::Result<_, _>>()?
+    };
+    let mut up = tx.prepare("UPDATE runs SET model = ?2 WHERE id = ?1")?;
+    for (id, json) in rows {
+        // A record that does not parse keeps its row untouched, without a model.
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = Denorm::from_value(&v).model {
+            up.execute(params![id, m])?;
+        }
+    }
+    Ok(())
+}
 
 fn migrate_v1(tx: &Transaction) -> Result<()> {
     tx.execute_batch(
@@ -132,6 +159,7 @@ struct Denorm {
     scope: String,
     hostname: String,
     methods: String,
+    model: Option<String>,
 }
 
 impl Denorm {
@@ -163,6 +191,10 @@ impl Denorm {
             scope: s("/scope"),
             hostname: s("/host/hostname"),
             methods: obj("/methods"),
+            model: v
+                .pointer("/lineage/model")
+                .and_then(|x| x.as_str())
+                .map(str::to_string),
         }
     }
 }
@@ -509,15 +541,16 @@ fn upsert_run(conn: &Connection, rec: &RunRecord, replace: bool) -> Result<usize
            started_unix=excluded.started_unix, duration_s=excluded.duration_s,
            exit_code=excluded.exit_code, tags=excluded.tags, static_kwh=excluded.static_kwh,
            facility_kwh=excluded.facility_kwh, scope=excluded.scope,
-           hostname=excluded.hostname, methods=excluded.methods"
+           hostname=excluded.hostname, methods=excluded.methods, model=excluded.model"
     } else {
         "ON CONFLICT(id) DO NOTHING"
     };
     let sql = format!(
         "INSERT INTO runs (id, project, status, started_at, ended_at, energy_kwh, emissions_kg,
            record, updated_at, started_unix, duration_s, exit_code, tags, static_kwh,
-           facility_kwh, scope, hostname, methods)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+           facility_kwh, scope, hostname, methods, model)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+           ?19)
          {conflict}"
     );
     let n = conn.prepare_cached(&sql)?.execute(params![
@@ -538,7 +571,8 @@ fn upsert_run(conn: &Connection, rec: &RunRecord, replace: bool) -> Result<usize
         d.facility_kwh,
         d.scope,
         d.hostname,
-        d.methods
+        d.methods,
+        d.model
     ])?;
     Ok(n)
 }
@@ -640,6 +674,17 @@ pub struct RunFilter {
     pub limit: Option<usize>,
     /// Only runs of this job (the record's `job` key).
     pub job: Option<String>,
+    /// Only runs of this model, stage and sweep (the record's `lineage`).
+    pub lineage: LineageFilter,
+}
+
+/// Which runs of which model, stage and sweep to list (all given must match).
+#[derive(Debug, Clone, Default)]
+pub struct LineageFilter {
+    pub model: Option<String>,
+    /// A stage name (`training`, ...).
+    pub stage: Option<String>,
+    pub sweep: Option<String>,
 }
 
 impl RunFilter {
@@ -666,6 +711,23 @@ impl RunFilter {
                 " AND json_extract(runs.record, '$.job') = ?{}",
                 args.len()
             ));
+        }
+        if let Some(m) = &self.lineage.model {
+            args.push(SqlValue::Text(m.clone()));
+            sql.push_str(&format!(" AND model = ?{}", args.len()));
+        }
+        for (path, v) in [
+            ("$.lineage.stage", &self.lineage.stage),
+            ("$.lineage.sweep", &self.lineage.sweep),
+        ] {
+            if let Some(v) = v {
+                args.push(SqlValue::Text(v.clone()));
+                // A record that is not JSON (kept as stored) matches no filter, never fails one.
+                sql.push_str(&format!(
+                    " AND (CASE WHEN json_valid(runs.record) THEN json_extract(runs.record, '{path}') END) = ?{}",
+                    args.len()
+                ));
+            }
         }
         for (k, v) in &self.tags {
             args.push(SqlValue::Text(k.clone()));

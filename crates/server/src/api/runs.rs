@@ -118,6 +118,7 @@ pub async fn ingest(
         hostname: rec.host.hostname.clone(),
         record: serde_json::to_string(&record_value)?,
         derived: crate::derived::derive(&rec),
+        model: rec.lineage.as_ref().and_then(|l| l.model.clone()),
     };
     let outcome = st.store.upsert_run(&run, &samples).await?;
     if let Outcome::ProjectConflict { existing_project } = &outcome {

@@ -30,6 +30,7 @@ pub mod assets;
 pub mod charts;
 pub mod data;
 pub mod job_page;
+pub mod models_page;
 pub mod pages;
 
 /// Where the dashboard lives.
@@ -588,6 +589,7 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route(&d("/users/{user}"), get(pages::user))
         .route(&d("/regions"), get(pages::regions))
         .route(&d("/jobs/{key}"), get(job_page::job))
+        .route(&d("/models"), get(models_page::models))
         .route(&d("/{*rest}"), get(unknown_page))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(st)

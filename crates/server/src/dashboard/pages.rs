@@ -66,6 +66,7 @@ pub fn document(title: &str, viewer: Option<&Viewer>, active: &str, body: &str) 
             if let (Some(team), Some(p)) = (&t.team, &t.project) {
                 n.push((project_href(team, p), format!("Project {p}"), "project"));
             }
+            n.push((format!("{BASE}/models"), "Models".into(), "models"));
             n.push((
                 format!("{BASE}/regions"),
                 "Lower-carbon regions".into(),

@@ -209,6 +209,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         )",
     ],
     build: None,
+}, Migration {
+    version: 6,
+    name: "runs by model (the record's lineage)",
+    statements: &[
+        // The model a run belongs to (`lineage.model`), set on upload; runs uploaded before
+        // this version have none until uploaded again (their record is unchanged).
+        "ALTER TABLE runs ADD COLUMN model TEXT",
+        "CREATE INDEX runs_team_model ON runs (team_id, model, started_unix)",
+    ],
+    build: None,
 }];
 
 /// The schema version this binary writes.

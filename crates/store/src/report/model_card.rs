@@ -51,6 +51,34 @@ pub fn render(r: &Report, opts: &CardOptions) -> Result<String> {
         Subject::Run(run) => vec![&run.record],
         Subject::Project(p) => p.runs.iter().collect(),
     };
+    let what = match &r.subject {
+        Subject::Run(run) => format!(
+            "run {} of project {} ({})",
+            run.record.id,
+            run.record.project,
+            run.record.status.as_str()
+        ),
+        Subject::Project(p) => format!(
+            "{} runs of {} ({} failed or killed, counted: their emissions are part of the work)",
+            p.totals.runs,
+            p.project
+                .as_deref()
+                .map(|n| format!("project {n}"))
+                .unwrap_or_else(|| "all projects".into()),
+            p.totals.wasted_runs
+        ),
+    };
+    card(&runs, r.version, &what, &[], opts)
+}
+
+/// The YAML block for `runs`, described as `what`, with `notes` as further comment lines.
+pub fn card(
+    runs: &[&RunRecord],
+    version: &str,
+    what: &str,
+    notes: &[String],
+    opts: &CardOptions,
+) -> Result<String> {
     let kg: f64 = runs.iter().map(|x| x.emissions_kg.total).sum();
     let grams = kg * 1000.0;
     // Methods per component over all runs: `cpu rapl, ram rapl-dram`.
@@ -60,7 +88,7 @@ pub fn render(r: &Report, opts: &CardOptions) -> Result<String> {
             .map(str::to_string)
             .collect::<Vec<_>>()
     }));
-    let source = format!("wattprint {}, {}", r.version, methods.join(", "));
+    let source = format!("wattprint {}, {}", version, methods.join(", "));
     let location = distinct(
         runs.iter()
             .map(|x| location_text(&x.location.code, &x.location.name, x.location.known)),
@@ -89,23 +117,6 @@ pub fn render(r: &Report, opts: &CardOptions) -> Result<String> {
         }
     };
     let mut o = String::new();
-    let what = match &r.subject {
-        Subject::Run(run) => format!(
-            "run {} of project {} ({})",
-            run.record.id,
-            run.record.project,
-            run.record.status.as_str()
-        ),
-        Subject::Project(p) => format!(
-            "{} runs of {} ({} failed or killed, counted: their emissions are part of the work)",
-            p.totals.runs,
-            p.project
-                .as_deref()
-                .map(|n| format!("project {n}"))
-                .unwrap_or_else(|| "all projects".into()),
-            p.totals.wasted_runs
-        ),
-    };
     // Comments are single lines: strip line breaks from user text.
     let what: String = what
         .chars()
@@ -114,7 +125,7 @@ pub fn render(r: &Report, opts: &CardOptions) -> Result<String> {
     let _ = writeln!(
         o,
         "# Hugging Face model card metadata by wattprint {}: paste into the README's YAML front matter.",
-        r.version
+        version
     );
     // "not counted" is said, never folded in as a zero
     let not_counted = runs
@@ -132,6 +143,13 @@ pub fn render(r: &Report, opts: &CardOptions) -> Result<String> {
         )
     };
     let _ = writeln!(o, "# {what}; emissions in grams CO2e ({parts}).");
+    for n in notes {
+        let line: String = n
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let _ = writeln!(o, "# {line}");
+    }
     let _ = writeln!(o, "co2_eq_emissions:");
     let _ = writeln!(o, "  emissions: {}", fmt_grams(grams));
     let _ = writeln!(o, "  source: {}", q(&source));
@@ -149,6 +167,68 @@ pub fn render(r: &Report, opts: &CardOptions) -> Result<String> {
     let _ = writeln!(o, "  geographical_location: {}", q(&location));
     let _ = writeln!(o, "  hardware_used: {}", q(&hardware));
     Ok(o)
+}
+
+/// The block for a model's whole footprint (`report --model NAME --format model-card`): every
+/// development run (final training, preparation, tuning, evaluation, debug, failed runs;
+/// inference is not training and is left out), with the share of preparation, the final
+/// training and the overhead ratio stated. `runs` are the model's runs.
+pub fn render_model(
+    fp: &crate::model_footprint::ModelFootprint,
+    runs: &[RunRecord],
+    version: &str,
+    opts: &CardOptions,
+) -> Result<String> {
+    use wattprint_core::format::{percent, sig};
+    use wattprint_core::lineage::Stage;
+    let dev: Vec<&RunRecord> = runs
+        .iter()
+        .filter(|r| r.lineage.as_ref().and_then(|l| l.stage) != Some(Stage::Inference))
+        .collect();
+    if dev.is_empty() {
+        anyhow::bail!(
+            "model `{}` has only inference runs: there is no training footprint to state",
+            fp.model
+        );
+    }
+    let what = format!(
+        "the whole footprint of model {}: {} runs, final training and every preparation, tuning, evaluation, debug and failed run ({} failed or killed; inference left out)",
+        fp.model,
+        dev.len(),
+        fp.failed.runs
+    );
+    let mut notes = Vec::new();
+    notes.push(match fp.preparation_share {
+        Some(s) => format!("preparation: {} of these emissions", percent(s)),
+        None => "preparation share: unknown (no emissions)".to_string(),
+    });
+    notes.push(match (&fp.final_training, fp.overhead_ratio) {
+        (Some(f), Some(x)) => format!(
+            "final training {} g ({}); everything else is {}x the final training",
+            fmt_grams(f.emissions_kg * 1000.0),
+            fp.final_rule,
+            sig(x)
+        ),
+        _ => format!("final training: {}; overhead ratio unknown", fp.final_rule),
+    });
+    if let Some(b) = &fp.base_model {
+        notes.push(match &b.reused {
+            Some(c) => format!(
+                "base model {} reused, not counted here: its development emitted {} g",
+                b.name,
+                fmt_grams(c.emissions_kg * 1000.0)
+            ),
+            None => format!(
+                "base model {} reused, not counted here (its footprint is not in this store)",
+                b.name
+            ),
+        });
+    }
+    let mut opts = opts.clone();
+    if opts.training_type.is_none() && fp.base_model.is_some() {
+        opts.training_type = Some("fine-tuning".into());
+    }
+    card(&dev, version, &what, &notes, &opts)
 }
 
 #[cfg(test)]

@@ -1,0 +1,398 @@
+//! I/O of a run: bytes its process tree read and wrote (`<proc>/<pid>/io`), and the host's
+//! network bytes (`<proc>/net/dev`, labelled host-level: not attributable to the run), with
+//! the energy of the network transfer from Cloud Carbon Footprint's coefficient.
+//!
+//! `/proc/<pid>/io` has no cumulative figure for children already reaped, so the tree is read
+//! periodically (the session: every sampling interval, 1 s to 5 s) and each process's last
+//! figures are kept: a process that lives
+//! shorter than an interval between two reads may be missed (the figures are a lower bound).
+//! Every path is rooted at [`HostPaths::proc`] (`WATTPRINT_PROCFS_ROOT`). Sources:
+//! docs/pipeline.md.
+
+use crate::host::HostPaths;
+use crate::procfs::TreeScanner;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Cloud Carbon Footprint's networking coefficient, kWh per GB (10^9 bytes) transferred
+/// (`NETWORKING_COEFFICIENT`, cloud-carbon-footprint @ b7a049c, 2021–2022, Apache-2.0; CCF
+/// applies it to data moved between data centres only).
+pub const NETWORK_KWH_PER_GB: f64 = 0.001;
+
+/// Most processes whose figures are kept individually; the figures of processes that left the
+/// tree are folded into a sum, so memory stays bounded by the live tree.
+pub const MAX_TRACKED_PIDS: usize = 65_536;
+
+/// Counters of one process (`proc(5)`, `/proc/<pid>/io`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PidIo {
+    /// Bytes passed to read()-like calls (files, pipes, sockets; page-cache hits included).
+    pub rchar: u64,
+    pub wchar: u64,
+    /// Bytes fetched from, or sent to, the storage layer.
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Bytes written then truncated away before reaching storage.
+    pub cancelled_write_bytes: u64,
+}
+
+impl PidIo {
+    fn add(&mut self, o: &PidIo) {
+        self.rchar = self.rchar.saturating_add(o.rchar);
+        self.wchar = self.wchar.saturating_add(o.wchar);
+        self.read_bytes = self.read_bytes.saturating_add(o.read_bytes);
+        self.write_bytes = self.write_bytes.saturating_add(o.write_bytes);
+        self.cancelled_write_bytes = self
+            .cancelled_write_bytes
+            .saturating_add(o.cancelled_write_bytes);
+    }
+    fn max(&mut self, o: &PidIo) {
+        self.rchar = self.rchar.max(o.rchar);
+        self.wchar = self.wchar.max(o.wchar);
+        self.read_bytes = self.read_bytes.max(o.read_bytes);
+        self.write_bytes = self.write_bytes.max(o.write_bytes);
+        self.cancelled_write_bytes = self.cancelled_write_bytes.max(o.cancelled_write_bytes);
+    }
+}
+
+/// `/proc/<pid>/io`; `None` when a field is missing or not a number.
+pub fn parse_pid_io(text: &str) -> Option<PidIo> {
+    let mut io = PidIo::default();
+    let mut found = 0;
+    for line in text.lines().take(64) {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let slot = match k.trim() {
+            "rchar" => &mut io.rchar,
+            "wchar" => &mut io.wchar,
+            "read_bytes" => &mut io.read_bytes,
+            "write_bytes" => &mut io.write_bytes,
+            "cancelled_write_bytes" => &mut io.cancelled_write_bytes,
+            _ => continue,
+        };
+        *slot = v.trim().parse().ok()?;
+        found += 1;
+    }
+    (found == 5).then_some(io)
+}
+
+/// Received and transmitted bytes over every interface but loopback (`/proc/net/dev`).
+pub fn parse_net_dev(text: &str) -> Option<(u64, u64)> {
+    let mut rx: u64 = 0;
+    let mut tx: u64 = 0;
+    let mut any = false;
+    for line in text.lines().skip(2).take(4096) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() < 9 {
+            return None;
+        }
+        rx = rx.saturating_add(f[0].parse().ok()?);
+        tx = tx.saturating_add(f[8].parse().ok()?);
+        any = true;
+    }
+    any.then_some((rx, tx))
+}
+
+/// The host's network bytes now.
+pub fn read_net_dev(paths: &HostPaths) -> Option<(u64, u64)> {
+    parse_net_dev(&std::fs::read_to_string(paths.proc_file("net/dev")).ok()?)
+}
+
+/// Follows one process tree's I/O over a run.
+#[derive(Debug, Default)]
+pub struct IoTracker {
+    scanner: TreeScanner,
+    live: HashMap<u32, PidIo>,
+    retired: PidIo,
+    seen: u64,
+    unreadable: u64,
+}
+
+impl IoTracker {
+    /// Read the tree of `root` now: every process's counters (kept at their highest).
+    pub fn sample(&mut self, paths: &HostPaths, root: u32) {
+        // The kernel's children lists when it has them (a few small reads for a small tree),
+        // else one scan of every process's stat.
+        let pids = match tree_by_children(paths, root) {
+            Some(p) => p,
+            None => match self.scanner.usage(paths, root) {
+                Ok(u) => u.pids,
+                // The root alone (a zombie's stat may still be there; its io too).
+                Err(_) => vec![root],
+            },
+        };
+        let mut now: HashMap<u32, PidIo> = HashMap::with_capacity(pids.len());
+        for pid in pids.into_iter().take(MAX_TRACKED_PIDS) {
+            match std::fs::read_to_string(paths.proc_file(format!("{pid}/io")))
+                .ok()
+                .and_then(|t| parse_pid_io(&t))
+            {
+                Some(io) => {
+                    let mut v = self.live.remove(&pid).unwrap_or_else(|| {
+                        self.seen += 1;
+                        PidIo::default()
+                    });
+                    v.max(&io);
+                    now.insert(pid, v);
+                }
+                None => {
+                    if !self.live.contains_key(&pid) {
+                        self.unreadable += 1;
+                    }
+                }
+            }
+        }
+        // Processes gone from the tree keep their last figures, summed.
+        for (_, v) in self.live.drain() {
+            self.retired.add(&v);
+        }
+        self.live = now;
+    }
+
+    /// The tree's totals so far, the processes counted and those whose io was unreadable.
+    pub fn totals(&self) -> (PidIo, u64, u64) {
+        let mut t = self.retired;
+        for v in self.live.values() {
+            t.add(v);
+        }
+        (t, self.seen, self.unreadable)
+    }
+}
+
+/// `root` and its descendants from `<proc>/<pid>/task/<tid>/children` (Linux 3.5+, with
+/// CONFIG_PROC_CHILDREN); `None` when a list is missing, so the caller scans instead. At most
+/// [`MAX_TRACKED_PIDS`] processes.
+pub fn tree_by_children(paths: &HostPaths, root: u32) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) || out.len() >= MAX_TRACKED_PIDS {
+            continue;
+        }
+        let tasks = std::fs::read_dir(paths.proc_file(format!("{pid}/task")));
+        let tasks = match tasks {
+            Ok(t) => t,
+            // The root must be there; a descendant that just exited is skipped.
+            Err(_) if pid == root => return None,
+            Err(_) => continue,
+        };
+        out.push(pid);
+        for t in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
+                if t.path().exists() {
+                    return None; // no children lists on this kernel
+                }
+                continue;
+            };
+            stack.extend(
+                text.split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    Some(out)
+}
+
+/// A run's I/O, for the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoRecord {
+    /// Bytes the process tree read and wrote through the storage layer.
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Bytes passed to read/write calls (files, pipes, sockets, page cache).
+    pub rchar: u64,
+    pub wchar: u64,
+    /// Processes whose counters were read, and those whose `io` file could not be.
+    pub processes: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreadable: u64,
+    /// How the figures were gathered, and what they miss.
+    pub source: String,
+    /// The host's network traffic over the run (`None`: its counters were unreadable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkIo>,
+    /// Why the energy of storage I/O is not counted.
+    pub storage_energy: String,
+}
+
+impl IoRecord {
+    /// Bounds of the figures a server accepts.
+    pub fn check(&self) -> Result<(), crate::validate::ValidationError> {
+        use crate::validate::{check_range, check_text, MAX_EMISSIONS_KG, MAX_ENERGY_KWH};
+        check_text("io.source", &self.source, 1000)?;
+        check_text("io.storage_energy", &self.storage_energy, 1000)?;
+        if let Some(n) = &self.network {
+            check_range(
+                "io.network.energy_kwh",
+                n.energy_kwh,
+                MAX_ENERGY_KWH,
+                "one host",
+            )?;
+            check_range(
+                "io.network.emissions_kg",
+                n.emissions_kg,
+                MAX_EMISSIONS_KG,
+                "one host",
+            )?;
+            check_range(
+                "io.network.kwh_per_gb",
+                n.kwh_per_gb,
+                1.0,
+                "a per-GB coefficient",
+            )?;
+            check_text("io.network.scope", &n.scope, 100)?;
+            check_text("io.network.source", &n.source, 1000)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Network bytes and the energy of moving them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkIo {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// `host`: every interface of the machine but loopback, not only the run's traffic.
+    pub scope: String,
+    /// (rx + tx) GB × the coefficient, kWh.
+    pub energy_kwh: f64,
+    /// × the run's PUE and carbon intensity, kg CO2e.
+    pub emissions_kg: f64,
+    pub kwh_per_gb: f64,
+    pub source: String,
+}
+
+/// The record's I/O from the tracker and the host's network counters at start and end.
+pub fn io_record(
+    t: &IoTracker,
+    net_start: Option<(u64, u64)>,
+    net_end: Option<(u64, u64)>,
+    pue: f64,
+    g_per_kwh: f64,
+) -> IoRecord {
+    let (io, processes, unreadable) = t.totals();
+    let network = match (net_start, net_end) {
+        (Some((r0, t0)), Some((r1, t1))) if r1 >= r0 && t1 >= t0 => {
+            let (rx, tx) = (r1 - r0, t1 - t0);
+            let kwh = (rx + tx) as f64 / 1e9 * NETWORK_KWH_PER_GB;
+            Some(NetworkIo {
+                rx_bytes: rx,
+                tx_bytes: tx,
+                scope: "host".into(),
+                energy_kwh: crate::units::round_sig(kwh, crate::units::RECORD_DIGITS),
+                emissions_kg: crate::units::round_sig(
+                    kwh * pue * g_per_kwh / 1000.0,
+                    crate::units::RECORD_DIGITS,
+                ),
+                kwh_per_gb: NETWORK_KWH_PER_GB,
+                source: "Cloud Carbon Footprint NETWORKING_COEFFICIENT 0.001 kWh/GB (2021-2022, \
+                         Apache-2.0), for traffic between data centres; host-level bytes: not \
+                         attributable to this run alone"
+                    .into(),
+            })
+        }
+        _ => None,
+    };
+    IoRecord {
+        read_bytes: io.read_bytes,
+        write_bytes: io.write_bytes,
+        rchar: io.rchar,
+        wchar: io.wchar,
+        processes,
+        unreadable,
+        source: "/proc/<pid>/io of the job's process tree, read every sampling interval (1 to 5 \
+                 s) and at the job's exit: processes living between two reads may be missed (a \
+                 lower bound)"
+            .into(),
+        network,
+        storage_energy: "not counted: no per-byte coefficient for storage I/O is published; \
+                         stored data is counted per TB-hour by `wattprint storage scan`"
+            .into(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn io_text(r: u64, w: u64) -> String {
+        format!(
+            "rchar: {r}\nwchar: {w}\nsyscr: 1\nsyscw: 1\nread_bytes: {}\nwrite_bytes: {}\ncancelled_write_bytes: 0\n",
+            r / 2,
+            w / 2
+        )
+    }
+
+    fn stat(pid: u32, ppid: u32) -> String {
+        format!("{pid} (job) S {ppid} {pid} {pid} 0 -1 4194304 0 0 0 0 1 1 0 0 20 0 1 0 100 1000 10 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0")
+    }
+
+    #[test]
+    fn a_fake_process_tree_over_time() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = HostPaths {
+            sys: d.path().join("sys"),
+            proc: d.path().join("proc"),
+        };
+        let put = |pid: u32, ppid: u32, r: u64, w: u64| {
+            let p = paths.proc.join(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("stat"), stat(pid, ppid)).unwrap();
+            std::fs::write(p.join("io"), io_text(r, w)).unwrap();
+        };
+        put(100, 1, 1000, 2000);
+        put(101, 100, 500, 0);
+        put(200, 1, 9999, 9999); // not in the tree
+        let mut t = IoTracker::default();
+        t.sample(&paths, 100);
+        // the child grows, then exits; the root grows
+        put(101, 100, 800, 100);
+        t.sample(&paths, 100);
+        std::fs::remove_dir_all(paths.proc.join("101")).unwrap();
+        put(100, 1, 3000, 2000);
+        t.sample(&paths, 100);
+        let (io, seen, bad) = t.totals();
+        assert_eq!((io.rchar, io.wchar), (3800, 2100));
+        // without children lists (this fake tree has none) the stat scan is used
+        assert_eq!(tree_by_children(&paths, 100), None);
+        let task = paths.proc.join("100/task/100");
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::write(task.join("children"), "").unwrap();
+        assert_eq!(tree_by_children(&paths, 100), Some(vec![100]));
+        assert_eq!(tree_by_children(&paths, 4242), None);
+        assert_eq!((io.read_bytes, io.write_bytes), (1900, 1050));
+        assert_eq!((seen, bad), (2, 0));
+        std::fs::create_dir_all(paths.proc.join("net")).unwrap();
+        let dev = |rx: u64, tx: u64| {
+            format!("Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets\n    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0\n  eth0: {rx} 1 0 0 0 0 0 0 {tx} 1 0 0 0 0 0 0\n")
+        };
+        std::fs::write(paths.proc.join("net/dev"), dev(1000, 2000)).unwrap();
+        let a = read_net_dev(&paths);
+        std::fs::write(paths.proc.join("net/dev"), dev(1_000_001_000, 2000)).unwrap();
+        let b = read_net_dev(&paths);
+        let rec = io_record(&t, a, b, 1.5, 400.0);
+        let n = rec.network.unwrap();
+        assert_eq!(
+            (n.rx_bytes, n.tx_bytes, n.scope.as_str()),
+            (1_000_000_000, 0, "host")
+        );
+        assert_eq!(n.energy_kwh, 0.001);
+        assert_eq!(n.emissions_kg, 0.0006);
+        // counters that went backwards (a reset): no figure rather than a wrong one
+        assert!(io_record(&t, b, a, 1.0, 1.0).network.is_none());
+        assert!(parse_pid_io("rchar: 1\n").is_none());
+    }
+}
