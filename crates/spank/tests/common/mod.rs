@@ -30,8 +30,25 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// The plugin the test cluster loads (`plugstack.conf` names `<target>/debug/`). `cargo test`
+/// builds the cdylib in `debug/deps/` and, unlike `cargo build`, does not copy it up: the
+/// build under test is put there (atomically) whenever it is newer than what is there.
 pub fn plugin_path() -> PathBuf {
-    target_dir().join("debug/libwattprint_spank.so")
+    let up = target_dir().join("debug/libwattprint_spank.so");
+    let built = target_dir().join("debug/deps/libwattprint_spank.so");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let Some(b) = modified(&built) {
+        if modified(&up).is_none_or(|u| u < b) {
+            let tmp = up.with_extension(format!(
+                "so.{}.{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::copy(&built, &tmp).unwrap();
+            std::fs::rename(&tmp, &up).unwrap();
+        }
+    }
+    up
 }
 
 pub fn wattprint_bin() -> PathBuf {
