@@ -613,3 +613,42 @@ fn model_factors_are_on_the_record() {
         .unwrap_or_else(|| panic!("{a:?}"));
     assert_eq!(f["value"], 3.5);
 }
+
+#[test]
+fn runs_started_together_on_a_new_store_all_keep_their_record() {
+    // Ranks of a job start at once and find no store yet: each opening switches the new
+    // database to WAL, which SQLite's busy handler does not wait for. Every run must still be
+    // saved (it used to say "local store unavailable … database is locked" and keep nothing).
+    for trial in 0..3 {
+        let h = common::FakeHost::new();
+        // On a disk file system (the fake host is on tmpfs, where the window is too short).
+        let disk = tempfile::tempdir().unwrap();
+        let home = disk.path().join(format!("fresh-home-{trial}"));
+        let children: Vec<std::process::Child> = (0..8)
+            .map(|_| {
+                std::process::Command::new(common::bin())
+                    .env("WATTPRINT_HOME", &home)
+                    .env("WATTPRINT_RUNTIME_DIR", disk.path().join("run"))
+                    .env("WATTPRINT_CONFIG", disk.path().join("none.toml"))
+                    .args(["run", "--quiet", "--interval", "50ms", "--", "true"])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.contains("unavailable"), "{err}");
+        }
+        let out = h
+            .cmd()
+            .env("WATTPRINT_HOME", &home)
+            .args(["runs", "--json"])
+            .output()
+            .unwrap();
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(runs.as_array().unwrap().len(), 8, "trial {trial}");
+    }
+}

@@ -261,6 +261,27 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// Switch the database to WAL mode. Two processes opening a new store at once both try the
+/// switch, which takes an exclusive lock that SQLite's busy handler does not wait for: the one
+/// refused retries (up to the busy timeout) instead of giving the store up.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl Store {
     /// Open (creating if needed) the store in the home directory `env` names.
     pub fn open_default(env: &Env) -> Result<Store> {
@@ -277,8 +298,7 @@ impl Store {
             .with_context(|| format!("opening the local store {}", path.display()))?;
         // Writers (concurrent `wattprint run`s) wait for each other up to this long.
         conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| format!("setting WAL mode on {}", path.display()))?;
+        set_wal(&conn).with_context(|| format!("setting WAL mode on {}", path.display()))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let mut store = Store {
             conn,
