@@ -191,6 +191,67 @@ fn end_to_end(db: &str) {
     assert_eq!(c, 200);
     assert_eq!(t["groups"][0]["key"], "e2e-proj");
     assert_eq!(t["total"]["runs"], 1);
+    // The operator's check of the rollups against the runs, on the live database.
+    let out = admin(&home, db, &["rollups", "check"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rollups: exact"),
+        "{out:?}"
+    );
+    // Per-organisation retention: set, and refused when impossible or for no organisation.
+    let out = admin(
+        &home,
+        db,
+        &[
+            "org",
+            "retention",
+            "--full-days",
+            "7",
+            "--minute-days",
+            "30",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    for bad in [
+        vec![
+            "org",
+            "retention",
+            "--full-days",
+            "30",
+            "--minute-days",
+            "7",
+        ],
+        vec![
+            "org",
+            "retention",
+            "--full-days",
+            "-1",
+            "--minute-days",
+            "7",
+        ],
+        vec![
+            "org",
+            "retention",
+            "--full-days",
+            "1",
+            "--minute-days",
+            "99999999",
+        ],
+        vec![
+            "org",
+            "retention",
+            "--org",
+            "nope",
+            "--full-days",
+            "1",
+            "--minute-days",
+            "2",
+        ],
+    ] {
+        let out = admin(&home, db, &bad);
+        assert!(!out.status.success(), "{bad:?} accepted: {out:?}");
+        assert!(!out.stderr.is_empty(), "{bad:?}: no reason given");
+    }
     // Totals come from the rollups, kept in µWh and µg (docs/server.md, "Rollups").
     let near = |a: &serde_json::Value, b: &serde_json::Value| {
         (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() <= 0.5e-9
