@@ -990,6 +990,7 @@ fn process_scope_shares_follow_the_use_a_fake_procfs_reports() {
             stop.display(),
             d.display()
         );
+        let spawned = std::time::Instant::now();
         let child = h
             .cmd()
             .env("WATTPRINT_CHECKPOINT_EVERY", "100ms")
@@ -1008,21 +1009,21 @@ fn process_scope_shares_follow_the_use_a_fake_procfs_reports() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let from = uses.add(job_pid(&pid_file), hz, pages);
-        runs.push((name, stop, json, child, from, hz, pages));
+        // Until the fake procfs shows the job, the run uses nothing: at most this long.
+        let unseen_s = (uses.add(job_pid(&pid_file), hz, pages) - spawned).as_secs_f64();
+        runs.push((name, stop, json, child, unseen_s, hz, pages));
         wait_state(&h, "the run in the ledger", |s| accounts(s) == runs.len());
     }
     advance(&h, 2.0);
     let mut recs = Vec::new();
-    for (name, stop, json, child, from, hz, pages) in runs {
+    for (name, stop, json, child, unseen_s, hz, pages) in runs {
         touch(&stop);
         finish(child);
-        let used_s = from.elapsed().as_secs_f64();
-        recs.push((name, read_json(&json), used_s, hz, pages));
+        recs.push((name, read_json(&json), unseen_s, hz, pages));
     }
     drop(uses);
     drop(driver);
-    for (name, r, used_s, hz, pages) in &recs {
+    for (name, r, unseen_s, hz, pages) in &recs {
         let cpu_share = hz / 4000.0;
         let ram_share = *pages as f64 / used_pages as f64;
         let (cpu, ram) = (device_j(r, "cpu"), device_j(r, "ram"));
@@ -1034,12 +1035,18 @@ fn process_scope_shares_follow_the_use_a_fake_procfs_reports() {
             0.05,
             &format!("{name}: CPU ÷ RAM"),
         );
-        // And in absolute terms: the package's power × its share over the time the fake
-        // procfs showed the job (the first interval after that only sets baselines).
-        let want = cpu_share * PKG_W * used_s;
+        // And in absolute terms: the package's power × its share over the time the ledger
+        // counted the run (its own clock, not the test's: no race with a loaded machine),
+        // less the time before the fake procfs showed the job and one baseline interval.
+        let counted_s =
+            r["sharing"]["alone_s"].as_f64().unwrap() + r["sharing"]["shared_s"].as_f64().unwrap();
+        let (most, least) = (
+            cpu_share * PKG_W * counted_s,
+            cpu_share * PKG_W * (counted_s - unseen_s - 0.1),
+        );
         assert!(
-            cpu <= want * 1.05 && cpu >= want - cpu_share * PKG_W * 0.25,
-            "{name}: CPU {cpu} J, expected about {want} J"
+            cpu <= most * 1.02 && cpu >= least * 0.98,
+            "{name}: CPU {cpu} J, expected {least}–{most} J"
         );
         assert_eq!(
             r["sharing"]["rule"].as_str().unwrap(),
