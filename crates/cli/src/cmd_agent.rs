@@ -153,6 +153,8 @@ pub fn run(a: Args) -> Result<i32> {
                 local_rank: None,
                 agent: true,
                 cpus: None,
+                // The agent reads the ledger for every run: never idle.
+                idle_follow: None,
             }
         }),
     );

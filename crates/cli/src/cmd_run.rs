@@ -221,6 +221,10 @@ impl Args {
                 .map(|s| s.to_string_lossy().into_owned())
                 .collect(),
             checkpoint_every: None,
+            // The live line is the only live reader of a run's figures here.
+            live: !self.no_live
+                && !self.quiet
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             job: self.job.clone(),
             job_nodes: self.nodes,
             lineage: self.lineage.lineage()?,

@@ -381,6 +381,78 @@ fn a_lone_machine_scope_run_is_charged_the_whole_machine() {
 }
 
 #[test]
+fn a_quiet_follower_sleeps_until_its_checkpoint_and_takes_over_when_the_reader_ends() {
+    let h = FakeHost::new();
+    let driver = Driver::constant(&h, PKG_W, DRAM_W);
+    let d = h.dir.path();
+    let (stop_a, stop_b) = (d.join("stop-a"), d.join("stop-b"));
+    let (ja, jb) = (d.join("a.json"), d.join("b.json"));
+    // A reads the counters; B follows, quiet (no terminal, no limits), with a 10 s cadence.
+    let mut a = start_run(&h, "machine", &ja, &job(&stop_a, false));
+    wait_state(&h, "A reading", |s| accounts(s) == 1 && covered(s) > 0.2);
+    let b = h
+        .cmd()
+        .env_remove("WATTPRINT_PROCFS_ROOT")
+        .env("WATTPRINT_CHECKPOINT_EVERY", "10s")
+        .args(["run", "--quiet", "--interval", "50ms", "--json"])
+        .arg(&jb)
+        .arg("--")
+        .args(job(&stop_b, false))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_state(&h, "B in the ledger", |s| accounts(s) == 2);
+    // About 40 of A's intervals with B present: B looks at none of them.
+    advance(&h, 2.0);
+    // A's tracker dies: B's sleep ends with it (the reader's pidfd), not 10 s later.
+    let a_pid = a.id();
+    unsafe {
+        libc::kill(a_pid as i32, libc::SIGKILL);
+    }
+    let _ = a.wait();
+    let b_pid = u64::from(b.id());
+    wait_state(&h, "B reading", |s| {
+        s["reader"]["pid"].as_u64() == Some(b_pid)
+    });
+    advance(&h, 0.5);
+    touch(&stop_b);
+    finish(b);
+    touch(&stop_a);
+    drop(driver);
+    let rb = read_json(&jb);
+    let sh = &rb["sharing"];
+    // The gap between A's last publication and B's first was estimated: well under the
+    // 10 s B would have slept without the reader's pidfd.
+    let estimated = sh["estimated_s"].as_f64().unwrap_or(0.0);
+    assert!(
+        estimated < 5.0,
+        "B took over late: {estimated} s estimated ({sh})"
+    );
+    // B read a handful of times while following, then every interval as the reader: far
+    // fewer reads than the ≈ 50 intervals it lasted (and none counted as skipped).
+    let reads = rb["samples"].as_u64().unwrap() + rb["skipped_ticks"].as_u64().unwrap_or(0);
+    let intervals = rb["duration_s"].as_f64().unwrap() / 0.05;
+    assert!(
+        (reads as f64) < intervals - 30.0,
+        "B read {reads} times in {intervals:.0} intervals"
+    );
+    // What B was charged while following is exact: A's share and B's sum to the host.
+    let s = state(&h).unwrap();
+    let a_j = s["departed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["expired"] == true)
+        .unwrap_or_else(|| panic!("A not among the departed: {s}"))["joules"]
+        .as_f64()
+        .unwrap();
+    let driven = (PKG_W + DRAM_W) * covered(&s);
+    within(a_j + joules(&rb), driven, 0.02, "A and B together");
+    assert_eq!(sh["mode"], "shared", "{sh}");
+}
+
+#[test]
 fn the_ledger_can_be_switched_off() {
     let h = FakeHost::new();
     let json = h.dir.path().join("r.json");

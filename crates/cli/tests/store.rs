@@ -298,6 +298,53 @@ const V1_DDL: &str = "CREATE TABLE IF NOT EXISTS runs (
                 PRAGMA user_version = 1;";
 
 /// A v1 database as wattprint 0.1 wrote it, with `recs` and their series.
+#[test]
+fn checkpoints_rewrite_what_a_running_record_changes_and_fall_back_for_the_rest() {
+    let h = Home::new();
+    let mut st = h.store();
+    let seed = |status, secs, kwh, project| Seed {
+        id: ID_A,
+        project,
+        status,
+        started_at: "2025-03-01T10:00:00.25Z",
+        secs,
+        cpu_kwh: kwh,
+        idle_w: Some(360.0),
+        tags: &[("lr", "3e-4")],
+    };
+    // A checkpoint of a run not stored yet stores it.
+    let (first, _) = record(&seed(RunStatus::Running, 10.0, 0.01, "p"));
+    st.save_checkpoint(&first).unwrap();
+    assert_eq!(st.get_run(ID_A).unwrap().unwrap(), first);
+    // A later checkpoint: the record and the listed figures follow.
+    let (later, _) = record(&seed(RunStatus::Running, 100.0, 0.5, "p"));
+    st.save_checkpoint(&later).unwrap();
+    assert_eq!(st.get_run(ID_A).unwrap().unwrap(), later);
+    let rows = st.list_rows(&RunFilter::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(close(rows[0].duration_s, 100.0));
+    assert!(
+        close(rows[0].energy_kwh, later.energy_kwh.total.0),
+        "{}",
+        rows[0].energy_kwh
+    );
+    assert_eq!(rows[0].status, "running");
+    // An indexed column changed (the final status, another project): saved in full.
+    let (done, _) = record(&seed(RunStatus::Completed, 120.0, 0.6, "p"));
+    st.save_checkpoint(&done).unwrap();
+    let rows = st.list_rows(&RunFilter::default()).unwrap();
+    assert_eq!((rows.len(), rows[0].status.as_str()), (1, "completed"));
+    assert_eq!(st.get_run(ID_A).unwrap().unwrap(), done);
+    let (moved, _) = record(&seed(RunStatus::Completed, 120.0, 0.6, "q"));
+    st.save_checkpoint(&moved).unwrap();
+    let only_q = RunFilter {
+        project: Some("q".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(st.list_rows(&only_q).unwrap().len(), 1);
+    assert_eq!(st.count_runs().unwrap(), 1);
+}
+
 fn write_v1(db: &Path, recs: &[(RunRecord, Snapshot)]) {
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let conn = rusqlite::Connection::open(db).unwrap();

@@ -27,7 +27,7 @@ use crate::host::HostPaths;
 use crate::process_watch::{process_start, ProcessWatch};
 use crate::procfs::{self, ForestScanner};
 use crate::sampler::{Attributor, Scope};
-use crate::sensor::{Device, DeviceKind, Reading, Sensor, SensorError};
+use crate::sensor::{Device, DeviceKind, Idle, Reading, Sensor, SensorError};
 use crate::units::Joules;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +35,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Variable naming the runtime directory.
 pub const RUNTIME_DIR_ENV: &str = "WATTPRINT_RUNTIME_DIR";
@@ -507,7 +507,8 @@ fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
 }
 
 /// Write `text` to `path` through a temporary file and a rename (readers never see half).
-fn write_atomic(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+/// Returns the identity the file has once in place.
+fn write_atomic(dir: &Path, path: &Path, text: &str) -> std::io::Result<FileId> {
     let tmp = dir.join(format!(
         ".tmp-{}-{:x}",
         std::process::id(),
@@ -520,11 +521,39 @@ fn write_atomic(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
             .mode(0o644)
             .open(&tmp)?;
         std::io::Write::write_all(&mut f, text.as_bytes())?;
+        // A rename keeps the inode and the modification time.
+        let id = FileId::of(&f.metadata()?);
+        std::fs::rename(&tmp, path)
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+            .map(|_| id)
     }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
+
+/// What tells a file's versions apart without reading it: a new version is a new inode
+/// (files are replaced by a rename) with its own modification time and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    ino: u64,
+    mtime_ns: i128,
+    len: u64,
+}
+
+impl FileId {
+    fn of(m: &std::fs::Metadata) -> FileId {
+        FileId {
+            ino: m.ino(),
+            mtime_ns: mtime_ns(m),
+            len: m.len(),
+        }
+    }
+}
+
+/// State files as last read or written, by path: the reader, which wrote the newest one
+/// itself, does not read and parse it back every interval.
+#[derive(Default)]
+struct StateCache(HashMap<PathBuf, (FileId, LedgerState)>);
 
 /// Create the runtime directory and the host's directory in it, world-writable and sticky
 /// (like /tmp) when this process creates them; refuse a symbolic link.
@@ -547,17 +576,41 @@ fn prepare_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The lock around every ledger update, held while the guard lives.
-struct LockGuard(std::fs::File);
+/// The lock around every ledger update, held while the guard lives: on its own file, or on
+/// the file a participant keeps open (`Link::lock_file`), which outlives the guard.
+enum LockGuard {
+    Own(std::fs::File),
+    Kept(std::os::fd::RawFd),
+}
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        // SAFETY: flock on a file descriptor this guard owns.
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&self.0), libc::LOCK_UN) };
+        let fd = match self {
+            LockGuard::Own(f) => std::os::fd::AsRawFd::as_raw_fd(f),
+            LockGuard::Kept(fd) => *fd,
+        };
+        // SAFETY: flock on a file descriptor open for as long as the guard lives.
+        unsafe { libc::flock(fd, libc::LOCK_UN) };
     }
 }
 
 fn lock(dir: &Path) -> std::io::Result<LockGuard> {
+    let f = open_lock_file(dir)?;
+    flock_ex(&f)?;
+    Ok(LockGuard::Own(f))
+}
+
+fn flock_ex(f: &std::fs::File) -> std::io::Result<()> {
+    // SAFETY: flock on a file descriptor we own; blocks until the holder releases it (holders
+    // only read and write a few small files).
+    let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(f), libc::LOCK_EX) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn open_lock_file(dir: &Path) -> std::io::Result<std::fs::File> {
     let path = dir.join("lock");
     // Read-only is enough for flock, so another user's lock file serves everyone.
     let f = match std::fs::OpenOptions::new()
@@ -574,43 +627,58 @@ fn lock(dir: &Path) -> std::io::Result<LockGuard> {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)?,
     };
-    // SAFETY: flock on a file descriptor we own; blocks until the holder releases it (holders
-    // only read and write a few small files).
-    let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(LockGuard(f))
+    Ok(f)
 }
 
 /// The newest state in `dir` (highest `seq` over every user's state file), if any.
 pub fn load_state(dir: &Path) -> Option<LedgerState> {
-    load_state_from(dir).map(|(st, _)| st)
+    load_state_from(dir, &mut StateCache::default()).map(|(st, _)| st)
 }
 
-/// [`load_state`], with the file it came from.
-fn load_state_from(dir: &Path) -> Option<(LedgerState, PathBuf)> {
-    let mut best: Option<(LedgerState, PathBuf)> = None;
+/// [`load_state`], with the file it came from; files unchanged since `cache` saw them are
+/// not read again (the newest one is taken out of the cache: the caller updates it).
+fn load_state_from(dir: &Path, cache: &mut StateCache) -> Option<(LedgerState, PathBuf)> {
+    newest_state(&list_dir(dir)?, cache)
+}
+
+/// The names in the ledger's directory (at most [`MAX_ENTRIES`]), read once per look.
+fn list_dir(dir: &Path) -> Option<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(dir).ok()?;
-    for e in entries.take(MAX_ENTRIES).flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
+    Some(
+        entries
+            .take(MAX_ENTRIES)
+            .flatten()
+            .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+            .collect(),
+    )
+}
+
+/// [`load_state_from`] over a listing of the directory.
+fn newest_state(
+    listing: &[(String, PathBuf)],
+    cache: &mut StateCache,
+) -> Option<(LedgerState, PathBuf)> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for (name, path) in listing {
         if !name.starts_with("state-") {
             continue;
         }
-        let Some(st) = read_state_file(&e.path()) else {
+        let Some(seq) = read_state_file(path, cache).map(|st| st.seq) else {
             continue;
         };
-        if best.as_ref().is_none_or(|b| st.seq > b.0.seq) {
-            best = Some((st, e.path()));
+        if best.as_ref().is_none_or(|b| seq > b.0) {
+            best = Some((seq, path.clone()));
         }
     }
-    best
+    let (_, path) = best?;
+    let (_, st) = cache.0.remove(&path)?;
+    Some((st, path))
 }
 
 /// One user's state file, if it is valid: named after its owner, within bounds, consistent,
-/// and not an agent's unless root or this user wrote it.
-fn read_state_file(path: &Path) -> Option<LedgerState> {
+/// and not an agent's unless root or this user wrote it. Kept in `cache` (a file seen before
+/// and unchanged is not read again).
+fn read_state_file<'c>(path: &Path, cache: &'c mut StateCache) -> Option<&'c LedgerState> {
     let uid = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -618,9 +686,28 @@ fn read_state_file(path: &Path) -> Option<LedgerState> {
         .and_then(|n| n.strip_suffix(".json"))
         .and_then(|n| n.parse::<u32>().ok())?;
     // A state file counts only when its owner is the user it is named after.
-    if std::fs::symlink_metadata(path).map(|m| m.uid()).ok() != Some(uid) {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if meta.uid() != uid || !meta.is_file() {
+        cache.0.remove(path);
         return None;
     }
+    let id = FileId::of(&meta);
+    if !cache.0.get(path).is_some_and(|(seen, _)| *seen == id) {
+        match parse_state(path, uid) {
+            Some(st) => {
+                cache.0.insert(path.to_path_buf(), (id, st));
+            }
+            None => {
+                cache.0.remove(path);
+                return None;
+            }
+        }
+    }
+    cache.0.get(path).map(|(_, st)| st)
+}
+
+/// Read and check one state file owned by `uid`.
+fn parse_state(path: &Path, uid: u32) -> Option<LedgerState> {
     let text = read_bounded(path, MAX_STATE_BYTES).ok()?;
     let st = serde_json::from_str::<LedgerState>(&text).ok()?;
     if st.version != STATE_VERSION || !st.consistent() {
@@ -671,39 +758,33 @@ fn mtime_ns(m: &std::fs::Metadata) -> i128 {
 /// Returns them and the files of those that are gone (expired). `known` keeps what earlier
 /// calls learnt.
 fn participants(
-    dir: &Path,
+    listing: &[(String, PathBuf)],
     known: &mut HashMap<String, KnownEntry>,
 ) -> (Vec<Participant>, Vec<PathBuf>) {
     let mut live = Vec::new();
     let mut dead = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (live, dead);
-    };
     let mut seen: Vec<String> = Vec::new();
-    for e in entries.take(MAX_ENTRIES).flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
+    // Known and unchanged files: their processes are looked at together, in one poll.
+    let mut unchanged: Vec<(&str, &Path)> = Vec::new();
+    for (name, path) in listing {
+        let name = name.as_str();
         if !(name.starts_with("p-") && name.ends_with(".json")) {
             continue;
         }
-        let path = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
             continue;
         };
         if !meta.is_file() {
             continue;
         }
-        if let Some(k) = known.get_mut(name) {
+        if let Some(k) = known.get(name) {
             if k.ino == meta.ino() && k.mtime_ns == mtime_ns(&meta) {
                 seen.push(name.to_string());
-                if !k.watch.alive() {
-                    dead.push(path);
-                } else if live.len() < MAX_PARTICIPANTS {
-                    live.push(k.participant.clone());
-                }
+                unchanged.push((name, path));
                 continue;
             }
         }
+        let path = path.clone();
         let Ok(text) = read_bounded(&path, MAX_PARTICIPANT_BYTES) else {
             continue;
         };
@@ -739,6 +820,30 @@ fn participants(
         }
         if live.len() < MAX_PARTICIPANTS {
             live.push(p);
+        }
+    }
+    let alive = {
+        let mut watches: Vec<&mut ProcessWatch> = Vec::with_capacity(unchanged.len());
+        // `unchanged` names are distinct keys of `known`: one mutable borrow each.
+        let mut by_name: HashMap<&str, &mut KnownEntry> = known
+            .iter_mut()
+            .filter(|(k, _)| unchanged.iter().any(|(n, _)| *n == k.as_str()))
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        for (name, _) in &unchanged {
+            if let Some(k) = by_name.remove(name) {
+                watches.push(&mut k.watch);
+            }
+        }
+        ProcessWatch::alive_all(&mut watches)
+    };
+    for ((name, path), alive) in unchanged.iter().zip(alive) {
+        if !alive {
+            dead.push(path.to_path_buf());
+        } else if let Some(k) = known.get(*name) {
+            if live.len() < MAX_PARTICIPANTS {
+                live.push(k.participant.clone());
+            }
         }
     }
     known.retain(|k, _| seen.contains(k));
@@ -842,6 +947,14 @@ struct Link {
     state_hint: Option<(PathBuf, u64)>,
     /// The participants' files as the reader last read them.
     known: HashMap<String, KnownEntry>,
+    /// See [`JoinOptions::idle_follow`].
+    idle_follow: Option<Duration>,
+    /// The ledger's lock file, opened at the first lock and kept.
+    lock_file: Option<std::fs::File>,
+    /// State files as last read or written.
+    states: StateCache,
+    /// The identity of the state file this participant published in the current tick.
+    published: Option<FileId>,
 }
 
 /// A run present on the host and the energy the ledger charged it, for the agent's metrics.
@@ -897,6 +1010,10 @@ pub struct JoinOptions {
     pub gpus: Option<Vec<u32>>,
     /// `(NVML index, share)` of the cards it holds through MIG instances.
     pub gpu_shares: Vec<(u32, f64)>,
+    /// Nobody reads this participant's figures live (no live line, no limits): while another
+    /// participant reads the ledger, look at it only this often (its checkpoint cadence), or
+    /// at once when the reader ends. `None`: every interval.
+    pub idle_follow: Option<Duration>,
 }
 
 impl HostLedger {
@@ -963,6 +1080,10 @@ impl HostLedger {
             reader_watch: None,
             state_hint: None,
             known: HashMap::new(),
+            idle_follow: opts.idle_follow,
+            lock_file: None,
+            states: StateCache::default(),
+            published: None,
         };
         // Joined under the lock: among ranks without a launcher rank, the first to take it
         // leads.
@@ -1123,7 +1244,7 @@ impl Link {
 
     fn write_me(&self) -> std::io::Result<()> {
         let text = serde_json::to_string(&self.me).map_err(std::io::Error::other)?;
-        write_atomic(&self.dir, &self.me_path(), &text)
+        write_atomic(&self.dir, &self.me_path(), &text).map(|_| ())
     }
 
     fn state_path(&self) -> PathBuf {
@@ -1147,15 +1268,16 @@ impl Link {
     /// The newest state: the file read last while its sequence advances, else a look at
     /// every user's state file.
     fn load_state_fast(&mut self) -> Option<LedgerState> {
-        if let Some((path, seq)) = &self.state_hint {
-            if let Some(st) = read_state_file(path) {
-                if st.seq > *seq {
-                    self.state_hint = Some((path.clone(), st.seq));
+        if let Some((path, seq)) = self.state_hint.clone() {
+            if let Some(st) = read_state_file(&path, &mut self.states) {
+                if st.seq > seq {
+                    let st = st.clone();
+                    self.state_hint = Some((path, st.seq));
                     return Some(st);
                 }
             }
         }
-        let (st, path) = load_state_from(&self.dir)?;
+        let (st, path) = load_state_from(&self.dir, &mut self.states)?;
         self.state_hint = Some((path, st.seq));
         Some(st)
     }
@@ -1190,7 +1312,7 @@ impl Link {
                 }
             }
         }
-        let guard = match lock(&self.dir) {
+        let guard = match self.lock() {
             Ok(g) => g,
             Err(e) => {
                 if !self.failed {
@@ -1205,7 +1327,8 @@ impl Link {
             }
         };
         let me_id = self.me.run_id.clone();
-        let mut state = match load_state_from(&self.dir) {
+        let listing = list_dir(&self.dir).unwrap_or_default();
+        let mut state = match newest_state(&listing, &mut self.states) {
             Some((st, path)) => {
                 self.state_hint = Some((path, st.seq));
                 Some(st)
@@ -1230,7 +1353,7 @@ impl Link {
         if let Some(own) = own {
             if i_read || !reader_alive || agent_takes_over {
                 // Only the reader looks at every participant.
-                let (live, dead) = participants(&self.dir, &mut self.known);
+                let (live, dead) = participants(&listing, &mut self.known);
                 self.publish(&mut state, &live, &dead, own);
             } else {
                 self.reading = false;
@@ -1257,13 +1380,31 @@ impl Link {
                     st.seq += 1;
                     let text = serde_json::to_string(st).unwrap_or_default();
                     let _ = write_atomic(&self.dir, &self.state_path(), &text);
+                    self.published = None;
                 }
             }
+        }
+        // What was just published is the newest state: kept, not read back next interval.
+        if let (Some(id), Some(st)) = (self.published.take(), state) {
+            self.states.0.insert(self.state_path(), (id, st));
         }
         drop(guard);
         if self.leaving {
             self.left = true;
         }
+    }
+
+    /// The ledger's lock, through the lock file this participant keeps open.
+    fn lock(&mut self) -> std::io::Result<LockGuard> {
+        if self.lock_file.is_none() {
+            self.lock_file = Some(open_lock_file(&self.dir)?);
+        }
+        let f = self
+            .lock_file
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no lock file"))?;
+        flock_ex(f)?;
+        Ok(LockGuard::Kept(std::os::fd::AsRawFd::as_raw_fd(f)))
     }
 
     /// As the reader: read the counters, split the interval, publish.
@@ -1382,10 +1523,13 @@ impl Link {
             && live.iter().all(|p| p.job.is_some() && p.job == live[0].job)
             || (live.len() == 1 && live[0].scope == Scope::Machine);
         // Use figures.
-        let machine_cpu = if alone {
-            None
+        let (machine_cpu, forks) = if alone {
+            (None, None)
         } else {
-            procfs::read_cpu_times(&self.paths).ok()
+            match procfs::read_cpu_times_and_forks(&self.paths) {
+                Ok((c, f)) => (Some(c), f),
+                Err(_) => (None, None),
+            }
         };
         let busy = machine_cpu.as_ref().map(|c| c.busy);
         let busy_delta = match (busy, st.prev_busy) {
@@ -1408,7 +1552,7 @@ impl Link {
         } else {
             let roots: Vec<u32> = live.iter().map(|p| p.root_pid).collect();
             self.scanner
-                .usage(&self.paths, &roots)
+                .usage(&self.paths, &roots, forks)
                 .unwrap_or_else(|_| vec![None; live.len()])
         };
         let mut uses = Vec::with_capacity(live.len());
@@ -1593,14 +1737,13 @@ impl Link {
         st.t_unix = now;
         st.seq += 1;
         match serde_json::to_string(&st) {
-            Ok(text) => {
-                if let Err(e) = write_atomic(&self.dir, &self.state_path(), &text) {
-                    self.warn(format!(
-                        "host ledger {}: cannot publish ({e})",
-                        self.dir.display()
-                    ));
-                }
-            }
+            Ok(text) => match write_atomic(&self.dir, &self.state_path(), &text) {
+                Ok(id) => self.published = Some(id),
+                Err(e) => self.warn(format!(
+                    "host ledger {}: cannot publish ({e})",
+                    self.dir.display()
+                )),
+            },
             Err(e) => self.warn(format!("host ledger: {e}")),
         }
         *state = Some(st);
@@ -1760,6 +1903,28 @@ impl Sensor for LedgerSensor {
             Ok(mut l) => std::mem::take(&mut l.warnings),
             Err(p) => std::mem::take(&mut p.into_inner().warnings),
         }
+    }
+
+    /// A follower nobody watches live sleeps until its next checkpoint or the reader's end.
+    fn idle(&mut self) -> Option<Idle> {
+        let mut link = match self.link.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let at_most = link.idle_follow?;
+        if link.reading || link.leaving || link.left || link.failed {
+            return None;
+        }
+        // Only while the reader is alive and its end can wake us (a pidfd): an ended reader
+        // (its pidfd readable) means reading every interval until someone takes over.
+        let watch = link.reader_watch.as_mut()?;
+        if !watch.alive() {
+            return None;
+        }
+        Some(Idle {
+            at_most,
+            wake_fd: Some(watch.raw_fd()?),
+        })
     }
 }
 

@@ -130,7 +130,7 @@ impl IoTracker {
         };
         let mut now: HashMap<u32, PidIo> = HashMap::with_capacity(pids.len());
         for pid in pids.into_iter().take(MAX_TRACKED_PIDS) {
-            match std::fs::read_to_string(paths.proc_file(format!("{pid}/io")))
+            match crate::kernel_file::read_small(&paths.proc_file(format!("{pid}/io")))
                 .ok()
                 .and_then(|t| parse_pid_io(&t))
             {
@@ -186,7 +186,7 @@ pub fn tree_by_children(paths: &HostPaths, root: u32) -> Option<Vec<u32>> {
         };
         out.push(pid);
         for t in tasks.flatten() {
-            let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
+            let Ok(text) = crate::kernel_file::read_small(&t.path().join("children")) else {
                 if t.path().exists() {
                     return None; // no children lists on this kernel
                 }

@@ -61,6 +61,54 @@ impl ProcessWatch {
         self.pid == pid && self.start_ticks == start_ticks
     }
 
+    /// The pidfd, readable once the process has ended (for [`crate::wake::Wake::sleep`]);
+    /// `None` without pidfds or once the process is known to be gone.
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.fd
+            .as_ref()
+            .filter(|_| !self.gone)
+            .map(|f| f.as_raw_fd())
+    }
+
+    /// [`ProcessWatch::alive`] of several processes, their pidfds looked at in one `poll`.
+    pub fn alive_all(watches: &mut [&mut ProcessWatch]) -> Vec<bool> {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(watches.len());
+        let mut at: Vec<Option<usize>> = Vec::with_capacity(watches.len());
+        for w in watches.iter() {
+            match (&w.fd, w.gone) {
+                (Some(fd), false) => {
+                    at.push(Some(fds.len()));
+                    fds.push(libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+                _ => at.push(None),
+            }
+        }
+        // SAFETY: `fds` is a live array of `fds.len()` pollfd structures; zero timeout.
+        let r = if fds.is_empty() {
+            0
+        } else {
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) }
+        };
+        watches
+            .iter_mut()
+            .zip(at)
+            .map(|(w, i)| match i {
+                _ if w.gone => false,
+                Some(i) if r >= 0 => {
+                    let alive = fds[i].revents == 0;
+                    w.gone = !alive;
+                    alive
+                }
+                // No pidfd, or poll failed: one look each.
+                _ => w.alive(),
+            })
+            .collect()
+    }
+
     /// Whether the process is still alive (once gone, always gone).
     pub fn alive(&mut self) -> bool {
         if self.gone {
@@ -113,6 +161,35 @@ mod tests {
         assert!(!w.alive());
         assert!(!w.alive(), "once gone, always gone");
         assert!(ProcessWatch::open(pid, start).is_none());
+    }
+
+    #[test]
+    fn several_processes_looked_at_in_one_poll() {
+        let mut a = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut b = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut wa = ProcessWatch::open(a.id(), process_start(a.id()).unwrap()).unwrap();
+        let mut wb = ProcessWatch::open(b.id(), process_start(b.id()).unwrap()).unwrap();
+        assert_eq!(
+            ProcessWatch::alive_all(&mut [&mut wa, &mut wb]),
+            vec![true, true]
+        );
+        b.kill().unwrap();
+        b.wait().unwrap();
+        assert_eq!(
+            ProcessWatch::alive_all(&mut [&mut wa, &mut wb]),
+            vec![true, false]
+        );
+        assert!(!wb.alive(), "once gone, always gone");
+        assert_eq!(ProcessWatch::alive_all(&mut []), Vec::<bool>::new());
+        a.kill().unwrap();
+        a.wait().unwrap();
+        assert_eq!(ProcessWatch::alive_all(&mut [&mut wa]), vec![false]);
     }
 
     #[test]

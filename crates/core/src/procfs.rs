@@ -42,7 +42,7 @@ impl CpuTimes {
 }
 
 fn read_to_string(path: &Path) -> Result<String, SensorError> {
-    std::fs::read_to_string(path).map_err(|e| SensorError::io(path, e, PROC_ADVICE))
+    crate::kernel_file::read_small(path).map_err(|e| SensorError::io(path, e, PROC_ADVICE))
 }
 
 fn invalid(path: &Path, value: &str, reason: impl Into<String>) -> SensorError {
@@ -92,6 +92,22 @@ pub fn parse_cpu_times(text: &str, path: &Path) -> Result<CpuTimes, SensorError>
 pub fn read_cpu_times(paths: &HostPaths) -> Result<CpuTimes, SensorError> {
     let path = paths.proc_file("stat");
     parse_cpu_times(&read_to_string(&path)?, &path)
+}
+
+/// The host's fork counter (`processes` in `<proc>/stat`: processes and threads created since
+/// boot), `None` when the file does not say.
+pub fn parse_forks(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("processes "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The machine's aggregate CPU times and its fork counter ([`parse_forks`]), from one read of
+/// `<proc>/stat`.
+pub fn read_cpu_times_and_forks(paths: &HostPaths) -> Result<(CpuTimes, Option<u64>), SensorError> {
+    let path = paths.proc_file("stat");
+    let text = read_to_string(&path)?;
+    Ok((parse_cpu_times(&text, &path)?, parse_forks(&text)))
 }
 
 /// Number of logical CPUs: the `cpuN` lines of `<proc>/stat` (online CPUs).
@@ -194,6 +210,11 @@ pub struct ProcStat {
     pub cstime: u64,
     /// Resident set size in pages.
     pub rss_pages: u64,
+    /// Threads of the process (`num_threads`).
+    pub threads: u64,
+    /// When the process started, clock ticks after boot (`starttime`): with the pid, its
+    /// identity.
+    pub start_ticks: u64,
 }
 
 impl ProcStat {
@@ -256,6 +277,8 @@ pub fn parse_pid_stat(text: &str, path: &Path) -> Result<ProcStat, SensorError> 
         cutime: nonneg(field(16, "cutime")?),
         cstime: nonneg(field(17, "cstime")?),
         rss_pages: nonneg(field(24, "rss")?),
+        threads: nonneg(field(20, "num_threads")?),
+        start_ticks: nonneg(field(22, "starttime")?),
     })
 }
 
@@ -263,7 +286,7 @@ pub fn parse_pid_stat(text: &str, path: &Path) -> Result<ProcStat, SensorError> 
 /// [`SensorError::Missing`].
 pub fn read_pid_stat(paths: &HostPaths, pid: u32) -> Result<ProcStat, SensorError> {
     let path = paths.proc_file(format!("{pid}/stat"));
-    match std::fs::read_to_string(&path) {
+    match crate::kernel_file::read_small(&path) {
         Ok(text) => parse_pid_stat(&text, &path),
         Err(e) if is_gone(&e) => Err(SensorError::Missing {
             what: format!("process {pid}"),
@@ -319,7 +342,10 @@ pub struct TreeScanner {
 }
 
 impl TreeScanner {
-    pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
+    /// Only a pid reused by the job within this time is missed until then, and only its
+    /// memory: its CPU time is cumulative and counted at the rescan (or in its parent's
+    /// `cutime` once reaped).
+    pub const FULL_RESCAN: std::time::Duration = std::time::Duration::from_secs(60);
 
     pub fn usage(&mut self, paths: &HostPaths, root_pid: u32) -> Result<TreeUsage, SensorError> {
         if self
@@ -402,20 +428,139 @@ fn scan_tree(
 }
 
 /// [`TreeScanner`] for several process trees at once (the host ledger's reader measures every
-/// run's tree each interval): one listing of `<proc>` per scan whatever the number of trees,
-/// the pids seen outside every tree skipped until the next full rescan.
+/// run's tree each interval), at the least cost the host allows:
+///
+/// 1. **Nothing forked** on the host since the previous scan (the fork counter of
+///    `<proc>/stat`, passed in): the trees are the previous ones less what ended, so only
+///    their members' `stat` files are read — and checked (a member whose parent is no longer
+///    in its tree was re-parented: the trees are found again).
+/// 2. **Small trees of single-threaded processes**: walked from each root through
+///    `<proc>/<pid>/task/<pid>/children` (cost in the trees' size, not the host's).
+/// 3. Otherwise one listing of `<proc>` per scan whatever the number of trees, the pids seen
+///    outside every tree skipped until the next full rescan.
+///
+/// Each way gives the trees the listing gives: the processes whose parent chain leads to a
+/// root.
 #[derive(Debug, Default)]
 pub struct ForestScanner {
+    /// For listings: the pids outside every tree, skipped until the next full rescan, and
+    /// the roots they were outside of (new roots start with a full scan).
     others: HashSet<u32>,
     last_full: Option<std::time::Instant>,
-    /// The roots of the previous scan: new roots start with a full scan.
+    listing_roots: Vec<u32>,
+    /// The roots of the previous scan, the host's fork counter before it, and its trees.
     last_roots: Vec<u32>,
+    last_forks: Option<u64>,
+    last_trees: Vec<Option<Vec<u32>>>,
+    /// Whether the previous scan met a multi-threaded process (its children are spread over
+    /// its threads' files: listing `<proc>` is cheaper then).
+    threaded: bool,
+    /// The kernel gives no `children` files (`CONFIG_PROC_CHILDREN` off).
+    no_children_files: bool,
+}
+
+/// How a [`ForestScanner`] found the trees last (for tests and benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanWay {
+    Unchanged,
+    Children,
+    Listing,
 }
 
 impl ForestScanner {
-    /// Usage of the tree of each root, in `roots` order (`None`: the root is gone). Errors:
-    /// `<proc>` cannot be listed, or a stat file is malformed.
+    /// Usage of the tree of each root, in `roots` order (`None`: the root is gone). `forks`:
+    /// the host's fork counter read just before (see [`read_forks`]), `None` if unknown.
+    /// Errors: `<proc>` cannot be listed, or a stat file is malformed.
     pub fn usage(
+        &mut self,
+        paths: &HostPaths,
+        roots: &[u32],
+        forks: Option<u64>,
+    ) -> Result<Vec<Option<TreeUsage>>, SensorError> {
+        Ok(self.usage_how(paths, roots, forks)?.0)
+    }
+
+    /// [`ForestScanner::usage`], and which way the trees were found.
+    pub fn usage_how(
+        &mut self,
+        paths: &HostPaths,
+        roots: &[u32],
+        forks: Option<u64>,
+    ) -> Result<(Vec<Option<TreeUsage>>, ScanWay), SensorError> {
+        // No fork, no new process: the trees can only have lost members.
+        let unchanged = self.last_roots == roots && forks.is_some() && forks == self.last_forks;
+        self.last_forks = forks;
+        if unchanged {
+            if let Some(out) = self.members_again(paths)? {
+                return Ok((out, ScanWay::Unchanged));
+            }
+        }
+        if !self.threaded && !self.no_children_files {
+            match walk_children(paths, roots)? {
+                Walk::Done(trees) => {
+                    self.remember(roots, &trees);
+                    return Ok((usages(&trees), ScanWay::Children));
+                }
+                Walk::Threaded => self.threaded = true,
+                Walk::NoChildrenFiles => self.no_children_files = true,
+            }
+        }
+        let out = self.listing(paths, roots)?;
+        Ok((out, ScanWay::Listing))
+    }
+
+    /// Keep what the next scan may reuse.
+    fn remember(&mut self, roots: &[u32], trees: &[Option<Vec<ProcStat>>]) {
+        self.last_roots = roots.to_vec();
+        self.last_trees = trees
+            .iter()
+            .map(|t| t.as_ref().map(|v| v.iter().map(|s| s.pid).collect()))
+            .collect();
+        self.threaded = trees.iter().flatten().flatten().any(|s| s.threads > 1);
+    }
+
+    /// The previous trees read again; `None` when one changed shape (a member re-parented
+    /// out of it) and the trees must be found again.
+    fn members_again(
+        &mut self,
+        paths: &HostPaths,
+    ) -> Result<Option<Vec<Option<TreeUsage>>>, SensorError> {
+        let mut trees: Vec<Option<Vec<ProcStat>>> = Vec::with_capacity(self.last_trees.len());
+        for (root, members) in self.last_roots.iter().zip(&self.last_trees) {
+            let Some(members) = members else {
+                trees.push(None);
+                continue;
+            };
+            let mut stats = Vec::with_capacity(members.len());
+            let mut root_gone = false;
+            for &pid in members {
+                match read_pid_stat(paths, pid) {
+                    Ok(st) => stats.push(st),
+                    Err(SensorError::Missing { .. }) => root_gone |= pid == *root,
+                    Err(SensorError::PermissionDenied { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            if root_gone {
+                trees.push(None);
+                continue;
+            }
+            let kept: HashSet<u32> = stats.iter().map(|s| s.pid).collect();
+            if stats
+                .iter()
+                .any(|s| s.pid != *root && !kept.contains(&s.ppid))
+            {
+                return Ok(None);
+            }
+            trees.push(Some(stats));
+        }
+        let roots = self.last_roots.clone();
+        self.remember(&roots, &trees);
+        Ok(Some(usages(&trees)))
+    }
+
+    /// Every tree from one listing of `<proc>`.
+    fn listing(
         &mut self,
         paths: &HostPaths,
         roots: &[u32],
@@ -423,11 +568,11 @@ impl ForestScanner {
         if self
             .last_full
             .is_none_or(|t| t.elapsed() >= TreeScanner::FULL_RESCAN)
-            || self.last_roots != roots
+            || self.listing_roots != roots
         {
             self.others.clear();
             self.last_full = Some(std::time::Instant::now());
-            self.last_roots = roots.to_vec();
+            self.listing_roots = roots.to_vec();
         }
         let dir = &paths.proc;
         let entries = std::fs::read_dir(dir).map_err(|e| SensorError::io(dir, e, PROC_ADVICE))?;
@@ -454,15 +599,14 @@ impl ForestScanner {
             children.entry(st.ppid).or_default().push(pid);
             stats.insert(pid, st);
         }
-        let page = page_size();
         let mut seen = HashSet::new();
-        let mut out = Vec::with_capacity(roots.len());
+        let mut trees: Vec<Option<Vec<ProcStat>>> = Vec::with_capacity(roots.len());
         for &root in roots {
             if root == 0 || !stats.contains_key(&root) {
-                out.push(None);
+                trees.push(None);
                 continue;
             }
-            let mut usage = TreeUsage::default();
+            let mut tree = Vec::new();
             let mut stack = vec![root];
             let mut here = HashSet::new();
             while let Some(pid) = stack.pop() {
@@ -471,18 +615,14 @@ impl ForestScanner {
                 }
                 seen.insert(pid);
                 if let Some(st) = stats.get(&pid) {
-                    usage.ticks = usage.ticks.saturating_add(st.ticks());
-                    usage.rss_bytes = usage
-                        .rss_bytes
-                        .saturating_add(st.rss_pages.saturating_mul(page));
-                    usage.pids.push(pid);
+                    tree.push(*st);
                 }
                 if let Some(kids) = children.get(&pid) {
+                    // `here` guards against cycles, which a real kernel never produces
                     stack.extend(kids.iter().copied());
                 }
             }
-            usage.pids.sort_unstable();
-            out.push(Some(usage));
+            trees.push(Some(tree));
         }
         // A process never joins a tree it was not born into: those outside every tree now are
         // skipped until the next full rescan.
@@ -492,8 +632,87 @@ impl ForestScanner {
                 self.others.insert(*pid);
             }
         }
-        Ok(out)
+        self.remember(roots, &trees);
+        Ok(usages(&trees))
     }
+}
+
+/// A walk of the trees through the `children` files.
+enum Walk {
+    Done(Vec<Option<Vec<ProcStat>>>),
+    /// A process of a tree has several threads: its children are spread over their files.
+    Threaded,
+    NoChildrenFiles,
+}
+
+/// Processes in a walked tree at most (as [`MAX_TRACKED_PIDS`] elsewhere).
+const MAX_WALKED: usize = 4096;
+
+fn walk_children(paths: &HostPaths, roots: &[u32]) -> Result<Walk, SensorError> {
+    let mut trees = Vec::with_capacity(roots.len());
+    for &root in roots {
+        if root == 0 {
+            trees.push(None);
+            continue;
+        }
+        let mut tree: Vec<ProcStat> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![root];
+        let mut root_gone = false;
+        while let Some(pid) = stack.pop() {
+            if !seen.insert(pid) || tree.len() >= MAX_WALKED {
+                continue;
+            }
+            let st = match read_pid_stat(paths, pid) {
+                Ok(st) => st,
+                Err(SensorError::Missing { .. }) | Err(SensorError::PermissionDenied { .. }) => {
+                    root_gone |= pid == root;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if st.threads > 1 {
+                return Ok(Walk::Threaded);
+            }
+            let file = paths.proc_file(format!("{pid}/task/{pid}/children"));
+            match crate::kernel_file::read_small(&file) {
+                Ok(text) => stack.extend(
+                    text.split_ascii_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                ),
+                Err(_) if paths.proc_file(format!("{pid}/task/{pid}")).exists() => {
+                    return Ok(Walk::NoChildrenFiles)
+                }
+                // Exited since its stat was read: its children are re-parented, out of it.
+                Err(_) => {}
+            }
+            tree.push(st);
+        }
+        trees.push((!root_gone).then_some(tree));
+    }
+    Ok(Walk::Done(trees))
+}
+
+/// The usage of each tree.
+fn usages(trees: &[Option<Vec<ProcStat>>]) -> Vec<Option<TreeUsage>> {
+    let page = page_size();
+    trees
+        .iter()
+        .map(|t| {
+            t.as_ref().map(|stats| {
+                let mut u = TreeUsage::default();
+                for st in stats {
+                    u.ticks = u.ticks.saturating_add(st.ticks());
+                    u.rss_bytes = u
+                        .rss_bytes
+                        .saturating_add(st.rss_pages.saturating_mul(page));
+                    u.pids.push(st.pid);
+                }
+                u.pids.sort_unstable();
+                u
+            })
+        })
+        .collect()
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, `USER_HZ`), the unit of `/proc` times.
@@ -578,7 +797,9 @@ mod tests {
                 stime: 22,
                 cutime: 33,
                 cstime: 44,
-                rss_pages: 250
+                rss_pages: 250,
+                threads: 1,
+                start_ticks: 123,
             }
         );
         assert!(matches!(

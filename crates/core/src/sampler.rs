@@ -5,6 +5,11 @@
 //! Scheduling: tick `k` is due at `start + k × interval`. A read that overruns one or more ticks
 //! does not shift the schedule: the missed ticks are skipped (and counted), the next read happens
 //! at the next due tick, so the schedule never drifts.
+//!
+//! Idle sensors: when every sensor says it may go unread for longer ([`Sensor::idle`]: a
+//! host-ledger follower nobody watches live), the thread sleeps that long — or until a sensor's
+//! descriptor asks for a read, or the sampler is stopped — in one `poll` ([`crate::wake`]), and
+//! the ticks slept through are not counted as skipped.
 
 use crate::sensor::{Device, Sensor};
 use crate::units::{Joules, Watts};
@@ -175,6 +180,8 @@ impl SnapshotWatch {
 /// A running sampler thread.
 pub struct Sampler {
     stop_tx: mpsc::Sender<()>,
+    /// Signalled with the stop, to end an idle sleep; `None`: no eventfd, no idle sleeps.
+    wake: Option<Arc<crate::wake::Wake>>,
     shared: Arc<Mutex<Snapshot>>,
     handle: JoinHandle<Snapshot>,
     /// CPU time of the sampler thread, nanoseconds (updated after each read).
@@ -197,6 +204,19 @@ struct State {
 }
 
 impl State {
+    /// How long every sensor may go unread, and the descriptors that end the wait sooner;
+    /// `None` when some sensor must be read every interval.
+    fn idle(&mut self) -> Option<(Duration, Vec<std::os::fd::RawFd>)> {
+        let mut at_most = Duration::MAX;
+        let mut fds = Vec::new();
+        for s in &mut self.sensors {
+            let idle = s.idle()?;
+            at_most = at_most.min(idle.at_most);
+            fds.extend(idle.wake_fd);
+        }
+        (!self.sensors.is_empty()).then_some((at_most, fds))
+    }
+
     fn warn(&mut self, w: String) {
         if !self.snap.warnings.contains(&w) {
             self.snap.warnings.push(w);
@@ -371,6 +391,8 @@ impl Sampler {
         let cpu_ns = Arc::new(AtomicU64::new(0));
         let cpu2 = Arc::clone(&cpu_ns);
         let interval = config.interval.max(MIN_INTERVAL);
+        let wake = crate::wake::Wake::new().map(Arc::new);
+        let wake2 = wake.clone();
         let handle = std::thread::Builder::new()
             .name("wattprint-sampler".into())
             .spawn(move || {
@@ -384,16 +406,30 @@ impl Sampler {
                         .map_or(Duration::MAX, |due| {
                             due.saturating_duration_since(Instant::now())
                         });
-                    match stop_rx.recv_timeout(wait) {
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                        Err(RecvTimeoutError::Timeout) => {}
-                    }
+                    let idle = wake2.as_ref().and_then(|w| Some((w, state.idle()?)));
+                    let slept_idle = match idle {
+                        Some((w, (at_most, fds))) if at_most > wait => {
+                            w.sleep(at_most, &fds);
+                            if !matches!(stop_rx.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+                                break;
+                            }
+                            true
+                        }
+                        _ => {
+                            match stop_rx.recv_timeout(wait) {
+                                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                                Err(RecvTimeoutError::Timeout) => {}
+                            }
+                            false
+                        }
+                    };
                     let now = Instant::now();
                     state.read(now);
-                    // Next due tick strictly after the end of this read: overruns skip ticks.
+                    // Next due tick strictly after the end of this read: overruns skip ticks
+                    // (not those an idle sensor let the thread sleep through).
                     let after = Instant::now().saturating_duration_since(start);
                     let next = (after.as_secs_f64() / interval.as_secs_f64()).floor() as u64 + 1;
-                    if next > tick + 1 {
+                    if next > tick + 1 && !slept_idle {
                         state.snap.skipped_ticks += next - tick - 1;
                     }
                     tick = next.max(tick + 1);
@@ -412,6 +448,7 @@ impl Sampler {
             .expect("spawning the sampler thread");
         Sampler {
             stop_tx,
+            wake,
             shared,
             handle,
             cpu_ns,
@@ -440,6 +477,9 @@ impl Sampler {
     /// Stop, take a final reading and return the final state.
     pub fn stop(self) -> Snapshot {
         let _ = self.stop_tx.send(());
+        if let Some(w) = &self.wake {
+            w.signal();
+        }
         let Sampler { shared, handle, .. } = self;
         match handle.join() {
             Ok(s) => s,

@@ -197,4 +197,21 @@ pub trait Sensor: Send {
     fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
         None
     }
+    /// Whether the sampler may leave this sensor unread for longer than its interval, and
+    /// what should wake it sooner. `None` (the default): read every interval.
+    fn idle(&mut self) -> Option<Idle> {
+        None
+    }
+}
+
+/// A sensor's leave to go unread (see [`Sensor::idle`]): a host-ledger follower whose
+/// figures nobody reads live need only look at the ledger now and then, since the ledger's
+/// reader counts for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idle {
+    /// The longest the sensor may go unread.
+    pub at_most: std::time::Duration,
+    /// A descriptor that becomes readable when the sensor must be read at once (the
+    /// reader's pidfd: its end). Valid until the sensor's next `read` or `idle` call.
+    pub wake_fd: Option<std::os::fd::RawFd>,
 }

@@ -244,6 +244,7 @@ fn join(
             scope,
             gpus: None,
             gpu_shares: Vec::new(),
+            idle_follow: None,
         },
         vec![Box::new(fake)],
     )
@@ -488,6 +489,7 @@ fn two_runs_on_one_card_split_its_dynamic_energy_by_their_processes_utilisation(
                 scope: Scope::Machine,
                 gpus: None,
                 gpu_shares: Vec::new(),
+                idle_follow: None,
             },
             vec![Box::new(fake)],
         )

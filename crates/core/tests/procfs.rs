@@ -111,7 +111,9 @@ fn pid_stat_comm_with_spaces_and_parens() {
             stime: 22,
             cutime: 33,
             cstime: 44,
-            rss_pages: 250
+            rss_pages: 250,
+            threads: 3,
+            start_ticks: 98765,
         }
     );
     assert_eq!(st.ticks(), 110);
@@ -299,7 +301,7 @@ fn forest_scanner_measures_several_trees_in_one_scan() {
     );
     let mut s = procfs::ForestScanner::default();
     let page = procfs::page_size();
-    let u = s.usage(&paths, &[10, 20, 99, 0]).unwrap();
+    let u = s.usage(&paths, &[10, 20, 99, 0], None).unwrap();
     let a = u[0].as_ref().unwrap();
     assert_eq!(
         (a.pids.clone(), a.ticks, a.rss_bytes),
@@ -314,10 +316,130 @@ fn forest_scanner_measures_several_trees_in_one_scan() {
         "12/stat",
         &stat_line(12, "a grandchild", 11, [4, 0, 0, 0], 1),
     );
-    let u = s.usage(&paths, &[10, 20, 99, 0]).unwrap();
+    let u = s.usage(&paths, &[10, 20, 99, 0], None).unwrap();
     assert_eq!(u[0].as_ref().unwrap().pids, vec![10, 11, 12]);
     assert_eq!(u[0].as_ref().unwrap().ticks, 24);
     // A new set of roots starts afresh: a root that was "outside" before is found.
-    let u = s.usage(&paths, &[30]).unwrap();
+    let u = s.usage(&paths, &[30], None).unwrap();
     assert_eq!(u[0].as_ref().unwrap().ticks, 999);
+}
+
+/// A single-threaded process in a fake procfs, with its `children` file.
+fn proc1(p: &Path, pid: u32, ppid: u32, utime: u64, kids: &[u32]) {
+    let line = stat_line(pid, "p", ppid, [utime, 0, 0, 0], 1).replace(" 20 0 3 0 ", " 20 0 1 0 ");
+    write(p, &format!("{pid}/stat"), &line);
+    let list: String = kids.iter().map(|k| format!("{k} ")).collect();
+    write(p, &format!("{pid}/task/{pid}/children"), &list);
+}
+
+#[test]
+fn forest_scans_take_the_cheapest_way_and_agree() {
+    use procfs::ScanWay::*;
+    let (_d, paths) = fake();
+    let p = &paths.proc;
+    proc1(p, 1, 0, 1, &[10, 20, 30]);
+    proc1(p, 10, 1, 10, &[11]);
+    proc1(p, 11, 10, 5, &[12]);
+    proc1(p, 12, 11, 4, &[]);
+    proc1(p, 20, 1, 7, &[]);
+    proc1(p, 30, 1, 999, &[]);
+    let pids = |u: &[Option<procfs::TreeUsage>]| -> Vec<Option<Vec<u32>>> {
+        u.iter()
+            .map(|t| t.as_ref().map(|t| t.pids.clone()))
+            .collect()
+    };
+    let mut s = procfs::ForestScanner::default();
+    let (u, way) = s.usage_how(&paths, &[10, 20, 99], Some(5)).unwrap();
+    assert_eq!(way, Children);
+    assert_eq!(pids(&u), vec![Some(vec![10, 11, 12]), Some(vec![20]), None]);
+    assert_eq!(u[0].as_ref().unwrap().ticks, 19);
+    // The listing finds the same trees.
+    let mut listing = procfs::ForestScanner::default();
+    let lu = listing.usage(&paths, &[10, 20, 99], None).unwrap();
+    assert_eq!(pids(&lu), pids(&u));
+    // Nothing forked: the members are read again, their times follow.
+    proc1(p, 11, 10, 50, &[12]);
+    let (u, way) = s.usage_how(&paths, &[10, 20, 99], Some(5)).unwrap();
+    assert_eq!(way, Unchanged);
+    assert_eq!(u[0].as_ref().unwrap().ticks, 64);
+    // A member that ended leaves its tree without a new walk.
+    std::fs::remove_dir_all(p.join("20")).unwrap();
+    let (u, way) = s.usage_how(&paths, &[10, 20, 99], Some(5)).unwrap();
+    assert_eq!(way, Unchanged);
+    assert_eq!(pids(&u), vec![Some(vec![10, 11, 12]), None, None]);
+    // 11 exits, 12 is re-parented to init: no fork, but the tree changed shape.
+    std::fs::remove_dir_all(p.join("11")).unwrap();
+    proc1(p, 12, 1, 4, &[]);
+    proc1(p, 1, 0, 1, &[10, 12, 30]);
+    proc1(p, 10, 1, 10, &[]);
+    let (u, way) = s.usage_how(&paths, &[10, 20, 99], Some(5)).unwrap();
+    assert_eq!(way, Children);
+    assert_eq!(pids(&u), vec![Some(vec![10]), None, None]);
+    // A fork: the new child is found.
+    proc1(p, 10, 1, 10, &[13]);
+    proc1(p, 13, 10, 2, &[]);
+    let (u, way) = s.usage_how(&paths, &[10, 20, 99], Some(6)).unwrap();
+    assert_eq!((pids(&u)[0].clone(), way), (Some(vec![10, 13]), Children));
+    // Without a fork counter, never "unchanged".
+    let (_, way) = s.usage_how(&paths, &[10, 20, 99], None).unwrap();
+    assert_eq!(way, Children);
+    // A multi-threaded member: its children are spread over its threads' files; listed.
+    let threaded = stat_line(13, "t", 10, [2, 0, 0, 0], 1);
+    write(p, "13/stat", &threaded);
+    let (u, way) = s.usage_how(&paths, &[10, 20, 99], Some(7)).unwrap();
+    assert_eq!((pids(&u)[0].clone(), way), (Some(vec![10, 13]), Listing));
+}
+
+#[test]
+fn forest_scans_list_proc_where_there_are_no_children_files() {
+    let (_d, paths) = fake();
+    let p = &paths.proc;
+    proc1(p, 10, 1, 10, &[11]);
+    proc1(p, 11, 10, 5, &[]);
+    std::fs::remove_file(p.join("10/task/10/children")).unwrap();
+    let mut s = procfs::ForestScanner::default();
+    let (u, way) = s.usage_how(&paths, &[10], Some(1)).unwrap();
+    assert_eq!(way, procfs::ScanWay::Listing);
+    assert_eq!(u[0].as_ref().unwrap().pids, vec![10, 11]);
+    // and it is remembered: no walk is tried again
+    let (_, way) = s.usage_how(&paths, &[10], Some(2)).unwrap();
+    assert_eq!(way, procfs::ScanWay::Listing);
+}
+
+#[test]
+fn forest_scans_of_real_processes_agree_with_the_listing() {
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "sleep 30 & sleep 30 & wait"])
+        .spawn()
+        .unwrap();
+    let root = child.id();
+    let paths = HostPaths::default();
+    // Wait (bounded) until both sleeps are there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut listing = procfs::ForestScanner::default();
+    loop {
+        let u = listing.usage(&paths, &[root], None).unwrap();
+        if u[0].as_ref().is_some_and(|t| t.pids.len() == 3) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell's children never showed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let forks = procfs::read_cpu_times_and_forks(&paths).unwrap().1;
+    assert!(forks.is_some(), "a real /proc/stat has a fork counter");
+    let mut s = procfs::ForestScanner::default();
+    let (u, way) = s.usage_how(&paths, &[root], forks).unwrap();
+    assert_eq!(way, procfs::ScanWay::Children);
+    let lu = procfs::ForestScanner::default()
+        .usage(&paths, &[root], None)
+        .unwrap();
+    assert_eq!(u[0].as_ref().unwrap().pids, lu[0].as_ref().unwrap().pids);
+    let _ = std::process::Command::new("pkill")
+        .args(["-P", &root.to_string()])
+        .status();
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -1,5 +1,6 @@
 //! The run's I/O, watched from a thread of its own: the job's process tree read every
-//! interval (`wattprint_core::io`), the host's network counters at attach and at the end.
+//! interval or checkpoint (`wattprint_core::io`), the host's network counters at attach and
+//! at the end.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -18,9 +19,9 @@ pub struct IoWatch {
 }
 
 impl IoWatch {
-    /// Start reading `root`'s tree every sampling `interval`, 1 s to 5 s.
-    pub fn start(paths: HostPaths, root: u32, interval: Duration) -> IoWatch {
-        let every = interval.clamp(Duration::from_secs(1), Duration::from_secs(5));
+    /// Start reading `root`'s tree `every` so often (the session's choice: each sampling
+    /// interval, 1 s to 5 s, or each checkpoint when nobody watches the run live).
+    pub fn start(paths: HostPaths, root: u32, every: Duration) -> IoWatch {
         let tracker = Arc::new(Mutex::new(IoTracker::default()));
         let net_start = read_net_dev(&paths);
         let (stop, rx) = mpsc::channel::<()>();

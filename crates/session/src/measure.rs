@@ -44,6 +44,8 @@ pub struct Share {
     /// CPUs the scheduler allocated to the run on this node (static CPU energy is split by
     /// them when every run has them).
     pub cpus: Option<u32>,
+    /// See [`JoinOptions::idle_follow`].
+    pub idle_follow: Option<Duration>,
 }
 
 /// Discovery options from the front end's values and the job's environment.
@@ -101,6 +103,7 @@ pub fn start_shared(
                 scope,
                 gpus: disc.visible_gpus.clone(),
                 gpu_shares: disc.gpu_shares.clone(),
+                idle_follow: share.idle_follow,
             },
             sensors,
         ) {

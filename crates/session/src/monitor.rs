@@ -169,7 +169,8 @@ fn run(
     let finished = |d: Duration| !matches!(done.recv_timeout(d), Err(RecvTimeoutError::Timeout));
     // The first look is at once: it sets the first wait (a tick, or sooner for a cap).
     let mut wait = Duration::ZERO;
-    while !finished(wait) {
+    loop {
+        let last_look = finished(wait);
         let now = Instant::now();
         let elapsed = now.duration_since(started).as_secs_f64();
         let snap = watch.get();
@@ -195,7 +196,10 @@ fn run(
             }
         }
         if let Some(pf) = &cfg.progress_file {
-            if now.duration_since(last_progress_read) >= cfg.tick.min(Duration::from_millis(500)) {
+            if last_look
+                || now.duration_since(last_progress_read)
+                    >= cfg.tick.min(Duration::from_millis(500))
+            {
                 last_progress_read = now;
                 match std::fs::read_to_string(pf) {
                     Ok(t) if prediction::has_progress(&t) => match prediction::parse_progress(&t) {
@@ -226,6 +230,14 @@ fn run(
         };
         let pred = basis
             .and_then(|b| prediction::predict(&energy_hist, &progress_hist, b, cfg.kg_per_kwh));
+        if last_look {
+            // The work is over: the prediction from everything seen (a quiet run looks only
+            // at each checkpoint), no limit is checked any more.
+            if let (Some(p), Ok(mut s)) = (pred, state.lock()) {
+                s.prediction = Some(p);
+            }
+            return;
+        }
         let spent = Spent {
             elapsed_s: elapsed,
             kwh,

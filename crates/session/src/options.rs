@@ -120,6 +120,12 @@ pub struct RunOptions {
     pub command: Vec<String>,
     /// How often the running record is saved (≤ 10 s so a crash loses at most that).
     pub checkpoint_every: Option<Duration>,
+    /// Someone reads the run's figures while it goes (a live line; an API such as Python's):
+    /// they are then refreshed every interval. Without it and without limits, the limit
+    /// watcher and the I/O reader look at the checkpoint cadence, and a run that shares the
+    /// host while another participant reads the host ledger takes its share at that cadence
+    /// too (its energy is the same; its series is coarser).
+    pub live: bool,
     /// The job this run is part of (`None`: derived from the launcher's environment, see
     /// [`wattprint_core::job`]).
     pub job: Option<String>,
@@ -150,6 +156,7 @@ impl Default for RunOptions {
             server: None,
             command: Vec::new(),
             checkpoint_every: None,
+            live: true,
             job: None,
             job_nodes: None,
             lineage: Default::default(),

@@ -87,6 +87,17 @@ pub struct Prepared {
     json: Option<PathBuf>,
 }
 
+/// The cadence of a run nobody watches live (no live line, no API reading it, no limits):
+/// its limit watcher, its I/O reader and, as a host-ledger follower, its look at the ledger
+/// wake at each checkpoint instead of every interval. `None`: every interval.
+fn quiet_cadence(
+    opts: &RunOptions,
+    limits: &Limits,
+    checkpoint_every: Duration,
+) -> Option<Duration> {
+    (!opts.live && limits.is_empty()).then_some(checkpoint_every)
+}
+
 /// How often the running record is saved: the option, else `WATTPRINT_CHECKPOINT_EVERY`,
 /// else every 10 s (at most 10 s, so a crash never loses more than that).
 fn checkpoint_every(opts: &RunOptions, env: &Env) -> Result<Duration> {
@@ -252,6 +263,7 @@ impl Prepared {
                     .env
                     .get("SLURM_CPUS_ON_NODE")
                     .and_then(|v| v.trim().parse().ok()),
+                idle_follow: quiet_cadence(&opts, &limits, checkpoint_every),
             }),
         );
         let mut shown: Vec<String> = Vec::new();
@@ -375,6 +387,7 @@ impl Prepared {
             Arc::clone(&sinks),
             checkpoint_every,
         );
+        let quiet = quiet_cadence(&opts, &limits, checkpoint_every);
         Session {
             ctx,
             opts,
@@ -391,6 +404,7 @@ impl Prepared {
             progress_file,
             shown,
             io: None,
+            quiet_cadence: quiet,
             _tracker_lock: tracker_lock,
         }
     }
@@ -539,6 +553,8 @@ pub struct Session {
     shown: Vec<String>,
     /// The job's I/O, once a job is attached.
     io: Option<crate::io_watch::IoWatch>,
+    /// See [`quiet_cadence`].
+    quiet_cadence: Option<Duration>,
     /// Released when the session ends (after the final save), however it ends.
     _tracker_lock: Option<wattprint_store::liveness::TrackerLock>,
 }
@@ -607,10 +623,17 @@ impl Session {
             l.set_root(pid);
         }
         if self.io.is_none() {
+            // Every interval (1 s to 5 s), or at the checkpoint cadence when nobody watches.
+            let every = match self.quiet_cadence {
+                Some(c) => c.max(Duration::from_secs(1)),
+                None => self
+                    .interval
+                    .clamp(Duration::from_secs(1), Duration::from_secs(5)),
+            };
             self.io = Some(crate::io_watch::IoWatch::start(
                 self.ctx.host.clone(),
                 pid,
-                self.interval,
+                every,
             ));
         }
         if self.monitor.is_some() {
@@ -620,9 +643,10 @@ impl Session {
         self.monitor = Some(Monitor::start(
             MonitorConfig {
                 limits: self.limits.clone(),
-                tick: self
-                    .interval
-                    .clamp(Duration::from_millis(10), Duration::from_secs(1)),
+                tick: self.quiet_cadence.unwrap_or_else(|| {
+                    self.interval
+                        .clamp(Duration::from_millis(10), Duration::from_secs(1))
+                }),
                 kg_per_kwh: c.pue * c.intensity_g_per_kwh / 1000.0,
                 progress_file: Some(self.progress_file.clone()),
                 expected_duration: self.opts.limits.expected_duration,

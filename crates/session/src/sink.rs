@@ -67,7 +67,7 @@ impl RunSink for StoreSink {
     }
     fn checkpoint(&mut self, rec: &RunRecord) -> Result<(), SinkError> {
         self.store
-            .save_run(rec)
+            .save_checkpoint(rec)
             .map_err(|e| SinkError(format!("{e:#}")))
     }
     fn finish(&mut self, rec: &mut RunRecord, snap: &Snapshot) -> Result<Vec<String>, SinkError> {

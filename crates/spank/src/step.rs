@@ -148,6 +148,8 @@ pub fn run_options(cfg: &PluginConfig, info: &StepInfo, job_name: Option<&str>) 
         interval: cfg.interval,
         server: cfg.server.clone(),
         job: info.job_key(),
+        // Nobody watches a step's figures live (limits, when set, keep the interval).
+        live: false,
         ..RunOptions::default()
     };
     o.carbon.location = cfg.location.clone();

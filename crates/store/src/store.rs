@@ -598,6 +598,50 @@ fn upsert_run(conn: &Connection, rec: &RunRecord, replace: bool) -> Result<usize
 }
 
 impl Store {
+    /// Save a running record over its previous save. While a run goes on, only what is not
+    /// indexed changes (energy, emissions, the record, its end so far); writing just those
+    /// columns spares rewriting the five indexes of `runs` at every checkpoint. A record whose
+    /// indexed columns changed (or a run not stored yet) is saved as by [`Store::save_run`].
+    pub fn save_checkpoint(&mut self, rec: &RunRecord) -> Result<()> {
+        let value = serde_json::to_value(rec)?;
+        let d = Denorm::from_value(&value);
+        let json = value.to_string();
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE runs SET ended_at = ?2, energy_kwh = ?3, emissions_kg = ?4, record = ?5,
+                   updated_at = ?6, duration_s = ?7, exit_code = ?8, tags = ?9, static_kwh = ?10,
+                   facility_kwh = ?11, scope = ?12, hostname = ?13, methods = ?14
+                 WHERE id = ?1 AND project IS ?15 AND status = ?16 AND started_at = ?17
+                   AND started_unix IS ?18 AND model IS ?19",
+            )?
+            .execute(params![
+                rec.id,
+                rec.ended_at,
+                rec.energy_kwh.total.0,
+                rec.emissions_kg.total,
+                json,
+                crate::clock::now_rfc3339(),
+                d.duration_s,
+                d.exit_code,
+                d.tags,
+                d.static_kwh,
+                d.facility_kwh,
+                d.scope,
+                d.hostname,
+                d.methods,
+                rec.project,
+                rec.status.as_str(),
+                rec.started_at,
+                d.started_unix,
+                d.model
+            ])?;
+        if n == 0 {
+            upsert_run(&self.conn, rec, true)?;
+        }
+        Ok(())
+    }
+
     /// Remove a run and its samples.
     pub fn delete_run(&mut self, id: &str) -> Result<()> {
         self.delete_runs(&[id.to_string()])?;

@@ -175,7 +175,7 @@ fn parse_u64(path: &Path, text: &str) -> Result<u64, SensorError> {
 }
 
 fn read_u64(path: &Path, family: &str) -> Result<u64, SensorError> {
-    let text = std::fs::read_to_string(path).map_err(|e| map_read_error(path, e, family))?;
+    let text = crate::kernel_file::read_small(path).map_err(|e| map_read_error(path, e, family))?;
     parse_u64(path, &text)
 }
 
