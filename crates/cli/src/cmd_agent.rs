@@ -45,6 +45,10 @@ pub struct Args {
     /// Path of libnvidia-ml.so (default: $WATTPRINT_NVML_LIBRARY, else the system's).
     #[arg(long, value_name = "PATH")]
     pub nvml_library: Option<PathBuf>,
+    /// Path of libamd_smi.so (default: $WATTPRINT_AMDSMI_LIBRARY, else the system's where the
+    /// amdgpu driver is loaded).
+    #[arg(long, value_name = "PATH")]
+    pub amdsmi_library: Option<PathBuf>,
     /// Do not attribute energy to runs and processes (no scan of /proc).
     #[arg(long)]
     pub no_attribution: bool,
@@ -142,7 +146,8 @@ pub fn run(a: Args) -> Result<i32> {
             crate::env(),
             a.cpu_tdp,
             a.nvml_library.clone(),
-        ),
+        )
+        .with_amdsmi_library(a.amdsmi_library.clone()),
         Scope::Machine,
         interval,
         wattprint_core::host_ledger::runtime_dir(crate::env()).map(|runtime_dir| {

@@ -408,6 +408,11 @@ fn start_agent(
     extra: &[&str],
     tok: Option<&str>,
 ) -> (Agent, String, std::sync::mpsc::Receiver<String>) {
+    spawn_agent(agent_cmd(h, home, extra, tok))
+}
+
+/// The `wattprint agent` command [`start_agent`] spawns (a test may add to its environment).
+fn agent_cmd(h: &FakeHost, home: &Path, extra: &[&str], tok: Option<&str>) -> Command {
     let mut c = h.cmd();
     c.env("WATTPRINT_HOME", home)
         .env_remove("WATTPRINT_SERVER")
@@ -429,6 +434,11 @@ fn start_agent(
         Some(t) => c.env("WATTPRINT_TOKEN", t),
         None => c.env_remove("WATTPRINT_TOKEN"),
     };
+    c
+}
+
+/// Spawn an agent command; returns it, its metrics URL and its stdout lines after the first.
+fn spawn_agent(mut c: Command) -> (Agent, String, std::sync::mpsc::Receiver<String>) {
     let mut child = c.spawn().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().unwrap();
@@ -984,4 +994,97 @@ fn the_agent_reports_unattributed_energy_beside_the_devices_sqlite() {
     let total_j = nodes["total"]["joules"].as_f64().unwrap();
     assert!(close_j(total_j, node_j), "{total_j} vs {node_j}");
     server.stop();
+}
+
+#[test]
+fn the_agent_reads_amd_gpus_through_its_amdsmi_library_flag() {
+    // The C fake of amdsmi (crates/core/tests/fake_amd), loaded through `--amdsmi-library` as
+    // `run` and `doctor` load it: the agent lists the GPU and counts its energy counter's moves.
+    let h = FakeHost::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fake_amd/fake_amdsmi.c");
+    let lib = h.dir.path().join("libamd_smi.so");
+    let o = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .output()
+        .expect("a C compiler (cc) is needed to build the fake amdsmi");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let state = h.dir.path().join("amd-state");
+    let base = "count=1\nname0=AMD Instinct MI250X\n";
+    std::fs::write(&state, format!("{base}energy0=1000000\n")).unwrap();
+    let lib_s = lib.to_str().unwrap();
+    let mut c = agent_cmd(
+        &h,
+        &h.dir.path().join("agent-home"),
+        &["--interval", "100ms", "--amdsmi-library", lib_s],
+        None,
+    );
+    c.env("FAKE_AMDSMI_STATE", &state);
+    let (agent, metrics, rx) = spawn_agent(c);
+    let gpu = |v: &Value| -> Option<Value> {
+        v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "gpu:0")
+            .cloned()
+    };
+    // The devices show once the meter has taken its first sample.
+    let t = Instant::now();
+    let g = loop {
+        if let Some(g) = gpu(&status(&metrics)) {
+            break g;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the agent never listed the fake's GPU: {}",
+            status(&metrics)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(g["name"], "AMD Instinct MI250X");
+    assert_eq!(g["method"], "amdsmi-energy");
+    // Move the counter once the sampler has its baseline (the sensor's two opening reads, then
+    // the sampler's first): 300,000 units of 15.259 µJ.
+    let reads = state.with_extension("reads");
+    let t = Instant::now();
+    while std::fs::read_to_string(&reads)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the agent never read the GPU"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tmp = h.dir.path().join("amd-state.tmp");
+    std::fs::write(&tmp, format!("{base}energy0=1300000\n")).unwrap();
+    std::fs::rename(&tmp, &state).unwrap();
+    let want = 300_000.0 * f64::from(15.259f32) * 1e-6;
+    let t = Instant::now();
+    loop {
+        let j = gpu(&status(&metrics)).unwrap()["joules"].as_f64().unwrap();
+        if j > 0.0 {
+            assert!((j - want).abs() < 1e-3, "{j} J, want {want} J");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the GPU's energy never counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fin = stop_agent(agent, &rx);
+    let g = fin["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device_id"] == "gpu:0")
+        .cloned()
+        .unwrap();
+    assert!((g["joules"].as_f64().unwrap() - want).abs() < 1e-3, "{fin}");
 }

@@ -392,6 +392,66 @@ fn amdsmi_counter_wrap_fallback_dual_die_and_refusals() {
 }
 
 #[test]
+fn amdsmi_processes_and_their_use_of_each_gpu() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = fake(dir.path(), "fake_amdsmi.c", "libamd_smi.so");
+    let mut st = State::new(dir.path().join("state"));
+    std::env::set_var("FAKE_AMDSMI_STATE", &st.path);
+    // One MI250X (the second die reports 0: one device); processes on both dies, pid 100 on both.
+    st.set("count", 2);
+    st.set("name0", "AMD Instinct MI250X");
+    st.set("name1", "AMD Instinct MI250X");
+    st.set("energy0", 1_000_000);
+    st.set("energy1", 0);
+    st.set("cur1", 0);
+    st.set("procs0", "100:1000,200:0");
+    st.set("procs1", "100:0,300:5000");
+    let mut s = AmdSmiSensor::open(Some(&lib), 0).unwrap();
+    assert_eq!(s.dies(), &[vec![0, 1]]);
+    assert_eq!(s.device_pids(), Some(vec![vec![100, 200, 300]]));
+    // The first list only starts the count.
+    assert_eq!(s.device_process_util(), Some(vec![vec![]]));
+    // GFX time grows by 3 ms for pid 100 (its two dies together), 1 ms for 200 and 300: whatever
+    // the wall time between the calls, 100 used the card 3 times as much as each other.
+    st.set("procs0", "100:3001000,200:1000000");
+    st.set("procs1", "100:0,300:1005000");
+    let u = s.device_process_util().unwrap();
+    assert_eq!(u.len(), 1);
+    let pids: Vec<u32> = u[0].iter().map(|(p, _)| *p).collect();
+    assert_eq!(pids, vec![100, 200, 300], "{u:?}");
+    let (a, b, c) = (u[0][0].1, u[0][1].1, u[0][2].1);
+    assert!(b > 0.0 && close(a, 3.0 * b) && close(b, c), "{u:?}");
+    assert!(s.take_warnings().is_empty());
+    // The list fails on the first die: no process is attributed, said once.
+    st.set("pls0", 7);
+    assert_eq!(s.device_pids(), Some(vec![vec![]]));
+    assert_eq!(s.device_process_util(), Some(vec![vec![]]));
+    let w = s.take_warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("gpu:0 (AMD Instinct MI250X)")
+            && w[0].contains("AMDSMI_STATUS_API_FAILED")
+            && w[0].contains("not attributed"),
+        "{w:?}"
+    );
+    // Back: the count starts again from the next list.
+    st.set("pls0", 0);
+    assert_eq!(s.device_process_util(), Some(vec![vec![]]));
+    drop(s);
+    // Another library version: its amdsmi_proc_info_t layout is not read, said once.
+    st.set("year", 23);
+    let mut s = AmdSmiSensor::open(Some(&lib), 0).unwrap();
+    assert_eq!(s.device_pids(), None);
+    assert_eq!(s.device_process_util(), None);
+    let w = s.take_warnings();
+    let about: Vec<_> = w.iter().filter(|w| w.contains("processes")).collect();
+    assert_eq!(about.len(), 1, "{w:?}");
+    assert!(about[0].contains("amdsmi 23.7.0.0"), "{about:?}");
+    std::env::remove_var("FAKE_AMDSMI_STATE");
+}
+
+#[test]
 fn rocm_smi_fake_counts_before_asking_and_merges_the_zero_die() {
     let _g = lock();
     let dir = tempfile::tempdir().unwrap();

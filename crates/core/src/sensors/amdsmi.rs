@@ -26,9 +26,14 @@
 //! (its dies in [`AmdSmiSensor::dies`], its note says so), read from the first die; a job given
 //! either die holds the device.
 //!
+//! **Processes**: [`Sensor::device_pids`] and [`Sensor::device_process_util`] come from
+//! `amdsmi_get_gpu_process_list` ([`super::amdsmi_process`]), for the host ledger's split of a
+//! card among the runs using it (both dies of a dual-die part counted together).
+//!
 //! Methodology notes: `docs/sensors-amd.md`.
 
 use crate::sensor::{Device, DeviceKind, Method, Reading, Sensor, SensorError};
+use crate::sensors::amdsmi_process::{self, ProcInfoV24, ProcSample, ProcessUse};
 use crate::sensors::gpu_track::{plausible_watts, Track};
 use crate::sensors::vendor_library::{c_string, candidates, VendorLibrary};
 use std::ffi::c_void;
@@ -52,6 +57,7 @@ const MAX_HANDLES: u32 = 256;
 
 const SUCCESS: u32 = 0;
 const NOT_SUPPORTED: u32 = 2;
+const OUT_OF_RESOURCES: u32 = 15;
 
 /// amdsmi's status code as its name and what it means for us.
 pub fn status_text(code: u32) -> String {
@@ -132,6 +138,7 @@ struct Api {
     power_info: Option<unsafe extern "C" fn(Handle, *mut PowerInfoV24) -> u32>,
     asic_info: Option<unsafe extern "C" fn(Handle, *mut u8) -> u32>,
     device_uuid: Option<unsafe extern "C" fn(Handle, *mut u32, *mut std::ffi::c_char) -> u32>,
+    process_list: Option<unsafe extern "C" fn(Handle, *mut u32, *mut ProcInfoV24) -> u32>,
 }
 
 // SAFETY: the handles are opaque pointers amdsmi hands out for the process; amdsmi's calls are
@@ -163,6 +170,7 @@ impl Api {
                 power_info: lib.function("amdsmi_get_power_info").ok(),
                 asic_info: lib.function("amdsmi_get_gpu_asic_info").ok(),
                 device_uuid: lib.function("amdsmi_get_gpu_device_uuid").ok(),
+                process_list: lib.function("amdsmi_get_gpu_process_list").ok(),
                 lib,
             })
         }
@@ -259,6 +267,30 @@ impl Api {
             return Err(format!("amdsmi_get_power_info: {}", status_text(st)));
         }
         Ok((power, cap))
+    }
+
+    /// The processes on a processor, `(pid, GFX busy ns)`, at most
+    /// [`amdsmi_process::MAX_PROCESSES`]; `true` when there were more. Only for library
+    /// versions 24.x (the caller checks).
+    fn processes(&self, h: Handle) -> Result<(Vec<ProcSample>, bool), String> {
+        let f = self
+            .process_list
+            .ok_or_else(|| "amdsmi_get_gpu_process_list missing".to_string())?;
+        let cap = amdsmi_process::MAX_PROCESSES;
+        // Room for more entries than asked, should a library write past the count it was given.
+        let mut list = vec![ProcInfoV24::zeroed(); cap + 16];
+        let mut n = cap as u32;
+        // SAFETY: h is a processor handle; list holds at least n amdsmi_proc_info_t (24.x).
+        let st = unsafe { f(h, &mut n, list.as_mut_ptr()) };
+        let more = st == OUT_OF_RESOURCES;
+        if st != SUCCESS && !more {
+            return Err(format!("amdsmi_get_gpu_process_list: {}", status_text(st)));
+        }
+        let got = (n as usize).min(cap);
+        Ok((
+            list[..got].iter().map(|p| (p.pid, p.gfx_ns)).collect(),
+            more || n as usize > cap,
+        ))
     }
 
     fn name(&self, h: Handle) -> Option<String> {
@@ -382,8 +414,13 @@ fn check_layout(version: Option<(u32, u32, u32, u32)>, shown: &str) -> Result<()
 
 struct Gpu {
     handle: Handle,
+    /// Every die's handle (the first is `handle`), for the process list.
+    die_handles: Vec<Handle>,
     track: Track,
     max_power_w: f64,
+    uses: ProcessUse,
+    /// A process-list failure was reported once for this GPU.
+    procs_warned: bool,
 }
 
 /// Energy of every AMD GPU amdsmi enumerates, as cumulative joules since [`AmdSmiSensor::open`].
@@ -396,6 +433,12 @@ pub struct AmdSmiSensor {
     /// For each device, the amdsmi indices of its dies (one, or two for a dual-die part).
     dies: Vec<Vec<u32>>,
     warnings: Vec<String>,
+    /// Whether the process list's layout may be read (library 24.x), else why not.
+    layout: Result<(), String>,
+    /// Reported once: the process list cannot be read with this library.
+    layout_warned: bool,
+    /// Clock of the process samples.
+    epoch: Instant,
 }
 
 impl std::fmt::Debug for AmdSmiSensor {
@@ -434,6 +477,9 @@ impl AmdSmiSensor {
             notes: Vec::new(),
             dies: Vec::new(),
             warnings: Vec::new(),
+            layout: Ok(()),
+            layout_warned: false,
+            epoch: Instant::now(),
         };
         // From here `sensor` shuts amdsmi down when dropped, on every error path too.
         let handles = sensor.api.processors().map_err(|e| {
@@ -461,6 +507,7 @@ impl AmdSmiSensor {
                 if zero_die && *prev_counts && *prev_name == name && sensor.dies[*dev_ix].len() == 1
                 {
                     sensor.dies[*dev_ix].push(i32_);
+                    sensor.gpus[*dev_ix].die_handles.push(h);
                     sensor.notes[*dev_ix].push_str(&format!(
                         "; second die amdsmi #{i} reports 0: one device, read from the first die"
                     ));
@@ -502,10 +549,14 @@ impl AmdSmiSensor {
             sensor.dies.push(vec![i32_]);
             sensor.gpus.push(Gpu {
                 handle: h,
+                die_handles: vec![h],
                 track,
                 max_power_w: p.max_power_w,
+                uses: ProcessUse::default(),
+                procs_warned: false,
             });
         }
+        sensor.layout = layout;
         sensor.read_all(Instant::now());
         Ok(sensor)
     }
@@ -559,6 +610,59 @@ impl AmdSmiSensor {
     }
 }
 
+impl AmdSmiSensor {
+    /// The processes on each device (all its dies), `None` for a device whose list cannot be
+    /// read (reported once per device), or `None` overall when this library's layout is not
+    /// read (reported once).
+    fn process_samples(&mut self) -> Option<Vec<Option<Vec<ProcSample>>>> {
+        if let Err(why) = &self.layout {
+            if !self.layout_warned {
+                self.layout_warned = true;
+                self.warnings.push(format!(
+                    "amdsmi: the processes on the AMD GPUs are not read ({why}): the runs \
+                     sharing a GPU share its dynamic energy evenly"
+                ));
+            }
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.gpus.len());
+        for (g, dev) in self.gpus.iter_mut().zip(&self.devices) {
+            let mut all = Vec::new();
+            let mut err = None;
+            let mut more = false;
+            for h in &g.die_handles {
+                match self.api.processes(*h) {
+                    Ok((v, m)) => {
+                        all.extend(v);
+                        more |= m;
+                    }
+                    Err(e) => err = Some(e),
+                }
+            }
+            if (err.is_some() || more) && !g.procs_warned {
+                g.procs_warned = true;
+                self.warnings.push(match &err {
+                    Some(e) => format!(
+                        "{} ({}): amdsmi could not list the processes on this GPU ({e}); they \
+                         are not attributed to it",
+                        dev.id, dev.name
+                    ),
+                    None => format!(
+                        "{} ({}): more than {} processes on this GPU; only the first {} listed \
+                         are attributed to it",
+                        dev.id,
+                        dev.name,
+                        amdsmi_process::MAX_PROCESSES,
+                        amdsmi_process::MAX_PROCESSES
+                    ),
+                });
+            }
+            out.push(if err.is_some() { None } else { Some(all) });
+        }
+        Some(out)
+    }
+}
+
 impl Drop for AmdSmiSensor {
     fn drop(&mut self) {
         // SAFETY: amdsmi was initialised in open.
@@ -580,5 +684,38 @@ impl Sensor for AmdSmiSensor {
     }
     fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
+    }
+
+    /// PIDs with a context on each GPU (both dies of a dual-die part), sorted; a GPU whose
+    /// list cannot be read gets an empty list (reported once).
+    fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
+        let samples = self.process_samples()?;
+        Some(
+            samples
+                .into_iter()
+                .map(|s| s.map(|v| amdsmi_process::pids(&v)).unwrap_or_default())
+                .collect(),
+        )
+    }
+
+    /// Each process's use (%) of each GPU since the previous call, from the growth of its GFX
+    /// engine time ([`super::amdsmi_process`]); `(pid, %)` sorted by pid. A GPU whose list
+    /// cannot be read gets an empty list and starts again from its next list.
+    fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
+        let samples = self.process_samples()?;
+        let at = self.epoch.elapsed().as_nanos();
+        Some(
+            samples
+                .into_iter()
+                .zip(self.gpus.iter_mut())
+                .map(|(s, g)| match s {
+                    Some(v) => g.uses.update(&v, at),
+                    None => {
+                        g.uses = ProcessUse::default();
+                        Vec::new()
+                    }
+                })
+                .collect(),
+        )
     }
 }

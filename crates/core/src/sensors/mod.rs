@@ -2,6 +2,7 @@
 
 pub mod amd_visible;
 pub mod amdsmi;
+pub mod amdsmi_process;
 pub mod cpu_model;
 pub mod gpu_track;
 pub mod level_zero;

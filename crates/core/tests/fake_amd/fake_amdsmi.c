@@ -7,7 +7,9 @@
  * State (file named by FAKE_AMDSMI_STATE, see fake_state.h): count, init_status, year (library
  * version year, default 24), and per GPU i: energy<i> (accumulator), res<i> (µJ per unit,
  * default 15.259), ens<i> (status of amdsmi_get_energy_count, e.g. 2 = NOT_SUPPORTED),
- * cur<i>/avg<i> (socket power, W; 65535 = not available), cap<i> (power cap, W), name<i>.
+ * cur<i>/avg<i> (socket power, W; 65535 = not available), cap<i> (power cap, W), name<i>,
+ * procs<i> (the processes on it, `pid:gfx_ns,...`, as amdsmi_get_gpu_process_list gives them),
+ * pls<i> (status of amdsmi_get_gpu_process_list).
  *
  * Build: cc -shared -fPIC -o libamd_smi.so fake_amdsmi.c
  */
@@ -50,6 +52,26 @@ typedef struct {
     uint64_t target_graphics_version;
     uint32_t reserved[15];
 } amdsmi_asic_info_t;
+
+typedef uint32_t amdsmi_process_handle_t;
+typedef struct {
+    char name[32];
+    amdsmi_process_handle_t pid;
+    uint64_t mem;
+    struct engine_usage_ {
+        uint64_t gfx;
+        uint64_t enc;
+        uint32_t reserved[12];
+    } engine_usage;
+    struct memory_usage_ {
+        uint64_t gtt_mem;
+        uint64_t cpu_mem;
+        uint64_t vram_mem;
+        uint32_t reserved[10];
+    } memory_usage;
+    char container_name[32];
+    uint32_t reserved[4];
+} amdsmi_proc_info_t;
 
 static int initialised = 0;
 /* Handles are addresses inside these arrays: socket i holds processor i. */
@@ -171,4 +193,27 @@ amdsmi_status_t amdsmi_get_gpu_device_uuid(amdsmi_processor_handle h, unsigned i
     memcpy(uuid, st.gpu[i].uuid, n + 1);
     *len = (unsigned int)n;
     return AMDSMI_STATUS_SUCCESS;
+}
+
+/* As amdsmi 24.x: *max_processes in = room in list, out = processes running; fewer rooms than
+ * processes fill the list and return OUT_OF_RESOURCES (15). */
+amdsmi_status_t amdsmi_get_gpu_process_list(amdsmi_processor_handle h, uint32_t *max_processes,
+                                            amdsmi_proc_info_t *list) {
+    if (!initialised) return AMDSMI_STATUS_NOT_INIT;
+    int i = proc_index(h);
+    if (i < 0 || !max_processes) return AMDSMI_STATUS_INVAL;
+    if (st.gpu[i].procs_status) return st.gpu[i].procs_status;
+    uint32_t n = st.gpu[i].nprocs;
+    uint32_t room = *max_processes;
+    if (room && !list) return AMDSMI_STATUS_INVAL;
+    for (uint32_t k = 0; k < n && k < room; k++) {
+        memset(&list[k], 0, sizeof list[k]);
+        snprintf(list[k].name, sizeof list[k].name, "python");
+        list[k].pid = st.gpu[i].pid[k];
+        list[k].mem = 1u << 20;
+        list[k].engine_usage.gfx = st.gpu[i].gfx_ns[k];
+        list[k].memory_usage.vram_mem = 1u << 20;
+    }
+    *max_processes = n;
+    return room && room < n ? 15 : AMDSMI_STATUS_SUCCESS;
 }

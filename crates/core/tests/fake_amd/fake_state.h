@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define FAKE_MAX_GPUS 4
+#define FAKE_MAX_PROCS 8
 struct fake_gpu {
     unsigned long long energy; /* accumulator, in resolution units */
     float resolution;          /* µJ per unit */
@@ -14,6 +15,11 @@ struct fake_gpu {
     unsigned int cur_w, avg_w, cap_w;
     char name[64];
     char uuid[64];
+    /* processes (amdsmi): pid and GFX engine busy time (ns); status of the list call */
+    unsigned int nprocs;
+    unsigned int pid[FAKE_MAX_PROCS];
+    unsigned long long gfx_ns[FAKE_MAX_PROCS];
+    unsigned int procs_status;
 };
 struct fake_state {
     unsigned int count;
@@ -67,6 +73,25 @@ static inline void fake_read_state(const char *var, struct fake_state *s) {
             else if (!strcmp(key, "avg")) g->avg_w = (unsigned int)strtoul(v, NULL, 10);
             else if (!strcmp(key, "cap")) g->cap_w = (unsigned int)strtoul(v, NULL, 10);
             else if (!strcmp(key, "name")) snprintf(g->name, sizeof g->name, "%s", v);
+            else if (!strcmp(key, "pls")) g->procs_status = (unsigned int)strtoul(v, NULL, 10);
+            else if (!strcmp(key, "procs")) {
+                /* procs<i>=pid:gfx_ns,pid:gfx_ns,... */
+                const char *c = v;
+                g->nprocs = 0;
+                while (*c && g->nprocs < FAKE_MAX_PROCS) {
+                    char *end;
+                    unsigned long pid = strtoul(c, &end, 10);
+                    if (end == c || *end != ':') break;
+                    c = end + 1;
+                    unsigned long long ns = strtoull(c, &end, 10);
+                    if (end == c) break;
+                    g->pid[g->nprocs] = (unsigned int)pid;
+                    g->gfx_ns[g->nprocs] = ns;
+                    g->nprocs++;
+                    c = end;
+                    if (*c == ',') c++;
+                }
+            }
         }
     }
     fclose(f);
