@@ -8,7 +8,12 @@ and shutdown cost is excluded), with the ledger and with it switched off.
     python3 scripts/bench-ledger.py [--runs 8] [--short 2] [--long 12] [--repeat 3] [--bin PATH]
 
 Each run's own CPU time comes from its record (`tracker.cpu_s`: RUSAGE_SELF of the tracker,
-the job excluded). Runs use a throwaway WATTPRINT_HOME and WATTPRINT_RUNTIME_DIR.
+the job excluded). Runs use a throwaway WATTPRINT_HOME and WATTPRINT_RUNTIME_DIR (the latter
+on /dev/shm, a tmpfs like the default runtime directory). The runs are quiet (no terminal,
+no limits), as batch jobs are.
+
+`--threads` also prints where the time goes: each tracker thread's CPU time (schedstat) over
+a steady window of one batch of long runs.
 """
 import argparse
 import json
@@ -19,14 +24,16 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def batch(binary, runs, seconds, ledger, interval):
     """Start `runs` trackers at once around `sleep seconds`; their summed tracker CPU s."""
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory(dir=SHM) as r:
         env = dict(os.environ)
         env["WATTPRINT_HOME"] = os.path.join(d, "home")
-        env["WATTPRINT_RUNTIME_DIR"] = os.path.join(d, "run")
+        # On tmpfs, as the default runtime directory (/dev/shm/wattprint) is.
+        env["WATTPRINT_RUNTIME_DIR"] = os.path.join(r, "run")
         env["WATTPRINT_HOST_LEDGER"] = "on" if ledger else "off"
         for k in ("WATTPRINT_SERVER", "WATTPRINT_TOKEN"):
             env.pop(k, None)
@@ -51,6 +58,67 @@ def batch(binary, runs, seconds, ledger, interval):
         return total, shared
 
 
+def threads(binary, runs, interval, seconds=40, warmup=6, window=30):
+    """Per-thread CPU time of `runs` trackers over a steady window (schedstat, ns)."""
+    import collections
+    import time
+
+    with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory(dir=SHM) as r:
+        env = dict(os.environ)
+        env["WATTPRINT_HOME"] = os.path.join(d, "home")
+        env["WATTPRINT_RUNTIME_DIR"] = os.path.join(r, "run")
+        env.pop("WATTPRINT_SERVER", None)
+        procs = []
+        for i in range(runs):
+            cmd = [binary, "run", "--quiet", "--no-embodied"]
+            if interval:
+                cmd += ["--interval", interval]
+            cmd += ["--", "sleep", str(seconds)]
+            procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL))
+
+        def snap():
+            out = {}
+            for i, p in enumerate(procs):
+                try:
+                    tids = os.listdir(f"/proc/{p.pid}/task")
+                except OSError:
+                    continue
+                for tid in tids:
+                    try:
+                        with open(f"/proc/{p.pid}/task/{tid}/comm") as f:
+                            name = f.read().strip()
+                        with open(f"/proc/{p.pid}/task/{tid}/schedstat") as f:
+                            fields = f.read().split()
+                    except OSError:
+                        continue
+                    out[(i, tid)] = (name, int(fields[0]), int(fields[2]))
+            return out
+
+        time.sleep(warmup)
+        a, t0 = snap(), time.time()
+        time.sleep(window)
+        b, t1 = snap(), time.time()
+        for p in procs:
+            p.wait()
+    dt = t1 - t0
+    per = collections.defaultdict(lambda: [0.0, 0.0])
+    per_run = collections.defaultdict(float)
+    for k, (name, ns, wakes) in b.items():
+        if k in a:
+            per[name][0] += (ns - a[k][1]) / 1e6 / dt
+            per[name][1] += (wakes - a[k][2]) / dt
+            per_run[k[0]] += (ns - a[k][1]) / 1e6 / dt
+    print(f"\nWhere the time goes ({runs} runs, {window} s window, schedstat):")
+    print("| thread | CPU per second of job, all runs | wake-ups per second, all runs |")
+    print("|---|---:|---:|")
+    for name, (ms, w) in sorted(per.items(), key=lambda x: -x[1][0]):
+        if ms > 0 or w > 0:
+            print(f"| {name} | {ms:.3f} ms | {w:.1f} |")
+    total = sum(per_run.values())
+    print(f"| all | {total:.3f} ms | |")
+    print("per run (ms/s): " + ", ".join(f"{per_run[i]:.3f}" for i in range(runs)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=8)
@@ -59,6 +127,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--interval", default=None, help="e.g. 100ms (default: the default, 1 s)")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "wattprint"))
+    ap.add_argument("--threads", action="store_true", help="also: CPU per tracker thread")
     a = ap.parse_args()
     if not os.path.exists(a.bin):
         sys.exit(f"{a.bin} not found: cargo build --release -p wattprint (or pass --bin)")
@@ -79,6 +148,8 @@ def main():
             f"| {'on' if ledger else 'off'} | {med * 1e3:.2f} ms (range {lo * 1e3:.2f}–{hi * 1e3:.2f}) "
             f"| {med * 1e3 / a.runs:.3f} ms | {seen} of {a.runs} |"
         )
+    if a.threads:
+        threads(a.bin, a.runs, a.interval)
 
 
 if __name__ == "__main__":

@@ -1354,7 +1354,7 @@ impl Link {
             if i_read || !reader_alive || agent_takes_over {
                 // Only the reader looks at every participant.
                 let (live, dead) = participants(&listing, &mut self.known);
-                self.publish(&mut state, &live, &dead, own);
+                procfs::one_look(|| self.publish(&mut state, &live, &dead, own));
             } else {
                 self.reading = false;
                 self.prev_own = None;

@@ -2,10 +2,15 @@
 //! network bytes (`<proc>/net/dev`, labelled host-level: not attributable to the run), with
 //! the energy of the network transfer from Cloud Carbon Footprint's coefficient.
 //!
-//! `/proc/<pid>/io` has no cumulative figure for children already reaped, so the tree is read
-//! periodically (the session: every sampling interval, 1 s to 5 s) and each process's last
-//! figures are kept: a process that lives
-//! shorter than an interval between two reads may be missed (the figures are a lower bound).
+//! `/proc/<pid>/io` counts the process's own I/O (all its threads, live and ended) and, once it
+//! has reaped a child, the child's (the kernel adds a reaped child's counters, its own reaped
+//! descendants' included, to its parent's). So the tree's I/O is the sum over its live
+//! processes; a process that left the tree is added apart only when no counter read later
+//! holds its I/O: it left alive (re-parented to init or a subreaper, which will reap it outside
+//! the tree), or it ended with no ancestor left in the tree (the root, reaped by wattprint):
+//! what it had done by the last read is kept. The tree is read periodically (the session: every sampling interval, 1 s to
+//! 5 s, or every checkpoint for a quiet run) and once more when the job has exited; a process
+//! re-parented and ended between two reads is missed (the figures are a lower bound).
 //! Every path is rooted at [`HostPaths::proc`] (`WATTPRINT_PROCFS_ROOT`). Sources:
 //! docs/pipeline.md.
 
@@ -109,7 +114,13 @@ pub fn read_net_dev(paths: &HostPaths) -> Option<(u64, u64)> {
 #[derive(Debug, Default)]
 pub struct IoTracker {
     scanner: TreeScanner,
-    live: HashMap<u32, PidIo>,
+    /// The tree's processes at the last read: their start time (their identity with the pid),
+    /// their parent and their counters, kept at their highest.
+    live: HashMap<u32, Tracked>,
+    /// Processes that left the tree alive, as last read (back in the tree if they reappear).
+    left: HashMap<u32, Tracked>,
+    /// What processes that left the tree alive had done, once there are too many to keep
+    /// apart.
     retired: PidIo,
     seen: u64,
     unreadable: u64,
@@ -128,18 +139,31 @@ impl IoTracker {
                 Err(_) => vec![root],
             },
         };
-        let mut now: HashMap<u32, PidIo> = HashMap::with_capacity(pids.len());
+        let mut now: HashMap<u32, Tracked> = HashMap::with_capacity(pids.len());
         for pid in pids.into_iter().take(MAX_TRACKED_PIDS) {
             match crate::kernel_file::read_small(&paths.proc_file(format!("{pid}/io")))
                 .ok()
                 .and_then(|t| parse_pid_io(&t))
             {
                 Some(io) => {
-                    let mut v = self.live.remove(&pid).unwrap_or_else(|| {
-                        self.seen += 1;
-                        PidIo::default()
-                    });
-                    v.max(&io);
+                    let who = || identity(paths, pid);
+                    let mut v = match self.live.remove(&pid) {
+                        Some(v) => v,
+                        None => match self.left.remove(&pid) {
+                            // Missed by one read, or back: the same process, not a new one.
+                            Some(v) if who().map(|w| w.0) == Some(v.start) => v,
+                            _ => {
+                                self.seen += 1;
+                                let (start, ppid) = who().unwrap_or((0, 0));
+                                Tracked {
+                                    start,
+                                    ppid,
+                                    io: PidIo::default(),
+                                }
+                            }
+                        },
+                    };
+                    v.io.max(&io);
                     now.insert(pid, v);
                 }
                 None => {
@@ -149,21 +173,70 @@ impl IoTracker {
                 }
             }
         }
-        // Processes gone from the tree keep their last figures, summed.
-        for (_, v) in self.live.drain() {
-            self.retired.add(&v);
+        // Gone from the tree since the last read:
+        // - alive outside it (re-parented, to be reaped outside): what it did is kept;
+        // - ended, with an ancestor read now: the ancestor reaped it (or its reaper was
+        //   reaped into it) and its counters hold its I/O: nothing to add;
+        // - ended with no ancestor left (the root, or a subtree that ended in the same
+        //   interval): its last figures are kept, since no counter read later holds them.
+        let gone: Vec<u32> = self.live.keys().copied().collect();
+        for pid in gone {
+            let Some(t) = self.live.get(&pid).copied() else {
+                continue;
+            };
+            let alive = t.start != 0 && identity(paths, pid).map(|w| w.0) == Some(t.start);
+            if alive {
+                if self.left.len() >= MAX_TRACKED_PIDS {
+                    for (_, w) in self.left.drain() {
+                        self.retired.add(&w.io);
+                    }
+                }
+                self.left.insert(pid, t);
+            } else if !self.ancestor_read_now(t.ppid, &now) {
+                self.retired.add(&t.io);
+            }
         }
         self.live = now;
+    }
+
+    /// Whether `ppid` or one of its ancestors as last seen is among the processes read now.
+    fn ancestor_read_now(&self, mut ppid: u32, now: &HashMap<u32, Tracked>) -> bool {
+        for _ in 0..MAX_TRACKED_PIDS {
+            if now.contains_key(&ppid) {
+                return true;
+            }
+            match self.live.get(&ppid) {
+                Some(t) if t.ppid != ppid => ppid = t.ppid,
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// The tree's totals so far, the processes counted and those whose io was unreadable.
     pub fn totals(&self) -> (PidIo, u64, u64) {
         let mut t = self.retired;
-        for v in self.live.values() {
-            t.add(v);
+        for v in self.live.values().chain(self.left.values()) {
+            t.add(&v.io);
         }
         (t, self.seen, self.unreadable)
     }
+}
+
+/// When `pid` started (clock ticks after boot: with the pid, its identity) and its parent, if
+/// it is alive.
+fn identity(paths: &HostPaths, pid: u32) -> Option<(u64, u32)> {
+    crate::procfs::read_pid_stat(paths, pid)
+        .ok()
+        .map(|s| (s.start_ticks, s.ppid))
+}
+
+/// A process of the tree as last read.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    start: u64,
+    ppid: u32,
+    io: PidIo,
 }
 
 /// `root` and its descendants from `<proc>/<pid>/task/<tid>/children` (Linux 3.5+, with
@@ -312,9 +385,10 @@ pub fn io_record(
         wchar: io.wchar,
         processes,
         unreadable,
-        source: "/proc/<pid>/io of the job's process tree, read every sampling interval (1 to 5 \
-                 s) and at the job's exit: processes living between two reads may be missed (a \
-                 lower bound)"
+        source: "/proc/<pid>/io of the job's process tree (a reaped child's I/O is its \
+                 parent's), read every sampling interval (1 to 5 s) or checkpoint (a quiet run) \
+                 and at the job's exit: a process re-parented out of the tree and ended between \
+                 two reads is missed (a lower bound)"
             .into(),
         network,
         storage_energy: "not counted: no per-byte coefficient for storage I/O is published; \
@@ -358,14 +432,26 @@ mod tests {
         put(200, 1, 9999, 9999); // not in the tree
         let mut t = IoTracker::default();
         t.sample(&paths, 100);
-        // the child grows, then exits; the root grows
+        // the child grows, then exits and is reaped by the root: the kernel adds its counters
+        // (800, 100) to the root's, which also did 1200 bytes of reads itself
         put(101, 100, 800, 100);
         t.sample(&paths, 100);
         std::fs::remove_dir_all(paths.proc.join("101")).unwrap();
-        put(100, 1, 3000, 2000);
+        put(100, 1, 3000, 2100);
         t.sample(&paths, 100);
         let (io, seen, bad) = t.totals();
-        assert_eq!((io.rchar, io.wchar), (3800, 2100));
+        assert_eq!(
+            (io.rchar, io.wchar),
+            (3000, 2100),
+            "the reaped child counted once"
+        );
+        // the root itself is reaped by wattprint, outside the tree: its figures stay
+        let mut after = IoTracker::default();
+        after.sample(&paths, 100);
+        std::fs::remove_dir_all(paths.proc.join("100")).unwrap();
+        after.sample(&paths, 100);
+        assert_eq!(after.totals().0.wchar, 2100);
+        put(100, 1, 3000, 2100);
         // without children lists (this fake tree has none) the stat scan is used
         assert_eq!(tree_by_children(&paths, 100), None);
         let task = paths.proc.join("100/task/100");
@@ -373,7 +459,7 @@ mod tests {
         std::fs::write(task.join("children"), "").unwrap();
         assert_eq!(tree_by_children(&paths, 100), Some(vec![100]));
         assert_eq!(tree_by_children(&paths, 4242), None);
-        assert_eq!((io.read_bytes, io.write_bytes), (1900, 1050));
+        assert_eq!((io.read_bytes, io.write_bytes), (1500, 1050));
         assert_eq!((seen, bad), (2, 0));
         std::fs::create_dir_all(paths.proc.join("net")).unwrap();
         let dev = |rx: u64, tx: u64| {
@@ -394,5 +480,85 @@ mod tests {
         // counters that went backwards (a reset): no figure rather than a wrong one
         assert!(io_record(&t, b, a, 1.0, 1.0).network.is_none());
         assert!(parse_pid_io("rchar: 1\n").is_none());
+    }
+
+    #[test]
+    fn a_process_that_leaves_the_tree_alive_keeps_what_it_did() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = HostPaths {
+            sys: d.path().join("sys"),
+            proc: d.path().join("proc"),
+        };
+        let put = |pid: u32, ppid: u32, r: u64| {
+            let p = paths.proc.join(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("stat"), stat(pid, ppid)).unwrap();
+            std::fs::write(p.join("io"), io_text(r, 0)).unwrap();
+        };
+        // The kernel's children lists, as the session reads them.
+        let kids = |pid: u32, list: &str| {
+            let t = paths.proc.join(format!("{pid}/task/{pid}"));
+            std::fs::create_dir_all(&t).unwrap();
+            std::fs::write(t.join("children"), list).unwrap();
+        };
+        put(100, 1, 1000);
+        put(101, 100, 500);
+        kids(100, "101 ");
+        kids(101, "");
+        let mut t = IoTracker::default();
+        t.sample(&paths, 100);
+        assert_eq!(t.totals().0.rchar, 1500);
+        // A read that misses 101 (still the root's, alive): it is not lost, and when seen
+        // again it is the same process, not a new one counted twice.
+        kids(100, "");
+        t.sample(&paths, 100);
+        assert_eq!(t.totals().0.rchar, 1500);
+        kids(100, "101 ");
+        put(101, 100, 900);
+        t.sample(&paths, 100);
+        assert_eq!(t.totals().0.rchar, 1900);
+        // Re-parented to init, it goes on outside the tree: what it did inside is kept.
+        kids(100, "");
+        put(101, 1, 1200);
+        t.sample(&paths, 100);
+        assert_eq!(t.totals().0.rchar, 1900);
+        // Reaped outside (gone): still kept, once.
+        std::fs::remove_dir_all(paths.proc.join("101")).unwrap();
+        t.sample(&paths, 100);
+        assert_eq!(t.totals().0.rchar, 1900);
+        assert_eq!(t.totals().1, 2, "two processes seen");
+    }
+
+    #[test]
+    fn real_children_reaped_by_the_job_are_counted_once() {
+        // A shell that runs two writers one after the other, each reaped before the next.
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "head -c 3000000 /dev/zero >/dev/null; head -c 4000000 /dev/zero >/dev/null; sleep 2",
+            ])
+            .spawn()
+            .unwrap();
+        let paths = HostPaths::default();
+        let mut t = IoTracker::default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // Sample as often as possible while the writers run, so that each is likely seen
+        // alive before it is reaped (the double count this guards against).
+        loop {
+            t.sample(&paths, child.id());
+            if t.totals().0.wchar >= 7_000_000 || std::time::Instant::now() > deadline {
+                break;
+            }
+        }
+        for _ in 0..20 {
+            t.sample(&paths, child.id());
+        }
+        let w = t.totals().0.wchar;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            (7_000_000..7_100_000).contains(&w),
+            "7 MB written in all, counted {w} bytes"
+        );
     }
 }

@@ -42,7 +42,46 @@ impl CpuTimes {
 }
 
 fn read_to_string(path: &Path) -> Result<String, SensorError> {
-    crate::kernel_file::read_small(path).map_err(|e| SensorError::io(path, e, PROC_ADVICE))
+    let read =
+        || crate::kernel_file::read_small(path).map_err(|e| SensorError::io(path, e, PROC_ADVICE));
+    ONE_LOOK.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let Some(seen) = memo.as_mut() else {
+            return read();
+        };
+        if let Some(text) = seen.get(path) {
+            return Ok(text.clone());
+        }
+        let text = read()?;
+        seen.insert(path.to_path_buf(), text.clone());
+        Ok(text)
+    })
+}
+
+thread_local! {
+    /// The machine-wide files (`<proc>/stat`, `<proc>/meminfo`) read during [`one_look`].
+    static ONE_LOOK: std::cell::RefCell<Option<HashMap<std::path::PathBuf, String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` as one look at the machine: `<proc>/stat` and `<proc>/meminfo` are read at most
+/// once within it, whoever asks (the host ledger's reader reads its sensors — a CPU or memory
+/// model reads these files — and then the machine's use from the same files, microseconds
+/// later). Outside, every call reads the file.
+pub fn one_look<R>(f: impl FnOnce() -> R) -> R {
+    let outer = ONE_LOOK.with(|m| m.borrow().is_some());
+    if outer {
+        return f();
+    }
+    ONE_LOOK.with(|m| *m.borrow_mut() = Some(HashMap::new()));
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ONE_LOOK.with(|m| *m.borrow_mut() = None);
+        }
+    }
+    let _reset = Reset;
+    f()
 }
 
 fn invalid(path: &Path, value: &str, reason: impl Into<String>) -> SensorError {

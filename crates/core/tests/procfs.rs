@@ -443,3 +443,30 @@ fn forest_scans_of_real_processes_agree_with_the_listing() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn one_look_reads_the_machine_files_once() {
+    let (_d, paths) = fake();
+    let stat = |busy: u64| format!("cpu  {busy} 0 0 1000 0 0 0 0 0 0\nprocesses 7\n");
+    write(&paths.proc, "stat", &stat(10));
+    let (a, b) = procfs::one_look(|| {
+        let a = procfs::read_cpu_times(&paths).unwrap();
+        write(&paths.proc, "stat", &stat(20));
+        (a, procfs::read_cpu_times_and_forks(&paths).unwrap())
+    });
+    assert_eq!(
+        (a.busy, b.0.busy, b.1),
+        (10, 10, Some(7)),
+        "one read within the look"
+    );
+    assert_eq!(
+        procfs::read_cpu_times(&paths).unwrap().busy,
+        20,
+        "fresh outside it"
+    );
+    // nested looks share the outer one; a panic inside still ends it
+    let r = std::panic::catch_unwind(|| procfs::one_look(|| procfs::one_look(|| panic!("x"))));
+    assert!(r.is_err());
+    write(&paths.proc, "stat", &stat(30));
+    assert_eq!(procfs::read_cpu_times(&paths).unwrap().busy, 30);
+}
