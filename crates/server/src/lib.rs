@@ -29,6 +29,7 @@ pub mod store_pages;
 pub mod store_rollups;
 #[doc(hidden)]
 pub mod testing;
+pub mod totals_window;
 
 pub use app::{router, serve, Config};
 

@@ -283,18 +283,6 @@ impl GroupBy {
             _ => return None,
         })
     }
-    /// (selected key columns: key, team-or-NULL; GROUP BY columns)
-    fn columns(self) -> (&'static str, &'static str) {
-        match self {
-            GroupBy::Org => ("o.name, NULL", "r.org_id, o.name"),
-            GroupBy::Team => ("t.name, NULL", "r.team_id, t.name"),
-            GroupBy::Project => ("p.name, t.name", "r.project_id, p.name, t.name"),
-            GroupBy::User => ("r.user_name, NULL", "r.user_name"),
-            GroupBy::Month => ("r.month, NULL", "r.month"),
-            GroupBy::Status => ("r.status, NULL", "r.status"),
-            GroupBy::Host => ("r.hostname, NULL", "r.hostname"),
-        }
-    }
 }
 
 /// One group of totals.
@@ -1010,40 +998,8 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<TotalsRow>> {
-        // The rollups serve every filter but times that are not month starts.
-        if let Some(rows) = self.totals_from_rollups(f, by, limit, offset).await? {
-            return Ok(rows);
-        }
-        let (keys, group) = by.columns();
-        let mut params = Vec::new();
-        let filter = f.sql(&mut params);
-        params.push(limit.into());
-        params.push(offset.into());
-        let rows = self
-            .db
-            .query(
-                &format!(
-                    "SELECT {keys}, COUNT(*), COALESCE(SUM(r.duration_s), 0.0), \
-                     COALESCE(SUM(r.energy_kwh), 0.0), COALESCE(SUM(r.facility_kwh), 0.0), \
-                     COALESCE(SUM(r.emissions_kg), 0.0) {RUN_FROM} WHERE 1 = 1{filter} \
-                     GROUP BY {group} ORDER BY {group} LIMIT ? OFFSET ?"
-                ),
-                params,
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TotalsRow {
-                    key: r.opt_text(0)?,
-                    team: r.opt_text(1)?,
-                    runs: r.i64(2)?,
-                    duration_s: r.f64(3)?,
-                    energy_kwh: r.f64(4)?,
-                    facility_kwh: r.f64(5)?,
-                    emissions_kg: r.f64(6)?,
-                })
-            })
-            .collect()
+        // Whole months from the rollups, the window's edges from `runs`.
+        self.totals_from_rollups(f, by, limit, offset).await
     }
 
     // ---- budgets ----
@@ -1142,11 +1098,17 @@ impl Store {
                 params,
             )
             .await?;
+        // What the month used, for every budget at once (one read of the month's rollups).
+        let used = if rows.is_empty() {
+            Default::default()
+        } else {
+            self.month_emissions(scope, month).await?
+        };
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let team_id = r.i64(7)?;
             let project_id = r.opt_i64(8)?;
-            let used_kg = self.month_emissions(team_id, project_id, month).await?;
+            let used_kg = used.kg(team_id, project_id);
             let kg = r.f64(4)?;
             out.push(Budget {
                 id: r.i64(0)?,

@@ -3,10 +3,11 @@
 //! that the rollups equal a recomputation from `runs` (see [`crate::db::rollup_schema`]).
 
 use crate::db::rollup_schema::{self, MEASURES, PER_KG, PER_KWH, PER_S};
-use crate::db::{Row, Stmt, Val};
-use crate::store::{GroupBy, RunFilter, Store, TotalsRow};
+use crate::db::{Dialect, Row, Stmt, Val};
+use crate::store::{GroupBy, RunFilter, Scope, Store, TotalsRow};
+use crate::totals_window::{self, Window};
 use anyhow::Result;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use wattprint_core::record::RunRecord;
 
 /// Sums over a group of runs, read from the rollups.
@@ -31,34 +32,152 @@ pub struct Sums {
     pub unreadable: i64,
 }
 
-/// The sums' columns, as read: the run count, then every measure as a float (a sum of
+/// Every measure's column.
+fn all_measures() -> Vec<&'static str> {
+    MEASURES.iter().map(|m| m.column).collect()
+}
+
+/// The measures `/totals` shows (the other sums are the dashboard's).
+const TOTALS_MEASURES: &[&str] = &["duration_ms", "energy_uwh", "facility_uwh", "emissions_ug"];
+
+/// The sums' columns, as read: the run count, then each of `cols` as a float (a sum of
 /// integers, exact up to 2⁵³ units).
-fn sums_sql() -> String {
-    let mut s = vec!["CAST(SUM(x.runs) AS BIGINT)".to_string()];
-    for m in MEASURES {
-        s.push(format!("SUM(CAST(x.{} AS DOUBLE PRECISION))", m.column));
+fn sums_sql(cols: &[&str]) -> String {
+    // Summed as floats (exact below 2⁵³): PostgreSQL sums BIGINT as NUMERIC, far slower.
+    let mut s = vec!["CAST(SUM(CAST(x.runs AS DOUBLE PRECISION)) AS BIGINT)".to_string()];
+    for c in cols {
+        s.push(format!("SUM(CAST(x.{c} AS DOUBLE PRECISION))"));
     }
     s.join(", ")
 }
 
-fn sums(r: &Row, at: usize) -> Result<Sums> {
-    let f = |i: usize| r.f64(at + 1 + i);
-    Ok(Sums {
+/// Sums read at column `at` of `r`: the run count, then `cols` (the others stay zero).
+fn sums_of(r: &Row, at: usize, cols: &[&str]) -> Result<Sums> {
+    let mut s = Sums {
         runs: r.i64(at)?,
-        duration_s: f(0)? / PER_S,
-        energy_kwh: f(1)? / PER_KWH,
-        facility_kwh: f(2)? / PER_KWH,
-        emissions_kg: f(3)? / PER_KG,
-        gpu_kwh: f(4)? / PER_KWH,
-        idle_gpu_kwh: f(5)? / PER_KWH,
-        idle_gpu_kg: f(6)? / PER_KG,
-        static_kwh: f(7)? / PER_KWH,
-        operational_kg: f(8)? / PER_KG,
-        embodied_kg: f(9)? / PER_KG,
-        embodied_not_counted: f(10)? as i64,
-        gpus_without_idle: f(11)? as i64,
-        unreadable: f(12)? as i64,
-    })
+        ..Sums::default()
+    };
+    for (i, c) in cols.iter().enumerate() {
+        let v = r.f64(at + 1 + i)?;
+        match *c {
+            "duration_ms" => s.duration_s = v / PER_S,
+            "energy_uwh" => s.energy_kwh = v / PER_KWH,
+            "facility_uwh" => s.facility_kwh = v / PER_KWH,
+            "emissions_ug" => s.emissions_kg = v / PER_KG,
+            "gpu_uwh" => s.gpu_kwh = v / PER_KWH,
+            "idle_gpu_uwh" => s.idle_gpu_kwh = v / PER_KWH,
+            "idle_gpu_ug" => s.idle_gpu_kg = v / PER_KG,
+            "static_uwh" => s.static_kwh = v / PER_KWH,
+            "operational_ug" => s.operational_kg = v / PER_KG,
+            "embodied_ug" => s.embodied_kg = v / PER_KG,
+            "embodied_nc" => s.embodied_not_counted = v as i64,
+            "gpus_without_idle" => s.gpus_without_idle = v as i64,
+            "unreadable" => s.unreadable = v as i64,
+            other => anyhow::bail!("no measure {other}"),
+        }
+    }
+    Ok(s)
+}
+
+fn sums(r: &Row, at: usize) -> Result<Sums> {
+    sums_of(r, at, &all_measures())
+}
+
+/// The rows a window of `/totals` reads, as a `FROM` item with the rollups' columns (the keys,
+/// `runs` and `cols`): the rollup rows of its whole months (on PostgreSQL with the journal not
+/// folded yet) and the runs of its edges, each counted with its sign; every branch restricted
+/// to `scope` so that it reads through its index.
+fn window_source(
+    d: Dialect,
+    hosts: bool,
+    w: &Window,
+    scope: &Scope,
+    cols: &[&str],
+    params: &mut Vec<Val>,
+) -> String {
+    let mut names = vec!["org_id"];
+    names.extend(rollup_schema::keys(hosts));
+    names.push("runs");
+    names.extend(cols);
+    let list = names.join(", ");
+    let mut branches = Vec::new();
+    if let Some(m) = &w.months {
+        let mut tables = vec![rollup_schema::table(hosts)];
+        if d == Dialect::Postgres {
+            tables.push("rollup_deltas");
+        }
+        for t in tables {
+            let mut b = format!("SELECT {list} FROM {t} WHERE 1 = 1{}", scope.sql(t, params));
+            if let Some(from) = &m.from {
+                b.push_str(&format!(" AND {t}.month >= ?"));
+                params.push(from.into());
+            }
+            if let Some(to) = &m.to {
+                b.push_str(&format!(" AND {t}.month < ?"));
+                params.push(to.into());
+            }
+            branches.push(b);
+        }
+    }
+    for range in &w.runs {
+        let neg = if range.sign < 0 { "-" } else { "" };
+        // Named as the rollups' columns (the first branch names the union's).
+        let mut sel = vec!["r.org_id AS org_id".to_string()];
+        for (k, e) in rollup_schema::keys(hosts)
+            .iter()
+            .zip(rollup_schema::key_exprs(hosts, "r"))
+        {
+            sel.push(format!("{e} AS {k}"));
+        }
+        sel.push(format!("{} AS runs", range.sign));
+        for c in cols {
+            if let Some(m) = MEASURES.iter().find(|m| m.column == *c) {
+                sel.push(format!("{neg}{} AS {c}", m.contribution(d, "r")));
+            }
+        }
+        branches.push(format!(
+            "SELECT {} FROM runs r WHERE r.started_unix >= ? AND r.started_unix < ?{}",
+            sel.join(", "),
+            {
+                params.push(range.lo.into());
+                params.push(range.hi.into());
+                scope.sql("r", params)
+            }
+        ));
+    }
+    format!("({})", branches.join(" UNION ALL "))
+}
+
+/// The filters of `f` but its times, on a window's rows `x` (joined to `t` and `p`).
+fn filter_sql(f: &RunFilter, params: &mut Vec<Val>) -> String {
+    let mut s = f.scope.sql("x", params);
+    let mut eq = |col: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            s.push_str(&format!(" AND {col} = ?"));
+            params.push(v.into());
+        }
+    };
+    eq("t.name", &f.team);
+    eq("p.name", &f.project);
+    eq("x.status", &f.status);
+    eq("x.user_key", &f.user);
+    eq("x.hostname", &f.host);
+    s
+}
+
+/// The joins a grouping and the filters need (a team's or project's name).
+fn joins_for(by: GroupBy, f: &RunFilter) -> String {
+    let mut j = String::new();
+    if by == GroupBy::Org {
+        j.push_str(" JOIN orgs o ON o.id = x.org_id");
+    }
+    if matches!(by, GroupBy::Team | GroupBy::Project) || f.team.is_some() {
+        j.push_str(" JOIN teams t ON t.id = x.team_id");
+    }
+    if by == GroupBy::Project || f.project.is_some() {
+        j.push_str(" JOIN projects p ON p.id = x.project_id");
+    }
+    j
 }
 
 /// `YYYY-MM` when `unix` is the first instant of a UTC month, else `None`.
@@ -103,9 +222,6 @@ fn rollup_filter(f: &RunFilter, params: &mut Vec<Val>) -> Option<(String, bool)>
     Some((s, f.host.is_some()))
 }
 
-const FROM: &str = "JOIN orgs o ON o.id = x.org_id JOIN teams t ON t.id = x.team_id \
-                    JOIN projects p ON p.id = x.project_id";
-
 /// (selected keys: key, team-or-NULL; GROUP BY columns; needs the host table)
 fn group_columns(by: GroupBy) -> (&'static str, &'static str, bool) {
     match by {
@@ -130,42 +246,73 @@ pub struct DashGroup {
     pub sums: Sums,
 }
 
+/// A month's emissions per (team, project), in µg (sums of integers, exact as floats).
+#[derive(Debug, Default)]
+pub(crate) struct MonthEmissions {
+    ug: BTreeMap<(i64, i64), f64>,
+}
+
+impl MonthEmissions {
+    /// A team's (project `None`) or one of its projects' emissions, kg.
+    pub(crate) fn kg(&self, team_id: i64, project_id: Option<i64>) -> f64 {
+        let ug: f64 = self
+            .ug
+            .range((team_id, i64::MIN)..=(team_id, i64::MAX))
+            .filter(|((_, p), _)| project_id.is_none_or(|id| id == *p))
+            .map(|(_, v)| v)
+            .sum();
+        ug / PER_KG
+    }
+}
+
 /// Runs whose derived figures are back-filled per transaction.
 const BACKFILL_BATCH: i64 = 500;
 
 impl Store {
-    /// Totals from the rollups; `None` when `f` cannot be served by them (see
-    /// [`rollup_filter`]).
+    /// Totals of the runs matching `f`, grouped by `by`, one page of groups: the whole months
+    /// of the window from the rollups, its partial months' edges from `runs`
+    /// ([`crate::totals_window`]); only the sums `/totals` shows are read.
     pub(crate) async fn totals_from_rollups(
         &self,
         f: &RunFilter,
         by: GroupBy,
         limit: i64,
         offset: i64,
-    ) -> Result<Option<Vec<TotalsRow>>> {
-        let mut params = Vec::new();
-        let Some((filter, host_filter)) = rollup_filter(f, &mut params) else {
-            return Ok(None);
-        };
+    ) -> Result<Vec<TotalsRow>> {
+        let w = totals_window::plan(f.since_unix, f.until_unix);
+        if w.months.is_none() && w.runs.is_empty() {
+            return Ok(Vec::new());
+        }
         let (keys, group, host_group) = group_columns(by);
-        let table = rollup_schema::source(self.db.dialect(), host_filter || host_group);
+        let hosts = host_group || f.host.is_some();
+        let mut params = Vec::new();
+        let source = window_source(
+            self.db.dialect(),
+            hosts,
+            &w,
+            &f.scope,
+            TOTALS_MEASURES,
+            &mut params,
+        );
+        let filter = filter_sql(f, &mut params);
         params.push(limit.into());
         params.push(offset.into());
+        let joins = joins_for(by, f);
         let rows = self
             .db
             .query(
                 &format!(
-                    "SELECT {keys}, {} FROM {table} x {FROM} WHERE 1 = 1{filter} \
-                     GROUP BY {group} HAVING SUM(x.runs) > 0 ORDER BY {group} LIMIT ? OFFSET ?",
-                    sums_sql()
+                    "SELECT {keys}, {} FROM {source} x {joins} WHERE 1 = 1{filter} \
+                     GROUP BY {group} HAVING SUM(CAST(x.runs AS DOUBLE PRECISION)) > 0 \
+                     ORDER BY {group} LIMIT ? OFFSET ?",
+                    sums_sql(TOTALS_MEASURES)
                 ),
                 params,
             )
             .await?;
-        let out = rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                let s = sums(r, 2)?;
+                let s = sums_of(r, 2, TOTALS_MEASURES)?;
                 Ok(TotalsRow {
                     key: r.opt_text(0)?,
                     team: r.opt_text(1)?,
@@ -176,8 +323,7 @@ impl Store {
                     emissions_kg: s.emissions_kg,
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some(out))
+            .collect()
     }
 
     /// The dashboard's groups (team, project, user, status, month) of the runs matching `f`.
@@ -201,23 +347,27 @@ impl Store {
         let nonzero: Vec<String> = std::iter::once("x.runs <> 0".to_string())
             .chain(MEASURES.iter().map(|m| format!("x.{} <> 0", m.column)))
             .collect();
-        let rows = self
-            .db
-            .query(
-                &format!(
-                    "SELECT t.name, p.name, NULLIF(x.user_key, ''), x.status, x.month, {} \
-                     FROM {table} x {FROM} WHERE ({}){filter}",
-                    cols.join(", "),
-                    nonzero.join(" OR ")
-                ),
-                params,
-            )
-            .await?;
+        // The rows with their ids, and the names of the scope's projects and their teams apart
+        // (both at once): joining tens of thousands of rows to the names in SQL was most of
+        // the read's time on PostgreSQL.
+        let joins = joins_for(GroupBy::Status, f);
+        let sql = format!(
+            "SELECT x.team_id, x.project_id, NULLIF(x.user_key, ''), x.status, x.month, {} \
+             FROM {table} x{joins} WHERE ({}){filter}",
+            cols.join(", "),
+            nonzero.join(" OR ")
+        );
+        let (rows, names) =
+            tokio::try_join!(self.db.query(&sql, params), self.project_names(&f.scope))?;
         rows.iter()
             .map(|r| {
+                let (team_id, project_id) = (r.i64(0)?, r.i64(1)?);
+                let Some((team, project)) = names.get(&project_id) else {
+                    anyhow::bail!("rollup row of project {project_id} (team {team_id}), which is not in the projects table");
+                };
                 Ok(DashGroup {
-                    team: r.text(0)?,
-                    project: r.text(1)?,
+                    team: team.clone(),
+                    project: project.clone(),
                     user: r.opt_text(2)?,
                     status: r.text(3)?,
                     month: r.text(4)?,
@@ -227,33 +377,57 @@ impl Store {
             .collect()
     }
 
-    /// Emissions of the runs started in `month` in a team (or one of its projects), kg.
-    pub(crate) async fn month_emissions(
-        &self,
-        team_id: i64,
-        project_id: Option<i64>,
-        month: &str,
-    ) -> Result<f64> {
-        let mut p = vec![team_id.into(), month.into()];
-        let proj = match project_id {
-            Some(id) => {
-                p.push(id.into());
-                " AND project_id = ?"
-            }
-            None => "",
-        };
+    /// Project id → (team name, project name), for the projects visible in `scope`.
+    async fn project_names(&self, scope: &Scope) -> Result<HashMap<i64, (String, String)>> {
+        let mut params = vec![scope.org_id.into()];
+        let mut filter = String::new();
+        if let Some(t) = scope.team_id {
+            filter.push_str(" AND p.team_id = ?");
+            params.push(t.into());
+        }
+        if let Some(id) = scope.project_id {
+            filter.push_str(" AND p.id = ?");
+            params.push(id.into());
+        }
         let rows = self
             .db
             .query(
                 &format!(
-                    "SELECT COALESCE(SUM(CAST(emissions_ug AS DOUBLE PRECISION)), 0.0) \
-                     FROM {} x WHERE team_id = ? AND month = ?{proj}",
+                    "SELECT p.id, t.name, p.name FROM projects p JOIN teams t ON t.id = p.team_id \
+                     WHERE p.org_id = ?{filter}"
+                ),
+                params,
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.i64(0)?, (r.text(1)?, r.text(2)?))))
+            .collect()
+    }
+
+    /// Emissions of the runs started in `month` in `scope`, per team and project.
+    pub(crate) async fn month_emissions(
+        &self,
+        scope: &Scope,
+        month: &str,
+    ) -> Result<MonthEmissions> {
+        let mut p = vec![month.into()];
+        let filter = scope.sql("x", &mut p);
+        let rows = self
+            .db
+            .query(
+                &format!(
+                    "SELECT x.team_id, x.project_id, SUM(CAST(x.emissions_ug AS DOUBLE PRECISION)) \
+                     FROM {} x WHERE x.month = ?{filter} GROUP BY x.team_id, x.project_id",
                     rollup_schema::source(self.db.dialect(), false)
                 ),
                 p,
             )
             .await?;
-        Ok(rows.first().map(|u| u.f64(0)).transpose()?.unwrap_or(0.0) / PER_KG)
+        let mut ug = BTreeMap::new();
+        for r in &rows {
+            ug.insert((r.i64(0)?, r.i64(1)?), r.f64(2)?);
+        }
+        Ok(MonthEmissions { ug })
     }
 
     /// PostgreSQL: fold the rollups' journal into the tables until it is empty (a batch per

@@ -59,6 +59,54 @@ pub async fn fresh_pg_database(base_url: &str) -> Result<String> {
     Ok(with_dbname(base_url, &name))
 }
 
+/// Totals of the runs matching `f` recomputed from `runs` (every matching row read, figures
+/// summed as stored): what tests compare `/totals`, which reads the rollups and the window's
+/// edges ([`crate::totals_window`]), against. All groups, in key order.
+pub async fn totals_from_runs(
+    store: &crate::store::Store,
+    f: &crate::store::RunFilter,
+    by: crate::store::GroupBy,
+) -> Result<Vec<crate::store::TotalsRow>> {
+    use crate::store::GroupBy;
+    let (keys, group) = match by {
+        GroupBy::Org => ("o.name, NULL", "r.org_id, o.name"),
+        GroupBy::Team => ("t.name, NULL", "r.team_id, t.name"),
+        GroupBy::Project => ("p.name, t.name", "r.project_id, p.name, t.name"),
+        GroupBy::User => ("r.user_name, NULL", "r.user_name"),
+        GroupBy::Month => ("r.month, NULL", "r.month"),
+        GroupBy::Status => ("r.status, NULL", "r.status"),
+        GroupBy::Host => ("r.hostname, NULL", "r.hostname"),
+    };
+    let mut params = Vec::new();
+    let filter = f.sql(&mut params);
+    let rows = store
+        .db
+        .query(
+            &format!(
+                "SELECT {keys}, COUNT(*), COALESCE(SUM(r.duration_s), 0.0), \
+                 COALESCE(SUM(r.energy_kwh), 0.0), COALESCE(SUM(r.facility_kwh), 0.0), \
+                 COALESCE(SUM(r.emissions_kg), 0.0) {} WHERE 1 = 1{filter} \
+                 GROUP BY {group} ORDER BY {group}",
+                crate::store::RUN_FROM
+            ),
+            params,
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(crate::store::TotalsRow {
+                key: r.opt_text(0)?,
+                team: r.opt_text(1)?,
+                runs: r.i64(2)?,
+                duration_s: r.f64(3)?,
+                energy_kwh: r.f64(4)?,
+                facility_kwh: r.f64(5)?,
+                emissions_kg: r.f64(6)?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

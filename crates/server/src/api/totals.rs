@@ -59,10 +59,13 @@ pub async fn totals(
     .unwrap_or(0);
     let _slot = st.expensive.enter(auth.token.id)?;
     let lim = i64::try_from(limit).unwrap_or(1) + 1;
-    let mut groups = st.store.totals(&f, by, lim, skip).await?;
+    // The page and the overall sum are independent reads: both at once.
+    let (mut groups, all) = tokio::try_join!(
+        st.store.totals(&f, by, lim, skip),
+        st.store.totals(&f, GroupBy::Org, 2, 0)
+    )?;
     let more = groups.len() > limit;
     groups.truncate(limit);
-    let all = st.store.totals(&f, GroupBy::Org, 2, 0).await?;
     let mut total = Overall {
         runs: 0,
         duration_s: 0.0,

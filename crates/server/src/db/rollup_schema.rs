@@ -118,7 +118,8 @@ pub fn keys(hosts: bool) -> Vec<&'static str> {
     k
 }
 
-fn key_exprs(hosts: bool, r: &str) -> Vec<String> {
+/// The keys of a table as expressions on a row `r` of `runs`.
+pub(crate) fn key_exprs(hosts: bool, r: &str) -> Vec<String> {
     keys(hosts)
         .into_iter()
         .map(|k| match k {
@@ -128,7 +129,8 @@ fn key_exprs(hosts: bool, r: &str) -> Vec<String> {
         .collect()
 }
 
-fn table(hosts: bool) -> &'static str {
+/// `rollups`, or `rollup_hosts`.
+pub(crate) fn table(hosts: bool) -> &'static str {
     if hosts {
         "rollup_hosts"
     } else {
