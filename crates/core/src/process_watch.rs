@@ -10,12 +10,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// Start time of `pid` (field 22 of the real `/proc/<pid>/stat`, clock ticks after boot), if
 /// it is alive.
 pub fn process_start(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = text.rfind(')')?;
-    text[close + 1..]
-        .split_whitespace()
-        .nth(22 - 3)
-        .and_then(|s| s.parse().ok())
+    crate::procfs::read_pid_stat(&crate::host::HostPaths::default(), pid)
+        .ok()
+        .map(|s| s.start_ticks)
 }
 
 /// Whether `pid` is alive and started at `start_ticks` (the identity of a process).

@@ -63,19 +63,11 @@ pub struct ProcAttribution {
     warned: bool,
 }
 
-/// (comm, starttime) of a `<pid>/stat` line.
-fn comm_and_start(text: &str) -> Option<(String, u64)> {
+/// The command name of a `<pid>/stat` line (between the first `(` and the last `)`).
+fn comm_of(text: &str) -> Option<String> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
-    // starttime is field 22; rest[0] is field 3.
-    let start = text
-        .get(close + 1..)?
-        .split_whitespace()
-        .nth(22 - 3)?
-        .parse()
-        .ok()?;
-    Some((comm, start))
+    Some(text.get(open + 1..close)?.to_string())
 }
 
 fn run_id_of(paths: &HostPaths, pid: u32) -> Option<String> {
@@ -161,11 +153,11 @@ impl ProcAttribution {
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue; // exited, or hidden
             };
-            let (Ok(st), Some((comm, start))) =
-                (procfs::parse_pid_stat(&text, &path), comm_and_start(&text))
+            let (Ok(st), Some(comm)) = (procfs::parse_pid_stat(&text, &path), comm_of(&text))
             else {
                 continue;
             };
+            let start = st.start_ticks;
             let ticks = st.utime.saturating_add(st.stime);
             let (delta, group) = match self.procs.remove(&pid) {
                 Some(p) if p.starttime == start => (ticks.saturating_sub(p.ticks), p.group),
