@@ -3,7 +3,9 @@
 //! for others to arrive) and written by one connection in one transaction with one commit, each
 //! upload's outcome answered to its own request only after that commit (docs/server.md, "Load").
 //!
-//! - [`WRITERS`] writers take turns gathering, so one batch commits while the next executes.
+//! - [`WRITERS`] writers, each with its own queue: a run's uploads always go to the same writer
+//!   (by a hash of team and run id), so they are committed in the order they arrived, even
+//!   across batches, while batches of other runs commit on the other writers meanwhile.
 //! - The statements of a batch are pipelined: `BEGIN`, every upload's statement and `COMMIT`
 //!   are sent at once and answered in order (one round trip, one wake-up of the backend).
 //! - A statement that fails on its own (its own database error) fails alone: the transaction
@@ -11,26 +13,27 @@
 //!   upload). A failing `BEGIN` or `COMMIT`, or a lost connection, fails every upload of the
 //!   batch: none is answered as stored unless its commit succeeded.
 //! - Uploads are ordered by (team, run id) in a batch, keeping their order of arrival within a
-//!   run (a stable sort): two batches then take their rows' locks in the same order and cannot
-//!   deadlock, and uploads of one run in one batch come out as if sent one after the other
-//!   (each statement of the transaction sees the ones before it).
+//!   run (a stable sort), so a batch takes its rows' locks in key order; uploads of one run in
+//!   one batch come out as if sent one after the other (each statement of the transaction sees
+//!   the ones before it). Batches of different writers hold different runs.
 
 use crate::db::postgres::{cells, params};
 use crate::db::{returns_rows, Db, Stmt, StmtResult};
 use anyhow::{anyhow, Result};
 use futures_util::future::{join3, join_all};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
-/// Most uploads in one transaction (PostgreSQL keeps up to 64 subtransaction ids per backend
-/// in shared memory; a batch stays a plain transaction well within any such bound).
+/// Most uploads in one transaction (bounds the locks a batch holds and the work run again when
+/// one of its uploads fails).
 pub const MAX_BATCH: usize = 64;
 /// Writers (connections committing batches at once) unless `wattprint serve --upload-writers`
 /// says otherwise.
 pub const WRITERS: usize = 3;
-/// Uploads waiting for a writer before `submit` itself waits (back-pressure).
+/// Uploads waiting for one writer before `submit` itself waits (back-pressure).
 const QUEUE: usize = 4096;
 
 struct Job {
@@ -44,7 +47,7 @@ struct Job {
 pub struct GroupCommit {
     db: Arc<dyn Db>,
     writers: usize,
-    tx: OnceLock<mpsc::Sender<Job>>,
+    queues: OnceLock<Vec<mpsc::Sender<Job>>>,
 }
 
 impl GroupCommit {
@@ -53,14 +56,19 @@ impl GroupCommit {
         GroupCommit {
             db,
             writers: writers.max(1),
-            tx: OnceLock::new(),
+            queues: OnceLock::new(),
         }
     }
 
     /// Run `stmt` (one upload; `key` = its team and run id) in the next batch; its result once
     /// that batch has committed.
     pub async fn submit(&self, key: (i64, String), stmt: Stmt) -> Result<StmtResult> {
-        let tx = self.tx.get_or_init(|| start(self.db.clone(), self.writers));
+        let queues = self
+            .queues
+            .get_or_init(|| start(self.db.clone(), self.writers));
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let tx = &queues[(h.finish() % queues.len() as u64) as usize];
         let (reply, answer) = oneshot::channel();
         tx.send(Job { key, stmt, reply })
             .await
@@ -71,29 +79,23 @@ impl GroupCommit {
     }
 }
 
-fn start(db: Arc<dyn Db>, writers: usize) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..writers {
-        tokio::spawn(writer(db.clone(), rx.clone()));
-    }
-    tx
+fn start(db: Arc<dyn Db>, writers: usize) -> Vec<mpsc::Sender<Job>> {
+    (0..writers)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(writer(db.clone(), rx));
+            tx
+        })
+        .collect()
 }
 
-async fn writer(db: Arc<dyn Db>, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
-    loop {
-        let mut batch = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            match rx.recv().await {
-                Some(j) => batch.push(j),
-                None => return,
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(_) => break,
-                }
+async fn writer(db: Arc<dyn Db>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
             }
         }
         run_batch(db.as_ref(), batch).await;

@@ -180,3 +180,42 @@ async fn a_group_whose_commit_fails_stores_and_acknowledges_nothing() {
     assert_eq!(outcomes(&got), ["created", "created"]);
     assert_eq!(store.rollup_drift().await.unwrap(), Vec::<String>::new());
 }
+
+/// PostgreSQL: uploads of one run sent at once go through the group-commit writers (however
+/// they are gathered into batches) and come out in the order they were sent: each is judged
+/// against the ones before it. Sent from one task with `join_all`, which polls (and so queues)
+/// them in order; a project token's uploads queue without any await before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_sent_together_keep_their_order_through_the_writers() {
+    let (store, ids, _dir) = setup(Backend::Postgres).await;
+    for round in 0..5 {
+        let id = format!("r{round}");
+        let group = [
+            upload(&ids, &id, "climate", 0, 10.0, 0.1),
+            upload(&ids, &id, "climate", 0, 20.0, 0.2),
+            upload(&ids, &id, "climate", 0, 10.0, 0.1),
+            upload(&ids, &id, "climate", 0, 20.0, 0.2),
+            upload(&ids, &id, "climate", 1, 30.0, 0.3),
+            upload(&ids, &id, "climate", 0, 40.0, 0.4),
+        ];
+        let got = futures_util::future::join_all(
+            group
+                .iter()
+                .map(|(run, samples)| store.upsert_run(run, samples)),
+        )
+        .await;
+        assert_eq!(
+            outcomes(&got),
+            [
+                "created",
+                "updated",
+                "stale",
+                "duplicate",
+                "updated",
+                "stale"
+            ]
+        );
+        assert_eq!(samples_of(&store, &ids, &id).await, 8);
+    }
+    assert_eq!(store.rollup_drift().await.unwrap(), Vec::<String>::new());
+}
