@@ -7,7 +7,13 @@
 #   scripts/load-server.sh                 # both databases, defaults below
 #   AGENTS=64 SECONDS_=30 RATE=2000 scripts/load-server.sh sqlite
 #   PG_URL_SUFFIX='?options=-c%20synchronous_commit%3Doff' scripts/load-server.sh postgres
+#   SERVE_ARGS='--upload-writers 0' MODES=closed scripts/load-server.sh postgres
 #
+# SERVE_ARGS: more flags for `wattprint serve`; MODES: a subset of "closed open run"; PG_SQL:
+# SQL run on the PostgreSQL database once the server has migrated it (to try a schema change,
+# e.g. PG_SQL='ALTER TABLE samples ADD FOREIGN KEY (run_pk) REFERENCES runs(pk)'). CPU per
+# request (server, PostgreSQL when the script started the cluster, load generator) is measured
+# from /proc over the run less its first and last second.
 # PostgreSQL: $WATTPRINT_TEST_POSTGRES_URL (a server on which it may create a database), else a
 # throwaway cluster started here like .ci/run does (initdb/pg_ctl; as the postgres user when root).
 # The server runs with --rate-limit 0: the per-token limit (100/s by default) would otherwise be
@@ -20,6 +26,8 @@ SECONDS_="${SECONDS_:-20}"
 RATE="${RATE:-2000}"
 CHECKPOINTS="${CHECKPOINTS:-10}"
 SAMPLES="${SAMPLES:-10}"
+SERVE_ARGS="${SERVE_ARGS:-}"
+MODES="${MODES:-closed open run}"
 BACKENDS=("${@:-sqlite postgres}")
 read -r -a BACKENDS <<<"${BACKENDS[*]}"
 
@@ -71,7 +79,8 @@ start_server() { # $1 = database URL
     export WATTPRINT_HOME="$home"
     "$BIN" admin team create load --database "$1" >/dev/null
     TOKEN="$("$BIN" admin token create --team load --role member --name load --database "$1" 2>/dev/null)"
-    "$BIN" serve --listen 127.0.0.1:0 --database "$1" --rate-limit 0 >"$WORK/serve.log" 2>&1 &
+    # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+    "$BIN" serve --listen 127.0.0.1:0 --database "$1" --rate-limit 0 $SERVE_ARGS >"$WORK/serve.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
         URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/serve.log" | head -1 || true)"
@@ -86,6 +95,19 @@ stop_server() {
     wait "$SERVER_PID" || true
     SERVER_PID=""
 }
+
+# CPU time of a process in clock ticks: its own and that of its reaped children.
+proc_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# PostgreSQL's CPU (postmaster, reaped and live backends) when this script runs the cluster.
+pg_ticks() {
+    [ -n "$PG_DIR" ] || { echo 0; return; }
+    local p t
+    p="$(head -1 "$PG_DIR/data/postmaster.pid")"
+    t="$(proc_ticks "$p")"
+    for c in $(ps --ppid "$p" -o pid=); do t=$((t + $(proc_ticks "$c"))); done
+    echo "$t"
+}
+TCK="$(getconf CLK_TCK)"
 
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
@@ -102,30 +124,49 @@ for backend in "${BACKENDS[@]}"; do
         *) echo "unknown backend $backend (sqlite or postgres)" >&2; exit 2 ;;
     esac
     start_server "$DB"
+    if [ "$backend" = postgres ] && [ -n "${PG_SQL:-}" ]; then
+        psql "${DB%%\?*}" -qc "$PG_SQL" >/dev/null
+    fi
     # closed: as fast as answered; open: $RATE requests/s in all; run: as `wattprint run --server`
     # sends (checkpoints without samples, the series with the final record), closed loop.
-    for mode in closed open run; do
+    for mode in $MODES; do
         args=(--url "$URL" --token "$TOKEN" --agents "$AGENTS" --seconds "$SECONDS_"
               --checkpoints "$CHECKPOINTS" --samples "$SAMPLES" --project "load-$backend-$mode")
         [ "$mode" = open ] && args+=(--rate "$RATE")
         [ "$mode" = run ] && args+=(--series final)
         echo "== $backend, $mode loop" >&2
-        line="$("$LOAD" "${args[@]}")" || { echo "$line"; echo "load run failed" >&2; }
+        "$LOAD" "${args[@]}" >"$WORK/line" &
+        load_pid=$!
+        sleep 1
+        s0="$(proc_ticks "$SERVER_PID")"; p0="$(pg_ticks)"; l0="$(proc_ticks "$load_pid")"; t0="$(date +%s.%N)"
+        sleep "$(python3 -c "print(max(float('$SECONDS_') - 2, 1))")"
+        s1="$(proc_ticks "$SERVER_PID")"; p1="$(pg_ticks)"; l1="$(proc_ticks "$load_pid")"; t1="$(date +%s.%N)"
+        wait "$load_pid" || echo "load run failed" >&2
+        line="$(cat "$WORK/line")"
         echo "$line"
-        echo "{\"backend\": \"$backend\", \"result\": $line}" >>"$RESULTS"
+        cpu="$(python3 -c "
+import json, sys
+r = json.loads(sys.argv[1]); n = r['requests_per_s'] * ($t1 - $t0)
+per = lambda a, b: round((b - a) / $TCK * 1000 / n, 3) if n and b > a else None
+print(json.dumps({'server': per($s0, $s1), 'postgres': per($p0, $p1), 'load': per($l0, $l1)}))
+" "$line")"
+        echo "CPU ms per request: $cpu" >&2
+        echo "{\"backend\": \"$backend\", \"serve_args\": \"$SERVE_ARGS\", \"cpu_ms_per_request\": $cpu, \"result\": $line}" >>"$RESULTS"
     done
     stop_server
 done
 
 echo
-echo "| database | mode | agents | req/s (checkpoints+finals) | runs/s | samples/s | p50 ms | p99 ms | nothing lost |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| database | serve flags | mode | agents | req/s (checkpoints+finals) | runs/s | samples/s | p50 ms | p99 ms | CPU ms/req server / PostgreSQL / load | nothing lost |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 python3 - "$RESULTS" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):
     d = json.loads(line); r = d["result"]
-    print(f"| {d['backend']} | {r['mode']} | {r['agents']} | {r['requests_per_s']:.0f} | {r['runs_per_s']:.0f} "
-          f"| {r['samples_per_s']:.0f} | {r['latency_ms']['p50']:.1f} | {r['latency_ms']['p99']:.1f} "
+    c = d["cpu_ms_per_request"]
+    cpu = " / ".join("-" if c[k] is None else f"{c[k]:.2f}" for k in ("server", "postgres", "load"))
+    print(f"| {d['backend']} | {d['serve_args'] or '-'} | {r['mode']} | {r['agents']} | {r['requests_per_s']:.0f} | {r['runs_per_s']:.0f} "
+          f"| {r['samples_per_s']:.0f} | {r['latency_ms']['p50']:.1f} | {r['latency_ms']['p99']:.1f} | {cpu} "
           f"| {'yes' if r['nothing_lost'] else 'NO'} ({r['server_runs_completed']} runs, {r['samples_missing']} samples missing) |")
 EOF
 echo "($(nproc) cores, $(uname -m); server and load generator on the same machine)"

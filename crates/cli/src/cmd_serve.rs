@@ -58,6 +58,10 @@ pub struct Args {
     /// Do not downsample samples in this server process (another replica may).
     #[arg(long)]
     pub no_downsample: bool,
+    /// PostgreSQL: connections that commit uploads in groups (uploads arriving while others
+    /// commit are written together, one commit for all); 0 commits each upload on its own.
+    #[arg(long, default_value_t = wattprint_server::group_commit::WRITERS, value_name = "N")]
+    pub upload_writers: usize,
 }
 
 /// The retention settings from the flags.
@@ -218,6 +222,7 @@ pub fn run(a: Args) -> Result<i32> {
         database,
         limits,
         retention,
+        upload_writers: a.upload_writers,
     })?;
     Ok(0)
 }

@@ -24,6 +24,9 @@ pub struct Config {
     pub limits: Limits,
     /// Retention and downsampling of samples (docs/server.md, "Retention").
     pub retention: crate::retention::Retention,
+    /// PostgreSQL: connections committing uploads in groups; 0 commits each on its own
+    /// ([`crate::group_commit`]).
+    pub upload_writers: usize,
 }
 
 /// Shared by every request.
@@ -189,7 +192,8 @@ pub fn run_blocking(cfg: Config) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let state = AppState::open(&cfg.database, cfg.limits).await?;
+        let mut state = AppState::open(&cfg.database, cfg.limits).await?;
+        state.store = state.store.with_upload_writers(cfg.upload_writers);
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .with_context(|| {

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod dashboard;
 pub mod db;
 pub mod derived;
+pub mod group_commit;
 pub mod limits;
 pub mod openapi;
 pub mod openapi_agents;

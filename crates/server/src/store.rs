@@ -2,7 +2,7 @@
 //! Written once; every statement runs unchanged on SQLite and PostgreSQL, except the
 //! one-statement run upload that PostgreSQL takes when it can ([`Store::upsert_run`]).
 
-use crate::db::{Db, Dialect, Row, Stmt, Val};
+use crate::db::{Db, Dialect, Row, Stmt, StmtResult, Val};
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -417,7 +417,8 @@ fn sample_stmts(team_id: i64, run_id: &str, samples: &[Sample]) -> Vec<Stmt> {
                      SELECT r.pk, v.column1, v.column2, v.column3, v.column4 \
                      FROM (VALUES {values}) AS v, runs r WHERE r.team_id = ? AND r.run_id = ? \
                      AND r.samples_res = 0 \
-                     ON CONFLICT (run_pk, device_id, t0) DO UPDATE SET t1 = excluded.t1, energy_j = excluded.energy_j"
+                     ON CONFLICT (run_pk, device_id, t0) DO UPDATE SET t1 = excluded.t1, energy_j = excluded.energy_j \
+                     WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j"
                 ),
                 params,
             )
@@ -508,20 +509,100 @@ fn outcome(run: &NewRun, applied: Option<i64>, existing: Option<(i64, f64, f64)>
     }
 }
 
+/// PostgreSQL, project known: one statement reads the run's previous state (the statement's
+/// snapshot), upserts it, and upserts its samples (passed as arrays, so the statement is the
+/// same for any number of samples and is prepared once per connection). Samples are stored
+/// whenever the run is this project's, even when the record itself is a duplicate or stale (as
+/// on the general path). Its row is read by [`pg_upload_outcome`].
+fn pg_upload_stmt(run: &NewRun, project_id: i64, samples: &[Sample]) -> Stmt {
+    let uniq = unique_samples(samples);
+    let mut params = run_upsert_params(run, project_id);
+    params.push(run.team_id.into());
+    params.push(run.run_id.clone().into());
+    params.push(Val::TextArray(
+        uniq.iter().map(|s| s.device_id.clone()).collect(),
+    ));
+    params.push(Val::FloatArray(uniq.iter().map(|s| s.t0).collect()));
+    params.push(Val::FloatArray(uniq.iter().map(|s| s.t1).collect()));
+    params.push(Val::FloatArray(uniq.iter().map(|s| s.energy_j).collect()));
+    params.push(run.team_id.into());
+    params.push(run.run_id.clone().into());
+    params.push(project_id.into());
+    let sql = format!(
+        "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), \
+         old AS (SELECT p.name, r.status_rank, r.duration_s, r.energy_kwh \
+                 FROM runs r JOIN projects p ON p.id = r.project_id \
+                 WHERE r.team_id = ? AND r.run_id = ?), \
+         v AS (SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
+                 CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
+                 AS v(device_id, t0, t1, energy_j)), \
+         k AS (SELECT pk FROM up WHERE samples_res = 0 UNION SELECT r.pk FROM runs r \
+                 WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ? \
+                 AND r.samples_res = 0 AND NOT EXISTS (SELECT 1 FROM up)), \
+         s AS (INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
+                 SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM v, k \
+                 ON CONFLICT (run_pk, device_id, t0) DO UPDATE \
+                 SET t1 = excluded.t1, energy_j = excluded.energy_j \
+                 WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j \
+                 RETURNING 1) \
+         SELECT (SELECT checkpoints FROM up), o.name, o.status_rank, o.duration_s, \
+                o.energy_kwh, (SELECT count(*) FROM s) \
+         FROM (SELECT 1 AS one) x LEFT JOIN old o ON true"
+    );
+    Stmt::new(sql, params)
+}
+
+/// The outcome of [`pg_upload_stmt`] from its row. `None`, with nothing written, when another
+/// upload created the run after the statement's snapshot was taken (the upsert then found it
+/// but the snapshot cannot show it): the caller takes the general path.
+fn pg_upload_outcome(run: &NewRun, res: &StmtResult) -> Result<Option<Outcome>> {
+    let row = res
+        .rows
+        .first()
+        .ok_or_else(|| anyhow!("the run upsert returned no row"))?;
+    let applied = row.opt_i64(0)?;
+    let existing = match row.opt_text(1)? {
+        Some(name) if name != run.project => {
+            return Ok(Some(Outcome::ProjectConflict {
+                existing_project: name,
+            }))
+        }
+        Some(_) => Some((row.i64(2)?, row.f64(3)?, row.f64(4)?)),
+        None if applied.is_none() => return Ok(None),
+        None => None,
+    };
+    Ok(Some(outcome(run, applied, existing)))
+}
+
 /// The server's data, on whichever database.
 #[derive(Clone)]
 pub struct Store {
     pub db: Arc<dyn Db>,
     /// (team id, project name) → project id, for projects seen (never deleted or renamed).
     projects: Arc<std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>>,
+    /// PostgreSQL: uploads committed in groups (see [`crate::group_commit`]); `None`: each
+    /// upload commits on its own.
+    group: Option<Arc<crate::group_commit::GroupCommit>>,
 }
 
 impl Store {
     pub fn new(db: Arc<dyn Db>) -> Store {
         Store {
+            group: Some(Arc::new(crate::group_commit::GroupCommit::new(
+                db.clone(),
+                crate::group_commit::WRITERS,
+            ))),
             db,
             projects: Default::default(),
         }
+    }
+
+    /// The same store with `n` group-commit writers for uploads on PostgreSQL; 0 commits each
+    /// upload on its own (`wattprint serve --upload-writers`).
+    pub fn with_upload_writers(mut self, n: usize) -> Store {
+        self.group =
+            (n > 0).then(|| Arc::new(crate::group_commit::GroupCommit::new(self.db.clone(), n)));
+        self
     }
 
     pub(crate) async fn one_i64(&self, sql: &str, params: Vec<Val>) -> Result<Option<i64>> {
@@ -734,22 +815,76 @@ impl Store {
     ///
     /// On PostgreSQL, once the project's id is known (a project-scoped token, or a project seen
     /// before: projects are never deleted or renamed), the whole upload is one prepared
-    /// statement: one round trip and one commit instead of six round trips (see "Load" in
-    /// docs/server.md). Both paths give the same outcomes; the server tests run on both
-    /// databases.
+    /// statement, committed together with the other uploads waiting at that moment (group
+    /// commit, [`crate::group_commit`]; see "Load" in docs/server.md). Both paths give the same
+    /// outcomes; the server tests run on both databases.
     pub async fn upsert_run(&self, run: &NewRun, samples: &[Sample]) -> Result<Outcome> {
         if self.db.dialect() == Dialect::Postgres {
-            let known = match run.project_id {
-                Some(id) => Some(id),
-                None => self.known_project_id(run.team_id, &run.project).await?,
-            };
-            if let Some(project_id) = known {
-                if let Some(o) = self.upsert_run_pg(run, project_id, samples).await? {
+            if let Some(project_id) = self.upload_project_id(run).await? {
+                let stmt = pg_upload_stmt(run, project_id, samples);
+                let res = match &self.group {
+                    Some(g) => g.submit((run.team_id, run.run_id.clone()), stmt).await?,
+                    None => self
+                        .db
+                        .transaction(vec![stmt])
+                        .await?
+                        .pop()
+                        .ok_or_else(|| anyhow!("the run upsert gave no result"))?,
+                };
+                if let Some(o) = pg_upload_outcome(run, &res)? {
                     return Ok(o);
                 }
             }
         }
         self.upsert_run_general(run, samples).await
+    }
+
+    /// The project id an upload can use without creating its project: a project token's, or a
+    /// project seen before.
+    async fn upload_project_id(&self, run: &NewRun) -> Result<Option<i64>> {
+        match run.project_id {
+            Some(id) => Ok(Some(id)),
+            None => self.known_project_id(run.team_id, &run.project).await,
+        }
+    }
+
+    /// Uploads as one group, in this order: on PostgreSQL those whose project is known are
+    /// written in one transaction with one commit, as the group-commit writers do with the
+    /// uploads they gather (an upload that fails there fails alone; if the commit fails, all of
+    /// them fail); the others, and every upload on SQLite, take [`Store::upsert_run`]'s general
+    /// path one by one afterwards. Each upload's own outcome or error, in the order given.
+    pub async fn upsert_runs_group(
+        &self,
+        uploads: &[(NewRun, Vec<Sample>)],
+    ) -> Result<Vec<Result<Outcome>>> {
+        let mut out: Vec<Option<Result<Outcome>>> = uploads.iter().map(|_| None).collect();
+        if self.db.dialect() == Dialect::Postgres {
+            let mut idx = Vec::new();
+            let mut stmts = Vec::new();
+            for (i, (run, samples)) in uploads.iter().enumerate() {
+                if let Some(project_id) = self.upload_project_id(run).await? {
+                    idx.push(i);
+                    stmts.push(pg_upload_stmt(run, project_id, samples));
+                }
+            }
+            let results = self.db.group(stmts).await?;
+            for (i, r) in idx.into_iter().zip(results) {
+                let run = &uploads[i].0;
+                match r.and_then(|r| pg_upload_outcome(run, &r)) {
+                    Ok(Some(o)) => out[i] = Some(Ok(o)),
+                    Ok(None) => {}
+                    Err(e) => out[i] = Some(Err(e)),
+                }
+            }
+        }
+        let mut done = Vec::with_capacity(uploads.len());
+        for ((run, samples), o) in uploads.iter().zip(out) {
+            done.push(match o {
+                Some(o) => o,
+                None => self.upsert_run_general(run, samples).await,
+            });
+        }
+        Ok(done)
     }
 
     /// A project's id if the project exists (remembered once seen; never created here).
@@ -835,71 +970,6 @@ impl Store {
                 progress: (r.i64(2)?, r.f64(3)?, r.f64(4)?),
             }
         }))
-    }
-
-    /// PostgreSQL, project known: one statement reads the run's previous state (the
-    /// statement's snapshot), upserts it, and upserts its samples (passed as arrays, so the
-    /// statement is the same for any number of samples and is prepared once per connection).
-    /// Samples are stored whenever the run is this project's, even when the record itself is a
-    /// duplicate or stale (as on the general path). `None`, with nothing written, when another
-    /// upload created the run after this statement's snapshot was taken (the upsert then found
-    /// it but the snapshot cannot show it): the caller takes the general path.
-    async fn upsert_run_pg(
-        &self,
-        run: &NewRun,
-        project_id: i64,
-        samples: &[Sample],
-    ) -> Result<Option<Outcome>> {
-        let uniq = unique_samples(samples);
-        let mut params = run_upsert_params(run, project_id);
-        params.push(run.team_id.into());
-        params.push(run.run_id.clone().into());
-        params.push(Val::TextArray(
-            uniq.iter().map(|s| s.device_id.clone()).collect(),
-        ));
-        params.push(Val::FloatArray(uniq.iter().map(|s| s.t0).collect()));
-        params.push(Val::FloatArray(uniq.iter().map(|s| s.t1).collect()));
-        params.push(Val::FloatArray(uniq.iter().map(|s| s.energy_j).collect()));
-        params.push(run.team_id.into());
-        params.push(run.run_id.clone().into());
-        params.push(project_id.into());
-        let sql = format!(
-            "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), \
-             old AS (SELECT p.name, r.status_rank, r.duration_s, r.energy_kwh \
-                     FROM runs r JOIN projects p ON p.id = r.project_id \
-                     WHERE r.team_id = ? AND r.run_id = ?), \
-             v AS (SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
-                     CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
-                     AS v(device_id, t0, t1, energy_j)), \
-             k AS (SELECT pk FROM up WHERE samples_res = 0 UNION SELECT r.pk FROM runs r \
-                     WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ? \
-                     AND r.samples_res = 0), \
-             s AS (INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
-                     SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM v, k \
-                     ON CONFLICT (run_pk, device_id, t0) DO UPDATE \
-                     SET t1 = excluded.t1, energy_j = excluded.energy_j \
-                     RETURNING 1) \
-             SELECT (SELECT checkpoints FROM up), o.name, o.status_rank, o.duration_s, \
-                    o.energy_kwh, (SELECT count(*) FROM s) \
-             FROM (SELECT 1 AS one) x LEFT JOIN old o ON true"
-        );
-        let res = self.db.transaction(vec![Stmt::new(sql, params)]).await?;
-        let row = res
-            .first()
-            .and_then(|r| r.rows.first())
-            .ok_or_else(|| anyhow!("the run upsert returned no row"))?;
-        let applied = row.opt_i64(0)?;
-        let existing = match row.opt_text(1)? {
-            Some(name) if name != run.project => {
-                return Ok(Some(Outcome::ProjectConflict {
-                    existing_project: name,
-                }))
-            }
-            Some(_) => Some((row.i64(2)?, row.f64(3)?, row.f64(4)?)),
-            None if applied.is_none() => return Ok(None),
-            None => None,
-        };
-        Ok(Some(outcome(run, applied, existing)))
     }
 
     /// The team and internal key of a run visible in `scope`.

@@ -219,7 +219,28 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE INDEX runs_team_model ON runs (team_id, model, started_unix)",
     ],
     build: None,
+}, Migration {
+    version: 7,
+    name: "samples without a per-row foreign key check (PostgreSQL)",
+    statements: &[],
+    build: Some(samples_unchecked),
 }];
+
+/// PostgreSQL checked `samples.run_pk REFERENCES runs(pk)` once per sample row — a query and a
+/// row lock on the run from a trigger, 20 per checkpoint of 20 samples, a fifth of an upload's
+/// execution time (docs/server.md, "Load"). Every writer of `samples` takes the run's key from
+/// `runs` in the statement that writes them while holding the run's row (uploads, `add_samples`,
+/// downsampling), and a deletion deletes a run's samples with the run, so the check added
+/// nothing. SQLite keeps it (its single writer does not pay for it the same way, and dropping a
+/// constraint there means rebuilding the table).
+fn samples_unchecked(d: Dialect) -> Vec<String> {
+    match d {
+        Dialect::Postgres => {
+            vec!["ALTER TABLE samples DROP CONSTRAINT IF EXISTS samples_run_pk_fkey".into()]
+        }
+        Dialect::Sqlite => Vec::new(),
+    }
+}
 
 /// The schema version this binary writes.
 pub fn latest_version() -> i64 {

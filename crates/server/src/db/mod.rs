@@ -189,6 +189,21 @@ pub trait Db: Send + Sync {
     /// Run the statements in one transaction; any error rolls all of them back. A statement
     /// whose SQL contains `RETURNING` or starts with `SELECT` gives rows.
     async fn transaction(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>>;
+    /// Run independent statements together, each with its own outcome: those that succeed are
+    /// committed, one that fails changes nothing and fails alone. PostgreSQL runs them in one
+    /// transaction with one commit (group commit, `crate::group_commit`), re-running the rest
+    /// without a failing one; if that commit fails, every statement fails. The default runs
+    /// each as its own transaction. The outer error is for a failure before any statement ran.
+    async fn group(&self, stmts: Vec<Stmt>) -> Result<Vec<Result<StmtResult>>> {
+        let mut out = Vec::with_capacity(stmts.len());
+        for s in stmts {
+            out.push(self.transaction(vec![s]).await.and_then(|mut r| {
+                r.pop()
+                    .ok_or_else(|| anyhow::anyhow!("a statement gave no result"))
+            }));
+        }
+        Ok(out)
+    }
 }
 
 /// Whether a statement yields rows (both backends decide the same way).

@@ -44,7 +44,7 @@ impl ToSql for Val {
     tokio_postgres::types::to_sql_checked!();
 }
 
-fn cells(row: &tokio_postgres::Row) -> Result<Row> {
+pub(crate) fn cells(row: &tokio_postgres::Row) -> Result<Row> {
     let mut out = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let ty = col.type_();
@@ -79,12 +79,12 @@ fn cells(row: &tokio_postgres::Row) -> Result<Row> {
     Ok(Row(out))
 }
 
-fn params(vals: &[Val]) -> Vec<&(dyn ToSql + Sync)> {
+pub(crate) fn params(vals: &[Val]) -> Vec<&(dyn ToSql + Sync)> {
     vals.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
 /// A PostgreSQL error with its server message (tokio-postgres' Display says only "db error").
-fn pg_err(e: tokio_postgres::Error, what: &str) -> anyhow::Error {
+pub(crate) fn pg_err(e: tokio_postgres::Error, what: &str) -> anyhow::Error {
     match e.as_db_error() {
         Some(db) => anyhow!("{what}: {} ({})", db.message(), db.code().code()),
         None => anyhow!("{what}: {e}"),
@@ -230,5 +230,57 @@ impl Db for PgDb {
         }
         tx.commit().await.map_err(|e| pg_err(e, "COMMIT"))?;
         Ok(out)
+    }
+
+    async fn group(&self, stmts: Vec<Stmt>) -> Result<Vec<Result<StmtResult>>> {
+        let client = self.client().await?;
+        let begin = client
+            .prepare_cached("BEGIN")
+            .await
+            .map_err(|e| pg_err(e, "preparing BEGIN"))?;
+        let commit = client
+            .prepare_cached("COMMIT")
+            .await
+            .map_err(|e| pg_err(e, "preparing COMMIT"))?;
+        let mut prepared = Vec::with_capacity(stmts.len());
+        for s in &stmts {
+            prepared.push(
+                client
+                    .prepare_cached(&pg_placeholders(&s.sql))
+                    .await
+                    .map_err(|e| pg_err(e, "preparing a statement"))?,
+            );
+        }
+        let mut out: Vec<Option<Result<StmtResult>>> = stmts.iter().map(|_| None).collect();
+        let mut live: Vec<usize> = (0..stmts.len()).collect();
+        // Each pass removes a failing statement or ends: at most one pass per statement.
+        while !live.is_empty() {
+            let pass =
+                crate::group_commit::pipeline(&client, &begin, &commit, &prepared, &stmts, &live)
+                    .await;
+            match pass {
+                crate::group_commit::Pass::Committed(results) => {
+                    for (i, r) in live.iter().zip(results) {
+                        out[*i] = Some(r);
+                    }
+                    live.clear();
+                }
+                crate::group_commit::Pass::Failed { at, error } => {
+                    // This statement's own error: the others are run again without it.
+                    let i = live.remove(at);
+                    out[i] = Some(Err(pg_err(error, "statement")));
+                }
+                crate::group_commit::Pass::AllFailed(error) => {
+                    let msg = format!("{error:#}");
+                    for i in live.drain(..) {
+                        out[i] = Some(Err(anyhow!("{msg}")));
+                    }
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(anyhow!("a statement of the group was not run"))))
+            .collect())
     }
 }
