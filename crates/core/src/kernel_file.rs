@@ -92,3 +92,117 @@ mod tests {
         assert!(read_small(&d.path().join("bin")).is_err());
     }
 }
+
+/// A file of procfs or sysfs kept open and read again from its start (`pread` at offset 0):
+/// the kernel regenerates such a file on every read, so the path need not be looked up and the
+/// file opened and closed every interval — most of the cost of reading it. Any other file (a
+/// fake tree in tests, which may be replaced by a rename) is read by its path each time.
+#[derive(Debug)]
+pub struct KeptFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+/// procfs and sysfs, by their `statfs` magic numbers.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+impl KeptFile {
+    /// Open `path`; kept open only on procfs or sysfs.
+    pub fn open(path: &Path) -> std::io::Result<KeptFile> {
+        let f = std::fs::File::open(path)?;
+        let kernel = {
+            use std::os::fd::AsRawFd;
+            // SAFETY: fstatfs fills the statfs structure it is given for an open descriptor.
+            let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+            let r = unsafe { libc::fstatfs(f.as_raw_fd(), &mut sfs) };
+            r == 0 && matches!(sfs.f_type as i64, PROC_SUPER_MAGIC | SYSFS_MAGIC)
+        };
+        Ok(KeptFile {
+            path: path.to_path_buf(),
+            file: kernel.then_some(f),
+        })
+    }
+
+    /// The whole file now. A process's file whose process has been reaped fails (`ESRCH`),
+    /// even if its pid was reused since.
+    pub fn read(&mut self) -> std::io::Result<String> {
+        let Some(f) = &self.file else {
+            return read_small(&self.path);
+        };
+        use std::os::unix::fs::FileExt;
+        let mut buf: Vec<u8> = vec![0; CHUNK];
+        let mut len = 0;
+        loop {
+            let n = match f.read_at(&mut buf[len..], len as u64) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let asked = buf.len() - len;
+            len += n;
+            if n < asked {
+                break;
+            }
+            if len > MAX {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is larger than {MAX} bytes", self.path.display()),
+                ));
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        buf.truncate(len);
+        String::from_utf8(buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+    }
+
+    /// Whether the file is kept open (a procfs or sysfs file).
+    pub fn is_kept(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+#[cfg(test)]
+mod kept_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_kept_proc_file_reads_fresh_and_fails_once_its_process_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut k = KeptFile::open(Path::new(&format!("/proc/{}/stat", child.id()))).unwrap();
+        assert!(k.is_kept());
+        let a = k.read().unwrap();
+        assert!(a.starts_with(&format!("{} (sleep)", child.id())), "{a}");
+        let mut stat = KeptFile::open(Path::new("/proc/stat")).unwrap();
+        assert!(stat.read().unwrap().starts_with("cpu "));
+        assert!(
+            stat.read().unwrap().starts_with("cpu "),
+            "read again from the start"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            k.read().is_err(),
+            "reaped: no figures from a stale descriptor"
+        );
+    }
+
+    #[test]
+    fn other_files_are_read_by_path_each_time() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("stat");
+        std::fs::write(&p, "one").unwrap();
+        let mut k = KeptFile::open(&p).unwrap();
+        assert!(!k.is_kept());
+        // replaced by a rename, as fake trees may be: the new content is read
+        let tmp = d.path().join("tmp");
+        std::fs::write(&tmp, "two").unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        assert_eq!(k.read().unwrap(), "two");
+    }
+}

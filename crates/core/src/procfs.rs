@@ -42,8 +42,7 @@ impl CpuTimes {
 }
 
 fn read_to_string(path: &Path) -> Result<String, SensorError> {
-    let read =
-        || crate::kernel_file::read_small(path).map_err(|e| SensorError::io(path, e, PROC_ADVICE));
+    let read = || read_machine_file(path).map_err(|e| SensorError::io(path, e, PROC_ADVICE));
     ONE_LOOK.with(|memo| {
         let mut memo = memo.borrow_mut();
         let Some(seen) = memo.as_mut() else {
@@ -58,7 +57,32 @@ fn read_to_string(path: &Path) -> Result<String, SensorError> {
     })
 }
 
+/// Machine-wide files kept open per thread (a sampler reads the same few every interval).
+const KEPT_MACHINE_FILES: usize = 8;
+
+/// A machine-wide file (`<proc>/stat`, `<proc>/meminfo`), through a file this thread keeps
+/// open ([`crate::kernel_file::KeptFile`]).
+fn read_machine_file(path: &Path) -> std::io::Result<String> {
+    KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if let Some(k) = kept.get_mut(path) {
+            if let Ok(t) = k.read() {
+                return Ok(t);
+            }
+            kept.remove(path);
+        }
+        let mut k = crate::kernel_file::KeptFile::open(path)?;
+        let text = k.read()?;
+        if k.is_kept() && kept.len() < KEPT_MACHINE_FILES {
+            kept.insert(path.to_path_buf(), k);
+        }
+        Ok(text)
+    })
+}
+
 thread_local! {
+    static KEPT: std::cell::RefCell<HashMap<std::path::PathBuf, crate::kernel_file::KeptFile>> =
+        std::cell::RefCell::new(HashMap::new());
     /// The machine-wide files (`<proc>/stat`, `<proc>/meminfo`) read during [`one_look`].
     static ONE_LOOK: std::cell::RefCell<Option<HashMap<std::path::PathBuf, String>>> =
         const { std::cell::RefCell::new(None) };
@@ -496,6 +520,8 @@ pub struct ForestScanner {
     threaded: bool,
     /// The kernel gives no `children` files (`CONFIG_PROC_CHILDREN` off).
     no_children_files: bool,
+    /// The trees' processes' files, kept open between scans.
+    kept: KeptFiles,
 }
 
 /// How a [`ForestScanner`] found the trees last (for tests and benchmarks).
@@ -535,7 +561,7 @@ impl ForestScanner {
             }
         }
         if !self.threaded && !self.no_children_files {
-            match walk_children(paths, roots)? {
+            match walk_children(paths, roots, &mut self.kept)? {
                 Walk::Done(trees) => {
                     self.remember(roots, &trees);
                     return Ok((usages(&trees), ScanWay::Children));
@@ -556,6 +582,8 @@ impl ForestScanner {
             .map(|t| t.as_ref().map(|v| v.iter().map(|s| s.pid).collect()))
             .collect();
         self.threaded = trees.iter().flatten().flatten().any(|s| s.threads > 1);
+        let members: HashSet<u32> = trees.iter().flatten().flatten().map(|s| s.pid).collect();
+        self.kept.retain(&members);
     }
 
     /// The previous trees read again; `None` when one changed shape (a member re-parented
@@ -573,7 +601,7 @@ impl ForestScanner {
             let mut stats = Vec::with_capacity(members.len());
             let mut root_gone = false;
             for &pid in members {
-                match read_pid_stat(paths, pid) {
+                match self.kept.stat(paths, pid) {
                     Ok(st) => stats.push(st),
                     Err(SensorError::Missing { .. }) => root_gone |= pid == *root,
                     Err(SensorError::PermissionDenied { .. }) => return Ok(None),
@@ -676,6 +704,64 @@ impl ForestScanner {
     }
 }
 
+/// The `stat` and `children` files of the trees' processes, kept open between scans
+/// ([`crate::kernel_file::KeptFile`]: read again without a path lookup).
+#[derive(Debug, Default)]
+struct KeptFiles {
+    stat: HashMap<u32, crate::kernel_file::KeptFile>,
+    children: HashMap<u32, crate::kernel_file::KeptFile>,
+}
+
+impl KeptFiles {
+    /// `<proc>/<pid>/stat`, through the kept file (opened at the first read).
+    fn stat(&mut self, paths: &HostPaths, pid: u32) -> Result<ProcStat, SensorError> {
+        let path = paths.proc_file(format!("{pid}/stat"));
+        let text = kept_read(&mut self.stat, pid, &path).map_err(|e| {
+            if is_gone(&e) {
+                SensorError::Missing {
+                    what: format!("process {pid}"),
+                    path: path.clone(),
+                }
+            } else {
+                SensorError::io(&path, e, PROC_ADVICE)
+            }
+        })?;
+        parse_pid_stat(&text, &path)
+    }
+
+    /// `<proc>/<pid>/task/<pid>/children`.
+    fn children(&mut self, paths: &HostPaths, pid: u32) -> std::io::Result<String> {
+        let path = paths.proc_file(format!("{pid}/task/{pid}/children"));
+        kept_read(&mut self.children, pid, &path)
+    }
+
+    /// Keep only the files of `pids`.
+    fn retain(&mut self, pids: &HashSet<u32>) {
+        self.stat.retain(|p, _| pids.contains(p));
+        self.children.retain(|p, _| pids.contains(p));
+    }
+}
+
+fn kept_read(
+    files: &mut HashMap<u32, crate::kernel_file::KeptFile>,
+    pid: u32,
+    path: &Path,
+) -> std::io::Result<String> {
+    if let Some(k) = files.get_mut(&pid) {
+        if let Ok(t) = k.read() {
+            return Ok(t);
+        }
+        // Its process is gone; the pid may be another process's now: opened afresh.
+        files.remove(&pid);
+    }
+    let mut k = crate::kernel_file::KeptFile::open(path)?;
+    let text = k.read()?;
+    if files.len() < MAX_WALKED {
+        files.insert(pid, k);
+    }
+    Ok(text)
+}
+
 /// A walk of the trees through the `children` files.
 enum Walk {
     Done(Vec<Option<Vec<ProcStat>>>),
@@ -687,7 +773,11 @@ enum Walk {
 /// Processes in a walked tree at most (as [`MAX_TRACKED_PIDS`] elsewhere).
 const MAX_WALKED: usize = 4096;
 
-fn walk_children(paths: &HostPaths, roots: &[u32]) -> Result<Walk, SensorError> {
+fn walk_children(
+    paths: &HostPaths,
+    roots: &[u32],
+    kept: &mut KeptFiles,
+) -> Result<Walk, SensorError> {
     let mut trees = Vec::with_capacity(roots.len());
     for &root in roots {
         if root == 0 {
@@ -702,7 +792,7 @@ fn walk_children(paths: &HostPaths, roots: &[u32]) -> Result<Walk, SensorError> 
             if !seen.insert(pid) || tree.len() >= MAX_WALKED {
                 continue;
             }
-            let st = match read_pid_stat(paths, pid) {
+            let st = match kept.stat(paths, pid) {
                 Ok(st) => st,
                 Err(SensorError::Missing { .. }) | Err(SensorError::PermissionDenied { .. }) => {
                     root_gone |= pid == root;
@@ -713,8 +803,7 @@ fn walk_children(paths: &HostPaths, roots: &[u32]) -> Result<Walk, SensorError> 
             if st.threads > 1 {
                 return Ok(Walk::Threaded);
             }
-            let file = paths.proc_file(format!("{pid}/task/{pid}/children"));
-            match crate::kernel_file::read_small(&file) {
+            match kept.children(paths, pid) {
                 Ok(text) => stack.extend(
                     text.split_ascii_whitespace()
                         .filter_map(|c| c.parse::<u32>().ok()),
