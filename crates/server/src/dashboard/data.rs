@@ -3,6 +3,8 @@
 //! the sums of the runs' summary columns and of the figures derived from their records at
 //! ingest (idle GPU energy, static energy, operational and embodied emissions). A page costs
 //! the same at 10 million runs as at a thousand.
+//! The overview reads those groups without the user dimension, grouped in SQL, and its top
+//! users by their own query ([`overview`]).
 
 use super::DashState;
 use crate::store::RunFilter;
