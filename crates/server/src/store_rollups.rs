@@ -377,6 +377,81 @@ impl Store {
             .collect()
     }
 
+    /// The dashboard's groups of the runs matching `f` without the user dimension (team,
+    /// project, status, month; `user` is `None`), grouped in SQL — a few thousand rows where
+    /// [`Store::dashboard_groups`] returns tens of thousands: what the overview reads (its only
+    /// use of users, the top emitters, is [`Store::top_users`]). Groups whose sums are all zero
+    /// are left out, as are such rows in [`Store::dashboard_groups`].
+    pub async fn dashboard_groups_without_users(&self, f: &RunFilter) -> Result<Vec<DashGroup>> {
+        let mut params = Vec::new();
+        let Some((filter, host)) = rollup_filter(f, &mut params) else {
+            anyhow::bail!("dashboard filters must fall on month starts");
+        };
+        let table = rollup_schema::source(self.db.dialect(), host);
+        let measures = all_measures();
+        let nonzero: Vec<String> = std::iter::once("runs")
+            .chain(measures.iter().copied())
+            .map(|c| format!("SUM(CAST(x.{c} AS DOUBLE PRECISION)) <> 0"))
+            .collect();
+        let joins = joins_for(GroupBy::Status, f);
+        let sql = format!(
+            "SELECT x.team_id, x.project_id, x.status, x.month, {} FROM {table} x{joins} \
+             WHERE 1 = 1{filter} GROUP BY x.team_id, x.project_id, x.status, x.month \
+             HAVING {}",
+            sums_sql(&measures),
+            nonzero.join(" OR ")
+        );
+        let (rows, names) =
+            tokio::try_join!(self.db.query(&sql, params), self.project_names(&f.scope))?;
+        rows.iter()
+            .map(|r| {
+                let (team_id, project_id) = (r.i64(0)?, r.i64(1)?);
+                let Some((team, project)) = names.get(&project_id) else {
+                    anyhow::bail!("rollup row of project {project_id} (team {team_id}), which is not in the projects table");
+                };
+                Ok(DashGroup {
+                    team: team.clone(),
+                    project: project.clone(),
+                    user: None,
+                    status: r.text(2)?,
+                    month: r.text(3)?,
+                    sums: sums(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The users (`None`: runs without one) of the runs matching `f` with the `n` largest
+    /// emissions, and every user tied with the `n`th (the caller orders ties), each with its
+    /// emissions in kg. Grouped in SQL, so that the rows of a group (on PostgreSQL its table row
+    /// and journal rows not folded yet) are summed before they are ordered; groups whose runs
+    /// and emissions sum to zero are left out.
+    pub async fn top_users(&self, f: &RunFilter, n: i64) -> Result<Vec<(Option<String>, f64)>> {
+        if n <= 0 {
+            return Ok(Vec::new());
+        }
+        let mut params = Vec::new();
+        let Some((filter, host)) = rollup_filter(f, &mut params) else {
+            anyhow::bail!("dashboard filters must fall on month starts");
+        };
+        params.push(n.into());
+        let table = rollup_schema::source(self.db.dialect(), host);
+        let joins = joins_for(GroupBy::Status, f);
+        let e = "SUM(CAST(x.emissions_ug AS DOUBLE PRECISION))";
+        // Ranked after grouping; sums of integers below 2⁵³ are exact, so the `n`th's ties
+        // share its rank and all come.
+        let sql = format!(
+            "SELECT g.u, g.e FROM (SELECT NULLIF(x.user_key, '') AS u, {e} AS e, \
+             RANK() OVER (ORDER BY {e} DESC) AS k FROM {table} x{joins} \
+             WHERE 1 = 1{filter} GROUP BY x.user_key \
+             HAVING SUM(CAST(x.runs AS DOUBLE PRECISION)) <> 0 OR {e} <> 0) g WHERE g.k <= ?"
+        );
+        let rows = self.db.query(&sql, params).await?;
+        rows.iter()
+            .map(|r| Ok((r.opt_text(0)?, r.f64(1)? / PER_KG)))
+            .collect()
+    }
+
     /// Project id → (team name, project name), for the projects visible in `scope`.
     async fn project_names(&self, scope: &Scope) -> Result<HashMap<i64, (String, String)>> {
         let mut params = vec![scope.org_id.into()];

@@ -8,6 +8,7 @@ mod common;
 use common::{Backend, Rec, TestServer};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use wattprint_server::store::Role;
 
 /// A browser-like client for the dashboard: no redirects followed, cookies by hand.
@@ -969,3 +970,130 @@ async fn models_page_lists_models_and_their_overhead(b: Backend) {
 }
 
 both!(models_page_lists_models_and_their_overhead);
+
+/// The section `id="ID"` of a page, up to its end.
+fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let i = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no section #{id}"));
+    &html[i..i + html[i..].find("</section>").unwrap()]
+}
+
+/// The overview (read grouped in SQL, the top users by their own query) against a
+/// recomputation from the runs uploaded: totals, waste, idle GPU energy, each team's row and
+/// the top users in order (ties by name), after running runs ended with other figures (on
+/// PostgreSQL a group then comes in several rows until the journal is folded).
+async fn overview_matches_the_runs(b: Backend) {
+    let s = TestServer::start(b).await;
+    let d = Dash::new(&s);
+    let teams = ["physics", "genomics"];
+    let mut toks = Vec::new();
+    for t in teams {
+        toks.push(s.token(t, None, Role::Member).await.1);
+    }
+    // (team, user label, status, kWh, kg) of each run's last upload (its final one), by run id.
+    let mut last: BTreeMap<String, (usize, String, &'static str, f64, f64)> = BTreeMap::new();
+    let statuses = ["completed", "failed", "killed"];
+    for pass in 0..2 {
+        for i in 0..30usize {
+            // A quarter of the runs are uploaded running first, then final with other figures.
+            let early = i % 4 == 0;
+            if pass == 1 && !early {
+                continue;
+            }
+            let team = i % 2;
+            let id = format!("ov-{i}");
+            let project = ["climate", "weather", "ocean"][i % 3];
+            let status = if early && pass == 0 {
+                "running"
+            } else {
+                statuses[(i / 2) % 3]
+            };
+            let at = format!("2025-0{}-1{}T10:00:00Z", 1 + i % 3, i % 10);
+            // Binary fractions: every sum is exact, whatever its order.
+            let kwh = 0.25 * (1 + (i + pass) % 5) as f64;
+            let kg = 0.125 * (1 + (i * 3 + pass) % 4) as f64;
+            let user = (i % 7 != 3).then(|| format!("u{:02}", i % 11));
+            let mut body = rec(&id, project, "x", status, &at, kwh, kg);
+            match &user {
+                Some(u) => body["user"] = json!(u),
+                None => {
+                    body.as_object_mut().unwrap().remove("user");
+                }
+            }
+            let (c, v) = s.post(&toks[team], "/runs", &body).await;
+            assert!(c == 200 || c == 201, "{c} {v}");
+            let label = user.unwrap_or_else(|| "(no user)".to_string());
+            last.insert(id, (team, label, status, kwh, kg));
+        }
+    }
+    let runs: Vec<_> = last.values().cloned().collect();
+    let org = s.org_token(Role::Viewer).await;
+    let o_cookie = d.login(&org).await;
+    let t_cookie = d.login(&toks[0]).await;
+    for (cookie, only) in [(&o_cookie, None), (&t_cookie, Some(0usize))] {
+        let page = d.page(cookie, "/dashboard/").await;
+        let mine: Vec<_> = runs
+            .iter()
+            .filter(|r| only.is_none_or(|t| r.0 == t))
+            .collect();
+        assert_eq!(
+            by_id(&page, "total-runs").1,
+            mine.len().to_string(),
+            "{only:?}"
+        );
+        let kwh: f64 = mine.iter().map(|r| r.3).sum();
+        let kg: f64 = mine.iter().map(|r| r.4).sum();
+        let wasted: f64 = mine
+            .iter()
+            .filter(|r| r.2 != "completed")
+            .map(|r| r.4)
+            .sum();
+        let idle: f64 = mine.iter().map(|r| idle_kwh(r.3)).sum();
+        let num = |id: &str, a: &str| -> f64 { attr(&by_id(&page, id).0, a).parse().unwrap() };
+        assert_eq!(num("total-energy", "data-kwh"), kwh);
+        assert_eq!(num("total-emissions", "data-kg"), kg);
+        assert_eq!(num("waste-emissions", "data-kg"), wasted);
+        assert!(close(num("idle-gpu-energy", "data-kwh"), idle));
+        if only.is_none() {
+            let table = section(&page, "teams");
+            for (t, name) in teams.iter().enumerate() {
+                let k: f64 = runs.iter().filter(|r| r.0 == t).map(|r| r.4).sum();
+                let e: f64 = runs.iter().filter(|r| r.0 == t).map(|r| r.3).sum();
+                let row = &table[table.find(&format!(">{name}</a>")).unwrap()..];
+                let row = &row[..row.find("</tr>").unwrap()];
+                assert!(row.contains(&format!("data-kg=\"{k}\"")), "{row}");
+                assert!(row.contains(&format!("data-kwh=\"{e}\"")), "{row}");
+            }
+        }
+        // The top users: emissions per user, largest first, ties by name, eight of them.
+        let mut per: BTreeMap<&str, f64> = BTreeMap::new();
+        for r in &mine {
+            *per.entry(r.1.as_str()).or_default() += r.4;
+        }
+        let mut want: Vec<(&str, f64)> = per.into_iter().collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1));
+        want.truncate(8);
+        let top = section(&page, "top-users");
+        let labels: Vec<&str> = top
+            .split("text-anchor=\"end\" class=\"cl\">")
+            .skip(1)
+            .map(|x| &x[..x.find('<').unwrap()])
+            .collect();
+        let want_labels: Vec<&str> = want.iter().map(|w| w.0).collect();
+        assert_eq!(labels, want_labels, "{only:?}");
+        let links: Vec<&str> = top
+            .split("href=\"/dashboard/users/")
+            .skip(1)
+            .map(|x| &x[..x.find('"').unwrap()])
+            .collect();
+        let named: Vec<&str> = want_labels
+            .iter()
+            .copied()
+            .filter(|u| *u != "(no user)")
+            .collect();
+        assert_eq!(links, named);
+    }
+    s.stop().await;
+}
+both!(overview_matches_the_runs);

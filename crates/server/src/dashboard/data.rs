@@ -3,6 +3,8 @@
 //! the sums of the runs' summary columns and of the figures derived from their records at
 //! ingest (idle GPU energy, static energy, operational and embodied emissions). A page costs
 //! the same at 10 million runs as at a thousand.
+//! The overview reads those groups without the user dimension, grouped in SQL, and its top
+//! users by their own query ([`overview`]).
 
 use super::DashState;
 use crate::store::RunFilter;
@@ -57,37 +59,91 @@ pub struct Lite {
 /// The groups of runs matching `f` (whose scope is the token's), with their derived figures.
 pub async fn scan(st: &DashState, f: &RunFilter) -> Result<Vec<(Lite, Derived)>> {
     let groups = st.app.store.dashboard_groups(f).await?;
-    Ok(groups
-        .into_iter()
-        .map(|g| {
-            let s = g.sums;
-            (
-                Lite {
-                    team: g.team,
-                    project: g.project,
-                    user: g.user,
-                    status: g.status,
-                    month: g.month,
-                    runs: s.runs,
-                    duration_s: s.duration_s,
-                    energy_kwh: s.energy_kwh,
-                    facility_kwh: s.facility_kwh,
-                    emissions_kg: s.emissions_kg,
-                },
-                Derived {
-                    gpu_kwh: s.gpu_kwh,
-                    idle_gpu_kwh: s.idle_gpu_kwh,
-                    idle_gpu_kg: s.idle_gpu_kg,
-                    static_kwh: s.static_kwh,
-                    operational_kg: s.operational_kg,
-                    embodied_kg: s.embodied_kg,
-                    embodied_not_counted: s.embodied_not_counted,
-                    gpus_without_idle: s.gpus_without_idle,
-                    unreadable: s.unreadable,
-                },
-            )
-        })
-        .collect())
+    Ok(groups.into_iter().map(group).collect())
+}
+
+/// How many users the overview's top emitters show.
+pub const TOP_USERS: usize = 8;
+
+/// What the overview reads: the groups without the user dimension (for every figure but the
+/// top users) and the [`TOP_USERS`] users with the largest emissions, both at once.
+pub struct Overview {
+    /// Groups per (team, project, status, month); `user` is `None`.
+    pub groups: Vec<(Lite, Derived)>,
+    /// The top users (`(no user)` for runs without one) and their emissions, kg, largest first.
+    pub top_users: Vec<(String, f64)>,
+}
+
+/// The overview of the runs matching `f`: the same figures [`scan`] gives, read grouped in
+/// SQL (a few thousand rows, not one per user as well).
+pub async fn overview(st: &DashState, f: &RunFilter) -> Result<Overview> {
+    let store = &st.app.store;
+    let (groups, users) = tokio::try_join!(
+        store.dashboard_groups_without_users(f),
+        store.top_users(f, TOP_USERS as i64)
+    )?;
+    Ok(Overview {
+        groups: groups.into_iter().map(group).collect(),
+        top_users: ranked_users(
+            users.into_iter().map(|(u, kg)| (user_label(u), kg)),
+            TOP_USERS,
+        ),
+    })
+}
+
+/// The label of a user key: `(no user)` for runs without one.
+pub fn user_label(u: Option<String>) -> String {
+    u.unwrap_or_else(|| "(no user)".to_string())
+}
+
+/// The `n` users of `runs` with the largest emissions (what [`Overview::top_users`] reads).
+pub fn top_users_of(runs: &[(Lite, Derived)], n: usize) -> Vec<(String, f64)> {
+    ranked_users(
+        runs.iter()
+            .map(|(x, _)| (user_label(x.user.clone()), x.emissions_kg)),
+        n,
+    )
+}
+
+/// Emissions summed per label, largest first, ties by label (as [`group_by`] orders), `n` of them.
+fn ranked_users(rows: impl IntoIterator<Item = (String, f64)>, n: usize) -> Vec<(String, f64)> {
+    let mut by: BTreeMap<String, f64> = BTreeMap::new();
+    for (u, kg) in rows {
+        *by.entry(u).or_default() += kg;
+    }
+    let mut v: Vec<(String, f64)> = by.into_iter().collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v.truncate(n);
+    v
+}
+
+fn group(g: crate::store_rollups::DashGroup) -> (Lite, Derived) {
+    let s = g.sums;
+    (
+        Lite {
+            team: g.team,
+            project: g.project,
+            user: g.user,
+            status: g.status,
+            month: g.month,
+            runs: s.runs,
+            duration_s: s.duration_s,
+            energy_kwh: s.energy_kwh,
+            facility_kwh: s.facility_kwh,
+            emissions_kg: s.emissions_kg,
+        },
+        Derived {
+            gpu_kwh: s.gpu_kwh,
+            idle_gpu_kwh: s.idle_gpu_kwh,
+            idle_gpu_kg: s.idle_gpu_kg,
+            static_kwh: s.static_kwh,
+            operational_kg: s.operational_kg,
+            embodied_kg: s.embodied_kg,
+            embodied_not_counted: s.embodied_not_counted,
+            gpus_without_idle: s.gpus_without_idle,
+            unreadable: s.unreadable,
+        },
+    )
 }
 
 /// Sums over a set of runs.

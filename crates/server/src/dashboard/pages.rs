@@ -241,11 +241,14 @@ fn groups_table(
     o.push_str("</tbody></table></section>");
 }
 
-fn top_emitters(o: &mut String, runs: &[(Lite, Derived)], multi_team: bool) {
+/// The top projects (from `runs`) and the top `users` (label, kg; largest first).
+fn top_emitters(
+    o: &mut String,
+    runs: &[(Lite, Derived)],
+    users: &[(String, f64)],
+    multi_team: bool,
+) {
     let projects = data::group_by(runs, |x| (x.team.clone(), x.project.clone()));
-    let users = data::group_by(runs, |x| {
-        x.user.clone().unwrap_or_else(|| "(no user)".to_string())
-    });
     let bars = |rows: Vec<(String, f64)>| -> Vec<HBar> {
         rows.into_iter()
             .take(8)
@@ -270,12 +273,7 @@ fn top_emitters(o: &mut String, runs: &[(Lite, Derived)], multi_team: bool) {
             })
             .collect(),
     );
-    let u = bars(
-        users
-            .iter()
-            .map(|(u, a)| (u.clone(), a.emissions_kg))
-            .collect(),
-    );
+    let u = bars(users.to_vec());
     let _ = write!(
         o,
         "<div class=\"grid2\"><section class=\"box\" id=\"top-projects\">{}<p class=\"muted\">",
@@ -583,7 +581,10 @@ macro_rules! tryp {
 /// `/dashboard/`: everything the token may see.
 pub async fn overview(State(st): State<DashState>, v: Viewer) -> Response {
     let f = RunFilter::new(v.scope());
-    let runs = tryp!(data::scan(&st, &f).await);
+    let data::Overview {
+        groups: runs,
+        top_users,
+    } = tryp!(data::overview(&st, &f).await);
     let a = Agg::of(&runs);
     let month = this_month();
     let budget_list = tryp!(st.app.store.list_budgets(&v.scope(), &month).await);
@@ -617,7 +618,7 @@ pub async fn overview(State(st): State<DashState>, v: Viewer) -> Response {
     } else {
         trend(&mut o, &runs, "project", |x| x.project.clone());
     }
-    top_emitters(&mut o, &runs, multi_team);
+    top_emitters(&mut o, &runs, &top_users, multi_team);
     budgets(&mut o, &budget_list, &month);
     waste(&mut o, &runs, &a);
     regions_section(&mut o, &a, 5, "These runs");
@@ -650,7 +651,8 @@ pub async fn team(State(st): State<DashState>, v: Viewer, Path(team): Path<Strin
     empty_note(&mut o, &a);
     kpis(&mut o, &a);
     trend(&mut o, &runs, "project", |x| x.project.clone());
-    top_emitters(&mut o, &runs, false);
+    let top_users = data::top_users_of(&runs, data::TOP_USERS);
+    top_emitters(&mut o, &runs, &top_users, false);
     let projects: Vec<_> = data::group_by(&runs, |x| x.project.clone())
         .into_iter()
         .map(|(p, a)| (p.clone(), Some(project_href(&team, &p)), a))
