@@ -433,8 +433,9 @@ fn a_quiet_follower_sleeps_until_its_checkpoint_and_takes_over_when_the_reader_e
     // fewer reads than the ≈ 50 intervals it lasted (and none counted as skipped).
     let reads = rb["samples"].as_u64().unwrap() + rb["skipped_ticks"].as_u64().unwrap_or(0);
     let intervals = rb["duration_s"].as_f64().unwrap() / 0.05;
+    // (≈ 40 intervals slept through; a follower reading every interval has reads ≈ intervals)
     assert!(
-        (reads as f64) < intervals - 30.0,
+        (reads as f64) < intervals - 20.0,
         "B read {reads} times in {intervals:.0} intervals"
     );
     // What B was charged while following is exact: A's share and B's sum to the host.
