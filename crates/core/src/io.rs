@@ -15,7 +15,7 @@
 //! docs/pipeline.md.
 
 use crate::host::HostPaths;
-use crate::procfs::TreeScanner;
+use crate::procfs::ForestScanner;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -113,7 +113,7 @@ pub fn read_net_dev(paths: &HostPaths) -> Option<(u64, u64)> {
 /// Follows one process tree's I/O over a run.
 #[derive(Debug, Default)]
 pub struct IoTracker {
-    scanner: TreeScanner,
+    scanner: ForestScanner,
     /// The tree's processes at the last read: their start time (their identity with the pid),
     /// their parent and their counters, kept at their highest.
     live: HashMap<u32, Tracked>,
@@ -131,14 +131,14 @@ impl IoTracker {
     pub fn sample(&mut self, paths: &HostPaths, root: u32) {
         // The kernel's children lists when it has them (a few small reads for a small tree),
         // else one scan of every process's stat.
-        let pids = match tree_by_children(paths, root) {
-            Some(p) => p,
-            None => match self.scanner.usage(paths, root) {
-                Ok(u) => u.pids,
-                // The root alone (a zombie's stat may still be there; its io too).
-                Err(_) => vec![root],
-            },
-        };
+        // The host ledger's tree scanner: the kernel's children lists for a small
+        // single-threaded tree, else one listing of every process.
+        let pids = match self.scanner.usage(paths, &[root], None) {
+            Ok(mut u) => u.pop().flatten().map(|t| t.pids),
+            Err(_) => None,
+        }
+        // The root alone (a zombie's stat may still be there; its io too).
+        .unwrap_or_else(|| vec![root]);
         let mut now: HashMap<u32, Tracked> = HashMap::with_capacity(pids.len());
         for pid in pids.into_iter().take(MAX_TRACKED_PIDS) {
             match crate::kernel_file::read_small(&paths.proc_file(format!("{pid}/io")))
@@ -237,41 +237,6 @@ struct Tracked {
     start: u64,
     ppid: u32,
     io: PidIo,
-}
-
-/// `root` and its descendants from `<proc>/<pid>/task/<tid>/children` (Linux 3.5+, with
-/// CONFIG_PROC_CHILDREN); `None` when a list is missing, so the caller scans instead. At most
-/// [`MAX_TRACKED_PIDS`] processes.
-pub fn tree_by_children(paths: &HostPaths, root: u32) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        if !seen.insert(pid) || out.len() >= MAX_TRACKED_PIDS {
-            continue;
-        }
-        let tasks = std::fs::read_dir(paths.proc_file(format!("{pid}/task")));
-        let tasks = match tasks {
-            Ok(t) => t,
-            // The root must be there; a descendant that just exited is skipped.
-            Err(_) if pid == root => return None,
-            Err(_) => continue,
-        };
-        out.push(pid);
-        for t in tasks.flatten() {
-            let Ok(text) = crate::kernel_file::read_small(&t.path().join("children")) else {
-                if t.path().exists() {
-                    return None; // no children lists on this kernel
-                }
-                continue;
-            };
-            stack.extend(
-                text.split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    Some(out)
 }
 
 /// A run's I/O, for the record.
@@ -453,12 +418,24 @@ mod tests {
         assert_eq!(after.totals().0.wchar, 2100);
         put(100, 1, 3000, 2100);
         // without children lists (this fake tree has none) the stat scan is used
-        assert_eq!(tree_by_children(&paths, 100), None);
+        let tree = |r: u32| {
+            let (mut u, way) = ForestScanner::default()
+                .usage_how(&paths, &[r], None)
+                .unwrap();
+            (u.pop().flatten().map(|t| t.pids), way)
+        };
+        assert_eq!(
+            tree(100),
+            (Some(vec![100]), crate::procfs::ScanWay::Listing)
+        );
         let task = paths.proc.join("100/task/100");
         std::fs::create_dir_all(&task).unwrap();
         std::fs::write(task.join("children"), "").unwrap();
-        assert_eq!(tree_by_children(&paths, 100), Some(vec![100]));
-        assert_eq!(tree_by_children(&paths, 4242), None);
+        assert_eq!(
+            tree(100),
+            (Some(vec![100]), crate::procfs::ScanWay::Children)
+        );
+        assert_eq!(tree(4242).0, None);
         assert_eq!((io.read_bytes, io.write_bytes), (1500, 1050));
         assert_eq!((seen, bad), (2, 0));
         std::fs::create_dir_all(paths.proc.join("net")).unwrap();

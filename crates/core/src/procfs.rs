@@ -808,11 +808,10 @@ fn walk_children(
                     text.split_ascii_whitespace()
                         .filter_map(|c| c.parse::<u32>().ok()),
                 ),
-                Err(_) if paths.proc_file(format!("{pid}/task/{pid}")).exists() => {
-                    return Ok(Walk::NoChildrenFiles)
-                }
                 // Exited since its stat was read: its children are re-parented, out of it.
-                Err(_) => {}
+                Err(_) if !paths.proc_file(format!("{pid}/stat")).exists() => {}
+                // Alive without a children list: none on this kernel (or a fake tree).
+                Err(_) => return Ok(Walk::NoChildrenFiles),
             }
             tree.push(st);
         }

@@ -76,9 +76,9 @@ impl Wake {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                // poll failing otherwise (EINVAL, ENOMEM): behave as a plain timeout, never
-                // spin.
-                std::thread::sleep(left);
+                // poll failing otherwise (EINVAL, ENOMEM): a short plain sleep, then a
+                // timeout — never a spin, and never a long sleep deaf to the stop signal.
+                std::thread::sleep(left.min(Duration::from_millis(100)));
                 return Woken::Timeout;
             }
             if r == 0 {

@@ -404,6 +404,13 @@ fn forest_scans_list_proc_where_there_are_no_children_files() {
     // and it is remembered: no walk is tried again
     let (_, way) = s.usage_how(&paths, &[10], Some(2)).unwrap();
     assert_eq!(way, procfs::ScanWay::Listing);
+    // a fake tree without any task directory: listed too, its child found
+    std::fs::remove_dir_all(p.join("10/task")).unwrap();
+    let (u, way) = procfs::ForestScanner::default()
+        .usage_how(&paths, &[10], Some(3))
+        .unwrap();
+    assert_eq!(way, procfs::ScanWay::Listing);
+    assert_eq!(u[0].as_ref().unwrap().pids, vec![10, 11]);
 }
 
 #[test]
