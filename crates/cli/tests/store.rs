@@ -329,6 +329,33 @@ fn checkpoints_rewrite_what_a_running_record_changes_and_fall_back_for_the_rest(
         rows[0].energy_kwh
     );
     assert_eq!(rows[0].status, "running");
+    // The listing columns a checkpoint writes (from the record) are those a full save writes
+    // (from its JSON).
+    let full = Home::new();
+    full.store().save_run(&later).unwrap();
+    let columns = |db: &Path| -> Vec<String> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.query_row(
+            "SELECT started_unix, duration_s, exit_code, tags, static_kwh, facility_kwh, scope,
+               hostname, methods, model FROM runs WHERE id = ?1",
+            [ID_A],
+            |r| {
+                (0..10)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect()
+            },
+        )
+        .unwrap()
+    };
+    let (checkpointed, saved) = (columns(&h.db()), columns(&full.db()));
+    assert_eq!(checkpointed, saved);
+    assert!(
+        saved[3].contains("lr") && saved[8].contains('{'),
+        "{saved:?}"
+    );
     // An indexed column changed (the final status, another project): saved in full.
     let (done, _) = record(&seed(RunStatus::Completed, 120.0, 0.6, "p"));
     st.save_checkpoint(&done).unwrap();

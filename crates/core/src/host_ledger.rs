@@ -12,7 +12,8 @@
 //!   participant that reads the machine's counters each interval, splits the interval's energy
 //!   among the participants present and adds each one's share to its account. Each user's
 //!   reader writes its own file (a sticky directory lets no one replace another user's file);
-//!   the newest (`seq`) is the ledger.
+//!   the newest (`seq`) is the ledger. It is rewritten in place, with a checksum
+//!   ([`state_file`]); the reader lists the directory only when it changed ([`dir_watch`]).
 //!
 //! Every participant's sampler reads the ledger instead of the counters: the machine energy
 //! published since it joined, and what its account was charged. A reader that leaves hands the
@@ -23,15 +24,19 @@
 //!
 //! The split of one interval is [`split_interval`]; docs/methodology.md, "Sharing a machine".
 
+mod dir_watch;
+mod state_file;
+
 use crate::host::HostPaths;
 use crate::process_watch::{process_start, ProcessWatch};
 use crate::procfs::{self, ForestScanner};
 use crate::sampler::{Attributor, Scope};
 use crate::sensor::{Device, DeviceKind, Idle, Reading, Sensor, SensorError};
 use crate::units::Joules;
+use dir_watch::DirWatch;
 use serde::{Deserialize, Serialize};
+use state_file::{mtime_ns, newest_state, read_bounded, read_state_file, StateCache, StateWriter};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -490,70 +495,24 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    let mut s = String::new();
-    f.take(max + 1).read_to_string(&mut s)?;
-    if s.len() as u64 > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "file too large",
-        ));
-    }
-    Ok(s)
-}
-
-/// Write `text` to `path` through a temporary file and a rename (readers never see half).
-/// Returns the identity the file has once in place.
-fn write_atomic(dir: &Path, path: &Path, text: &str) -> std::io::Result<FileId> {
+/// Write `text` to `path` through a temporary file and a rename (readers never see half): a
+/// participant's own file.
+fn write_atomic(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = dir.join(format!(
         ".tmp-{}-{:x}",
         std::process::id(),
         unix_now().to_bits()
     ));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-        // A rename keeps the inode and the modification time.
-        let id = FileId::of(&f.metadata()?);
-        std::fs::rename(&tmp, path)
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })
-            .map(|_| id)
-    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
-
-/// What tells a file's versions apart without reading it: a new version is a new inode
-/// (files are replaced by a rename) with its own modification time and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    ino: u64,
-    mtime_ns: i128,
-    len: u64,
-}
-
-impl FileId {
-    fn of(m: &std::fs::Metadata) -> FileId {
-        FileId {
-            ino: m.ino(),
-            mtime_ns: mtime_ns(m),
-            len: m.len(),
-        }
-    }
-}
-
-/// State files as last read or written, by path: the reader, which wrote the newest one
-/// itself, does not read and parse it back every interval.
-#[derive(Default)]
-struct StateCache(HashMap<PathBuf, (FileId, LedgerState)>);
 
 /// Create the runtime directory and the host's directory in it, world-writable and sticky
 /// (like /tmp) when this process creates them; refuse a symbolic link.
@@ -632,13 +591,7 @@ fn open_lock_file(dir: &Path) -> std::io::Result<std::fs::File> {
 
 /// The newest state in `dir` (highest `seq` over every user's state file), if any.
 pub fn load_state(dir: &Path) -> Option<LedgerState> {
-    load_state_from(dir, &mut StateCache::default()).map(|(st, _)| st)
-}
-
-/// [`load_state`], with the file it came from; files unchanged since `cache` saw them are
-/// not read again (the newest one is taken out of the cache: the caller updates it).
-fn load_state_from(dir: &Path, cache: &mut StateCache) -> Option<(LedgerState, PathBuf)> {
-    newest_state(&list_dir(dir)?, cache)
+    newest_state(&list_dir(dir)?, &mut StateCache::default(), None).map(|(st, _)| st)
 }
 
 /// The names in the ledger's directory (at most [`MAX_ENTRIES`]), read once per look.
@@ -653,94 +606,6 @@ fn list_dir(dir: &Path) -> Option<Vec<(String, PathBuf)>> {
     )
 }
 
-/// [`load_state_from`] over a listing of the directory.
-fn newest_state(
-    listing: &[(String, PathBuf)],
-    cache: &mut StateCache,
-) -> Option<(LedgerState, PathBuf)> {
-    let mut best: Option<(u64, PathBuf)> = None;
-    for (name, path) in listing {
-        if !name.starts_with("state-") {
-            continue;
-        }
-        let Some(seq) = read_state_file(path, cache).map(|st| st.seq) else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|b| seq > b.0) {
-            best = Some((seq, path.clone()));
-        }
-    }
-    let (_, path) = best?;
-    let (_, st) = cache.0.remove(&path)?;
-    Some((st, path))
-}
-
-/// One user's state file, if it is valid: named after its owner, within bounds, consistent,
-/// and not an agent's unless root or this user wrote it. Kept in `cache` (a file seen before
-/// and unchanged is not read again).
-fn read_state_file<'c>(path: &Path, cache: &'c mut StateCache) -> Option<&'c LedgerState> {
-    let uid = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("state-"))
-        .and_then(|n| n.strip_suffix(".json"))
-        .and_then(|n| n.parse::<u32>().ok())?;
-    // A state file counts only when its owner is the user it is named after.
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if meta.uid() != uid || !meta.is_file() {
-        cache.0.remove(path);
-        return None;
-    }
-    let id = FileId::of(&meta);
-    if !cache.0.get(path).is_some_and(|(seen, _)| *seen == id) {
-        match parse_state(path, uid) {
-            Some(st) => {
-                cache.0.insert(path.to_path_buf(), (id, st));
-            }
-            None => {
-                cache.0.remove(path);
-                return None;
-            }
-        }
-    }
-    cache.0.get(path).map(|(_, st)| st)
-}
-
-/// Read and check one state file owned by `uid`.
-fn parse_state(path: &Path, uid: u32) -> Option<LedgerState> {
-    let text = read_bounded(path, MAX_STATE_BYTES).ok()?;
-    let st = serde_json::from_str::<LedgerState>(&text).ok()?;
-    if st.version != STATE_VERSION || !st.consistent() {
-        return None;
-    }
-    // Only root (or this user) may publish as the node agent: runs defer to an agent for
-    // good.
-    // SAFETY: geteuid has no preconditions.
-    if st.reader.as_ref().is_some_and(|r| r.agent) && uid != 0 && uid != unsafe { libc::geteuid() }
-    {
-        return None;
-    }
-    Some(st)
-}
-
-impl LedgerState {
-    /// Every per-device vector has one value per device, every value finite.
-    fn consistent(&self) -> bool {
-        let n = self.devices.len();
-        let ok = |v: &[f64]| v.len() == n && v.iter().all(|x| x.is_finite() && *x >= 0.0);
-        n <= 1024
-            && ok(&self.machine_j)
-            && ok(&self.unattributed_j)
-            && self.accounts.len() <= MAX_PARTICIPANTS
-            && self.accounts.values().all(|a| ok(&a.charged_j))
-            && self.departed.len() <= MAX_DEPARTED
-            && self
-                .departed
-                .iter()
-                .all(|d| d.joules.is_finite() && d.joules >= 0.0)
-    }
-}
-
 /// A participant's file as the reader last read it: unchanged files (same inode and
 /// modification time) are not read again, and their process is watched through a pidfd.
 struct KnownEntry {
@@ -750,16 +615,13 @@ struct KnownEntry {
     watch: ProcessWatch,
 }
 
-fn mtime_ns(m: &std::fs::Metadata) -> i128 {
-    m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
-}
-
 /// The participants whose files are valid, owned by their process's owner, and alive.
 /// Returns them and the files of those that are gone (expired). `known` keeps what earlier
-/// calls learnt.
+/// calls learnt; unless `fresh`, the files are known unchanged and not looked at.
 fn participants(
     listing: &[(String, PathBuf)],
     known: &mut HashMap<String, KnownEntry>,
+    fresh: bool,
 ) -> (Vec<Participant>, Vec<PathBuf>) {
     let mut live = Vec::new();
     let mut dead = Vec::new();
@@ -769,6 +631,15 @@ fn participants(
     for (name, path) in listing {
         let name = name.as_str();
         if !(name.starts_with("p-") && name.ends_with(".json")) {
+            continue;
+        }
+        if !fresh {
+            // The directory did not change since `listing` (see `dir_watch`): nor did the
+            // files in it (each is replaced by a rename).
+            if known.contains_key(name) {
+                seen.push(name.to_string());
+                unchanged.push((name, path));
+            }
             continue;
         }
         let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -788,7 +659,7 @@ fn participants(
         let Ok(text) = read_bounded(&path, MAX_PARTICIPANT_BYTES) else {
             continue;
         };
-        let Ok(p) = serde_json::from_str::<Participant>(&text) else {
+        let Ok(p) = serde_json::from_slice::<Participant>(&text) else {
             continue;
         };
         if name != format!("p-{}.json", p.run_id) || crate::job::check_key(&p.run_id).is_none() {
@@ -953,8 +824,13 @@ struct Link {
     lock_file: Option<std::fs::File>,
     /// State files as last read or written.
     states: StateCache,
-    /// The identity of the state file this participant published in the current tick.
-    published: Option<FileId>,
+    /// This user's state file, as this participant writes it when it reads.
+    state_out: StateWriter,
+    /// The text this participant published in the current tick.
+    published: Option<Vec<u8>>,
+    /// The ledger's directory as last listed, and whether it changed since.
+    listing: Vec<(String, PathBuf)>,
+    dir_watch: DirWatch,
 }
 
 /// A run present on the host and the energy the ledger charged it, for the agent's metrics.
@@ -1083,7 +959,14 @@ impl HostLedger {
             idle_follow: opts.idle_follow,
             lock_file: None,
             states: StateCache::default(),
+            state_out: StateWriter::new(dir.join(format!(
+                "state-{}.json",
+                // SAFETY: geteuid has no preconditions.
+                unsafe { libc::geteuid() }
+            ))),
             published: None,
+            listing: Vec::new(),
+            dir_watch: DirWatch::default(),
         };
         // Joined under the lock: among ranks without a launcher rank, the first to take it
         // leads.
@@ -1247,10 +1130,11 @@ impl Link {
         write_atomic(&self.dir, &self.me_path(), &text).map(|_| ())
     }
 
-    fn state_path(&self) -> PathBuf {
-        // SAFETY: geteuid has no preconditions.
-        let uid = unsafe { libc::geteuid() };
-        self.dir.join(format!("state-{uid}.json"))
+    /// Write `st` to this user's state file (under the lock); returns the text written.
+    fn write_state(&mut self, st: &LedgerState) -> std::io::Result<Vec<u8>> {
+        let text = state_file::seal(serde_json::to_string(st).map_err(std::io::Error::other)?);
+        self.state_out.write(&text)?;
+        Ok(text)
     }
 
     /// Whether the reader `r` is still running (its pidfd, opened once per reader).
@@ -1277,7 +1161,7 @@ impl Link {
                 }
             }
         }
-        let (st, path) = load_state_from(&self.dir, &mut self.states)?;
+        let (st, path) = newest_state(&list_dir(&self.dir)?, &mut self.states, None)?;
         self.state_hint = Some((path, st.seq));
         Some(st)
     }
@@ -1327,8 +1211,19 @@ impl Link {
             }
         };
         let me_id = self.me.run_id.clone();
-        let listing = list_dir(&self.dir).unwrap_or_default();
-        let mut state = match newest_state(&listing, &mut self.states) {
+        // The directory is listed, and the participants' files looked at, only when it
+        // changed (or every few looks): the reader's own state file is rewritten in place.
+        let fresh = !self.dir_watch.unchanged(&self.dir);
+        if fresh {
+            self.listing = list_dir(&self.dir).unwrap_or_default();
+            self.state_out.forget();
+        }
+        // The state this participant published last, when its file still holds it.
+        let mine = (!fresh
+            && self.states.get(self.state_out.path()).is_some()
+            && self.state_out.still_ours())
+        .then(|| self.state_out.path().to_path_buf());
+        let mut state = match newest_state(&self.listing, &mut self.states, mine.as_deref()) {
             Some((st, path)) => {
                 self.state_hint = Some((path, st.seq));
                 Some(st)
@@ -1338,7 +1233,8 @@ impl Link {
         // A reader is alive while its process is and its entry is there.
         let reader = state.as_ref().and_then(|s| s.reader.clone());
         let reader_alive = reader.is_some_and(|r| {
-            self.reader_alive(&r) && self.dir.join(format!("p-{}.json", r.run_id)).is_file()
+            let entry = format!("p-{}.json", r.run_id);
+            self.reader_alive(&r) && self.listing.iter().any(|(n, _)| *n == entry)
         });
         let i_read = state
             .as_ref()
@@ -1353,7 +1249,7 @@ impl Link {
         if let Some(own) = own {
             if i_read || !reader_alive || agent_takes_over {
                 // Only the reader looks at every participant.
-                let (live, dead) = participants(&listing, &mut self.known);
+                let (live, dead) = participants(&self.listing, &mut self.known, fresh);
                 procfs::one_look(|| self.publish(&mut state, &live, &dead, own));
             } else {
                 self.reading = false;
@@ -1378,15 +1274,14 @@ impl Link {
                         }
                     }
                     st.seq += 1;
-                    let text = serde_json::to_string(st).unwrap_or_default();
-                    let _ = write_atomic(&self.dir, &self.state_path(), &text);
+                    let _ = self.write_state(st);
                     self.published = None;
                 }
             }
         }
         // What was just published is the newest state: kept, not read back next interval.
-        if let (Some(id), Some(st)) = (self.published.take(), state) {
-            self.states.0.insert(self.state_path(), (id, st));
+        if let (Some(text), Some(st)) = (self.published.take(), state) {
+            self.states.wrote(self.state_out.path(), &text, st);
         }
         drop(guard);
         if self.leaving {
@@ -1736,15 +1631,12 @@ impl Link {
         }
         st.t_unix = now;
         st.seq += 1;
-        match serde_json::to_string(&st) {
-            Ok(text) => match write_atomic(&self.dir, &self.state_path(), &text) {
-                Ok(id) => self.published = Some(id),
-                Err(e) => self.warn(format!(
-                    "host ledger {}: cannot publish ({e})",
-                    self.dir.display()
-                )),
-            },
-            Err(e) => self.warn(format!("host ledger: {e}")),
+        match self.write_state(&st) {
+            Ok(text) => self.published = Some(text),
+            Err(e) => self.warn(format!(
+                "host ledger {}: cannot publish ({e})",
+                self.dir.display()
+            )),
         }
         *state = Some(st);
     }

@@ -149,6 +149,7 @@ fn migrate_v2(tx: &Transaction) -> Result<()> {
 }
 
 /// The listing columns of a run, taken from its record JSON (tolerant of missing fields).
+#[derive(Debug, PartialEq)]
 struct Denorm {
     started_unix: f64,
     duration_s: f64,
@@ -196,6 +197,31 @@ impl Denorm {
                 .and_then(|x| x.as_str())
                 .map(str::to_string),
         }
+    }
+}
+
+impl Denorm {
+    /// [`Denorm::from_value`] of the record's JSON, taken from the record itself (a running
+    /// record is saved every few seconds: no JSON tree is built for it).
+    fn from_record(rec: &RunRecord) -> Result<Denorm> {
+        // JSON writes a non-finite number as null, which `from_value` reads as absent.
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let e = &rec.energy_kwh;
+        Ok(Denorm {
+            started_unix: rfc3339_unix(&rec.started_at).unwrap_or(0.0),
+            duration_s: finite(rec.duration_s).unwrap_or(0.0),
+            exit_code: rec.exit_code.map(i64::from),
+            tags: serde_json::to_string(&rec.tags)?,
+            static_kwh: finite(e.static_.0).unwrap_or(0.0),
+            facility_kwh: finite(e.facility.0).unwrap_or_else(|| {
+                finite(e.total.0).unwrap_or(0.0) * finite(rec.pue).unwrap_or(1.0)
+            }),
+            scope: rec.scope.clone(),
+            hostname: rec.host.hostname.clone(),
+            // Through a JSON value, as `from_value` writes it (keys in order).
+            methods: serde_json::to_value(&rec.methods)?.to_string(),
+            model: rec.lineage.as_ref().and_then(|l| l.model.clone()),
+        })
     }
 }
 
@@ -603,9 +629,8 @@ impl Store {
     /// columns spares rewriting the five indexes of `runs` at every checkpoint. A record whose
     /// indexed columns changed (or a run not stored yet) is saved as by [`Store::save_run`].
     pub fn save_checkpoint(&mut self, rec: &RunRecord) -> Result<()> {
-        let value = serde_json::to_value(rec)?;
-        let d = Denorm::from_value(&value);
-        let json = value.to_string();
+        let d = Denorm::from_record(rec)?;
+        let json = serde_json::to_string(rec)?;
         let n = self
             .conn
             .prepare_cached(
