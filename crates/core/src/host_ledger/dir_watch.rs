@@ -6,14 +6,27 @@
 //! rename, leaving; a state file created or replaced) sets the directory's modification and
 //! change times; state files are rewritten in place, which changes neither. Two changes within
 //! the timestamps' granularity (a clock tick) may leave them equal, so the metadata is trusted
-//! only once it is older than [`RACY_NS`] at the look that recorded it, and the directory is
-//! listed anyway every [`FULL_LOOK_EVERY`] looks.
+//! only once it is older than [`RACY_NS`] at the look that recorded it ([`RACY_COARSE_NS`] on a
+//! file system with whole-second timestamps), and the directory is listed anyway every
+//! [`FULL_LOOK_EVERY`] looks.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Metadata younger than this (ns) at a look is not trusted at the next one.
 const RACY_NS: i128 = 100_000_000;
+/// The same, on a file system whose timestamps are whole seconds (FAT's are 2 s).
+const RACY_COARSE_NS: i128 = 3_000_000_000;
+
+/// How old timestamps must be to be trusted: a file system that keeps only whole seconds
+/// (both times without nanoseconds) needs seconds, one that keeps nanoseconds a clock tick.
+pub(super) fn racy_margin(times_ns: &[i128]) -> i128 {
+    if times_ns.iter().all(|t| t % 1_000_000_000 == 0) {
+        RACY_COARSE_NS
+    } else {
+        RACY_NS
+    }
+}
 /// Looks between two listings at most, whatever the metadata says.
 pub(super) const FULL_LOOK_EVERY: u32 = 10;
 
@@ -56,7 +69,7 @@ impl DirWatch {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
             .unwrap_or(0);
-        let settled = now - id.mtime_ns.max(id.ctime_ns) > RACY_NS;
+        let settled = now - id.mtime_ns.max(id.ctime_ns) > racy_margin(&[id.mtime_ns, id.ctime_ns]);
         self.seen = settled.then_some(id);
         self.looks = 0;
         false
@@ -86,6 +99,13 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "times never settled");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn whole_second_timestamps_need_seconds_to_settle() {
+        assert_eq!(racy_margin(&[5_000_000_000, 7_000_000_000]), RACY_COARSE_NS);
+        assert_eq!(racy_margin(&[5_000_000_001, 7_000_000_000]), RACY_NS);
+        assert_eq!(racy_margin(&[-3_000_000_000]), RACY_COARSE_NS);
     }
 
     #[test]

@@ -29,9 +29,6 @@ const PREFIX_LEN: usize = 96;
 /// A file much longer than its state is cut back to the state (it is padded up to its length
 /// otherwise, so no old byte is left after the JSON).
 const SHRINK_SLACK: u64 = 64 * 1024;
-/// A file modified this recently (ns) may be modified again within its timestamp's
-/// granularity without its modification time changing: not trusted as unchanged.
-const RACY_NS: i128 = 100_000_000;
 
 /// FNV-1a, 64 bits: a stable checksum (the same in every wattprint version).
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -86,7 +83,7 @@ fn now_ns() -> i128 {
 
 /// What tells a file's versions apart without reading it: a new version is a new inode (a
 /// rename) or a new modification time or size (a write in place) — unless two writes fall
-/// within the timestamp's granularity, hence [`RACY_NS`].
+/// within the timestamp's granularity (see `dir_watch::racy_margin`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FileId {
     ino: u64,
@@ -116,7 +113,7 @@ impl FileId {
 /// A state file as last read or written.
 struct Seen {
     id: FileId,
-    /// Whether `id` can be trusted: the file was not modified within [`RACY_NS`] of the look.
+    /// Whether `id` can be trusted: the file was not modified just before the look.
     settled: bool,
     prefix: Vec<u8>,
     state: LedgerState,
@@ -178,7 +175,9 @@ pub(super) fn read_state_file<'c>(
     let unchanged = cache.0.get(path).is_some_and(|s| s.settled && s.id == id);
     if !unchanged {
         let looked = now_ns();
-        let settled = looked - id.mtime_ns > RACY_NS;
+        // A file modified this recently may be modified again within its timestamp's
+        // granularity without its modification time changing: not trusted as unchanged.
+        let settled = looked - id.mtime_ns > super::dir_watch::racy_margin(&[id.mtime_ns]);
         let text = read_bounded(path, MAX_STATE_BYTES).ok();
         let fresh = match text.as_deref().and_then(unseal) {
             None => {
