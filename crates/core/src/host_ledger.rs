@@ -13,7 +13,8 @@
 //!   among the participants present and adds each one's share to its account. Each user's
 //!   reader writes its own file (a sticky directory lets no one replace another user's file);
 //!   the newest (`seq`) is the ledger. It is rewritten in place, with a checksum
-//!   ([`state_file`]); the reader lists the directory only when it changed ([`dir_watch`]).
+//!   (`host_ledger/state_file.rs`); the reader lists the directory only when it changed
+//!   (`host_ledger/dir_watch.rs`).
 //!
 //! Every participant's sampler reads the ledger instead of the counters: the machine energy
 //! published since it joined, and what its account was charged. A reader that leaves hands the

@@ -534,7 +534,7 @@ pub enum ScanWay {
 
 impl ForestScanner {
     /// Usage of the tree of each root, in `roots` order (`None`: the root is gone). `forks`:
-    /// the host's fork counter read just before (see [`read_forks`]), `None` if unknown.
+    /// the host's fork counter read just before (see [`read_cpu_times_and_forks`]), `None` if unknown.
     /// Errors: `<proc>` cannot be listed, or a stat file is malformed.
     pub fn usage(
         &mut self,
