@@ -14,6 +14,9 @@ no limits), as batch jobs are.
 
 `--threads` also prints where the time goes: each tracker thread's CPU time (schedstat) over
 a steady window of one batch of long runs.
+
+`--against OTHER_BIN` compares two builds on this machine, whose speed drifts: steady windows
+of both, in turn (`--repeat` rounds), each build's total per round and the medians.
 """
 import argparse
 import json
@@ -58,8 +61,9 @@ def batch(binary, runs, seconds, ledger, interval):
         return total, shared
 
 
-def threads(binary, runs, interval, seconds=40, warmup=6, window=30):
-    """Per-thread CPU time of `runs` trackers over a steady window (schedstat, ns)."""
+def threads(binary, runs, interval, seconds=40, warmup=6, window=30, show=True):
+    """Per-thread CPU time of `runs` trackers over a steady window (schedstat, ns); printed
+    (`show`) and returned: the total, ms per second of job."""
     import collections
     import time
 
@@ -108,15 +112,35 @@ def threads(binary, runs, interval, seconds=40, warmup=6, window=30):
             per[name][0] += (ns - a[k][1]) / 1e6 / dt
             per[name][1] += (wakes - a[k][2]) / dt
             per_run[k[0]] += (ns - a[k][1]) / 1e6 / dt
+    total = sum(per_run.values())
+    if not show:
+        return total
     print(f"\nWhere the time goes ({runs} runs, {window} s window, schedstat):")
     print("| thread | CPU per second of job, all runs | wake-ups per second, all runs |")
     print("|---|---:|---:|")
     for name, (ms, w) in sorted(per.items(), key=lambda x: -x[1][0]):
         if ms > 0 or w > 0:
             print(f"| {name} | {ms:.3f} ms | {w:.1f} |")
-    total = sum(per_run.values())
     print(f"| all | {total:.3f} ms | |")
     print("per run (ms/s): " + ", ".join(f"{per_run[i]:.3f}" for i in range(runs)))
+    return total
+
+
+def against(a):
+    """Steady windows of two builds in turn: their totals per round and medians."""
+    builds = [a.bin, a.against]
+    totals = {b: [] for b in builds}
+    print(f"{a.runs} concurrent runs, interval {a.interval or 'default (1 s)'}, steady 30 s windows")
+    print("| round | " + " | ".join(builds) + " |")
+    print("|---|" + "---:|" * len(builds))
+    for r in range(a.repeat):
+        row = []
+        for b in builds:
+            t = threads(b, a.runs, a.interval, show=False)
+            totals[b].append(t)
+            row.append(f"{t:.3f} ms")
+        print(f"| {r + 1} | " + " | ".join(row) + " |", flush=True)
+    print("| median | " + " | ".join(f"{statistics.median(totals[b]):.3f} ms" for b in builds) + " |")
 
 
 def main():
@@ -128,9 +152,14 @@ def main():
     ap.add_argument("--interval", default=None, help="e.g. 100ms (default: the default, 1 s)")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "wattprint"))
     ap.add_argument("--threads", action="store_true", help="also: CPU per tracker thread")
+    ap.add_argument("--against", default=None, help="another build to compare, in turn")
     a = ap.parse_args()
-    if not os.path.exists(a.bin):
-        sys.exit(f"{a.bin} not found: cargo build --release -p wattprint (or pass --bin)")
+    for b in (a.bin, a.against):
+        if b and not os.path.exists(b):
+            sys.exit(f"{b} not found: cargo build --release -p wattprint (or pass --bin)")
+    if a.against:
+        against(a)
+        return
     print(f"{a.runs} concurrent runs, interval {a.interval or 'default (1 s)'}, {a.bin}")
     print("| ledger | tracker CPU per second of job, all runs | per run | runs that saw company |")
     print("|---|---:|---:|---:|")
