@@ -409,13 +409,25 @@ fn amdsmi_processes_and_their_use_of_each_gpu() {
     st.set("procs1", "100:0,300:5000");
     let mut s = AmdSmiSensor::open(Some(&lib), 0).unwrap();
     assert_eq!(s.dies(), &[vec![0, 1]]);
+    let lists_path = format!("{}.lists", st.path.display());
+    let lists = || {
+        std::fs::read_to_string(&lists_path)
+            .map(|t| t.trim().parse::<u64>().unwrap())
+            .unwrap_or(0)
+    };
+    // After a read, the processes and their use come from one list (the host ledger asks
+    // both every interval).
+    s.read(Instant::now()).unwrap();
+    let before = lists();
     assert_eq!(s.device_pids(), Some(vec![vec![100, 200, 300]]));
     // The first list only starts the count.
     assert_eq!(s.device_process_util(), Some(vec![vec![]]));
+    assert_eq!(lists(), before + 1, "one list of the first die per read");
     // GFX time grows by 3 ms for pid 100 (its two dies together), 1 ms for 200 and 300: whatever
     // the wall time between the calls, 100 used the card 3 times as much as each other.
     st.set("procs0", "100:3001000,200:1000000");
     st.set("procs1", "100:0,300:1005000");
+    s.read(Instant::now()).unwrap();
     let u = s.device_process_util().unwrap();
     assert_eq!(u.len(), 1);
     let pids: Vec<u32> = u[0].iter().map(|(p, _)| *p).collect();
@@ -425,6 +437,7 @@ fn amdsmi_processes_and_their_use_of_each_gpu() {
     assert!(s.take_warnings().is_empty());
     // The list fails on the first die: no process is attributed, said once.
     st.set("pls0", 7);
+    s.read(Instant::now()).unwrap();
     assert_eq!(s.device_pids(), Some(vec![vec![]]));
     assert_eq!(s.device_process_util(), Some(vec![vec![]]));
     let w = s.take_warnings();
@@ -437,6 +450,7 @@ fn amdsmi_processes_and_their_use_of_each_gpu() {
     );
     // Back: the count starts again from the next list.
     st.set("pls0", 0);
+    s.read(Instant::now()).unwrap();
     assert_eq!(s.device_process_util(), Some(vec![vec![]]));
     drop(s);
     // Another library version: its amdsmi_proc_info_t layout is not read, said once.

@@ -439,6 +439,9 @@ pub struct AmdSmiSensor {
     layout_warned: bool,
     /// Clock of the process samples.
     epoch: Instant,
+    /// The process lists taken since the latest read, for the second of the two questions
+    /// asked after it (the processes on each GPU, then their use): one list per read.
+    listed: Option<Option<Vec<Option<Vec<ProcSample>>>>>,
 }
 
 impl std::fmt::Debug for AmdSmiSensor {
@@ -480,6 +483,7 @@ impl AmdSmiSensor {
             layout: Ok(()),
             layout_warned: false,
             epoch: Instant::now(),
+            listed: None,
         };
         // From here `sensor` shuts amdsmi down when dropped, on every error path too.
         let handles = sensor.api.processors().map_err(|e| {
@@ -611,6 +615,19 @@ impl AmdSmiSensor {
 }
 
 impl AmdSmiSensor {
+    /// [`Self::process_samples`], listed once for the two questions asked after a read: the
+    /// first lists, the second takes that list.
+    fn samples_once(&mut self) -> Option<Vec<Option<Vec<ProcSample>>>> {
+        match self.listed.take() {
+            Some(kept) => kept,
+            None => {
+                let fresh = self.process_samples();
+                self.listed = Some(fresh.clone());
+                fresh
+            }
+        }
+    }
+
     /// The processes on each device (all its dies), `None` for a device whose list cannot be
     /// read (reported once per device), or `None` overall when this library's layout is not
     /// read (reported once).
@@ -680,6 +697,7 @@ impl Sensor for AmdSmiSensor {
         &self.devices
     }
     fn read(&mut self, now: Instant) -> Result<Reading, SensorError> {
+        self.listed = None;
         Ok(self.read_all(now))
     }
     fn take_warnings(&mut self) -> Vec<String> {
@@ -689,7 +707,7 @@ impl Sensor for AmdSmiSensor {
     /// PIDs with a context on each GPU (both dies of a dual-die part), sorted; a GPU whose
     /// list cannot be read gets an empty list (reported once).
     fn device_pids(&mut self) -> Option<Vec<Vec<u32>>> {
-        let samples = self.process_samples()?;
+        let samples = self.samples_once()?;
         Some(
             samples
                 .into_iter()
@@ -702,7 +720,7 @@ impl Sensor for AmdSmiSensor {
     /// engine time ([`super::amdsmi_process`]); `(pid, %)` sorted by pid. A GPU whose list
     /// cannot be read gets an empty list and starts again from its next list.
     fn device_process_util(&mut self) -> Option<Vec<Vec<(u32, f64)>>> {
-        let samples = self.process_samples()?;
+        let samples = self.samples_once()?;
         let at = self.epoch.elapsed().as_nanos();
         Some(
             samples

@@ -202,6 +202,7 @@ amdsmi_status_t amdsmi_get_gpu_process_list(amdsmi_processor_handle h, uint32_t 
     if (!initialised) return AMDSMI_STATUS_NOT_INIT;
     int i = proc_index(h);
     if (i < 0 || !max_processes) return AMDSMI_STATUS_INVAL;
+    if (i == 0) fake_note("FAKE_AMDSMI_STATE", ".lists");
     if (st.gpu[i].procs_status) return st.gpu[i].procs_status;
     uint32_t n = st.gpu[i].nprocs;
     uint32_t room = *max_processes;

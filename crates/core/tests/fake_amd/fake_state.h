@@ -98,13 +98,14 @@ static inline void fake_read_state(const char *var, struct fake_state *s) {
     if (s->count > FAKE_MAX_GPUS) s->count = FAKE_MAX_GPUS;
 }
 
-/* Count the reads of GPU 0's energy counter in `<state file>.reads`, so that a test's job can
- * wait (with a deadline) until the sampler has read before it drives the counter. */
-static inline void fake_note_read(const char *var) {
+/* Count calls in `<state file><suffix>`: the reads of GPU 0's energy counter (`.reads`), so
+ * that a test's job can wait (with a deadline) until the sampler has read before it drives the
+ * counter; the process lists of GPU 0 (`.lists`). */
+static inline void fake_note(const char *var, const char *suffix) {
     const char *path = getenv(var);
     if (!path) return;
     char p[1024];
-    snprintf(p, sizeof p, "%s.reads", path);
+    snprintf(p, sizeof p, "%s%s", path, suffix);
     long n = 0;
     FILE *f = fopen(p, "r");
     if (f) {
@@ -116,3 +117,5 @@ static inline void fake_note_read(const char *var) {
     fprintf(f, "%ld\n", n + 1);
     fclose(f);
 }
+
+static inline void fake_note_read(const char *var) { fake_note(var, ".reads"); }
