@@ -1224,7 +1224,19 @@ impl Link {
             && self.states.get(self.state_out.path()).is_some()
             && self.state_out.still_ours())
         .then(|| self.state_out.path().to_path_buf());
-        let mut state = match newest_state(&self.listing, &mut self.states, mine.as_deref()) {
+        // A file found half-written without the lock may have been caught while written.
+        self.states.take_torn();
+        let newest = newest_state(&self.listing, &mut self.states, mine.as_deref());
+        for torn in self.states.take_torn() {
+            self.warn(format!(
+                "host ledger {}: {} was left half-written (its writer ended while writing it) \
+                 and is not read: the ledger goes on from the newest whole state, or afresh; \
+                 up to one interval of this host's energy may not be counted",
+                self.dir.display(),
+                torn.display()
+            ));
+        }
+        let mut state = match newest {
             Some((st, path)) => {
                 self.state_hint = Some((path, st.seq));
                 Some(st)

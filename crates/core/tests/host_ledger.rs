@@ -365,6 +365,9 @@ fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
         serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
     let t = v["t_unix"].as_f64().unwrap() - 3600.0;
     v["t_unix"] = serde_json::json!(t);
+    // Rewritten whole (as by a rename): without the checksum of the text it no longer is.
+    v.as_object_mut().unwrap().remove("sum");
+    let epoch = v["epoch"].as_str().unwrap().to_string();
     std::fs::write(&f, v.to_string()).unwrap();
     let covered_before = v["covered_s"].as_f64().unwrap();
     let (l, mut s, mut a, c) = join(&dir, "new-run", Scope::Machine);
@@ -377,7 +380,54 @@ fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
     let sh = l.sharing();
     assert!(sh.alone_s < 60.0, "{sh:?}");
     let st = host_ledger::load_state(&dir).unwrap();
+    assert_eq!(
+        st.epoch, epoch,
+        "the stale ledger was taken over, not started afresh"
+    );
     assert!(st.covered_s - covered_before < 60.0, "{}", st.covered_s);
+    l.leave();
+}
+
+#[test]
+fn a_half_written_state_is_not_taken_and_is_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    {
+        let (l, mut s, mut a, c) = join(&dir, "old-run", Scope::Machine);
+        let mut p = 0.0;
+        step(&mut s, &mut a, &mut p);
+        c.lock().unwrap()[0] = 10.0;
+        step(&mut s, &mut a, &mut p);
+        l.leave();
+    }
+    let f = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("state-"))
+        .unwrap()
+        .path();
+    let whole = host_ledger::load_state(&dir).unwrap();
+    // Its writer ended in the middle of a write: one digit of the body differs from what the
+    // checksum covered (the text is still valid JSON).
+    let mut text = std::fs::read(&f).unwrap();
+    let i = (text.len() / 2..text.len())
+        .find(|&i| text[i].is_ascii_digit())
+        .unwrap();
+    text[i] = if text[i] == b'9' { b'8' } else { b'9' };
+    std::fs::write(&f, &text).unwrap();
+    assert!(serde_json::from_slice::<serde_json::Value>(&text).is_ok());
+    assert_eq!(host_ledger::load_state(&dir), None);
+    // The next participant does not take it, says so once, and starts a whole state.
+    let (l, mut s, mut a, _c) = join(&dir, "new-run", Scope::Machine);
+    let mut p = 0.0;
+    step(&mut s, &mut a, &mut p);
+    step(&mut s, &mut a, &mut p);
+    let w = s.take_warnings();
+    let said: Vec<_> = w.iter().filter(|w| w.contains("half-written")).collect();
+    assert_eq!(said.len(), 1, "{w:?}");
+    let st = host_ledger::load_state(&dir).unwrap();
+    assert_ne!(st.epoch, whole.epoch);
+    assert_eq!(st.reader.unwrap().run_id, "new-run");
     l.leave();
 }
 

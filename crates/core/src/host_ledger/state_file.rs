@@ -66,6 +66,16 @@ fn unseal(text: &[u8]) -> Option<&[u8]> {
     (fnv1a(body) == sum && t.ends_with(b"\"}")).then_some(t)
 }
 
+/// Whether a text ends with a checksum (whether it matches or not).
+fn sealed(text: &[u8]) -> bool {
+    let end = text
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let t = &text[..end];
+    t.len() >= SUM_LEN && t[t.len() - SUM_LEN..].starts_with(SUM_KEY)
+}
+
 fn prefix(text: &[u8]) -> &[u8] {
     &text[..text.len().min(PREFIX_LEN)]
 }
@@ -123,7 +133,7 @@ struct Seen {
 /// and one read again whose beginning is unchanged (same version, epoch and sequence) is not
 /// parsed again.
 #[derive(Default)]
-pub(super) struct StateCache(HashMap<PathBuf, Seen>);
+pub(super) struct StateCache(HashMap<PathBuf, Seen>, Vec<PathBuf>);
 
 impl StateCache {
     /// Keep `state`, just written to `path` as `text`.
@@ -146,6 +156,13 @@ impl StateCache {
 
     fn take(&mut self, path: &Path) -> Option<LedgerState> {
         self.0.remove(path).map(|s| s.state)
+    }
+
+    /// The files found half-written (a checksum that does not match) since the last call.
+    /// Read without the lock, a file may be caught while it is written; under the lock, one
+    /// is half-written for good: its writer ended while writing it.
+    pub(super) fn take_torn(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.1)
     }
 }
 
@@ -179,21 +196,25 @@ pub(super) fn read_state_file<'c>(
         // granularity without its modification time changing: not trusted as unchanged.
         let settled = looked - id.mtime_ns > super::dir_watch::racy_margin(&[id.mtime_ns]);
         let text = read_bounded(path, MAX_STATE_BYTES).ok();
-        let fresh = match text.as_deref().and_then(unseal) {
-            None => {
-                cache.0.remove(path);
-                return None;
+        let Some(text) = text else {
+            cache.0.remove(path);
+            return None;
+        };
+        let Some(t) = unseal(&text) else {
+            if sealed(&text) && !cache.1.iter().any(|p| p == path) {
+                cache.1.push(path.to_path_buf());
             }
-            Some(t) => {
-                if let Some(s) = cache.0.get_mut(path).filter(|s| s.prefix == prefix(t)) {
-                    // The same version, epoch and sequence: the same state.
-                    s.id = id;
-                    s.settled = settled;
-                    None
-                } else {
-                    Some((prefix(t).to_vec(), parse_state(t, uid)))
-                }
+            cache.0.remove(path);
+            return None;
+        };
+        let fresh = match cache.0.get_mut(path).filter(|s| s.prefix == prefix(t)) {
+            Some(s) => {
+                // The same version, epoch and sequence: the same state.
+                s.id = id;
+                s.settled = settled;
+                None
             }
+            None => Some((prefix(t).to_vec(), parse_state(t, uid))),
         };
         if let Some((prefix, parsed)) = fresh {
             let Some(state) = parsed else {
