@@ -341,26 +341,29 @@ fn ledger_directory_per_host_and_switch() {
     assert!(a.starts_with("/x/run"));
 }
 
-#[test]
-fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ledger");
-    {
-        let (l, mut s, mut a, c) = join(&dir, "old-run", Scope::Machine);
-        let mut p = 0.0;
-        step(&mut s, &mut a, &mut p);
-        c.lock().unwrap()[0] = 10.0;
-        step(&mut s, &mut a, &mut p);
-        l.leave_at_next_read();
-        step(&mut s, &mut a, &mut p);
-    }
-    // The state says it was last published an hour ago.
-    let f = std::fs::read_dir(&dir)
+/// A ledger in `dir` whose only run read twice and left; its state file.
+fn a_run_that_left(dir: &Path) -> std::path::PathBuf {
+    let (l, mut s, mut a, c) = join(dir, "old-run", Scope::Machine);
+    let mut p = 0.0;
+    step(&mut s, &mut a, &mut p);
+    c.lock().unwrap()[0] = 10.0;
+    step(&mut s, &mut a, &mut p);
+    l.leave_at_next_read();
+    step(&mut s, &mut a, &mut p);
+    std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .find(|e| e.file_name().to_string_lossy().starts_with("state-"))
         .unwrap()
-        .path();
+        .path()
+}
+
+#[test]
+fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ledger");
+    let f = a_run_that_left(&dir);
+    // The state says it was last published an hour ago.
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
     let t = v["t_unix"].as_f64().unwrap() - 3600.0;
@@ -392,20 +395,7 @@ fn a_stale_ledger_is_taken_over_without_counting_the_idle_time() {
 fn a_half_written_state_is_not_taken_and_is_said() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ledger");
-    {
-        let (l, mut s, mut a, c) = join(&dir, "old-run", Scope::Machine);
-        let mut p = 0.0;
-        step(&mut s, &mut a, &mut p);
-        c.lock().unwrap()[0] = 10.0;
-        step(&mut s, &mut a, &mut p);
-        l.leave();
-    }
-    let f = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("state-"))
-        .unwrap()
-        .path();
+    let f = a_run_that_left(&dir);
     let whole = host_ledger::load_state(&dir).unwrap();
     // Its writer ended in the middle of a write: one digit of the body differs from what the
     // checksum covered (the text is still valid JSON).
