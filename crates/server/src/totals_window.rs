@@ -450,7 +450,7 @@ mod tests {
     fn coverage(w: &Window, t: i64) -> i64 {
         let mut n = 0;
         if let Some(m) = &w.months {
-            let name = month_of(t).unwrap().2;
+            let name = month_of(t).expect("a start in the calendar").2;
             if m.from.as_ref().is_none_or(|f| &name >= f) && m.to.as_ref().is_none_or(|e| &name < e)
             {
                 n += 1;
