@@ -191,8 +191,10 @@ pub fn migration(d: Dialect) -> Vec<String> {
         out.push("ALTER TABLE rollup_deltas ADD COLUMN day BIGINT NOT NULL".into());
     }
     out.push(create(d));
+    // In key order, day first: on PostgreSQL a range of days then lies on few pages (in hash
+    // order, 16 days of the scale year's rows were on 1 748 pages of 2 040).
     out.push(format!(
-        "INSERT INTO {TABLE} ({}) {}",
+        "INSERT INTO {TABLE} ({}) {} ORDER BY 2, 3, 4, 5",
         columns().join(", "),
         recompute_sql(d)
     ));
