@@ -16,6 +16,9 @@
 //! - `rollup_hosts`: per (team, project, user, month, status, host), for `/totals` by or
 //!   filtered by host (hosts multiply the groups, so the coarse table stays separate).
 //!
+//! A third, per day (`rollup_days`, migration 8), has its own module: [`super::rollup_days`]; on
+//! PostgreSQL it shares this journal (whose rows then carry the run's day) and fold.
+//!
 //! Sums are integers in fixed units (µWh, µg, ms), so that adding a run's new contribution and
 //! subtracting its old one is exact in any order: a rollup row equals, bit for bit, the sum over
 //! its runs recomputed from `runs` ([`recompute_sql`]). One run's figures are first bounded to
