@@ -2,6 +2,7 @@
 //! them: back-filling the derived figures of runs stored before the rollups existed, and a check
 //! that the rollups equal a recomputation from `runs` (see [`crate::db::rollup_schema`]).
 
+use crate::db::rollup_days;
 use crate::db::rollup_schema::{self, MEASURES, PER_KG, PER_KWH, PER_S};
 use crate::db::{Dialect, Row, Stmt, Val};
 use crate::store::{GroupBy, RunFilter, Scope, Store, TotalsRow};
@@ -84,12 +85,15 @@ fn sums(r: &Row, at: usize) -> Result<Sums> {
 }
 
 /// The rows a window of `/totals` reads, as a `FROM` item with the rollups' columns (the keys,
-/// `runs` and `cols`): the rollup rows of its whole months (on PostgreSQL with the journal not
-/// folded yet) and the runs of its edges, each counted with its sign; every branch restricted
-/// to `scope` so that it reads through its index.
+/// `runs` and `cols`): the rollup rows of its whole months and days (on PostgreSQL with the
+/// journal not folded yet) and the runs of its edges, each counted with its sign; every branch
+/// restricted to `scope` so that it reads through its index. Rows of days have no user (`''`)
+/// and their month only when `by_month` (else `''`): the plan uses days only when neither
+/// the grouping nor the filters need a user or a host.
 fn window_source(
     d: Dialect,
     hosts: bool,
+    by_month: bool,
     w: &Window,
     scope: &Scope,
     cols: &[&str],
@@ -117,6 +121,40 @@ fn window_source(
                 params.push(to.into());
             }
             branches.push(b);
+        }
+    }
+    for range in &w.days {
+        let neg = if range.sign < 0 { "-" } else { "" };
+        let mut tables = vec![rollup_days::TABLE];
+        if d == Dialect::Postgres {
+            tables.push("rollup_deltas");
+        }
+        for t in tables {
+            let mut sel = vec![format!("{t}.org_id AS org_id")];
+            for k in rollup_schema::keys(hosts) {
+                sel.push(match k {
+                    "user_key" => "'' AS user_key".to_string(),
+                    "month" if by_month => {
+                        format!(
+                            "{} AS month",
+                            rollup_days::month_of_day(d, &format!("{t}.day"))
+                        )
+                    }
+                    "month" => "'' AS month".to_string(),
+                    k => format!("{t}.{k} AS {k}"),
+                });
+            }
+            sel.push(format!("{neg}{t}.runs AS runs"));
+            for c in cols {
+                sel.push(format!("{neg}{t}.{c} AS {c}"));
+            }
+            params.push(range.lo.into());
+            params.push(range.hi.into());
+            branches.push(format!(
+                "SELECT {} FROM {t} WHERE {t}.day >= ? AND {t}.day < ?{}",
+                sel.join(", "),
+                scope.sql(t, params)
+            ));
         }
     }
     for range in &w.runs {
@@ -270,8 +308,9 @@ const BACKFILL_BATCH: i64 = 500;
 
 impl Store {
     /// Totals of the runs matching `f`, grouped by `by`, one page of groups: the whole months
-    /// of the window from the rollups, its partial months' edges from `runs`
-    /// ([`crate::totals_window`]); only the sums `/totals` shows are read.
+    /// of the window from the rollups, the whole days of its edge months from the per-day
+    /// rollups and its partial days from `runs` (by user or host: its partial months from
+    /// `runs`; [`crate::totals_window`]); only the sums `/totals` shows are read.
     pub(crate) async fn totals_from_rollups(
         &self,
         f: &RunFilter,
@@ -279,16 +318,19 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<TotalsRow>> {
-        let w = totals_window::plan(f.since_unix, f.until_unix);
-        if w.months.is_none() && w.runs.is_empty() {
-            return Ok(Vec::new());
-        }
         let (keys, group, host_group) = group_columns(by);
         let hosts = host_group || f.host.is_some();
+        // The per-day rollups keep neither users nor hosts.
+        let by_day = !hosts && by != GroupBy::User && f.user.is_none();
+        let w = totals_window::plan(f.since_unix, f.until_unix, by_day);
+        if w.months.is_none() && w.days.is_empty() && w.runs.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut params = Vec::new();
         let source = window_source(
             self.db.dialect(),
             hosts,
+            by == GroupBy::Month,
             &w,
             &f.scope,
             TOTALS_MEASURES,
@@ -567,18 +609,39 @@ impl Store {
         }
     }
 
-    /// Where the rollups differ from a recomputation from `runs`: one line per differing
-    /// group (empty when exact). A row whose sums are all zero equals a missing row.
+    /// Where the rollups (monthly, per host, per day) differ from a recomputation from `runs`:
+    /// one line per differing group (empty when exact). A row whose sums are all zero equals a
+    /// missing row.
     pub async fn rollup_drift(&self) -> Result<Vec<String>> {
         let d = self.db.dialect();
         let mut out = Vec::new();
-        for hosts in [false, true] {
-            let table = if hosts { "rollup_hosts" } else { "rollups" };
+        // (table, keys, what reads see, the recomputation)
+        let tables: Vec<(&str, Vec<&str>, String, String)> = vec![
+            (
+                "rollups",
+                rollup_schema::keys(false),
+                rollup_schema::source(d, false),
+                rollup_schema::recompute_sql(d, false),
+            ),
+            (
+                "rollup_hosts",
+                rollup_schema::keys(true),
+                rollup_schema::source(d, true),
+                rollup_schema::recompute_sql(d, true),
+            ),
+            (
+                rollup_days::TABLE,
+                rollup_days::KEYS.to_vec(),
+                rollup_days::source(d),
+                rollup_days::recompute_sql(d),
+            ),
+        ];
+        for (table, keys, source, recompute) in tables {
             let mut cols = vec!["org_id".to_string()];
-            cols.extend(rollup_schema::keys(hosts).iter().map(|k| k.to_string()));
+            cols.extend(keys.iter().map(|k| k.to_string()));
             cols.push("runs".into());
             cols.extend(MEASURES.iter().map(|m| m.column.to_string()));
-            let nkeys = 1 + rollup_schema::keys(hosts).len();
+            let nkeys = 1 + keys.len();
             // What reads see: the table plus the journal not folded yet, summed per group.
             let mut sel = cols[..nkeys].to_vec();
             sel.push("CAST(SUM(runs) AS BIGINT)".into());
@@ -593,16 +656,13 @@ impl Store {
                     &format!(
                         "SELECT {} FROM {} x GROUP BY {}",
                         sel.join(", "),
-                        rollup_schema::source(d, hosts),
+                        source,
                         cols[..nkeys].join(", ")
                     ),
                     vec![],
                 )
                 .await?;
-            let fresh = self
-                .db
-                .query(&rollup_schema::recompute_sql(d, hosts), vec![])
-                .await?;
+            let fresh = self.db.query(&recompute, vec![]).await?;
             let read = |rows: &[Row]| -> Result<BTreeMap<Vec<String>, Vec<i64>>> {
                 let mut m = BTreeMap::new();
                 for r in rows {

@@ -1,10 +1,21 @@
-//! How a time window of `/totals` is read: the whole months inside it from the rollups (which
-//! keep months), and the partial months at its edges from `runs` through the index on
-//! `started_unix` — each edge from its smaller side: the runs of the window's part of the month
-//! are added, or the month's rollup is taken and the runs of the month outside the window are
-//! subtracted. Both sides sum the same integer contributions (µWh, µg, ms; see
+//! How a time window of `/totals` is read, so that it costs the same whatever the history:
+//!
+//! - the whole months inside it from the monthly rollups;
+//! - the whole days of its edge months from the per-day rollups ([`crate::db::rollup_days`]),
+//!   each edge month from its smaller side: the days of the window's part of the month are
+//!   added, or the month's rollup is taken and the days outside the window are subtracted (at
+//!   most half a month of days per edge);
+//! - the partial day at each end from `runs` through the index on `started_unix`, again from its
+//!   smaller side (at most half a day of runs per end).
+//!
+//! Windows grouped or filtered by user or host (the per-day rollups keep neither) read the
+//! partial months at their edges from `runs`, from their smaller side ([`plan`] with `by_day`
+//! false). Every part sums the same integer contributions (µWh, µg, ms; see
 //! [`crate::db::rollup_schema`]), so the result equals, to the unit, the sums over the runs in
-//! the window; a window costs at most half a month of runs at each edge, whatever the history.
+//! the window.
+
+/// Seconds per day.
+const DAY: i64 = 86_400;
 
 /// A `[lo, hi)` range of `started_unix` whose runs count `sign` (1 or −1) times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +32,21 @@ pub struct Months {
     pub to: Option<String>,
 }
 
-/// The parts of a window: months from the rollups (`None`: none) and ranges of runs.
+/// A `[lo, hi)` range of UTC days (`started_unix` / 86 400, rounded down) whose per-day
+/// rollups count `sign` (1 or −1) times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRange {
+    pub lo: i64,
+    pub hi: i64,
+    pub sign: i64,
+}
+
+/// The parts of a window: months from the rollups (`None`: none), ranges of days from the
+/// per-day rollups and ranges of runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     pub months: Option<Months>,
+    pub days: Vec<DayRange>,
     pub runs: Vec<RunRange>,
 }
 
@@ -51,11 +73,175 @@ fn month_name(unix: i64) -> Option<String> {
     month_of(unix).map(|m| m.2)
 }
 
-/// The parts of the window `[since, until)` (either end open when `None`). A window that ends
-/// before it starts has no parts.
-pub fn plan(since: Option<i64>, until: Option<i64>) -> Window {
+/// Every run of `[lo, hi)` (either end open when `None`), read from `runs`.
+fn direct(lo: Option<i64>, hi: Option<i64>) -> Window {
+    Window {
+        months: None,
+        days: vec![],
+        runs: vec![RunRange {
+            lo: lo.unwrap_or(i64::MIN),
+            hi: hi.unwrap_or(i64::MAX),
+            sign: 1,
+        }],
+    }
+}
+
+/// The parts of the window `[since, until)` (either end open when `None`): with `by_day`, whole
+/// days of the edge months from the per-day rollups and the partial days from `runs`; without,
+/// the partial months from `runs`. A window that ends before it starts has no parts.
+pub fn plan(since: Option<i64>, until: Option<i64>, by_day: bool) -> Window {
+    if !by_day {
+        return plan_months(since, until);
+    }
+    if let (Some(s), Some(u)) = (since, until) {
+        if s >= u {
+            return Window {
+                months: None,
+                days: vec![],
+                runs: vec![],
+            };
+        }
+        if s.div_euclid(DAY) == u.div_euclid(DAY) {
+            // Both ends in one day: its runs in the window.
+            return direct(since, until);
+        }
+    }
+    // Beyond the calendar: every run of the window, read from `runs`.
+    if [since, until]
+        .iter()
+        .flatten()
+        .any(|t| month_of(*t).is_none())
+    {
+        return direct(since, until);
+    }
+    let mut runs = Vec::new();
+    // The partial day at each end, from its smaller side.
+    let lo_day = since.map(|s| {
+        let d = s.div_euclid(DAY);
+        let start = d * DAY;
+        if s == start {
+            d
+        } else if s - start < start + DAY - s {
+            runs.push(RunRange {
+                lo: start,
+                hi: s,
+                sign: -1,
+            });
+            d
+        } else {
+            runs.push(RunRange {
+                lo: s,
+                hi: start + DAY,
+                sign: 1,
+            });
+            d + 1
+        }
+    });
+    let hi_day = until.map(|u| {
+        let d = u.div_euclid(DAY);
+        let start = d * DAY;
+        if u == start {
+            d
+        } else if start + DAY - u < u - start {
+            runs.push(RunRange {
+                lo: u,
+                hi: start + DAY,
+                sign: -1,
+            });
+            d + 1
+        } else {
+            runs.push(RunRange {
+                lo: start,
+                hi: u,
+                sign: 1,
+            });
+            d
+        }
+    });
+    match plan_days(lo_day, hi_day) {
+        Some((months, days)) => Window { months, days, runs },
+        None => direct(since, until),
+    }
+}
+
+/// The UTC month holding day `d`: its first day, the next month's first day, `YYYY-MM`.
+fn month_of_day(d: i64) -> Option<(i64, i64, String)> {
+    let (start, next, name) = month_of(d.checked_mul(DAY)?)?;
+    Some((start / DAY, next / DAY, name))
+}
+
+/// The days `[lo, hi)` (either end open when `None`) as months from the rollups and ranges of
+/// days, each edge month from its smaller side; `None` beyond the calendar.
+#[allow(clippy::type_complexity)]
+fn plan_days(lo: Option<i64>, hi: Option<i64>) -> Option<(Option<Months>, Vec<DayRange>)> {
+    let range = |lo: i64, hi: i64, sign: i64| DayRange { lo, hi, sign };
+    let mut days = Vec::new();
+    if let (Some(l), Some(h)) = (lo, hi) {
+        if l >= h {
+            return Some((None, days));
+        }
+        let (start, next, name) = month_of_day(l)?;
+        if h <= next {
+            // Within one month: its days, or the month less the days outside.
+            let (len, month_len) = (h - l, next - start);
+            if len * 2 <= month_len && len < month_len {
+                return Some((None, vec![range(l, h, 1)]));
+            }
+            if l > start {
+                days.push(range(start, l, -1));
+            }
+            if h < next {
+                days.push(range(h, next, -1));
+            }
+            let to = month_of_day(next)?.2;
+            return Some((
+                Some(Months {
+                    from: Some(name),
+                    to: Some(to),
+                }),
+                days,
+            ));
+        }
+    }
+    let from = match lo {
+        None => None,
+        Some(l) => {
+            let (start, next, name) = month_of_day(l)?;
+            if l == start {
+                Some(name)
+            } else if l - start < next - l {
+                days.push(range(start, l, -1));
+                Some(name)
+            } else {
+                days.push(range(l, next, 1));
+                Some(month_of_day(next)?.2)
+            }
+        }
+    };
+    let to = match hi {
+        None => None,
+        Some(h) => {
+            let (start, next, name) = month_of_day(h)?;
+            if h == start {
+                Some(name)
+            } else if next - h < h - start {
+                days.push(range(h, next, -1));
+                Some(month_of_day(next)?.2)
+            } else {
+                days.push(range(start, h, 1));
+                Some(name)
+            }
+        }
+    };
+    Some((Some(Months { from, to }), days))
+}
+
+/// The parts of the window `[since, until)` from the monthly rollups and `runs` only: the
+/// partial month at each edge from `runs`, from its smaller side.
+fn plan_months(since: Option<i64>, until: Option<i64>) -> Window {
     let direct = |lo: Option<i64>, hi: Option<i64>| Window {
         months: None,
+        days: vec![],
         runs: vec![RunRange {
             lo: lo.unwrap_or(i64::MIN),
             hi: hi.unwrap_or(i64::MAX),
@@ -66,6 +252,7 @@ pub fn plan(since: Option<i64>, until: Option<i64>) -> Window {
         if s >= u {
             return Window {
                 months: None,
+                days: vec![],
                 runs: vec![],
             };
         }
@@ -137,6 +324,7 @@ pub fn plan(since: Option<i64>, until: Option<i64>) -> Window {
     };
     Window {
         months: Some(Months { from, to }),
+        days: vec![],
         runs,
     }
 }
@@ -148,7 +336,6 @@ mod tests {
     const FEB: i64 = 1_738_368_000; // 2025-02-01
     const MAR: i64 = 1_740_787_200; // 2025-03-01
     const APR: i64 = 1_743_465_600; // 2025-04-01
-    const DAY: i64 = 86_400;
 
     fn months(from: Option<&str>, to: Option<&str>) -> Option<Months> {
         Some(Months {
@@ -171,16 +358,18 @@ mod tests {
     #[test]
     fn aligned_and_open_windows_read_only_rollups() {
         assert_eq!(
-            plan(None, None),
+            plan_months(None, None),
             Window {
                 months: months(None, None),
+                days: vec![],
                 runs: vec![]
             }
         );
         assert_eq!(
-            plan(Some(FEB), Some(APR)),
+            plan_months(Some(FEB), Some(APR)),
             Window {
                 months: months(Some("2025-02"), Some("2025-04")),
+                days: vec![],
                 runs: vec![]
             }
         );
@@ -189,7 +378,7 @@ mod tests {
     #[test]
     fn edges_are_read_from_their_smaller_side() {
         // Since 2 February: the month's rollup minus its first day.
-        let w = plan(Some(FEB + DAY), None);
+        let w = plan_months(Some(FEB + DAY), None);
         assert_eq!(w.months, months(Some("2025-02"), None));
         assert_eq!(
             w.runs,
@@ -200,7 +389,7 @@ mod tests {
             }]
         );
         // Since 27 February: its last days, then March on.
-        let w = plan(Some(MAR - 2 * DAY), Some(APR - DAY));
+        let w = plan_months(Some(MAR - 2 * DAY), Some(APR - DAY));
         assert_eq!(w.months, months(Some("2025-03"), Some("2025-04")));
         assert_eq!(
             w.runs,
@@ -218,7 +407,7 @@ mod tests {
             ]
         );
         // Until 3 March: February whole, and March's first two days.
-        let w = plan(None, Some(MAR + 2 * DAY));
+        let w = plan_months(None, Some(MAR + 2 * DAY));
         assert_eq!(w.months, months(None, Some("2025-03")));
         assert_eq!(
             w.runs,
@@ -233,9 +422,10 @@ mod tests {
     #[test]
     fn one_month_and_empty_windows() {
         assert_eq!(
-            plan(Some(FEB + DAY), Some(FEB + 3 * DAY)),
+            plan_months(Some(FEB + DAY), Some(FEB + 3 * DAY)),
             Window {
                 months: None,
+                days: vec![],
                 runs: vec![RunRange {
                     lo: FEB + DAY,
                     hi: FEB + 3 * DAY,
@@ -243,11 +433,205 @@ mod tests {
                 }]
             }
         );
-        assert!(plan(Some(MAR), Some(FEB)).runs.is_empty());
-        assert_eq!(plan(Some(MAR), Some(MAR)).months, None);
+        assert!(plan_months(Some(MAR), Some(FEB)).runs.is_empty());
+        assert_eq!(plan_months(Some(MAR), Some(MAR)).months, None);
         // Beyond the calendar: every run of the window, read from `runs`.
         assert_eq!(
-            plan(Some(i64::MIN), Some(FEB)).runs,
+            plan_months(Some(i64::MIN), Some(FEB)).runs,
+            vec![RunRange {
+                lo: i64::MIN,
+                hi: FEB,
+                sign: 1
+            }]
+        );
+    }
+
+    /// How many times the plan counts a run started at `t`: its month, day and run parts.
+    fn coverage(w: &Window, t: i64) -> i64 {
+        let mut n = 0;
+        if let Some(m) = &w.months {
+            let name = month_of(t).expect("a start in the calendar").2;
+            if m.from.as_ref().is_none_or(|f| &name >= f) && m.to.as_ref().is_none_or(|e| &name < e)
+            {
+                n += 1;
+            }
+        }
+        let d = t.div_euclid(DAY);
+        for r in &w.days {
+            if r.lo <= d && d < r.hi {
+                n += r.sign;
+            }
+        }
+        for r in &w.runs {
+            if r.lo <= t && t < r.hi {
+                n += r.sign;
+            }
+        }
+        n
+    }
+
+    /// Ends worth cutting at: month and day boundaries, a second either side, mid-day,
+    /// near either side of a month's middle, and none.
+    fn ends() -> Vec<Option<i64>> {
+        let mut v = vec![None];
+        for base in [
+            FEB,
+            MAR,
+            APR,
+            FEB + 13 * DAY,
+            FEB + 14 * DAY,
+            FEB + 15 * DAY,
+            MAR + 16 * DAY,
+        ] {
+            for off in [
+                0,
+                1,
+                -1,
+                DAY / 2,
+                DAY / 2 + 1,
+                DAY / 3,
+                2 * DAY / 3,
+                DAY - 1,
+            ] {
+                v.push(Some(base + off));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn by_day_counts_every_run_of_the_window_once_and_no_other() {
+        // Starts every 7 919 s over January to April, and at the ends themselves.
+        let mut starts: Vec<i64> = (0..1200).map(|i| FEB - 31 * DAY + i * 7_919).collect();
+        starts.extend(ends().into_iter().flatten().flat_map(|e| [e - 1, e, e + 1]));
+        for since in ends() {
+            for until in ends() {
+                let w = plan(since, until, true);
+                for &t in &starts {
+                    let inside = since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
+                    assert_eq!(
+                        coverage(&w, t),
+                        i64::from(inside),
+                        "{since:?}..{until:?} at {t}: {w:?}"
+                    );
+                }
+                // The cost is bounded: at most half a day of runs per end, and at most half a
+                // month (16 days) of days per edge.
+                assert!(w.runs.len() <= 2, "{w:?}");
+                let same_day = matches!((since, until), (Some(s), Some(u)) if s.div_euclid(DAY) == u.div_euclid(DAY));
+                if !same_day {
+                    assert!(w.runs.iter().all(|r| r.hi - r.lo <= DAY / 2), "{w:?}");
+                }
+                let days: i64 = w.days.iter().map(|r| r.hi - r.lo).sum();
+                assert!(days <= 32, "{since:?}..{until:?}: {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn by_day_edges_on_boundaries() {
+        // Month-aligned: only the monthly rollups.
+        assert_eq!(
+            plan(Some(FEB), Some(APR), true),
+            Window {
+                months: months(Some("2025-02"), Some("2025-04")),
+                days: vec![],
+                runs: vec![]
+            }
+        );
+        // Day-aligned ends: days only, no runs. Since 3 February: February less its first
+        // two days; until 27 March: March's last five days subtracted from the month.
+        let w = plan(Some(FEB + 2 * DAY), Some(MAR + 26 * DAY), true);
+        assert!(w.runs.is_empty(), "{w:?}");
+        assert_eq!(w.months, months(Some("2025-02"), Some("2025-04")));
+        let (feb, mar, apr) = (FEB / DAY, MAR / DAY, APR / DAY);
+        assert_eq!(
+            w.days,
+            vec![
+                DayRange {
+                    lo: feb,
+                    hi: feb + 2,
+                    sign: -1
+                },
+                DayRange {
+                    lo: mar + 26,
+                    hi: apr,
+                    sign: -1
+                },
+            ]
+        );
+        // One day: that day's rollup, no runs.
+        assert_eq!(
+            plan(Some(MAR + 4 * DAY), Some(MAR + 5 * DAY), true),
+            Window {
+                months: None,
+                days: vec![DayRange {
+                    lo: mar + 4,
+                    hi: mar + 5,
+                    sign: 1
+                }],
+                runs: vec![]
+            }
+        );
+        // Mid-day ends: the partial days from their smaller sides.
+        let w = plan(
+            Some(MAR + 4 * DAY + 3_600),
+            Some(MAR + 9 * DAY + 7_200),
+            true,
+        );
+        assert_eq!(w.months, None);
+        assert_eq!(
+            w.days,
+            vec![DayRange {
+                lo: mar + 4,
+                hi: mar + 9,
+                sign: 1
+            }]
+        );
+        assert_eq!(
+            w.runs,
+            vec![
+                RunRange {
+                    lo: MAR + 4 * DAY,
+                    hi: MAR + 4 * DAY + 3_600,
+                    sign: -1
+                },
+                RunRange {
+                    lo: MAR + 9 * DAY,
+                    hi: MAR + 9 * DAY + 7_200,
+                    sign: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn by_day_empty_one_day_and_open_windows() {
+        let none = Window {
+            months: None,
+            days: vec![],
+            runs: vec![],
+        };
+        assert_eq!(plan(Some(MAR), Some(MAR), true), none);
+        assert_eq!(plan(Some(MAR), Some(FEB), true), none);
+        // Within one day: its runs.
+        assert_eq!(
+            plan(Some(MAR + 10), Some(MAR + 20), true).runs,
+            vec![RunRange {
+                lo: MAR + 10,
+                hi: MAR + 20,
+                sign: 1
+            }]
+        );
+        // Open ends: every month up to (or from) the edge month.
+        let w = plan(None, Some(MAR + 3 * DAY), true);
+        assert_eq!(w.months, months(None, Some("2025-03")));
+        let w = plan(Some(MAR + 3 * DAY), None, true);
+        assert_eq!(w.months, months(Some("2025-03"), None));
+        assert_eq!(plan(None, None, true).months, months(None, None));
+        // Beyond the calendar: the runs.
+        assert_eq!(
+            plan(Some(i64::MIN), Some(FEB), true).runs,
             vec![RunRange {
                 lo: i64::MIN,
                 hi: FEB,

@@ -32,6 +32,21 @@ enum Op {
     Delete {
         run: usize,
     },
+    /// This run's last upload, final (`completed`) with the same figures: a transition that
+    /// moves no sum but the status.
+    Finish {
+        run: usize,
+    },
+    /// This run's last upload claiming another start (a day and an hour later): the server
+    /// keeps the start of the run's first upload.
+    Restart {
+        run: usize,
+    },
+    /// An operator moves this run's start a day and an hour later, or back (SQL on `runs`, in
+    /// the same month): the per-day rollups follow.
+    Shift {
+        run: usize,
+    },
     /// Fold the rollups' journal into the tables (PostgreSQL; the server does it every second).
     Fold,
 }
@@ -48,6 +63,9 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         2 => (0..RUNS).prop_map(|run| Op::Retry { run }),
         1 => (0..RUNS).prop_map(|run| Op::Delete { run }),
+        1 => (0..RUNS).prop_map(|run| Op::Finish { run }),
+        1 => (0..RUNS).prop_map(|run| Op::Restart { run }),
+        1 => (0..RUNS).prop_map(|run| Op::Shift { run }),
         1 => Just(Op::Fold),
     ]
 }
@@ -90,8 +108,10 @@ async fn groups(s: &TestServer, tok: &str, q: &str) -> BTreeMap<String, (i64, f6
 }
 
 /// Windows `/totals` is checked on: open, month-aligned, edges on either side of the middle of
-/// a month (an edge is read from its smaller side: the runs of its part of the month, or the
-/// month's rollup less the runs outside it), within one month, and empty.
+/// a month (an edge is read from its smaller side: the days of its part of the month, or the
+/// month's rollup less the days outside it), within one month, and empty; edges mid-day (the
+/// partial day from its smaller side), exactly at, a second after and before runs' starts, on
+/// day boundaries; one hour, one day, and most of a month.
 const WINDOWS: &[(Option<&str>, Option<&str>)] = &[
     (None, None),
     (Some("2025-02-01T00:00:00Z"), Some("2025-03-01T00:00:00Z")),
@@ -101,7 +121,22 @@ const WINDOWS: &[(Option<&str>, Option<&str>)] = &[
     (None, Some("2025-02-17T00:00:00Z")),
     (Some("2025-02-03T00:00:00Z"), Some("2025-02-25T00:00:00Z")),
     (Some("2025-03-02T00:00:00Z"), Some("2025-01-02T00:00:00Z")),
+    (Some("2025-01-06T15:00:00Z"), Some("2025-02-17T20:00:00Z")),
+    (Some("2025-01-06T15:00:01Z"), Some("2025-02-22T10:59:59Z")),
+    (Some("2025-01-11T00:00:00Z"), Some("2025-03-23T00:00:00Z")),
+    (Some("2025-02-12T05:00:00Z"), Some("2025-02-12T06:00:00Z")),
+    (Some("2025-02-12T00:00:00Z"), Some("2025-02-13T00:00:00Z")),
+    (Some("2025-02-02T02:00:00Z"), Some("2025-02-27T22:00:00Z")),
+    (None, Some("2025-03-28T01:00:00Z")),
 ];
+
+/// `t` (RFC 3339) plus `secs` seconds.
+fn later(t: &str, secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix(t) + secs)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
 
 fn unix(t: &str) -> i64 {
     time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
@@ -248,6 +283,51 @@ async fn apply(
                     assert!(code == 200 || code == 201, "{code} {v}");
                 }
             }
+            Op::Finish { run } => {
+                if let Some(body) = last.get(run) {
+                    let mut body = body.clone();
+                    body["status"] = json!("completed");
+                    if body["ended_at"].is_null() {
+                        let secs = body["duration_s"].as_f64().unwrap() as i64;
+                        body["ended_at"] = json!(later(body["started_at"].as_str().unwrap(), secs));
+                        body["exit_code"] = json!(0);
+                    }
+                    let (code, v) = s.post(&toks[run % 2], "/runs", &body).await;
+                    assert!(code == 200 || code == 201, "{code} {v}");
+                    last.insert(*run, body);
+                }
+            }
+            Op::Restart { run } => {
+                if let Some(body) = last.get(run) {
+                    let mut body = body.clone();
+                    for k in ["started_at", "ended_at"] {
+                        if let Some(t) = body[k].as_str() {
+                            body[k] = json!(later(t, 90_000));
+                        }
+                    }
+                    let (code, v) = s.post(&toks[run % 2], "/runs", &body).await;
+                    assert!(code == 200 || code == 201, "{code} {v}");
+                }
+            }
+            Op::Shift { run } => {
+                let start = unix(&run_home(*run).2);
+                s.state
+                    .store
+                    .db
+                    .transaction(vec![wattprint_server::db::Stmt::new(
+                        "UPDATE runs SET started_unix = CASE WHEN started_unix = ? \
+                         THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END \
+                         WHERE run_id = ?",
+                        vec![
+                            start.into(),
+                            (start + 90_000).into(),
+                            start.into(),
+                            format!("r{run}").into(),
+                        ],
+                    )])
+                    .await
+                    .unwrap();
+            }
             Op::Fold => {
                 s.state.store.fold_rollups().await.unwrap();
             }
@@ -309,8 +389,37 @@ fn rollups_stay_exact(b: Backend, cases: u32) {
     let n = rt.block_on(s.count("runs"));
     let rows = rt.block_on(s.count("rollups"));
     assert!(n > 0 && rows > 0, "{n} runs, {rows} rollup rows");
-    // And the check sees a difference of one unit in one row.
+    // The per-day rollups hold rows too (the windows above read them).
+    let days = rt.block_on(s.count("rollup_days"));
+    assert!(days > 0, "{days} per-day rollup rows");
+    // And the check sees a difference of one unit in one row, of either table.
     rt.block_on(async {
+        s.state
+            .store
+            .db
+            .transaction(vec![wattprint_server::db::Stmt::new(
+                "UPDATE rollup_days SET emissions_ug = emissions_ug - 1 \
+                 WHERE day = (SELECT MIN(day) FROM rollup_days WHERE runs > 0) AND runs > 0",
+                vec![],
+            )])
+            .await
+            .unwrap();
+        let drift = s.state.store.rollup_drift().await.unwrap();
+        assert!(
+            drift.iter().any(|l| l.starts_with("rollup_days")),
+            "{drift:#?}"
+        );
+        s.state
+            .store
+            .db
+            .transaction(vec![wattprint_server::db::Stmt::new(
+                "UPDATE rollup_days SET emissions_ug = emissions_ug + 1 \
+                 WHERE day = (SELECT MIN(day) FROM rollup_days WHERE runs > 0) AND runs > 0",
+                vec![],
+            )])
+            .await
+            .unwrap();
+        assert!(s.state.store.rollup_drift().await.unwrap().is_empty());
         s.state
             .store
             .db
@@ -405,3 +514,93 @@ async fn upgrade_backfills(b: Backend) {
 }
 
 both!(upgrade_backfills);
+
+/// A database at schema 7 (monthly rollups, on PostgreSQL with changes still in the journal) is
+/// upgraded to the per-day rollups: the migration folds the journal into the monthly tables,
+/// back-fills the days from `runs`, and from then on the days follow writes (journal and fold
+/// on PostgreSQL, triggers on SQLite); a mid-month window reads them.
+async fn upgrade_adds_days(b: Backend) {
+    use wattprint_server::db::{self, migrations, Stmt};
+    let (url, _dir) = common::database(b).await;
+    let raw = db::open_unmigrated(&url).await.unwrap();
+    migrations::migrate_to(raw.as_ref(), 7).await.unwrap();
+    let mut stmts = vec![
+        Stmt::new("INSERT INTO teams (org_id, name, created_at) VALUES (1, 'physics', 'x')", vec![]),
+        Stmt::new("INSERT INTO projects (org_id, team_id, name, created_at) VALUES (1, 1, 'climate', 'x')", vec![]),
+    ];
+    // Five runs a day and a half apart from 10 March 2025 12:00 UTC, 1 kWh more each.
+    for i in 0..5i64 {
+        stmts.push(Stmt::new(
+            "INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status_rank, \
+             started_at, started_unix, month, duration_s, energy_kwh, facility_kwh, emissions_kg, \
+             hostname, record, checkpoints, received_at, updated_at, derived) \
+             VALUES (1, 1, 1, ?, NULL, 'completed', 1, 'x', ?, '2025-03', \
+             60.0, ?, ?, 0.1, 'node-1', '{}', 1, 'x', 'x', 1)",
+            vec![
+                format!("old{i}").into(),
+                (1_741_608_000 + i * 129_600).into(),
+                (1.0 + i as f64).into(),
+                (1.2 + 1.2 * i as f64).into(),
+            ],
+        ));
+    }
+    raw.transaction(stmts).await.unwrap();
+    if b == Backend::Postgres {
+        let left = raw
+            .query("SELECT COUNT(*) FROM rollup_deltas", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            left[0].i64(0).unwrap(),
+            5,
+            "the inserts wait in the journal"
+        );
+    }
+    drop(raw);
+    let state = wattprint_server::app::AppState::open(&url, Default::default())
+        .await
+        .unwrap();
+    let store = &state.store;
+    assert!(store.rollup_drift().await.unwrap().is_empty());
+    let days = store
+        .db
+        .query(
+            "SELECT COUNT(*), CAST(SUM(runs) AS BIGINT) FROM rollup_days",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(days[0].i64(0).unwrap(), 5, "one row per day with a run");
+    assert_eq!(days[0].i64(1).unwrap(), 5);
+    // A later write goes through the new trigger (on PostgreSQL its journal row has a day).
+    store
+        .db
+        .transaction(vec![Stmt::new(
+            "UPDATE runs SET energy_kwh = energy_kwh + 10 WHERE run_id = 'old2'",
+            vec![],
+        )])
+        .await
+        .unwrap();
+    assert!(store.rollup_drift().await.unwrap().is_empty());
+    store.fold_rollups().await.unwrap();
+    assert!(store.rollup_drift().await.unwrap().is_empty());
+    // 11 March 00:00 to 15 March 12:00 (days 11–14 from the per-day rollups, half of 15 March
+    // from `runs`): runs 1 (12 March 0:00), 2 (13 March 12:00, now 13 kWh) and 3 (15 March
+    // 0:00); run 0 (10 March) and run 4 (16 March 12:00) are outside.
+    let mut f = wattprint_server::store::RunFilter::new(wattprint_server::store::Scope {
+        org_id: 1,
+        team_id: None,
+        project_id: None,
+    });
+    f.since_unix = Some(1_741_651_200);
+    f.until_unix = Some(1_741_651_200 + 4 * 86_400 + 43_200);
+    let rows = store
+        .totals(&f, wattprint_server::store::GroupBy::Team, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].runs, 3);
+    assert!(close(rows[0].energy_kwh, 2.0 + 13.0 + 4.0), "{rows:?}");
+}
+
+both!(upgrade_adds_days);

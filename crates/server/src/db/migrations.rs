@@ -224,6 +224,11 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "samples without a per-row foreign key check (PostgreSQL)",
     statements: &[],
     build: Some(samples_unchecked),
+}, Migration {
+    version: 8,
+    name: "rollups per day, team, project, status",
+    statements: &[],
+    build: Some(super::rollup_days::migration),
 }];
 
 /// PostgreSQL checked `samples.run_pk REFERENCES runs(pk)` once per sample row — a query and a

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub mod migrations;
 pub mod postgres;
+pub mod rollup_days;
 pub mod rollup_schema;
 pub mod sqlite;
 

@@ -16,6 +16,9 @@
 //! - `rollup_hosts`: per (team, project, user, month, status, host), for `/totals` by or
 //!   filtered by host (hosts multiply the groups, so the coarse table stays separate).
 //!
+//! A third, per day (`rollup_days`, migration 8), has its own module: [`super::rollup_days`]; on
+//! PostgreSQL it shares this journal (whose rows then carry the run's day) and fold.
+//!
 //! Sums are integers in fixed units (µWh, µg, ms), so that adding a run's new contribution and
 //! subtracting its old one is exact in any order: a rollup row equals, bit for bit, the sum over
 //! its runs recomputed from `runs` ([`recompute_sql`]). One run's figures are first bounded to
@@ -193,7 +196,7 @@ fn upsert(d: Dialect, hosts: bool, r: &str, sign: i64) -> String {
 }
 
 /// The columns of `runs` a rollup depends on.
-const RUN_INPUTS: &[&str] = &[
+pub(crate) const RUN_INPUTS: &[&str] = &[
     "org_id",
     "team_id",
     "project_id",
@@ -251,72 +254,92 @@ fn triggers(d: Dialect) -> Vec<String> {
                 ),
             ]
         }
-        Dialect::Postgres => {
-            let same_keys: Vec<String> = RUN_INPUTS[..7]
-                .iter()
-                .map(|c| format!("OLD.{c} IS NOT DISTINCT FROM NEW.{c}"))
-                .collect();
-            let same_all: Vec<String> = RUN_INPUTS
-                .iter()
-                .map(|c| format!("OLD.{c} IS NOT DISTINCT FROM NEW.{c}"))
-                .collect();
-            // Concurrent uploads only append to the journal (no row is updated in place, so
-            // none waits for another's commit); [`fold_sql`] folds it into the two tables.
-            vec![
-                format!(
-                    "CREATE FUNCTION wattprint_rollup() RETURNS trigger LANGUAGE plpgsql AS $f$ \
-                     BEGIN \
-                       IF TG_OP = 'UPDATE' THEN \
-                         IF {same_all} THEN RETURN NULL; END IF; \
-                         IF {same_keys} THEN {delta}; RETURN NULL; END IF; \
-                       END IF; \
-                       IF TG_OP <> 'INSERT' THEN {old}; END IF; \
-                       IF TG_OP <> 'DELETE' THEN {new}; END IF; \
-                       RETURN NULL; \
-                     END $f$",
-                    same_all = same_all.join(" AND "),
-                    same_keys = same_keys.join(" AND "),
-                    delta = journal_delta(d),
-                    old = journal(d, "OLD", -1),
-                    new = journal(d, "NEW", 1),
-                ),
-                "CREATE TRIGGER runs_rollup AFTER INSERT OR UPDATE OR DELETE ON runs \
-                 FOR EACH ROW EXECUTE FUNCTION wattprint_rollup()"
-                    .to_string(),
-            ]
-        }
+        Dialect::Postgres => vec![
+            pg_function(false),
+            "CREATE TRIGGER runs_rollup AFTER INSERT OR UPDATE OR DELETE ON runs \
+             FOR EACH ROW EXECUTE FUNCTION wattprint_rollup()"
+                .to_string(),
+        ],
     }
 }
 
+/// PostgreSQL: the rollup trigger's function. Concurrent uploads only append to the journal (no
+/// row is updated in place, so none waits for another's commit); [`fold_sql`] folds it into the
+/// tables. With `days` (migration 8 on) each journal row also carries the run's UTC day
+/// ([`super::rollup_days`]), and a change of day alone is journalled as old and new rows.
+pub(crate) fn pg_function(days: bool) -> String {
+    let mut inputs: Vec<&str> = RUN_INPUTS.to_vec();
+    let mut keys_n = 7;
+    if days {
+        inputs.insert(7, "started_unix");
+        keys_n = 8;
+    }
+    let same_keys: Vec<String> = inputs[..keys_n]
+        .iter()
+        .map(|c| format!("OLD.{c} IS NOT DISTINCT FROM NEW.{c}"))
+        .collect();
+    let same_all: Vec<String> = inputs
+        .iter()
+        .map(|c| format!("OLD.{c} IS NOT DISTINCT FROM NEW.{c}"))
+        .collect();
+    format!(
+        "CREATE {}FUNCTION wattprint_rollup() RETURNS trigger LANGUAGE plpgsql AS $f$ \
+         BEGIN \
+           IF TG_OP = 'UPDATE' THEN \
+             IF {same_all} THEN RETURN NULL; END IF; \
+             IF {same_keys} THEN {delta}; RETURN NULL; END IF; \
+           END IF; \
+           IF TG_OP <> 'INSERT' THEN {old}; END IF; \
+           IF TG_OP <> 'DELETE' THEN {new}; END IF; \
+           RETURN NULL; \
+         END $f$",
+        if days { "OR REPLACE " } else { "" },
+        same_all = same_all.join(" AND "),
+        same_keys = same_keys.join(" AND "),
+        delta = journal_delta(Dialect::Postgres, days),
+        old = journal(Dialect::Postgres, "OLD", -1, days),
+        new = journal(Dialect::Postgres, "NEW", 1, days),
+    )
+}
+
 /// Columns of the journal (PostgreSQL): the host table's keys and the sums.
-fn journal_columns() -> Vec<String> {
+fn journal_columns(days: bool) -> Vec<String> {
     let mut names = vec!["org_id".to_string()];
     names.extend(keys(true).iter().map(|k| k.to_string()));
+    if days {
+        names.push("day".into());
+    }
     names.push("runs".into());
     names.extend(MEASURES.iter().map(|m| m.column.to_string()));
     names
 }
 
 /// Append `sign` times row `r`'s contribution to the journal.
-fn journal(d: Dialect, r: &str, sign: i64) -> String {
+fn journal(d: Dialect, r: &str, sign: i64, days: bool) -> String {
     let neg = if sign < 0 { "-" } else { "" };
     let mut vals = vec![format!("{r}.org_id")];
     vals.extend(key_exprs(true, r));
+    if days {
+        vals.push(super::rollup_days::day_expr(r));
+    }
     vals.push(format!("{sign}"));
     for m in MEASURES {
         vals.push(format!("{neg}{}", m.contribution(d, r)));
     }
     format!(
         "INSERT INTO rollup_deltas ({}) VALUES ({})",
-        journal_columns().join(", "),
+        journal_columns(days).join(", "),
         vals.join(", ")
     )
 }
 
 /// Append `NEW − OLD` to the journal (the keys are unchanged).
-fn journal_delta(d: Dialect) -> String {
+fn journal_delta(d: Dialect, days: bool) -> String {
     let mut vals = vec!["NEW.org_id".to_string()];
     vals.extend(key_exprs(true, "NEW"));
+    if days {
+        vals.push(super::rollup_days::day_expr("NEW"));
+    }
     vals.push("0".into());
     for m in MEASURES {
         vals.push(format!(
@@ -327,7 +350,7 @@ fn journal_delta(d: Dialect) -> String {
     }
     format!(
         "INSERT INTO rollup_deltas ({}) VALUES ({})",
-        journal_columns().join(", "),
+        journal_columns(days).join(", "),
         vals.join(", ")
     )
 }
@@ -339,6 +362,12 @@ pub const FOLD_BATCH: i64 = 20_000;
 /// (`FOR UPDATE SKIP LOCKED`: two servers folding at once take different rows; rows are added
 /// in key order, so they never wait on each other in a cycle). Returns how many rows it moved.
 pub fn fold_sql() -> String {
+    fold_statement(Some(FOLD_BATCH), true)
+}
+
+/// The fold of up to `limit` journal rows (all with `None`), into the monthly tables and, with
+/// `days`, the per-day one.
+pub(crate) fn fold_statement(limit: Option<i64>, days: bool) -> String {
     let sums = |t: &str| -> (String, String) {
         let mut sel = vec!["CAST(SUM(runs) AS BIGINT)".to_string()];
         let mut set = vec![format!("runs = {t}.runs + excluded.runs")];
@@ -362,12 +391,18 @@ pub fn fold_sql() -> String {
             names.join(", ")
         )
     };
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let day_cte = if days {
+        format!(", y AS ({} RETURNING 1)", super::rollup_days::fold_upsert())
+    } else {
+        String::new()
+    };
     format!(
         "WITH d AS (DELETE FROM rollup_deltas WHERE id IN \
-           (SELECT id FROM rollup_deltas ORDER BY id LIMIT {FOLD_BATCH} FOR UPDATE SKIP LOCKED) \
+           (SELECT id FROM rollup_deltas ORDER BY id{limit} FOR UPDATE SKIP LOCKED) \
            RETURNING *), \
          h AS ({} RETURNING 1), \
-         c AS ({} RETURNING 1) \
+         c AS ({} RETURNING 1){day_cte} \
          SELECT (SELECT COUNT(*) FROM d), (SELECT COUNT(*) FROM h), (SELECT COUNT(*) FROM c)",
         upsert(true),
         upsert(false)
