@@ -138,7 +138,8 @@ gen_sql() {
         ts() { echo "strftime('%Y-%m-%dT%H:%M:%SZ', $1, 'unixepoch')"; }
         month() { echo "strftime('%Y-%m', $1, 'unixepoch')"; }
     fi
-    # Each team: USERS/TEAMS users, each in two of its projects, on HOSTS/TEAMS nodes.
+    # Each team: USERS/TEAMS users, each in two of its projects, on HOSTS/TEAMS nodes (a team's
+    # k-th run on node 31·k mod HOSTS/TEAMS of its own: every node of the team, in turn).
     local upt=$(( USERS / TEAMS > 0 ? USERS / TEAMS : 1 )) hpt=$(( HOSTS / TEAMS > 0 ? HOSTS / TEAMS : 1 ))
     local start="($now_unix - 31536000 + (g.n * 31536000 / $n))"
     local dur="(600 + (g.n * 7919) % 14400)"
@@ -157,7 +158,7 @@ INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status
   SELECT 1, tm.id, pr.id, 'r' || g.n, 'user-' || ((g.n % $TEAMS) * $upt + (g.n / $TEAMS) % $upt),
     CASE g.n % 20 WHEN 0 THEN 'failed' WHEN 1 THEN 'killed' ELSE 'completed' END, 1,
     $(ts "$start"), $start, $(ts "$start + $dur"), $(month "$start"), $dur,
-    $kwh, $kwh * 1.2, $kwh * 1.2 * 0.25, 'node-' || ((g.n % $TEAMS) * $hpt + (g.n * 31) % $hpt),
+    $kwh, $kwh * 1.2, $kwh * 1.2 * 0.25, 'node-' || ((g.n % $TEAMS) * $hpt + ((g.n / $TEAMS) * 31) % $hpt),
     '$RECORD_HEAD' || 'r' || g.n || '",$RECORD_TAIL', 1, $(ts "$start"), $(ts "$start"),
     $kwh * 0.8, $kwh * 0.1, $kwh * 0.1 * 1.2 * 0.25, $kwh * 0.25, $kwh * 1.2 * 0.25, 0.0, 1, 0, 1,
     CASE WHEN $start < $now_unix - 365 * 86400 THEN 3600
