@@ -169,6 +169,21 @@ mod kept_tests {
     use super::*;
 
     #[test]
+    fn a_kept_sysfs_file_reads_fresh() {
+        // The loopback interface's transmitted bytes (sysfs, like RAPL's energy_uj): kept open,
+        // read again from its start after a datagram to ourselves on loopback.
+        let path = Path::new("/sys/class/net/lo/statistics/tx_bytes");
+        let mut k = KeptFile::open(path).unwrap();
+        assert!(k.is_kept());
+        let before: u64 = k.read().unwrap().trim().parse().unwrap();
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(&[0u8; 1000], rx.local_addr().unwrap()).unwrap();
+        let after: u64 = k.read().unwrap().trim().parse().unwrap();
+        assert!(after >= before + 1000, "{before} → {after}");
+    }
+
+    #[test]
     fn a_kept_proc_file_reads_fresh_and_fails_once_its_process_is_reaped() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")

@@ -510,6 +510,9 @@ pub struct RaplEventCounts {
 
 struct Channel {
     energy_path: PathBuf,
+    /// `energy_uj`, kept open and read again from its start (on sysfs; a fake tree's file is
+    /// read by its path): no path lookup, open and close every interval.
+    energy_file: Option<crate::kernel_file::KeptFile>,
     family: &'static str,
     channel: EnergyChannel,
     max_range: Option<u64>,
@@ -657,6 +660,7 @@ fn open_channel(
     let mut channel = EnergyChannel::new(max_range, 1e-6, max_power_w);
     channel.update(raw, now);
     Ok(Channel {
+        energy_file: crate::kernel_file::KeptFile::open(&energy_path).ok(),
         energy_path,
         family,
         channel,
@@ -675,6 +679,22 @@ fn open_channel(
 }
 
 impl Channel {
+    /// The counter now. A failed read drops the kept file: the next read opens it again.
+    fn read_raw(&mut self) -> Result<u64, SensorError> {
+        if self.energy_file.is_none() {
+            self.energy_file = crate::kernel_file::KeptFile::open(&self.energy_path).ok();
+        }
+        match self.energy_file.as_mut().map(|k| k.read()) {
+            Some(Ok(text)) => parse_u64(&self.energy_path, &text),
+            Some(Err(e)) => {
+                self.energy_file = None;
+                Err(map_read_error(&self.energy_path, e, self.family))
+            }
+            // Not even opened: reading by its path says why.
+            None => read_u64(&self.energy_path, self.family),
+        }
+    }
+
     /// Feed one raw value; returns a warning to report, if this event deserves one.
     fn feed(&mut self, raw: u64, now: Instant) -> Option<String> {
         let prev = self.last_raw;
@@ -747,8 +767,8 @@ impl Sensor for RaplSensor {
     fn read(&mut self, now: Instant) -> Result<Reading, SensorError> {
         let raws = self
             .channels
-            .iter()
-            .map(|c| read_u64(&c.energy_path, c.family))
+            .iter_mut()
+            .map(Channel::read_raw)
             .collect::<Result<Vec<u64>, SensorError>>()?;
         for (c, raw) in self.channels.iter_mut().zip(raws) {
             if let Some(w) = c.feed(raw, now) {
