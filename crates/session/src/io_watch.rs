@@ -20,24 +20,33 @@ pub struct IoWatch {
 
 impl IoWatch {
     /// Start reading `root`'s tree `every` so often (the session's choice: each sampling
-    /// interval, 1 s to 5 s, or each checkpoint when nobody watches the run live).
-    pub fn start(paths: HostPaths, root: u32, every: Duration) -> IoWatch {
+    /// interval, 1 s to 5 s), from a thread of its own; with `None`, only when asked
+    /// ([`IoWatch::sampler`]: each checkpoint, when nobody watches the run live).
+    pub fn start(paths: HostPaths, root: u32, every: Option<Duration>) -> IoWatch {
         let tracker = Arc::new(Mutex::new(IoTracker::default()));
         let net_start = read_net_dev(&paths);
         let (stop, rx) = mpsc::channel::<()>();
         let (t2, p2) = (Arc::clone(&tracker), paths.clone());
-        let thread = std::thread::Builder::new()
-            .name("wattprint-io".into())
-            .spawn(move || loop {
-                if let Ok(mut t) = t2.lock() {
-                    t.sample(&p2, root);
-                }
-                match rx.recv_timeout(every) {
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    _ => return,
-                }
-            })
-            .ok();
+        let thread = every.and_then(|every| {
+            std::thread::Builder::new()
+                .name("wattprint-io".into())
+                .spawn(move || loop {
+                    if let Ok(mut t) = t2.lock() {
+                        t.sample(&p2, root);
+                    }
+                    match rx.recv_timeout(every) {
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        _ => return,
+                    }
+                })
+                .ok()
+        });
+        if thread.is_none() {
+            // The first look at once, as the thread's would be.
+            if let Ok(mut t) = tracker.lock() {
+                t.sample(&paths, root);
+            }
+        }
         IoWatch {
             paths,
             root,
@@ -46,6 +55,17 @@ impl IoWatch {
             stop,
             thread,
         }
+    }
+
+    /// A function that reads the tree each time it is called (for a watcher without a
+    /// thread).
+    pub fn sampler(&self) -> Box<dyn FnMut() + Send> {
+        let (t, paths, root) = (Arc::clone(&self.tracker), self.paths.clone(), self.root);
+        Box::new(move || {
+            if let Ok(mut t) = t.lock() {
+                t.sample(&paths, root);
+            }
+        })
     }
 
     /// Read the tree now (the job has exited but is not reaped yet: its last figures).

@@ -52,6 +52,8 @@ pub struct Monitor {
     /// Dropping (or sending on) it wakes the thread at once: no tick is waited out at the end.
     done: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// A watcher that looks when asked ([`Monitor::looker`]).
+    driven: Option<Arc<Mutex<Watcher>>>,
 }
 
 /// How a session stops what it measures when a cap or budget says so: the CLI signals its
@@ -113,10 +115,22 @@ impl Stopper for FlagStopper {
     }
 }
 
+/// When the watcher looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Looks {
+    /// From a thread of its own: at once, every tick (sooner for the duration cap and the grace
+    /// period), and the moment the work is done.
+    OwnThread,
+    /// When its owner calls [`Monitor::looker`]'s function (at each checkpoint), and once more
+    /// at [`Monitor::finish`]: for work without limits that nobody watches live.
+    WhenAsked,
+}
+
 impl Monitor {
     /// Start watching the work `stopper` can stop; `state` is shared with whoever wants to
     /// read it live.
     pub fn start(
+        looks: Looks,
         cfg: MonitorConfig,
         watch: SnapshotWatch,
         stopper: Box<dyn Stopper>,
@@ -124,23 +138,63 @@ impl Monitor {
         state: Arc<Mutex<MonitorState>>,
         msgs: Messages,
     ) -> Monitor {
+        let w = Watcher {
+            tracker: LimitTracker::new(cfg.limits.clone()),
+            cfg,
+            watch,
+            stopper,
+            started,
+            state: Arc::clone(&state),
+            msgs,
+            energy_hist: vec![(0.0, 0.0)],
+            progress_hist: Vec::new(),
+            last_samples: 0,
+            last_progress_read: Instant::now() - Duration::from_secs(10),
+            progress_warned: false,
+            stop_at: None,
+        };
+        if looks == Looks::WhenAsked {
+            return Monitor {
+                state,
+                done: None,
+                thread: None,
+                driven: Some(Arc::new(Mutex::new(w))),
+            };
+        }
         let (done, done_rx) = mpsc::channel();
-        let st = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("wattprint-monitor".into())
-            .spawn(move || run(cfg, watch, stopper, started, st, done_rx, msgs))
+            .spawn(move || run(w, done_rx))
             .ok();
         Monitor {
             state,
             done: Some(done),
             thread,
+            driven: None,
         }
+    }
+
+    /// For a watcher that looks when asked ([`Looks::WhenAsked`]): one look each time the
+    /// function is called.
+    pub fn looker(&self) -> Option<Box<dyn FnMut() + Send>> {
+        let w = Arc::clone(self.driven.as_ref()?);
+        Some(Box::new(move || {
+            if let Ok(mut w) = w.lock() {
+                w.look(false);
+            }
+        }))
     }
 
     pub fn finish(mut self) -> MonitorState {
         drop(self.done.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some(w) = self.driven.take() {
+            match w.lock() {
+                Ok(mut w) => w.look(true),
+                Err(p) => p.into_inner().look(true),
+            };
         }
         match self.state.lock() {
             Ok(s) => s.clone(),
@@ -149,31 +203,41 @@ impl Monitor {
     }
 }
 
-fn run(
+/// The watcher's memory between looks.
+struct Watcher {
     cfg: MonitorConfig,
     watch: SnapshotWatch,
-    mut stopper: Box<dyn Stopper>,
+    stopper: Box<dyn Stopper>,
     started: Instant,
     state: Arc<Mutex<MonitorState>>,
-    done: mpsc::Receiver<()>,
     msgs: Messages,
-) {
-    let mut tracker = LimitTracker::new(cfg.limits.clone());
-    let mut energy_hist: Vec<(f64, f64)> = vec![(0.0, 0.0)];
-    let mut progress_hist: Vec<(f64, f64)> = Vec::new();
-    let mut last_samples = 0;
-    let mut last_progress_read = Instant::now() - Duration::from_secs(10);
-    let mut progress_warned = false;
-    let mut stop_at: Option<(Instant, LimitKind)> = None;
-    // Sleeps one tick between checks, but wakes the moment the run command is done.
-    let finished = |d: Duration| !matches!(done.recv_timeout(d), Err(RecvTimeoutError::Timeout));
-    // The first look is at once: it sets the first wait (a tick, or sooner for a cap).
-    let mut wait = Duration::ZERO;
-    loop {
-        let last_look = finished(wait);
+    tracker: LimitTracker,
+    energy_hist: Vec<(f64, f64)>,
+    progress_hist: Vec<(f64, f64)>,
+    last_samples: u64,
+    last_progress_read: Instant,
+    progress_warned: bool,
+    stop_at: Option<(Instant, LimitKind)>,
+}
+
+/// What a look leaves the watcher to do.
+enum Next {
+    /// Look again after this long (or at once when the work is done).
+    Wait(Duration),
+    /// The last look is done.
+    Done,
+    /// The work was killed after its grace period: nothing more to do but wait for the end.
+    Idle,
+}
+
+impl Watcher {
+    /// One look: the energy so far, the progress file, the prediction and (unless it is the
+    /// last look, the work being over) the limits.
+    fn look(&mut self, last_look: bool) -> Next {
+        let cfg = &self.cfg;
         let now = Instant::now();
-        let elapsed = now.duration_since(started).as_secs_f64();
-        let snap = watch.get();
+        let elapsed = now.duration_since(self.started).as_secs_f64();
+        let snap = self.watch.get();
         let job_kwh = cfg
             .job_energy_j
             .as_ref()
@@ -181,39 +245,40 @@ fn run(
             .filter(|j| j.is_finite())
             .map_or(0.0, |j| j / 3.6e6);
         let kwh = snap.total_energy().kwh().0.max(job_kwh);
-        if snap.samples != last_samples {
-            last_samples = snap.samples;
-            energy_hist.push((snap.elapsed.as_secs_f64(), kwh));
+        if snap.samples != self.last_samples {
+            self.last_samples = snap.samples;
+            self.energy_hist.push((snap.elapsed.as_secs_f64(), kwh));
             // keep the history bounded: thin the older half when it grows
-            if energy_hist.len() > 4096 {
-                let keep: Vec<(f64, f64)> = energy_hist
+            if self.energy_hist.len() > 4096 {
+                let keep: Vec<(f64, f64)> = self
+                    .energy_hist
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| i % 2 == 0)
                     .map(|(_, x)| *x)
                     .collect();
-                energy_hist = keep;
+                self.energy_hist = keep;
             }
         }
         if let Some(pf) = &cfg.progress_file {
             if last_look
-                || now.duration_since(last_progress_read)
+                || now.duration_since(self.last_progress_read)
                     >= cfg.tick.min(Duration::from_millis(500))
             {
-                last_progress_read = now;
+                self.last_progress_read = now;
                 match std::fs::read_to_string(pf) {
                     Ok(t) if prediction::has_progress(&t) => match prediction::parse_progress(&t) {
                         Ok(p) => {
-                            if progress_hist.last().is_none_or(|(_, q)| *q != p) {
-                                progress_hist.push((elapsed, p));
+                            if self.progress_hist.last().is_none_or(|(_, q)| *q != p) {
+                                self.progress_hist.push((elapsed, p));
                             }
                         }
                         Err(e) => {
-                            if !progress_warned {
-                                progress_warned = true;
+                            if !self.progress_warned {
+                                self.progress_warned = true;
                                 let w = format!("progress file {}: {e}", pf.display());
-                                msgs.warn(&w);
-                                if let Ok(mut s) = state.lock() {
+                                self.msgs.warn(&w);
+                                if let Ok(mut s) = self.state.lock() {
                                     s.warnings.push(w);
                                 }
                             }
@@ -225,26 +290,27 @@ fn run(
         }
         let basis = match cfg.expected_duration {
             Some(d) => Some(Basis::ExpectedDuration(d.as_secs_f64())),
-            None if !progress_hist.is_empty() => Some(Basis::Progress),
+            None if !self.progress_hist.is_empty() => Some(Basis::Progress),
             None => None,
         };
-        let pred = basis
-            .and_then(|b| prediction::predict(&energy_hist, &progress_hist, b, cfg.kg_per_kwh));
+        let pred = basis.and_then(|b| {
+            prediction::predict(&self.energy_hist, &self.progress_hist, b, cfg.kg_per_kwh)
+        });
         if last_look {
             // The work is over: the prediction from everything seen (a quiet run looks only
             // at each checkpoint), no limit is checked any more.
-            if let (Some(p), Ok(mut s)) = (pred, state.lock()) {
+            if let (Some(p), Ok(mut s)) = (pred, self.state.lock()) {
                 s.prediction = Some(p);
             }
-            return;
+            return Next::Done;
         }
         let spent = Spent {
             elapsed_s: elapsed,
             kwh,
             kg: kwh * cfg.kg_per_kwh,
         };
-        let events = tracker.check(&spent, pred.as_ref());
-        if let Ok(mut s) = state.lock() {
+        let events = self.tracker.check(&spent, pred.as_ref());
+        if let Ok(mut s) = self.state.lock() {
             if pred.is_some() {
                 s.prediction = pred.clone();
             }
@@ -254,21 +320,21 @@ fn run(
         }
         for ev in events {
             match ev.level {
-                EventLevel::Warning => msgs.warn(&ev.message),
+                EventLevel::Warning => self.msgs.warn(&ev.message),
                 EventLevel::Reached | EventLevel::Predicted => {
                     // The duration cap always stops; budgets stop unless the action is warn.
                     let stop = ev.kind == LimitKind::MaxDuration
                         || cfg.limits.action == BudgetAction::Stop;
-                    if stop && stop_at.is_none() {
-                        msgs.info(&format!(
+                    if stop && self.stop_at.is_none() {
+                        self.msgs.info(&format!(
                             "{}; stopping the job (signal {}, grace {:.0} s)",
                             ev.message,
                             cfg.stop_signal,
                             cfg.grace.as_secs_f64()
                         ));
-                        stopper.stop(cfg.stop_signal);
-                        stop_at = Some((now, ev.kind));
-                        if let Ok(mut s) = state.lock() {
+                        self.stopper.stop(cfg.stop_signal);
+                        self.stop_at = Some((now, ev.kind));
+                        if let Ok(mut s) = self.state.lock() {
                             s.stopped = Some(StopInfo {
                                 limit: ev.kind,
                                 at_s: elapsed,
@@ -278,7 +344,7 @@ fn run(
                             });
                         }
                     } else if !stop {
-                        msgs.warn(&format!(
+                        self.msgs.warn(&format!(
                             "{} (budget action is warn: the job goes on)",
                             ev.message
                         ));
@@ -288,25 +354,48 @@ fn run(
         }
         // Sleep until the next sample is due, or earlier when the duration cap or the grace
         // period ends first.
-        wait = cfg.tick;
-        if let Some(s) = tracker.next_duration_event_in(now.duration_since(started).as_secs_f64()) {
+        let mut wait = cfg.tick;
+        if let Some(s) = self
+            .tracker
+            .next_duration_event_in(now.duration_since(self.started).as_secs_f64())
+        {
             wait = wait.min(Duration::try_from_secs_f64(s).unwrap_or(wait));
         }
-        if let Some((t, _)) = stop_at {
+        if let Some((t, _)) = self.stop_at {
             let left = cfg.grace.saturating_sub(now.duration_since(t));
             if !left.is_zero() {
                 wait = wait.min(left);
             }
         }
-        if let Some((t, _)) = stop_at {
-            if now.duration_since(t) >= cfg.grace && !stopper.ended() {
-                msgs.info("the job outlived its grace period; sending SIGKILL");
-                stopper.kill();
-                if let Ok(mut s) = state.lock() {
+        if let Some((t, _)) = self.stop_at {
+            if now.duration_since(t) >= cfg.grace && !self.stopper.ended() {
+                self.msgs
+                    .info("the job outlived its grace period; sending SIGKILL");
+                self.stopper.kill();
+                if let Ok(mut s) = self.state.lock() {
                     if let Some(st) = s.stopped.as_mut() {
                         st.killed_after_grace = true;
                     }
                 }
+                return Next::Idle;
+            }
+        }
+        Next::Wait(wait)
+    }
+}
+
+/// The watcher's thread: a look at once, then one per tick (or sooner, see [`Watcher::look`]),
+/// and a last one the moment the run command is done.
+fn run(mut w: Watcher, done: mpsc::Receiver<()>) {
+    // Sleeps one tick between checks, but wakes the moment the run command is done.
+    let finished = |d: Duration| !matches!(done.recv_timeout(d), Err(RecvTimeoutError::Timeout));
+    let mut wait = Duration::ZERO;
+    loop {
+        let last_look = finished(wait);
+        match w.look(last_look) {
+            Next::Wait(d) => wait = d,
+            Next::Done => return,
+            Next::Idle => {
                 // nothing more to do: wait for the run command to finish us
                 while !finished(Duration::from_secs(3600)) {}
                 return;
@@ -357,6 +446,7 @@ mod tests {
             .spawn()
             .unwrap();
         let m = Monitor::start(
+            Looks::OwnThread,
             MonitorConfig {
                 limits: Limits::default(),
                 tick: Duration::from_secs(60),
@@ -392,6 +482,7 @@ mod tests {
             .spawn()
             .unwrap();
         let m = Monitor::start(
+            Looks::OwnThread,
             MonitorConfig {
                 limits: Limits {
                     max_duration_s: Some(0.2),

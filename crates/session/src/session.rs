@@ -15,7 +15,7 @@
 
 use crate::config::Config;
 use crate::messages::Messages;
-use crate::monitor::{Monitor, MonitorConfig, MonitorState, Stopper};
+use crate::monitor::{Looks, Monitor, MonitorConfig, MonitorState, Stopper};
 use crate::options::{check_interval, OptionError, RunOptions, CHECKPOINT_RANGE};
 use crate::paths::Paths;
 use crate::provider_config::{self, Configured};
@@ -468,7 +468,12 @@ impl RecordBase {
 struct Checkpointer {
     tx: mpsc::Sender<Ask>,
     thread: JoinHandle<()>,
+    /// Called before each checkpoint: the watchers of a quiet run (see `Session::attach`).
+    before: Hooks,
 }
+
+/// Functions the checkpoint thread calls before each checkpoint.
+type Hooks = Arc<Mutex<Vec<Box<dyn FnMut() + Send>>>>;
 
 enum Ask {
     Now(mpsc::Sender<()>),
@@ -483,10 +488,15 @@ impl Checkpointer {
         every: Duration,
     ) -> Checkpointer {
         let (tx, rx) = mpsc::channel::<Ask>();
+        let before: Hooks = Arc::default();
+        let hooks = Arc::clone(&before);
         let thread = std::thread::Builder::new()
             .name("wattprint-checkpoint".into())
             .spawn(move || {
                 let save = || {
+                    if let Ok(mut hooks) = hooks.lock() {
+                        hooks.iter_mut().for_each(|f| f());
+                    }
                     let rec = base.record(&watch.get());
                     if let Ok(mut s) = sinks.lock() {
                         s.checkpoint(&rec);
@@ -508,7 +518,7 @@ impl Checkpointer {
                 }
             })
             .expect("spawning the checkpoint thread");
-        Checkpointer { tx, thread }
+        Checkpointer { tx, thread, before }
     }
 
     fn now(&self) {
@@ -622,25 +632,32 @@ impl Session {
         if let Some(l) = &self.measured.ledger {
             l.set_root(pid);
         }
+        // When nobody watches the run live and it has no limits, its I/O reader and limit
+        // watcher look at each checkpoint, from the checkpoint thread (no thread of their own
+        // to wake); otherwise each has its thread, looking every interval (the I/O reader
+        // 1 s to 5 s).
+        let quiet = self.quiet_cadence.is_some();
         if self.io.is_none() {
-            // Every interval (1 s to 5 s), or at the checkpoint cadence when nobody watches.
-            let every = match self.quiet_cadence {
-                Some(c) => c.max(Duration::from_secs(1)),
-                None => self
-                    .interval
-                    .clamp(Duration::from_secs(1), Duration::from_secs(5)),
-            };
-            self.io = Some(crate::io_watch::IoWatch::start(
-                self.ctx.host.clone(),
-                pid,
-                every,
-            ));
+            let every = (!quiet).then(|| {
+                self.interval
+                    .clamp(Duration::from_secs(1), Duration::from_secs(5))
+            });
+            let io = crate::io_watch::IoWatch::start(self.ctx.host.clone(), pid, every);
+            if quiet {
+                self.before_checkpoint(io.sampler());
+            }
+            self.io = Some(io);
         }
         if self.monitor.is_some() {
             return;
         }
         let c = &self.base.carbon;
-        self.monitor = Some(Monitor::start(
+        let monitor = Monitor::start(
+            if quiet {
+                Looks::WhenAsked
+            } else {
+                Looks::OwnThread
+            },
             MonitorConfig {
                 limits: self.limits.clone(),
                 tick: self.quiet_cadence.unwrap_or_else(|| {
@@ -663,7 +680,20 @@ impl Session {
             Instant::now(),
             Arc::clone(&self.mon_state),
             self.ctx.msgs.clone(),
-        ));
+        );
+        if let Some(look) = monitor.looker() {
+            self.before_checkpoint(look);
+        }
+        self.monitor = Some(monitor);
+    }
+
+    /// Have the checkpoint thread call `f` before each checkpoint.
+    fn before_checkpoint(&self, f: Box<dyn FnMut() + Send>) {
+        if let Some(c) = &self.checkpointer {
+            if let Ok(mut hooks) = c.before.lock() {
+                hooks.push(f);
+            }
+        }
     }
 
     /// The windows, stages and work units the measured code reports (see
