@@ -583,6 +583,8 @@ pub struct Store {
     /// PostgreSQL: uploads committed in groups (see [`crate::group_commit`]); `None`: each
     /// upload commits on its own.
     group: Option<Arc<crate::group_commit::GroupCommit>>,
+    /// Token lookups of the requests' `Authorization` (see [`crate::token_cache`]).
+    pub(crate) tokens: Arc<crate::token_cache::TokenCache>,
 }
 
 impl Store {
@@ -594,7 +596,17 @@ impl Store {
             ))),
             db,
             projects: Default::default(),
+            tokens: Arc::new(crate::token_cache::TokenCache::new(
+                crate::token_cache::DEFAULT_TTL,
+            )),
         }
+    }
+
+    /// The same store with token lookups cached for `ttl` (zero: not cached;
+    /// `wattprint serve --token-cache-ms`).
+    pub fn with_token_cache(mut self, ttl: std::time::Duration) -> Store {
+        self.tokens = Arc::new(crate::token_cache::TokenCache::new(ttl));
+        self
     }
 
     /// The same store with `n` group-commit writers for uploads on PostgreSQL; 0 commits each
@@ -758,6 +770,20 @@ impl Store {
         rows.first().map(token_record).transpose()
     }
 
+    /// [`Store::token_by_hash`] through the token cache: what authenticates API requests.
+    pub async fn token_by_hash_cached(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        if let Some(rec) = self.tokens.get(hash, std::time::Instant::now()) {
+            return Ok(Some(rec));
+        }
+        let generation = self.tokens.generation();
+        let read_at = std::time::Instant::now();
+        let rec = self.token_by_hash(hash).await?;
+        if let Some(r) = &rec {
+            self.tokens.put(hash, r, generation, read_at);
+        }
+        Ok(rec)
+    }
+
     pub async fn token_by_id(&self, id: i64) -> Result<Option<TokenRecord>> {
         let rows = self
             .db
@@ -794,7 +820,10 @@ impl Store {
                 ),
                 params,
             )])
-            .await?;
+            .await;
+        // Committed (or not known to have failed before it): this server stops accepting it.
+        self.tokens.forget(id);
+        let res = res?;
         Ok(res.first().map(|r| r.changed).unwrap_or(0) > 0)
     }
 
