@@ -511,62 +511,67 @@ fn outcome(run: &NewRun, applied: Option<i64>, existing: Option<(i64, f64, f64)>
 
 /// PostgreSQL, project known: one statement reads the run's previous state (the statement's
 /// snapshot), upserts it, and upserts its samples (passed as arrays, so the statement is the
-/// same for any number of samples and is prepared once per connection). Samples are stored
-/// whenever the run is this project's, even when the record itself is a duplicate or stale (as
-/// on the general path). Its row is read by [`pg_upload_outcome`].
+/// same for any number of samples and is prepared once per connection; an upload without
+/// samples uses a shorter one). Samples are stored whenever the run is this project's, even
+/// when the record itself is a duplicate or stale (as on the general path). Its row is read by
+/// [`pg_upload_outcome`]. Few plan nodes (executor start-up is a sixth of its time): the
+/// previous state without its project's name (a conflict, rare, takes the general path), the
+/// samples' run key as one `UNION ALL` of two exclusive branches, nothing read back from the
+/// samples' insert.
 fn pg_upload_stmt(run: &NewRun, project_id: i64, samples: &[Sample]) -> Stmt {
     let uniq = unique_samples(samples);
     let mut params = run_upsert_params(run, project_id);
     params.push(run.team_id.into());
     params.push(run.run_id.clone().into());
+    let old = "old AS (SELECT r.project_id, r.status_rank, r.duration_s, r.energy_kwh \
+               FROM runs r WHERE r.team_id = ? AND r.run_id = ?)";
+    let last = "SELECT (SELECT checkpoints FROM up), o.project_id, o.status_rank, \
+                o.duration_s, o.energy_kwh FROM (SELECT 1 AS one) x LEFT JOIN old o ON true";
+    if uniq.is_empty() {
+        return Stmt::new(
+            format!("WITH up AS ({RUN_UPSERT} RETURNING checkpoints), {old} {last}"),
+            params,
+        );
+    }
+    params.push(run.team_id.into());
+    params.push(run.run_id.clone().into());
+    params.push(project_id.into());
     params.push(Val::TextArray(
         uniq.iter().map(|s| s.device_id.clone()).collect(),
     ));
     params.push(Val::FloatArray(uniq.iter().map(|s| s.t0).collect()));
     params.push(Val::FloatArray(uniq.iter().map(|s| s.t1).collect()));
     params.push(Val::FloatArray(uniq.iter().map(|s| s.energy_j).collect()));
-    params.push(run.team_id.into());
-    params.push(run.run_id.clone().into());
-    params.push(project_id.into());
     let sql = format!(
-        "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), \
-         old AS (SELECT p.name, r.status_rank, r.duration_s, r.energy_kwh \
-                 FROM runs r JOIN projects p ON p.id = r.project_id \
-                 WHERE r.team_id = ? AND r.run_id = ?), \
-         v AS (SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
-                 CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
-                 AS v(device_id, t0, t1, energy_j)), \
-         k AS (SELECT pk FROM up WHERE samples_res = 0 UNION SELECT r.pk FROM runs r \
+        "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), {old}, \
+         k AS (SELECT pk FROM up WHERE samples_res = 0 UNION ALL SELECT r.pk FROM runs r \
                  WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ? \
                  AND r.samples_res = 0 AND NOT EXISTS (SELECT 1 FROM up)), \
          s AS (INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
-                 SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM v, k \
+                 SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM k, \
+                 unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
+                 CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
+                 AS v(device_id, t0, t1, energy_j) \
                  ON CONFLICT (run_pk, device_id, t0) DO UPDATE \
                  SET t1 = excluded.t1, energy_j = excluded.energy_j \
-                 WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j \
-                 RETURNING 1) \
-         SELECT (SELECT checkpoints FROM up), o.name, o.status_rank, o.duration_s, \
-                o.energy_kwh, (SELECT count(*) FROM s) \
-         FROM (SELECT 1 AS one) x LEFT JOIN old o ON true"
+                 WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j) \
+         {last}"
     );
     Stmt::new(sql, params)
 }
 
-/// The outcome of [`pg_upload_stmt`] from its row. `None`, with nothing written, when another
-/// upload created the run after the statement's snapshot was taken (the upsert then found it
-/// but the snapshot cannot show it): the caller takes the general path.
-fn pg_upload_outcome(run: &NewRun, res: &StmtResult) -> Result<Option<Outcome>> {
+/// The outcome of [`pg_upload_stmt`] (for project `project_id`) from its row. `None`, with
+/// nothing written, when the general path must decide: another upload created the run after
+/// the statement's snapshot was taken (the upsert then found it but the snapshot cannot show
+/// it), or the run is another project's (the general path reads that project's name).
+fn pg_upload_outcome(run: &NewRun, project_id: i64, res: &StmtResult) -> Result<Option<Outcome>> {
     let row = res
         .rows
         .first()
         .ok_or_else(|| anyhow!("the run upsert returned no row"))?;
     let applied = row.opt_i64(0)?;
-    let existing = match row.opt_text(1)? {
-        Some(name) if name != run.project => {
-            return Ok(Some(Outcome::ProjectConflict {
-                existing_project: name,
-            }))
-        }
+    let existing = match row.opt_i64(1)? {
+        Some(p) if p != project_id => return Ok(None),
         Some(_) => Some((row.i64(2)?, row.f64(3)?, row.f64(4)?)),
         None if applied.is_none() => return Ok(None),
         None => None,
@@ -860,7 +865,7 @@ impl Store {
                         .pop()
                         .ok_or_else(|| anyhow!("the run upsert gave no result"))?,
                 };
-                if let Some(o) = pg_upload_outcome(run, &res)? {
+                if let Some(o) = pg_upload_outcome(run, project_id, &res)? {
                     return Ok(o);
                 }
             }
@@ -892,14 +897,14 @@ impl Store {
             let mut stmts = Vec::new();
             for (i, (run, samples)) in uploads.iter().enumerate() {
                 if let Some(project_id) = self.upload_project_id(run).await? {
-                    idx.push(i);
+                    idx.push((i, project_id));
                     stmts.push(pg_upload_stmt(run, project_id, samples));
                 }
             }
             let results = self.db.group(stmts).await?;
-            for (i, r) in idx.into_iter().zip(results) {
+            for ((i, project_id), r) in idx.into_iter().zip(results) {
                 let run = &uploads[i].0;
-                match r.and_then(|r| pg_upload_outcome(run, &r)) {
+                match r.and_then(|r| pg_upload_outcome(run, project_id, &r)) {
                     Ok(Some(o)) => out[i] = Some(Ok(o)),
                     Ok(None) => {}
                     Err(e) => out[i] = Some(Err(e)),

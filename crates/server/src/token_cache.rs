@@ -156,10 +156,7 @@ mod tests {
         let t0 = Instant::now();
         c.put("h1", &rec(1), c.generation(), t0);
         assert_eq!(c.get("h1", t0).unwrap().id, 1);
-        assert_eq!(
-            c.get("h1", t0 + Duration::from_millis(4999)).unwrap().id,
-            1
-        );
+        assert_eq!(c.get("h1", t0 + Duration::from_millis(4999)).unwrap().id, 1);
         assert!(c.get("h1", t0 + Duration::from_secs(5)).is_none());
         assert!(c.get("h2", t0).is_none());
         // Read again: lives again.
