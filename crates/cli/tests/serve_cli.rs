@@ -347,6 +347,7 @@ fn serve_refuses_bad_flags_and_databases() {
         (vec!["--idle-timeout", "1s"], "--idle-timeout"),
         (vec!["--header-timeout", "never"], "--header-timeout"),
         (vec!["--max-connections", "0"], "--max-connections"),
+        (vec!["--token-cache-ms", "60001"], "--token-cache-ms"),
         (vec!["--listen", "not-an-address"], "cannot listen"),
     ] {
         let mut cmd = wattprint(&home);
