@@ -9,6 +9,9 @@
 #   PG_URL_SUFFIX='?options=-c%20synchronous_commit%3Doff' scripts/load-server.sh postgres
 #   SERVE_ARGS='--upload-writers 0' MODES=closed scripts/load-server.sh postgres
 #
+# BIN: the `wattprint` binary to serve with (default: this tree's release build; for A/B runs of
+# two builds). PG_STATS=1 (cluster started here): pg_stat_statements per mode (calls, plans,
+# execution and planning ms, WAL bytes per call of the busiest statements) to stderr.
 # SERVE_ARGS: more flags for `wattprint serve`; MODES: a subset of "closed open run"; PG_SQL:
 # SQL run on the PostgreSQL database once the server has migrated it (to try a schema change,
 # e.g. PG_SQL='ALTER TABLE samples ADD FOREIGN KEY (run_pk) REFERENCES runs(pk)'). CPU per
@@ -33,7 +36,7 @@ read -r -a BACKENDS <<<"${BACKENDS[*]}"
 
 cargo build --release -q -p wattprint --bin wattprint
 cargo build --release -q -p wattprint-server --example load
-BIN="$PWD/target/release/wattprint"
+BIN="${BIN:-$PWD/target/release/wattprint}"
 LOAD="$PWD/target/release/examples/load"
 
 WORK="$(mktemp -d /tmp/wattprint-load.XXXXXX)"
@@ -50,6 +53,22 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+PG_STATS_OPTS=""
+if [ "${PG_STATS:-}" = 1 ]; then
+    PG_STATS_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
+fi
+pg_stats() { # $1 = database URL, $2 = reset|show
+    [ "${PG_STATS:-}" = 1 ] && [ -n "$PG_DIR" ] || return 0
+    if [ "$2" = reset ]; then
+        psql "$1" -qAtc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
+    else
+        psql "$1" -qAt -F ' | ' -c "SELECT calls, plans, round(mean_exec_time::numeric, 3), \
+            round((total_plan_time / greatest(calls, 1))::numeric, 3), \
+            round(wal_bytes / greatest(calls, 1)), left(regexp_replace(query, '\s+', ' ', 'g'), 90) \
+            FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 10" >&2
+    fi
+}
 
 pg_base() { # sets PG_BASE (not in a subshell: cleanup must see PG_DIR)
     if [ -n "${WATTPRINT_TEST_POSTGRES_URL:-}" ]; then
@@ -69,7 +88,7 @@ pg_base() { # sets PG_BASE (not in a subshell: cleanup must see PG_DIR)
     local port=$((20000 + RANDOM % 40000))
     # Durable commits (fsync on, synchronous_commit on): what an institution would run.
     "${AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-        -o "-h 127.0.0.1 -p $port -k $PG_DIR -c max_connections=100" start >/dev/null
+        -o "-h 127.0.0.1 -p $port -k $PG_DIR -c max_connections=100 $PG_STATS_OPTS" start >/dev/null
     PG_BASE="postgres://wattprint@127.0.0.1:$port/postgres"
 }
 
@@ -135,13 +154,19 @@ for backend in "${BACKENDS[@]}"; do
         [ "$mode" = open ] && args+=(--rate "$RATE")
         [ "$mode" = run ] && args+=(--series final)
         echo "== $backend, $mode loop" >&2
+        [ "$backend" = postgres ] && pg_stats "${DB%%\?*}" reset
         "$LOAD" "${args[@]}" >"$WORK/line" &
         load_pid=$!
         sleep 1
         s0="$(proc_ticks "$SERVER_PID")"; p0="$(pg_ticks)"; l0="$(proc_ticks "$load_pid")"; t0="$(date +%s.%N)"
         sleep "$(python3 -c "print(max(float('$SECONDS_') - 2, 1))")"
         s1="$(proc_ticks "$SERVER_PID")"; p1="$(pg_ticks)"; l1="$(proc_ticks "$load_pid")"; t1="$(date +%s.%N)"
+        load_avg="$(cut -d' ' -f1 /proc/loadavg)"
         wait "$load_pid" || echo "load run failed" >&2
+        if [ "$backend" = postgres ]; then
+            echo "pg_stat_statements: calls | plans | exec ms | plan ms per call | WAL bytes per call | statement" >&2
+            pg_stats "${DB%%\?*}" show
+        fi
         line="$(cat "$WORK/line")"
         echo "$line"
         cpu="$(python3 -c "
@@ -150,15 +175,15 @@ r = json.loads(sys.argv[1]); n = r['requests_per_s'] * ($t1 - $t0)
 per = lambda a, b: round((b - a) / $TCK * 1000 / n, 3) if n and b > a else None
 print(json.dumps({'server': per($s0, $s1), 'postgres': per($p0, $p1), 'load': per($l0, $l1)}))
 " "$line")"
-        echo "CPU ms per request: $cpu" >&2
-        echo "{\"backend\": \"$backend\", \"serve_args\": \"$SERVE_ARGS\", \"cpu_ms_per_request\": $cpu, \"result\": $line}" >>"$RESULTS"
+        echo "CPU ms per request: $cpu; load average $load_avg" >&2
+        echo "{\"backend\": \"$backend\", \"serve_args\": \"$SERVE_ARGS\", \"load_avg\": $load_avg, \"cpu_ms_per_request\": $cpu, \"result\": $line}" >>"$RESULTS"
     done
     stop_server
 done
 
 echo
-echo "| database | serve flags | mode | agents | req/s (checkpoints+finals) | runs/s | samples/s | p50 ms | p99 ms | CPU ms/req server / PostgreSQL / load | nothing lost |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| database | serve flags | mode | agents | req/s (checkpoints+finals) | runs/s | samples/s | p50 ms | p99 ms | CPU ms/req server / PostgreSQL / load | load average | nothing lost |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 python3 - "$RESULTS" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):
@@ -166,7 +191,7 @@ for line in open(sys.argv[1]):
     c = d["cpu_ms_per_request"]
     cpu = " / ".join("-" if c[k] is None else f"{c[k]:.2f}" for k in ("server", "postgres", "load"))
     print(f"| {d['backend']} | {d['serve_args'] or '-'} | {r['mode']} | {r['agents']} | {r['requests_per_s']:.0f} | {r['runs_per_s']:.0f} "
-          f"| {r['samples_per_s']:.0f} | {r['latency_ms']['p50']:.1f} | {r['latency_ms']['p99']:.1f} | {cpu} "
+          f"| {r['samples_per_s']:.0f} | {r['latency_ms']['p50']:.1f} | {r['latency_ms']['p99']:.1f} | {cpu} | {d['load_avg']} "
           f"| {'yes' if r['nothing_lost'] else 'NO'} ({r['server_runs_completed']} runs, {r['samples_missing']} samples missing) |")
 EOF
 echo "($(nproc) cores, $(uname -m); server and load generator on the same machine)"

@@ -62,6 +62,11 @@ pub struct Args {
     /// commit are written together, one commit for all); 0 commits each upload on its own.
     #[arg(long, default_value_t = wattprint_server::group_commit::WRITERS, value_name = "N")]
     pub upload_writers: usize,
+    /// Milliseconds a token, once looked up, is accepted without reading it again. A token
+    /// revoked through this server stops at once; revoked elsewhere (another replica,
+    /// `wattprint admin token revoke`), within this time. 0: read on every request.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub token_cache_ms: u64,
 }
 
 /// The retention settings from the flags.
@@ -199,6 +204,9 @@ fn nofile_limit() -> Option<u64> {
     (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
 }
 
+/// Longest `--token-cache-ms`.
+const MAX_TOKEN_CACHE_MS: u64 = 60_000;
+
 pub fn run(a: Args) -> Result<i32> {
     let mut limits = limits(&a)?;
     let (max, warning) = fit_connections(limits.max_connections, nofile_limit());
@@ -217,12 +225,19 @@ pub fn run(a: Args) -> Result<i32> {
         );
     }
     let retention = retention(&a)?;
+    if a.token_cache_ms > MAX_TOKEN_CACHE_MS {
+        bail!(
+            "--token-cache-ms {} is too long: at most {MAX_TOKEN_CACHE_MS} (a token revoked elsewhere is accepted this long)",
+            a.token_cache_ms
+        );
+    }
     wattprint_server::app::run_blocking(wattprint_server::Config {
         listen: a.listen,
         database,
         limits,
         retention,
         upload_writers: a.upload_writers,
+        token_cache: Duration::from_millis(a.token_cache_ms),
     })?;
     Ok(0)
 }

@@ -27,6 +27,8 @@ pub struct Config {
     /// PostgreSQL: connections committing uploads in groups; 0 commits each on its own
     /// ([`crate::group_commit`]).
     pub upload_writers: usize,
+    /// How long a token lookup is reused ([`crate::token_cache`]); zero: not cached.
+    pub token_cache: std::time::Duration,
 }
 
 /// Shared by every request.
@@ -193,7 +195,10 @@ pub fn run_blocking(cfg: Config) -> Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let mut state = AppState::open(&cfg.database, cfg.limits).await?;
-        state.store = state.store.with_upload_writers(cfg.upload_writers);
+        state.store = state
+            .store
+            .with_upload_writers(cfg.upload_writers)
+            .with_token_cache(cfg.token_cache);
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .with_context(|| {

@@ -175,7 +175,7 @@ impl FromRequestParts<AppState> for Auth {
                 "unknown token (wattprint tokens start with `wpt_`)",
             ));
         }
-        let rec = state.store.token_by_hash(&hash_token(tok)).await?;
+        let rec = state.store.token_by_hash_cached(&hash_token(tok)).await?;
         let Some(rec) = rec else {
             return Err(ApiError::unauthorized("unknown token"));
         };

@@ -30,6 +30,7 @@ pub mod store_pages;
 pub mod store_rollups;
 #[doc(hidden)]
 pub mod testing;
+pub mod token_cache;
 pub mod totals_window;
 
 pub use app::{router, serve, Config};

@@ -511,62 +511,67 @@ fn outcome(run: &NewRun, applied: Option<i64>, existing: Option<(i64, f64, f64)>
 
 /// PostgreSQL, project known: one statement reads the run's previous state (the statement's
 /// snapshot), upserts it, and upserts its samples (passed as arrays, so the statement is the
-/// same for any number of samples and is prepared once per connection). Samples are stored
-/// whenever the run is this project's, even when the record itself is a duplicate or stale (as
-/// on the general path). Its row is read by [`pg_upload_outcome`].
+/// same for any number of samples and is prepared once per connection; an upload without
+/// samples uses a shorter one). Samples are stored whenever the run is this project's, even
+/// when the record itself is a duplicate or stale (as on the general path). Its row is read by
+/// [`pg_upload_outcome`]. Few plan nodes (executor start-up is a sixth of its time): the
+/// previous state without its project's name (a conflict, rare, takes the general path), the
+/// samples' run key as one `UNION ALL` of two exclusive branches, nothing read back from the
+/// samples' insert.
 fn pg_upload_stmt(run: &NewRun, project_id: i64, samples: &[Sample]) -> Stmt {
     let uniq = unique_samples(samples);
     let mut params = run_upsert_params(run, project_id);
     params.push(run.team_id.into());
     params.push(run.run_id.clone().into());
+    let old = "old AS (SELECT r.project_id, r.status_rank, r.duration_s, r.energy_kwh \
+               FROM runs r WHERE r.team_id = ? AND r.run_id = ?)";
+    let last = "SELECT (SELECT checkpoints FROM up), o.project_id, o.status_rank, \
+                o.duration_s, o.energy_kwh FROM (SELECT 1 AS one) x LEFT JOIN old o ON true";
+    if uniq.is_empty() {
+        return Stmt::new(
+            format!("WITH up AS ({RUN_UPSERT} RETURNING checkpoints), {old} {last}"),
+            params,
+        );
+    }
+    params.push(run.team_id.into());
+    params.push(run.run_id.clone().into());
+    params.push(project_id.into());
     params.push(Val::TextArray(
         uniq.iter().map(|s| s.device_id.clone()).collect(),
     ));
     params.push(Val::FloatArray(uniq.iter().map(|s| s.t0).collect()));
     params.push(Val::FloatArray(uniq.iter().map(|s| s.t1).collect()));
     params.push(Val::FloatArray(uniq.iter().map(|s| s.energy_j).collect()));
-    params.push(run.team_id.into());
-    params.push(run.run_id.clone().into());
-    params.push(project_id.into());
     let sql = format!(
-        "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), \
-         old AS (SELECT p.name, r.status_rank, r.duration_s, r.energy_kwh \
-                 FROM runs r JOIN projects p ON p.id = r.project_id \
-                 WHERE r.team_id = ? AND r.run_id = ?), \
-         v AS (SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
-                 CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
-                 AS v(device_id, t0, t1, energy_j)), \
-         k AS (SELECT pk FROM up WHERE samples_res = 0 UNION SELECT r.pk FROM runs r \
+        "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), {old}, \
+         k AS (SELECT pk FROM up WHERE samples_res = 0 UNION ALL SELECT r.pk FROM runs r \
                  WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ? \
                  AND r.samples_res = 0 AND NOT EXISTS (SELECT 1 FROM up)), \
          s AS (INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
-                 SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM v, k \
+                 SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM k, \
+                 unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
+                 CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
+                 AS v(device_id, t0, t1, energy_j) \
                  ON CONFLICT (run_pk, device_id, t0) DO UPDATE \
                  SET t1 = excluded.t1, energy_j = excluded.energy_j \
-                 WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j \
-                 RETURNING 1) \
-         SELECT (SELECT checkpoints FROM up), o.name, o.status_rank, o.duration_s, \
-                o.energy_kwh, (SELECT count(*) FROM s) \
-         FROM (SELECT 1 AS one) x LEFT JOIN old o ON true"
+                 WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j) \
+         {last}"
     );
     Stmt::new(sql, params)
 }
 
-/// The outcome of [`pg_upload_stmt`] from its row. `None`, with nothing written, when another
-/// upload created the run after the statement's snapshot was taken (the upsert then found it
-/// but the snapshot cannot show it): the caller takes the general path.
-fn pg_upload_outcome(run: &NewRun, res: &StmtResult) -> Result<Option<Outcome>> {
+/// The outcome of [`pg_upload_stmt`] (for project `project_id`) from its row. `None`, with
+/// nothing written, when the general path must decide: another upload created the run after
+/// the statement's snapshot was taken (the upsert then found it but the snapshot cannot show
+/// it), or the run is another project's (the general path reads that project's name).
+fn pg_upload_outcome(run: &NewRun, project_id: i64, res: &StmtResult) -> Result<Option<Outcome>> {
     let row = res
         .rows
         .first()
         .ok_or_else(|| anyhow!("the run upsert returned no row"))?;
     let applied = row.opt_i64(0)?;
-    let existing = match row.opt_text(1)? {
-        Some(name) if name != run.project => {
-            return Ok(Some(Outcome::ProjectConflict {
-                existing_project: name,
-            }))
-        }
+    let existing = match row.opt_i64(1)? {
+        Some(p) if p != project_id => return Ok(None),
         Some(_) => Some((row.i64(2)?, row.f64(3)?, row.f64(4)?)),
         None if applied.is_none() => return Ok(None),
         None => None,
@@ -583,6 +588,8 @@ pub struct Store {
     /// PostgreSQL: uploads committed in groups (see [`crate::group_commit`]); `None`: each
     /// upload commits on its own.
     group: Option<Arc<crate::group_commit::GroupCommit>>,
+    /// Token lookups of the requests' `Authorization` (see [`crate::token_cache`]).
+    pub(crate) tokens: Arc<crate::token_cache::TokenCache>,
 }
 
 impl Store {
@@ -594,7 +601,17 @@ impl Store {
             ))),
             db,
             projects: Default::default(),
+            tokens: Arc::new(crate::token_cache::TokenCache::new(
+                crate::token_cache::DEFAULT_TTL,
+            )),
         }
+    }
+
+    /// The same store with token lookups cached for `ttl` (zero: not cached;
+    /// `wattprint serve --token-cache-ms`).
+    pub fn with_token_cache(mut self, ttl: std::time::Duration) -> Store {
+        self.tokens = Arc::new(crate::token_cache::TokenCache::new(ttl));
+        self
     }
 
     /// The same store with `n` group-commit writers for uploads on PostgreSQL; 0 commits each
@@ -758,6 +775,20 @@ impl Store {
         rows.first().map(token_record).transpose()
     }
 
+    /// [`Store::token_by_hash`] through the token cache: what authenticates API requests.
+    pub async fn token_by_hash_cached(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        if let Some(rec) = self.tokens.get(hash, std::time::Instant::now()) {
+            return Ok(Some(rec));
+        }
+        let generation = self.tokens.generation();
+        let read_at = std::time::Instant::now();
+        let rec = self.token_by_hash(hash).await?;
+        if let Some(r) = &rec {
+            self.tokens.put(hash, r, generation, read_at);
+        }
+        Ok(rec)
+    }
+
     pub async fn token_by_id(&self, id: i64) -> Result<Option<TokenRecord>> {
         let rows = self
             .db
@@ -794,7 +825,10 @@ impl Store {
                 ),
                 params,
             )])
-            .await?;
+            .await;
+        // Committed (or not known to have failed before it): this server stops accepting it.
+        self.tokens.forget(id);
+        let res = res?;
         Ok(res.first().map(|r| r.changed).unwrap_or(0) > 0)
     }
 
@@ -831,7 +865,7 @@ impl Store {
                         .pop()
                         .ok_or_else(|| anyhow!("the run upsert gave no result"))?,
                 };
-                if let Some(o) = pg_upload_outcome(run, &res)? {
+                if let Some(o) = pg_upload_outcome(run, project_id, &res)? {
                     return Ok(o);
                 }
             }
@@ -863,14 +897,14 @@ impl Store {
             let mut stmts = Vec::new();
             for (i, (run, samples)) in uploads.iter().enumerate() {
                 if let Some(project_id) = self.upload_project_id(run).await? {
-                    idx.push(i);
+                    idx.push((i, project_id));
                     stmts.push(pg_upload_stmt(run, project_id, samples));
                 }
             }
             let results = self.db.group(stmts).await?;
-            for (i, r) in idx.into_iter().zip(results) {
+            for ((i, project_id), r) in idx.into_iter().zip(results) {
                 let run = &uploads[i].0;
-                match r.and_then(|r| pg_upload_outcome(run, &r)) {
+                match r.and_then(|r| pg_upload_outcome(run, project_id, &r)) {
                     Ok(Some(o)) => out[i] = Some(Ok(o)),
                     Ok(None) => {}
                     Err(e) => out[i] = Some(Err(e)),
