@@ -22,8 +22,20 @@ fn threads() -> Vec<String> {
         .collect()
 }
 
+/// The monitor and I/O threads of this process, once every thread has taken its name (a
+/// thread just spawned still bears its parent's, this test's, until it names itself).
 fn watchers() -> (usize, usize) {
-    let t = threads();
+    let me: String = std::thread::current()
+        .name()
+        .unwrap_or_default()
+        .chars()
+        .take(15)
+        .collect();
+    let mut t = threads();
+    eventually("every thread named", || {
+        t = threads();
+        t.iter().filter(|n| **n == me).count() == 1
+    });
     (
         t.iter()
             .filter(|n| n.starts_with("wattprint-monit"))
