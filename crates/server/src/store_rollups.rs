@@ -80,6 +80,30 @@ fn sums_of(r: &Row, at: usize, cols: &[&str]) -> Result<Sums> {
     Ok(s)
 }
 
+/// A dashboard group from a row `(team id, project id, …, status, month, sums…)` whose status
+/// is at `at`, the project's and team's names looked up in `names`.
+fn dash_group(
+    r: &Row,
+    names: &HashMap<i64, (String, String)>,
+    user: Option<String>,
+    at: usize,
+) -> Result<DashGroup> {
+    let (team_id, project_id) = (r.i64(0)?, r.i64(1)?);
+    let Some((team, project)) = names.get(&project_id) else {
+        anyhow::bail!(
+            "rollup row of project {project_id} (team {team_id}), which is not in the projects table"
+        );
+    };
+    Ok(DashGroup {
+        team: team.clone(),
+        project: project.clone(),
+        user,
+        status: r.text(at)?,
+        month: r.text(at + 1)?,
+        sums: sums(r, at + 2)?,
+    })
+}
+
 fn sums(r: &Row, at: usize) -> Result<Sums> {
     sums_of(r, at, &all_measures())
 }
@@ -402,20 +426,7 @@ impl Store {
         let (rows, names) =
             tokio::try_join!(self.db.query(&sql, params), self.project_names(&f.scope))?;
         rows.iter()
-            .map(|r| {
-                let (team_id, project_id) = (r.i64(0)?, r.i64(1)?);
-                let Some((team, project)) = names.get(&project_id) else {
-                    anyhow::bail!("rollup row of project {project_id} (team {team_id}), which is not in the projects table");
-                };
-                Ok(DashGroup {
-                    team: team.clone(),
-                    project: project.clone(),
-                    user: r.opt_text(2)?,
-                    status: r.text(3)?,
-                    month: r.text(4)?,
-                    sums: sums(r, 5)?,
-                })
-            })
+            .map(|r| dash_group(r, &names, r.opt_text(2)?, 3))
             .collect()
     }
 
@@ -446,20 +457,7 @@ impl Store {
         let (rows, names) =
             tokio::try_join!(self.db.query(&sql, params), self.project_names(&f.scope))?;
         rows.iter()
-            .map(|r| {
-                let (team_id, project_id) = (r.i64(0)?, r.i64(1)?);
-                let Some((team, project)) = names.get(&project_id) else {
-                    anyhow::bail!("rollup row of project {project_id} (team {team_id}), which is not in the projects table");
-                };
-                Ok(DashGroup {
-                    team: team.clone(),
-                    project: project.clone(),
-                    user: None,
-                    status: r.text(2)?,
-                    month: r.text(3)?,
-                    sums: sums(r, 4)?,
-                })
-            })
+            .map(|r| dash_group(r, &names, None, 2))
             .collect()
     }
 

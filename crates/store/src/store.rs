@@ -599,7 +599,21 @@ fn upsert_run(conn: &Connection, rec: &RunRecord, replace: bool) -> Result<usize
            ?19)
          {conflict}"
     );
-    let n = conn.prepare_cached(&sql)?.execute(params![
+    execute_run_row(&mut conn.prepare_cached(&sql)?, rec, &d, &json, &now)
+}
+
+/// Execute `stmt` with one run's row bound as `runs` stores it: ?1 id, ?2 project, ?3 status,
+/// ?4 started_at, ?5 ended_at, ?6 energy_kwh, ?7 emissions_kg, ?8 record, ?9 updated_at,
+/// ?10 started_unix, ?11 duration_s, ?12 exit_code, ?13 tags, ?14 static_kwh, ?15 facility_kwh,
+/// ?16 scope, ?17 hostname, ?18 methods, ?19 model. Returns the rows changed.
+fn execute_run_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    rec: &RunRecord,
+    d: &Denorm,
+    json: &str,
+    now: &str,
+) -> Result<usize> {
+    Ok(stmt.execute(params![
         rec.id,
         rec.project,
         rec.status.as_str(),
@@ -619,8 +633,7 @@ fn upsert_run(conn: &Connection, rec: &RunRecord, replace: bool) -> Result<usize
         d.hostname,
         d.methods,
         d.model
-    ])?;
-    Ok(n)
+    ])?)
 }
 
 impl Store {
@@ -631,36 +644,21 @@ impl Store {
     pub fn save_checkpoint(&mut self, rec: &RunRecord) -> Result<()> {
         let d = Denorm::from_record(rec)?;
         let json = serde_json::to_string(rec)?;
-        let n = self
-            .conn
-            .prepare_cached(
-                "UPDATE runs SET ended_at = ?2, energy_kwh = ?3, emissions_kg = ?4, record = ?5,
-                   updated_at = ?6, duration_s = ?7, exit_code = ?8, tags = ?9, static_kwh = ?10,
-                   facility_kwh = ?11, scope = ?12, hostname = ?13, methods = ?14
-                 WHERE id = ?1 AND project IS ?15 AND status = ?16 AND started_at = ?17
-                   AND started_unix IS ?18 AND model IS ?19",
-            )?
-            .execute(params![
-                rec.id,
-                rec.ended_at,
-                rec.energy_kwh.total.0,
-                rec.emissions_kg.total,
-                json,
-                crate::clock::now_rfc3339(),
-                d.duration_s,
-                d.exit_code,
-                d.tags,
-                d.static_kwh,
-                d.facility_kwh,
-                d.scope,
-                d.hostname,
-                d.methods,
-                rec.project,
-                rec.status.as_str(),
-                rec.started_at,
-                d.started_unix,
-                d.model
-            ])?;
+        // Bound as `upsert_run` binds it (see `execute_run_row`).
+        let n = execute_run_row(
+            &mut self.conn.prepare_cached(
+                "UPDATE runs SET ended_at = ?5, energy_kwh = ?6, emissions_kg = ?7, record = ?8,
+                   updated_at = ?9, duration_s = ?11, exit_code = ?12, tags = ?13,
+                   static_kwh = ?14, facility_kwh = ?15, scope = ?16, hostname = ?17,
+                   methods = ?18
+                 WHERE id = ?1 AND project IS ?2 AND status = ?3 AND started_at = ?4
+                   AND started_unix IS ?10 AND model IS ?19",
+            )?,
+            rec,
+            &d,
+            &json,
+            &crate::clock::now_rfc3339(),
+        )?;
         if n == 0 {
             upsert_run(&self.conn, rec, true)?;
         }
