@@ -47,10 +47,14 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     fi
     mkdir -p "$D"/{etc,munge,mysql,log,ctld,spool,run,site,fakehost}
     chmod 755 "$D"
+    # Below the kernel's range of ephemeral ports (the local ports of outgoing connections,
+    # which nothing answers on but which a daemon cannot bind), when there is room.
+    eph=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$eph" -gt 21000 ] 2>/dev/null || eph=60000
     free_port() {
         local p
         for _ in $(seq 1 50); do
-            p=$((20000 + RANDOM % 40000))
+            p=$((20000 + RANDOM % (eph - 20000)))
             if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
                 echo "$p"
                 return 0
@@ -81,13 +85,32 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     wait_for munged 15 munge --socket="$D/munge/munge.socket" -n
 
     # MariaDB: own data directory, loopback TCP only (slurmdbd speaks TCP).
-    DBPORT=$(free_port)
     /usr/bin/mariadb-install-db --user=root --datadir="$D/mysql" --auth-root-authentication-method=socket \
         --skip-test-db >"$D/log/mariadb-install.log" 2>&1 || { cat "$D/log/mariadb-install.log" >&2; exit 1; }
-    /usr/sbin/mariadbd --no-defaults --user=root --datadir="$D/mysql" --socket="$D/mysql.sock" \
-        --pid-file="$D/mysql.pid" --bind-address=127.0.0.1 --port="$DBPORT" --skip-name-resolve \
-        --innodb-buffer-pool-size=32M --innodb-log-file-size=8M --innodb-flush-log-at-trx-commit=0 \
-        --log-error="$D/log/mariadb.log" >>"$D/log/mariadb.log" 2>&1 &
+    # A free port may be taken between the look and the bind: another port then, three tries.
+    for try in 1 2 3; do
+        DBPORT=$(free_port)
+        : >"$D/log/mariadb.log"
+        /usr/sbin/mariadbd --no-defaults --user=root --datadir="$D/mysql" --socket="$D/mysql.sock" \
+            --pid-file="$D/mysql.pid" --bind-address=127.0.0.1 --port="$DBPORT" --skip-name-resolve \
+            --innodb-buffer-pool-size=32M --innodb-log-file-size=8M --innodb-flush-log-at-trx-commit=0 \
+            --log-error="$D/log/mariadb.log" >>"$D/log/mariadb.log" 2>&1 &
+        db_pid=$!
+        # Until it answers, it ends (a port taken), or 40 s pass (then wait_for below says so).
+        end=$((SECONDS + 40))
+        until mariadb --no-defaults --socket="$D/mysql.sock" -uroot -e 'select 1' >/dev/null 2>&1; do
+            kill -0 "$db_pid" 2>/dev/null || break
+            [ "$SECONDS" -lt "$end" ] || break
+            sleep 0.2
+        done
+        if kill -0 "$db_pid" 2>/dev/null; then
+            break
+        fi
+        grep -q "Address already in use" "$D/log/mariadb.log" && [ "$try" -lt 3 ] || {
+            echo "MariaDB did not start" >&2
+            exit 1
+        }
+    done
     wait_for MariaDB 40 mariadb --no-defaults --socket="$D/mysql.sock" -uroot -e 'select 1'
     mariadb --no-defaults --socket="$D/mysql.sock" -uroot -e \
         "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
