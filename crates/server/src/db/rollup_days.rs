@@ -161,20 +161,7 @@ pub fn source(d: Dialect) -> String {
 
 /// The table's rows recomputed from `runs r`: the back-fill, and what the drift check compares.
 pub fn recompute_sql(d: Dialect) -> String {
-    let ks = key_exprs("r");
-    let mut cols = vec!["r.org_id".to_string()];
-    cols.extend(ks.iter().cloned());
-    cols.push("COUNT(*)".into());
-    for m in MEASURES {
-        cols.push(format!("CAST(SUM({}) AS BIGINT)", m.contribution(d, "r")));
-    }
-    let mut group = vec!["r.org_id".to_string()];
-    group.extend(ks);
-    format!(
-        "SELECT {} FROM runs r GROUP BY {}",
-        cols.join(", "),
-        group.join(", ")
-    )
+    rollup_schema::recompute_by(d, key_exprs("r"))
 }
 
 /// Every statement of the migration adding the table, for `d`, in one transaction.

@@ -429,7 +429,12 @@ pub fn source(d: Dialect, hosts: bool) -> String {
 /// The sums of a table's rows recomputed from `runs r` (`SELECT org_id, keys…, runs,
 /// measures… FROM runs r GROUP BY …`): the back-fill, and what a check compares against.
 pub fn recompute_sql(d: Dialect, hosts: bool) -> String {
-    let ks = key_exprs(hosts, "r");
+    recompute_by(d, key_exprs(hosts, "r"))
+}
+
+/// The sums of `runs r` grouped by its organisation and the key expressions `ks`: what every
+/// rollup table's back-fill and check read.
+pub(crate) fn recompute_by(d: Dialect, ks: Vec<String>) -> String {
     let mut cols = vec!["r.org_id".to_string()];
     cols.extend(ks.iter().cloned());
     cols.push("COUNT(*)".into());
