@@ -170,32 +170,39 @@ INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status
 COMMIT;
 EOF
     if [ "$spr" -gt 0 ]; then
-        local ks
-        if [ "$d" = postgres ]; then
-            ks="generate_series(0, $spr - 1) AS k(n)"
-        else
-            ks="(WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < $spr - 1) SELECT n FROM c) AS k"
-        fi
+        local ks="(WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < $spr - 1) SELECT n FROM c) AS k"
         # 4 GPUs; buckets of the run's resolution (60 s for full-resolution runs here: the
-        # figures are about row counts).
-        local pre="" post=""
+        # figures are about row counts). Sample k of a run is device k % 4's (k / 4)-th.
         if [ "$d" = postgres ]; then
-            pre="SET maintenance_work_mem = '1GB';
-TRUNCATE samples;
-ALTER TABLE samples DROP CONSTRAINT samples_pkey;
-ALTER TABLE samples DROP CONSTRAINT IF EXISTS samples_run_pk_fkey;"
-            # No foreign key to add back: migration 7 drops it on PostgreSQL.
-            post="ALTER TABLE samples ADD CONSTRAINT samples_pkey PRIMARY KEY (run_pk, device_id, t0);"
-        fi
-        cat <<EOF
+            # PostgreSQL keeps samples in sets (one row per run and device here, the arrays
+            # built once per device); the table is filled empty, its key added after.
+            cat <<EOF
 BEGIN;
-$pre
+SET maintenance_work_mem = '1GB';
+TRUNCATE sample_sets;
+ALTER TABLE sample_sets DROP CONSTRAINT sample_sets_pkey;
+INSERT INTO sample_sets (run_pk, device_id, t0_first, t0_last, n, t0, t1, energy_j)
+  WITH a AS (
+    SELECT d.n AS dev, c.cnt,
+      ARRAY(SELECT i * 60.0 FROM generate_series(0, c.cnt - 1) i) AS t0,
+      ARRAY(SELECT i * 60.0 + 60.0 FROM generate_series(0, c.cnt - 1) i) AS t1,
+      ARRAY(SELECT 1000.0 + i * 4 + d.n FROM generate_series(0, c.cnt - 1) i) AS e
+    FROM generate_series(0, 3) AS d(n), LATERAL (SELECT ($spr - d.n + 3) / 4 AS cnt) c
+    WHERE c.cnt > 0)
+  SELECT r.pk, 'gpu:' || a.dev, 0.0, (a.cnt - 1) * 60.0, a.cnt, a.t0, a.t1, a.e
+  FROM runs r, a WHERE r.run_id LIKE 'r%';
+ALTER TABLE sample_sets ADD CONSTRAINT sample_sets_pkey PRIMARY KEY (run_pk, device_id, t0_last);
+COMMIT;
+EOF
+        else
+            cat <<EOF
+BEGIN;
 INSERT INTO samples (run_pk, device_id, t0, t1, energy_j)
   SELECT r.pk, 'gpu:' || (k.n % 4), (k.n / 4) * 60.0, (k.n / 4) * 60.0 + 60.0, 1000.0 + k.n
   FROM runs r, $ks WHERE r.run_id LIKE 'r%';
-$post
 COMMIT;
 EOF
+        fi
     fi
 }
 
@@ -257,7 +264,7 @@ for backend in "${BACKENDS[@]}"; do
         psql "$DB" -qc "VACUUM ANALYZE" >/dev/null
         echo "== $backend: vacuumed and analysed in $(($(date +%s) - t1)) s" >&2
         size="$(psql "$DB" -Atc "SELECT pg_database_size(current_database())")"
-        samples_size="$(psql "$DB" -Atc "SELECT pg_total_relation_size('samples')")"
+        samples_size="$(psql "$DB" -Atc "SELECT pg_total_relation_size('sample_sets')")"
     else
         sqlite3 "$WORK/scale.db" "ANALYZE" >/dev/null
         size="$(stat -c %s "$WORK/scale.db")"
@@ -340,6 +347,8 @@ EOF
     stop_server
     "$BIN" admin rollups check --database "$DB" >&2
     count_sql="SELECT (SELECT count(*) FROM runs WHERE run_id LIKE 'r%'), (SELECT count(*) FROM samples), (SELECT count(*) FROM rollups), (SELECT count(*) FROM rollup_hosts)"
+    # PostgreSQL: samples are counted from their sets (the view would unnest them all).
+    [ "$backend" = postgres ] && count_sql="${count_sql/(SELECT count(\*) FROM samples)/(SELECT COALESCE(sum(n), 0) FROM sample_sets)}"
     if [ "$backend" = postgres ]; then
         rows="$(psql "$DB" -Atc "$count_sql")"
     else
@@ -347,8 +356,8 @@ EOF
     fi
     read -r runs samples rollups rollup_hosts <<<"$(echo "$rows" | tr '|' ' ')"
     {
-        echo "| $backend | generated: $runs runs, $samples sample rows, $rollups rollup rows, $rollup_hosts host rollup rows in $((t1 - t0)) s | | |"
-        echo "| $backend | database size: $((size / 1048576)) MiB; $((size / runs)) B per run; $((size / HOSTS / 1024)) KiB per node-year ($HOSTS nodes)${samples_size:+; samples $((samples_size / 1048576)) MiB, $((samples_size / (samples > 0 ? samples : 1))) B per sample row} | | |"
+        echo "| $backend | generated: $runs runs, $samples samples, $rollups rollup rows, $rollup_hosts host rollup rows in $((t1 - t0)) s | | |"
+        echo "| $backend | database size: $((size / 1048576)) MiB; $((size / runs)) B per run; $((size / HOSTS / 1024)) KiB per node-year ($HOSTS nodes)${samples_size:+; samples $((samples_size / 1048576)) MiB, $((samples_size / (samples > 0 ? samples : 1))) B per sample} | | |"
     } >>"$RESULTS"
     if [ "$backend" = postgres ] && [ -n "$PG_DB" ] && [ -z "${SCALE_KEEP:-}" ]; then
         psql "$PG_BASE" -qc "DROP DATABASE $PG_DB" >/dev/null

@@ -12,9 +12,12 @@
 # BIN: the `wattprint` binary to serve with (default: this tree's release build; for A/B runs of
 # two builds). PG_STATS=1 (cluster started here): pg_stat_statements per mode (calls, plans,
 # execution and planning ms, WAL bytes per call of the busiest statements) to stderr.
-# SERVE_ARGS: more flags for `wattprint serve`; MODES: a subset of "closed open run"; PG_SQL:
+# PG_OPTS: more server settings for that cluster (e.g. '-c log_checkpoints=on'), and
+# KEEP_PG_LOG=FILE copies its log there at the end. PG_ANALYZE=1 analyses the database one
+# second into each mode (builds before the server analysed young tables itself). SERVE_ARGS: more flags for `wattprint serve`;
+# MODES: a subset of "closed open run"; PG_SQL:
 # SQL run on the PostgreSQL database once the server has migrated it (to try a schema change,
-# e.g. PG_SQL='ALTER TABLE samples ADD FOREIGN KEY (run_pk) REFERENCES runs(pk)'). CPU per
+# e.g. PG_SQL='ALTER TABLE runs SET (fillfactor = 70)'). CPU per
 # request (server, PostgreSQL when the script started the cluster, load generator) is measured
 # from /proc over the run less its first and last second.
 # PostgreSQL: $WATTPRINT_TEST_POSTGRES_URL (a server on which it may create a database), else a
@@ -47,6 +50,7 @@ AS=()
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
     if [ -n "$PG_DIR" ]; then
+        [ -n "${KEEP_PG_LOG:-}" ] && cp "$PG_DIR/log" "$KEEP_PG_LOG" 2>/dev/null
         "${AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
         rm -rf "$PG_DIR"
     fi
@@ -67,6 +71,10 @@ pg_stats() { # $1 = database URL, $2 = reset|show
             round((total_plan_time / greatest(calls, 1))::numeric, 3), \
             round(wal_bytes / greatest(calls, 1)), left(regexp_replace(query, '\s+', ' ', 'g'), 90) \
             FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 10" >&2
+        echo "tables: name | inserted | updated | of which HOT | size MB (with indexes) | autovacuums" >&2
+        psql "$1" -qAt -F ' | ' -c "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, \
+            round(pg_total_relation_size(relid) / 1048576.0, 1), autovacuum_count + autoanalyze_count \
+            FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd > 0 ORDER BY n_tup_ins + n_tup_upd DESC LIMIT 6" >&2
     fi
 }
 
@@ -88,7 +96,7 @@ pg_base() { # sets PG_BASE (not in a subshell: cleanup must see PG_DIR)
     local port=$((20000 + RANDOM % 40000))
     # Durable commits (fsync on, synchronous_commit on): what an institution would run.
     "${AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-        -o "-h 127.0.0.1 -p $port -k $PG_DIR -c max_connections=100 $PG_STATS_OPTS" start >/dev/null
+        -o "-h 127.0.0.1 -p $port -k $PG_DIR -c max_connections=100 $PG_STATS_OPTS ${PG_OPTS:-}" start >/dev/null
     PG_BASE="postgres://wattprint@127.0.0.1:$port/postgres"
 }
 
@@ -158,6 +166,11 @@ for backend in "${BACKENDS[@]}"; do
         "$LOAD" "${args[@]}" >"$WORK/line" &
         load_pid=$!
         sleep 1
+        # PG_ANALYZE=1: analyse the database after the first second (what the server itself
+        # does for young tables since then; for A/B runs with builds from before).
+        if [ "$backend" = postgres ] && [ "${PG_ANALYZE:-}" = 1 ]; then
+            psql "${DB%%\?*}" -qc "ANALYZE" >/dev/null
+        fi
         s0="$(proc_ticks "$SERVER_PID")"; p0="$(pg_ticks)"; l0="$(proc_ticks "$load_pid")"; t0="$(date +%s.%N)"
         sleep "$(python3 -c "print(max(float('$SECONDS_') - 2, 1))")"
         s1="$(proc_ticks "$SERVER_PID")"; p1="$(pg_ticks)"; l1="$(proc_ticks "$load_pid")"; t1="$(date +%s.%N)"

@@ -6,11 +6,12 @@
 //! - [`WRITERS`] writers, each with its own queue: a run's uploads always go to the same writer
 //!   (by a hash of team and run id), so they are committed in the order they arrived, even
 //!   across batches, while batches of other runs commit on the other writers meanwhile.
-//! - The statements of a batch are pipelined: `BEGIN`, every upload's statement and `COMMIT`
-//!   are sent at once and answered in order (one round trip, one wake-up of the backend).
-//! - A statement that fails on its own (its own database error) fails alone: the transaction
-//!   then ends in a rollback, and the batch is run again without it (at most one pass per
-//!   upload). A failing `BEGIN` or `COMMIT`, or a lost connection, fails every upload of the
+//! - The statements of a batch are pipelined: `BEGIN`, every upload's statements (the run's
+//!   upsert, then its samples' merge: see `crate::sample_sets`) and `COMMIT` are sent at once
+//!   and answered in order (one round trip, one wake-up of the backend).
+//! - An upload whose statement fails on its own (its own database error) fails alone: the
+//!   transaction then ends in a rollback, and the batch is run again without it (at most one
+//!   pass per upload). A failing `BEGIN` or `COMMIT`, or a lost connection, fails every upload of the
 //!   batch: none is answered as stored unless its commit succeeded.
 //! - Uploads are ordered by (team, run id) in a batch, keeping their order of arrival within a
 //!   run (a stable sort), so a batch takes its rows' locks in key order; uploads of one run in
@@ -38,8 +39,8 @@ const QUEUE: usize = 4096;
 
 struct Job {
     key: (i64, String),
-    stmt: Stmt,
-    reply: oneshot::Sender<Result<StmtResult>>,
+    stmts: Vec<Stmt>,
+    reply: oneshot::Sender<Result<Vec<StmtResult>>>,
 }
 
 /// The queue of uploads and its writers (started on first use, inside the server's runtime;
@@ -60,9 +61,9 @@ impl GroupCommit {
         }
     }
 
-    /// Run `stmt` (one upload; `key` = its team and run id) in the next batch; its result once
-    /// that batch has committed.
-    pub async fn submit(&self, key: (i64, String), stmt: Stmt) -> Result<StmtResult> {
+    /// Run `stmts` (one upload; `key` = its team and run id) in the next batch; their results
+    /// once that batch has committed.
+    pub async fn submit(&self, key: (i64, String), stmts: Vec<Stmt>) -> Result<Vec<StmtResult>> {
         let queues = self
             .queues
             .get_or_init(|| start(self.db.clone(), self.writers));
@@ -70,7 +71,7 @@ impl GroupCommit {
         key.hash(&mut h);
         let tx = &queues[(h.finish() % queues.len() as u64) as usize];
         let (reply, answer) = oneshot::channel();
-        tx.send(Job { key, stmt, reply })
+        tx.send(Job { key, stmts, reply })
             .await
             .map_err(|_| anyhow!("the server's upload writers have stopped"))?;
         answer
@@ -106,9 +107,9 @@ async fn writer(db: Arc<dyn Db>, mut rx: mpsc::Receiver<Job>) {
 async fn run_batch(db: &dyn Db, mut batch: Vec<Job>) {
     // Stable: arrival order is kept within a run.
     batch.sort_by(|a, b| a.key.cmp(&b.key));
-    let (stmts, replies): (Vec<Stmt>, Vec<_>) =
-        batch.into_iter().map(|j| (j.stmt, j.reply)).unzip();
-    match db.group(stmts).await {
+    let (units, replies): (Vec<Vec<Stmt>>, Vec<_>) =
+        batch.into_iter().map(|j| (j.stmts, j.reply)).unzip();
+    match db.group(units).await {
         Ok(results) => {
             for (reply, r) in replies.into_iter().zip(results) {
                 // The request may have gone (its client hung up): its upload stands.
@@ -126,9 +127,10 @@ async fn run_batch(db: &dyn Db, mut batch: Vec<Job>) {
 
 /// What one pipelined pass of a group gave.
 pub(crate) enum Pass {
-    /// Committed: each statement's result (a row that cannot be read is that statement's error).
-    Committed(Vec<Result<StmtResult>>),
-    /// The statement at this position (in the pass) failed on its own; nothing was committed.
+    /// Committed: each unit's results (a row that cannot be read is that unit's error).
+    Committed(Vec<Result<Vec<StmtResult>>>),
+    /// A statement of the unit at this position (in the pass) failed on its own; nothing was
+    /// committed.
     Failed {
         at: usize,
         error: tokio_postgres::Error,
@@ -137,60 +139,74 @@ pub(crate) enum Pass {
     AllFailed(anyhow::Error),
 }
 
-/// Send `BEGIN`, the statements `live` (indices into `stmts`/`prepared`) and `COMMIT` at once
-/// (tokio-postgres sends requests in the order they are first polled, and `join3`/`join_all`
-/// poll in order) and read the answers.
+/// Send the statements `begin` (`BEGIN` and settings), the statements of the units `live` (indices into `units`/`prepared`) and
+/// `COMMIT` at once (tokio-postgres sends requests in the order they are first polled, and
+/// `join3`/`join_all` poll in order) and read the answers.
 pub(crate) async fn pipeline(
     client: &Client,
-    begin: &Statement,
+    begin: &[&Statement],
     commit: &Statement,
-    prepared: &[Statement],
-    stmts: &[Stmt],
+    prepared: &[Vec<Statement>],
+    units: &[Vec<Stmt>],
     live: &[usize],
 ) -> Pass {
-    let ps: Vec<_> = live.iter().map(|&i| params(&stmts[i].params)).collect();
-    let queries = live.iter().zip(&ps).map(|(&i, p)| {
-        let st = &prepared[i];
-        let rows = returns_rows(&stmts[i].sql);
+    // (position of the unit in `live`, statement, its prepared form), in the order sent.
+    let flat: Vec<(usize, &Stmt, &Statement)> = live
+        .iter()
+        .enumerate()
+        .flat_map(|(at, &u)| {
+            units[u]
+                .iter()
+                .zip(&prepared[u])
+                .map(move |(s, p)| (at, s, p))
+        })
+        .collect();
+    let ps: Vec<_> = flat.iter().map(|(_, s, _)| params(&s.params)).collect();
+    let queries = flat.iter().zip(&ps).map(|((_, s, st), p)| {
+        let rows = returns_rows(&s.sql);
         async move {
             if rows {
-                client.query(st, p).await.map(|r| (Some(r), 0))
+                client.query(*st, p).await.map(|r| (Some(r), 0))
             } else {
-                client.execute(st, p).await.map(|n| (None, n))
+                client.execute(*st, p).await.map(|n| (None, n))
             }
         }
     });
     let (b, results, c) = join3(
-        client.execute(begin, &[]),
+        join_all(begin.iter().map(|st| client.execute(*st, &[]))),
         join_all(queries),
         client.execute(commit, &[]),
     )
     .await;
-    if let Err(e) = b {
+    if let Some(Err(e)) = b.into_iter().find(|r| r.is_err()) {
         return Pass::AllFailed(crate::db::postgres::pg_err(e, "BEGIN"));
     }
-    let mut out = Vec::with_capacity(results.len());
-    for (at, r) in results.into_iter().enumerate() {
-        match r {
-            Ok((Some(rows), _)) => out.push(
-                rows.iter()
-                    .map(cells)
-                    .collect::<Result<Vec<_>>>()
-                    .map(|rows| StmtResult { rows, changed: 0 }),
-            ),
-            Ok((None, n)) => out.push(Ok(StmtResult {
+    let mut out: Vec<Result<Vec<StmtResult>>> = live.iter().map(|_| Ok(Vec::new())).collect();
+    for ((at, _, _), r) in flat.iter().zip(results) {
+        let res = match r {
+            Ok((Some(rows), _)) => rows
+                .iter()
+                .map(cells)
+                .collect::<Result<Vec<_>>>()
+                .map(|rows| StmtResult { rows, changed: 0 }),
+            Ok((None, n)) => Ok(StmtResult {
                 rows: Vec::new(),
                 changed: n,
-            })),
+            }),
             Err(e) => {
                 let own = e.as_db_error().is_some()
                     && e.code() != Some(&SqlState::IN_FAILED_SQL_TRANSACTION);
                 return if own {
-                    Pass::Failed { at, error: e }
+                    Pass::Failed { at: *at, error: e }
                 } else {
                     Pass::AllFailed(crate::db::postgres::pg_err(e, "statement"))
                 };
             }
+        };
+        match (&mut out[*at], res) {
+            (Ok(v), Ok(r)) => v.push(r),
+            (slot @ Ok(_), Err(e)) => *slot = Err(e),
+            (Err(_), _) => {}
         }
     }
     match c {

@@ -28,6 +28,7 @@ pub mod store_jobs;
 pub mod store_models;
 pub mod store_pages;
 pub mod store_rollups;
+pub mod store_samples;
 #[doc(hidden)]
 pub mod testing;
 pub mod token_cache;

@@ -25,8 +25,6 @@ pub const HOUR: i64 = 3_600;
 pub const MAX_DAYS: i64 = 36_500;
 /// Runs read per candidate query.
 const CANDIDATES: i64 = 200;
-/// Merged rows per insert statement.
-const INSERT_CHUNK: usize = 500;
 
 /// The server's retention settings (`wattprint serve --keep-full-days … --keep-minute-days …`);
 /// an organisation may override the days ([`Store::set_retention`]).
@@ -196,15 +194,7 @@ async fn downsample_run(
         return Ok(());
     }
     report.runs += 1;
-    let devices = store
-        .db
-        .query(
-            "SELECT DISTINCT device_id FROM samples WHERE run_pk = ? ORDER BY device_id",
-            vec![pk.into()],
-        )
-        .await?;
-    for d in &devices {
-        let device = d.text(0)?;
+    for device in store.sample_devices(pk).await? {
         merge_device(store, cfg, pk, &device, width, report).await?;
     }
     Ok(())
@@ -225,23 +215,15 @@ async fn merge_device(
     let mut from = f64::NEG_INFINITY;
     let batch = cfg.batch.max(2);
     loop {
-        let rows = store
-            .db
-            .query(
-                "SELECT t0, t1, energy_j FROM samples WHERE run_pk = ? AND device_id = ? AND t0 >= ? \
-                 ORDER BY t0 LIMIT ?",
-                vec![
-                    pk.into(),
-                    device.into(),
-                    Val::F(if from.is_finite() { from } else { -1e300 }),
-                    i64::try_from(batch + 1).unwrap_or(i64::MAX).into(),
-                ],
+        let read = store
+            .device_samples_from(
+                pk,
+                device,
+                if from.is_finite() { from } else { -1e300 },
+                i64::try_from(batch + 1).unwrap_or(i64::MAX),
             )
             .await?;
-        let mut s: Vec<(f64, f64, f64)> = Vec::with_capacity(rows.len());
-        for r in &rows {
-            s.push((r.f64(0)?, r.f64(1)?, r.f64(2)?));
-        }
+        let s: Vec<(f64, f64, f64)> = read.iter().map(|x| (x.t0, x.t1, x.energy_j)).collect();
         if s.is_empty() {
             return Ok(());
         }
@@ -281,23 +263,13 @@ async fn merge_device(
         }
         if merged.len() < part.len() {
             let (first, last) = (part[0].0, part[part.len() - 1].0);
-            let mut stmts = vec![Stmt::new(
-                "DELETE FROM samples WHERE run_pk = ? AND device_id = ? AND t0 >= ? AND t0 <= ?",
-                vec![pk.into(), device.into(), first.into(), last.into()],
-            )];
-            for chunk in merged.chunks(INSERT_CHUNK) {
-                let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                let mut p = Vec::with_capacity(chunk.len() * 5);
-                for &(t0, t1, e) in chunk {
-                    p.extend([pk.into(), device.into(), t0.into(), t1.into(), e.into()]);
-                }
-                stmts.push(Stmt::new(
-                    format!(
-                        "INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) VALUES {values}"
-                    ),
-                    p,
-                ));
-            }
+            let stmts = crate::store_samples::replace_stmts(
+                store.db.dialect(),
+                pk,
+                device,
+                (first, last),
+                &merged,
+            );
             store.db.transaction(stmts).await?;
             report.rows_before += part.len() as u64;
             report.rows_after += merged.len() as u64;

@@ -379,53 +379,6 @@ pub(crate) fn token_record(r: &Row) -> Result<TokenRecord> {
     })
 }
 
-/// Rows per multi-row samples insert (4 parameters each, well under both databases' limits).
-const SAMPLE_CHUNK: usize = 1000;
-
-/// Samples deduplicated by device and start (the last wins): one upsert must not touch a row
-/// twice.
-fn unique_samples(samples: &[Sample]) -> Vec<&Sample> {
-    let mut uniq: std::collections::BTreeMap<(&str, u64), &Sample> = Default::default();
-    for s in samples {
-        uniq.insert((s.device_id.as_str(), s.t0.to_bits()), s);
-    }
-    uniq.into_values().collect()
-}
-
-/// Samples upsert statements for one run (deduplicated by device and start: the last wins).
-fn sample_stmts(team_id: i64, run_id: &str, samples: &[Sample]) -> Vec<Stmt> {
-    unique_samples(samples)
-        .chunks(SAMPLE_CHUNK)
-        .map(|chunk| {
-            let mut params = Vec::with_capacity(chunk.len() * 4 + 2);
-            let values = vec![
-                "(CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION))";
-                chunk.len()
-            ]
-            .join(", ");
-            for s in chunk {
-                params.push(Val::T(s.device_id.clone()));
-                params.push(Val::F(s.t0));
-                params.push(Val::F(s.t1));
-                params.push(Val::F(s.energy_j));
-            }
-            params.push(team_id.into());
-            params.push(run_id.into());
-            Stmt::new(
-                format!(
-                    "INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
-                     SELECT r.pk, v.column1, v.column2, v.column3, v.column4 \
-                     FROM (VALUES {values}) AS v, runs r WHERE r.team_id = ? AND r.run_id = ? \
-                     AND r.samples_res = 0 \
-                     ON CONFLICT (run_pk, device_id, t0) DO UPDATE SET t1 = excluded.t1, energy_j = excluded.energy_j \
-                     WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j"
-                ),
-                params,
-            )
-        })
-        .collect()
-}
-
 /// Insert a run or advance it: the newer record wins (higher status rank, or the same rank with
 /// more duration or energy); a run never moves to another project. Parameters from
 /// [`run_upsert_params`]; the caller appends a `RETURNING` clause.
@@ -510,16 +463,14 @@ fn outcome(run: &NewRun, applied: Option<i64>, existing: Option<(i64, f64, f64)>
 }
 
 /// PostgreSQL, project known: one statement reads the run's previous state (the statement's
-/// snapshot), upserts it, and upserts its samples (passed as arrays, so the statement is the
-/// same for any number of samples and is prepared once per connection; an upload without
-/// samples uses a shorter one). Samples are stored whenever the run is this project's, even
-/// when the record itself is a duplicate or stale (as on the general path). Its row is read by
-/// [`pg_upload_outcome`]. Few plan nodes (executor start-up is a sixth of its time): the
-/// previous state without its project's name (a conflict, rare, takes the general path), the
-/// samples' run key as one `UNION ALL` of two exclusive branches, nothing read back from the
-/// samples' insert.
-fn pg_upload_stmt(run: &NewRun, project_id: i64, samples: &[Sample]) -> Stmt {
-    let uniq = unique_samples(samples);
+/// snapshot) and upserts it; its row is read by [`pg_upload_outcome`]. Few plan nodes (executor
+/// start-up is a sixth of its time): the previous state without its project's name (a
+/// conflict, rare, takes the general path). The samples follow in a second statement of the
+/// same transaction ([`crate::store_samples`]), stored whenever the run is this project's, even
+/// when the record itself is a duplicate or stale (as on the general path): the upsert holds
+/// the run's row (an `ON CONFLICT DO UPDATE` locks it even when its condition is false), so
+/// the merge reads the sets as the run's previous writer committed them.
+fn pg_upload_stmts(run: &NewRun, project_id: i64, samples: &[Sample]) -> Vec<Stmt> {
     let mut params = run_upsert_params(run, project_id);
     params.push(run.team_id.into());
     params.push(run.run_id.clone().into());
@@ -527,40 +478,23 @@ fn pg_upload_stmt(run: &NewRun, project_id: i64, samples: &[Sample]) -> Stmt {
                FROM runs r WHERE r.team_id = ? AND r.run_id = ?)";
     let last = "SELECT (SELECT checkpoints FROM up), o.project_id, o.status_rank, \
                 o.duration_s, o.energy_kwh FROM (SELECT 1 AS one) x LEFT JOIN old o ON true";
-    if uniq.is_empty() {
-        return Stmt::new(
-            format!("WITH up AS ({RUN_UPSERT} RETURNING checkpoints), {old} {last}"),
-            params,
-        );
-    }
-    params.push(run.team_id.into());
-    params.push(run.run_id.clone().into());
-    params.push(project_id.into());
-    params.push(Val::TextArray(
-        uniq.iter().map(|s| s.device_id.clone()).collect(),
+    let mut stmts = vec![Stmt::new(
+        format!("WITH up AS ({RUN_UPSERT} RETURNING checkpoints), {old} {last}"),
+        params,
+    )];
+    stmts.extend(crate::store_samples::write_stmts(
+        Dialect::Postgres,
+        crate::store_samples::SamplesOf::Run {
+            team_id: run.team_id,
+            run_id: &run.run_id,
+            project_id: Some(project_id),
+        },
+        samples,
     ));
-    params.push(Val::FloatArray(uniq.iter().map(|s| s.t0).collect()));
-    params.push(Val::FloatArray(uniq.iter().map(|s| s.t1).collect()));
-    params.push(Val::FloatArray(uniq.iter().map(|s| s.energy_j).collect()));
-    let sql = format!(
-        "WITH up AS ({RUN_UPSERT} RETURNING pk, checkpoints, samples_res), {old}, \
-         k AS (SELECT pk FROM up WHERE samples_res = 0 UNION ALL SELECT r.pk FROM runs r \
-                 WHERE r.team_id = ? AND r.run_id = ? AND r.project_id = ? \
-                 AND r.samples_res = 0 AND NOT EXISTS (SELECT 1 FROM up)), \
-         s AS (INSERT INTO samples (run_pk, device_id, t0, t1, energy_j) \
-                 SELECT k.pk, v.device_id, v.t0, v.t1, v.energy_j FROM k, \
-                 unnest(CAST(? AS TEXT[]), CAST(? AS DOUBLE PRECISION[]), \
-                 CAST(? AS DOUBLE PRECISION[]), CAST(? AS DOUBLE PRECISION[])) \
-                 AS v(device_id, t0, t1, energy_j) \
-                 ON CONFLICT (run_pk, device_id, t0) DO UPDATE \
-                 SET t1 = excluded.t1, energy_j = excluded.energy_j \
-                 WHERE samples.t1 <> excluded.t1 OR samples.energy_j <> excluded.energy_j) \
-         {last}"
-    );
-    Stmt::new(sql, params)
+    stmts
 }
 
-/// The outcome of [`pg_upload_stmt`] (for project `project_id`) from its row. `None`, with
+/// The outcome of [`pg_upload_stmts`] (for project `project_id`) from its row. `None`, with
 /// nothing written, when the general path must decide: another upload created the run after
 /// the statement's snapshot was taken (the upsert then found it but the snapshot cannot show
 /// it), or the run is another project's (the general path reads that project's name).
@@ -848,24 +782,23 @@ impl Store {
     /// written when the run exists under another project.
     ///
     /// On PostgreSQL, once the project's id is known (a project-scoped token, or a project seen
-    /// before: projects are never deleted or renamed), the whole upload is one prepared
-    /// statement, committed together with the other uploads waiting at that moment (group
-    /// commit, [`crate::group_commit`]; see "Load" in docs/server.md). Both paths give the same
+    /// before: projects are never deleted or renamed), the whole upload is two prepared
+    /// statements (the run, then its samples: [`pg_upload_stmts`]), committed together with
+    /// the other uploads waiting at that moment (group commit, [`crate::group_commit`]; see
+    /// "Load" in docs/server.md). Both paths give the same
     /// outcomes; the server tests run on both databases.
     pub async fn upsert_run(&self, run: &NewRun, samples: &[Sample]) -> Result<Outcome> {
         if self.db.dialect() == Dialect::Postgres {
             if let Some(project_id) = self.upload_project_id(run).await? {
-                let stmt = pg_upload_stmt(run, project_id, samples);
+                let stmts = pg_upload_stmts(run, project_id, samples);
                 let res = match &self.group {
-                    Some(g) => g.submit((run.team_id, run.run_id.clone()), stmt).await?,
-                    None => self
-                        .db
-                        .transaction(vec![stmt])
-                        .await?
-                        .pop()
-                        .ok_or_else(|| anyhow!("the run upsert gave no result"))?,
+                    Some(g) => g.submit((run.team_id, run.run_id.clone()), stmts).await?,
+                    None => self.db.transaction(stmts).await?,
                 };
-                if let Some(o) = pg_upload_outcome(run, project_id, &res)? {
+                let first = res
+                    .first()
+                    .ok_or_else(|| anyhow!("the run upsert gave no result"))?;
+                if let Some(o) = pg_upload_outcome(run, project_id, first)? {
                     return Ok(o);
                 }
             }
@@ -898,13 +831,18 @@ impl Store {
             for (i, (run, samples)) in uploads.iter().enumerate() {
                 if let Some(project_id) = self.upload_project_id(run).await? {
                     idx.push((i, project_id));
-                    stmts.push(pg_upload_stmt(run, project_id, samples));
+                    stmts.push(pg_upload_stmts(run, project_id, samples));
                 }
             }
             let results = self.db.group(stmts).await?;
             for ((i, project_id), r) in idx.into_iter().zip(results) {
                 let run = &uploads[i].0;
-                match r.and_then(|r| pg_upload_outcome(run, project_id, &r)) {
+                let first = r.and_then(|r| {
+                    r.into_iter()
+                        .next()
+                        .ok_or_else(|| anyhow!("the run upsert gave no result"))
+                });
+                match first.and_then(|r| pg_upload_outcome(run, project_id, &r)) {
                     Ok(Some(o)) => out[i] = Some(Ok(o)),
                     Ok(None) => {}
                     Err(e) => out[i] = Some(Err(e)),
@@ -960,7 +898,15 @@ impl Store {
             format!("{RUN_UPSERT} RETURNING checkpoints"),
             run_upsert_params(run, project_id),
         )];
-        stmts.extend(sample_stmts(run.team_id, &run.run_id, samples));
+        stmts.extend(crate::store_samples::write_stmts(
+            self.db.dialect(),
+            crate::store_samples::SamplesOf::Run {
+                team_id: run.team_id,
+                run_id: &run.run_id,
+                project_id: Some(project_id),
+            },
+            samples,
+        ));
         let res = self.db.transaction(stmts).await?;
         let applied = res
             .first()
@@ -1007,7 +953,7 @@ impl Store {
     }
 
     /// The team and internal key of a run visible in `scope`.
-    async fn run_team(&self, scope: &Scope, run_id: &str) -> Result<Option<i64>> {
+    pub(crate) async fn run_team(&self, scope: &Scope, run_id: &str) -> Result<Option<i64>> {
         let mut params = vec![run_id.into()];
         let filter = scope.sql("r", &mut params);
         self.one_i64(
@@ -1017,34 +963,6 @@ impl Store {
             params,
         )
         .await
-    }
-
-    /// Upsert samples of a run visible in `scope`; `None` when there is no such run.
-    pub async fn add_samples(
-        &self,
-        scope: &Scope,
-        run_id: &str,
-        samples: &[Sample],
-    ) -> Result<Option<usize>> {
-        let Some(team_id) = self.run_team(scope, run_id).await? else {
-            return Ok(None);
-        };
-        let mut stmts = sample_stmts(team_id, run_id, samples);
-        if !stmts.is_empty() && self.db.dialect() == Dialect::Postgres {
-            // Hold the run's row (as a run upload does) so that downsampling, which first marks
-            // the run, waits for these samples (docs/server.md, "Retention").
-            stmts.insert(
-                0,
-                Stmt::new(
-                    "SELECT pk FROM runs WHERE team_id = ? AND run_id = ? FOR SHARE",
-                    vec![team_id.into(), run_id.into()],
-                ),
-            );
-        }
-        if !stmts.is_empty() {
-            self.db.transaction(stmts).await?;
-        }
-        Ok(Some(samples.len()))
     }
 
     /// A run and its record as received.

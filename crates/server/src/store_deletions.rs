@@ -76,6 +76,8 @@ impl Store {
             return Ok(None);
         };
         let now = crate::now_rfc3339();
+        let d = self.db.dialect();
+        let count = crate::store_samples::count_sql(d, "r.pk");
         let audit = Stmt::new(
             format!(
                 "INSERT INTO run_deletions (org_id, team_id, team, project, run_id, user_name, status, \
@@ -83,7 +85,7 @@ impl Store {
                    deleted_at, deleted_by, deleted_by_token, reason) \
                  SELECT r.org_id, r.team_id, t.name, p.name, r.run_id, r.user_name, r.status, \
                    r.started_at, r.duration_s, r.energy_kwh, r.facility_kwh, r.emissions_kg, \
-                   (SELECT COUNT(*) FROM samples s WHERE s.run_pk = r.pk), r.record, \
+                   {count}, r.record, \
                    CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT) \
                  FROM runs r JOIN teams t ON t.id = r.team_id JOIN projects p ON p.id = r.project_id \
                  WHERE r.pk = ? RETURNING {DELETION_COLUMNS}"
@@ -97,7 +99,7 @@ impl Store {
             ],
         );
         let mut stmts = Vec::new();
-        if self.db.dialect() == crate::db::Dialect::Postgres {
+        if d == crate::db::Dialect::Postgres {
             // Another server may be deleting the same run: wait for it, so that the audit
             // below sees the run gone instead of recording a second deletion (SQLite's single
             // writer serialises this already).
@@ -109,7 +111,13 @@ impl Store {
         let at = stmts.len();
         stmts.extend([
             audit,
-            Stmt::new("DELETE FROM samples WHERE run_pk = ?", vec![pk.into()]),
+            Stmt::new(
+                format!(
+                    "DELETE FROM {} WHERE run_pk = ?",
+                    crate::store_samples::samples_table(d)
+                ),
+                vec![pk.into()],
+            ),
             Stmt::new("DELETE FROM runs WHERE pk = ?", vec![pk.into()]),
         ]);
         let res = self.db.transaction(stmts).await?;

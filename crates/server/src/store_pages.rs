@@ -5,7 +5,7 @@
 
 use crate::db::Val;
 use crate::store::{
-    run_summary, token_record, Budget, RunFilter, RunSummary, Sample, Scope, Store, TokenRecord,
+    run_summary, token_record, Budget, RunFilter, RunSummary, Scope, Store, TokenRecord,
     RUN_COLUMNS, RUN_FROM, TOKEN_SELECT,
 };
 use anyhow::Result;
@@ -19,7 +19,7 @@ pub struct Page<T> {
 
 /// Cut `rows` (read with `limit + 1`) to `limit` and make the next cursor from the last kept
 /// row.
-fn page_of<T>(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn page_of<T>(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = if more { rows.last().map(cursor) } else { None };
@@ -122,106 +122,6 @@ impl Store {
             params,
         )
         .await
-    }
-
-    /// A page of a run's samples (by device, then start) after `after`; `None` when there is
-    /// no such run visible in `scope`.
-    pub async fn samples_page(
-        &self,
-        scope: &Scope,
-        run_id: &str,
-        limit: usize,
-        after: Option<(String, f64)>,
-    ) -> Result<Option<Page<Sample>>> {
-        let Some(pk) = self.run_pk(scope, run_id).await? else {
-            return Ok(None);
-        };
-        let mut params: Vec<Val> = vec![pk.into()];
-        let mut filter = String::new();
-        if let Some((dev, t0)) = after {
-            filter.push_str(" AND (s.device_id > ? OR (s.device_id = ? AND s.t0 > ?))");
-            params.extend([dev.clone().into(), dev.into(), t0.into()]);
-        }
-        params.push(lim(limit));
-        let rows = self
-            .db
-            .query(
-                &format!(
-                    "SELECT s.device_id, s.t0, s.t1, s.energy_j FROM samples s \
-                     WHERE s.run_pk = ?{filter} ORDER BY s.device_id, s.t0 LIMIT ?"
-                ),
-                params,
-            )
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(Sample {
-                device_id: r.text(0)?,
-                t0: r.f64(1)?,
-                t1: r.f64(2)?,
-                energy_j: r.f64(3)?,
-            });
-        }
-        Ok(Some(page_of(out, limit, |s| {
-            sample_cursor(&s.device_id, s.t0)
-        })))
-    }
-
-    /// A run's samples for a chart: as stored when there are at most `max` of them, else merged
-    /// per device into at most about `max / devices` consecutive stretches of equal length
-    /// (energy summed, first start and last end kept), so that what is read stays bounded
-    /// whatever the run's length. `None` when there is no such run visible in `scope`.
-    pub async fn samples_for_chart(
-        &self,
-        scope: &Scope,
-        run_id: &str,
-        max: usize,
-    ) -> Result<Option<Vec<Sample>>> {
-        let Some(pk) = self.run_pk(scope, run_id).await? else {
-            return Ok(None);
-        };
-        let stats = self
-            .db
-            .query(
-                "SELECT COUNT(*), COALESCE(MAX(t1), 0.0), COUNT(DISTINCT device_id) \
-                 FROM samples WHERE run_pk = ?",
-                vec![pk.into()],
-            )
-            .await?;
-        let Some(st) = stats.first() else {
-            return Ok(Some(Vec::new()));
-        };
-        let (n, end, devices) = (st.i64(0)?, st.f64(1)?, st.i64(2)?.max(1));
-        let max_i = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
-        let (sql, params): (String, Vec<Val>) = if n <= max_i {
-            (
-                "SELECT device_id, t0, t1, energy_j FROM samples WHERE run_pk = ? \
-                 ORDER BY device_id, t0 LIMIT ?"
-                    .into(),
-                vec![pk.into(), max_i.into()],
-            )
-        } else {
-            let buckets = (max_i / devices).max(1) as f64;
-            let width = (end / buckets).max(1e-9);
-            (
-                "SELECT device_id, MIN(t0), MAX(t1), SUM(energy_j) FROM samples WHERE run_pk = ? \
-                 GROUP BY device_id, CAST(t0 / ? AS BIGINT) ORDER BY device_id, MIN(t0) LIMIT ?"
-                    .into(),
-                vec![pk.into(), width.into(), max_i.saturating_mul(2).into()],
-            )
-        };
-        let rows = self.db.query(&sql, params).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Sample {
-                    device_id: r.text(0)?,
-                    t0: r.f64(1)?,
-                    t1: r.f64(2)?,
-                    energy_j: r.f64(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
     }
 
     /// A page of the tokens inside `scope`, newest first, after the token `after`.

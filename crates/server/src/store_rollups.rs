@@ -399,10 +399,7 @@ impl Store {
     /// journal rows not folded yet), and every reader sums them.
     pub async fn dashboard_groups(&self, f: &RunFilter) -> Result<Vec<DashGroup>> {
         let mut params = Vec::new();
-        let Some((filter, host)) = rollup_filter(f, &mut params) else {
-            anyhow::bail!("dashboard filters must fall on month starts");
-        };
-        let table = rollup_schema::source(self.db.dialect(), host);
+        let (table, filter) = self.dash_source(f, &mut params)?;
         let mut cols = vec!["x.runs".to_string()];
         cols.extend(
             MEASURES
@@ -416,10 +413,9 @@ impl Store {
         // The rows with their ids, and the names of the scope's projects and their teams apart
         // (both at once): joining tens of thousands of rows to the names in SQL was most of
         // the read's time on PostgreSQL.
-        let joins = joins_for(GroupBy::Status, f);
         let sql = format!(
             "SELECT x.team_id, x.project_id, NULLIF(x.user_key, ''), x.status, x.month, {} \
-             FROM {table} x{joins} WHERE ({}){filter}",
+             FROM {table} WHERE ({}){filter}",
             cols.join(", "),
             nonzero.join(" OR ")
         );
@@ -437,18 +433,14 @@ impl Store {
     /// are left out, as are such rows in [`Store::dashboard_groups`].
     pub async fn dashboard_groups_without_users(&self, f: &RunFilter) -> Result<Vec<DashGroup>> {
         let mut params = Vec::new();
-        let Some((filter, host)) = rollup_filter(f, &mut params) else {
-            anyhow::bail!("dashboard filters must fall on month starts");
-        };
-        let table = rollup_schema::source(self.db.dialect(), host);
+        let (table, filter) = self.dash_source(f, &mut params)?;
         let measures = all_measures();
         let nonzero: Vec<String> = std::iter::once("runs")
             .chain(measures.iter().copied())
             .map(|c| format!("SUM(CAST(x.{c} AS DOUBLE PRECISION)) <> 0"))
             .collect();
-        let joins = joins_for(GroupBy::Status, f);
         let sql = format!(
-            "SELECT x.team_id, x.project_id, x.status, x.month, {} FROM {table} x{joins} \
+            "SELECT x.team_id, x.project_id, x.status, x.month, {} FROM {table} \
              WHERE 1 = 1{filter} GROUP BY x.team_id, x.project_id, x.status, x.month \
              HAVING {}",
             sums_sql(&measures),
@@ -471,18 +463,14 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut params = Vec::new();
-        let Some((filter, host)) = rollup_filter(f, &mut params) else {
-            anyhow::bail!("dashboard filters must fall on month starts");
-        };
+        let (table, filter) = self.dash_source(f, &mut params)?;
         params.push(n.into());
-        let table = rollup_schema::source(self.db.dialect(), host);
-        let joins = joins_for(GroupBy::Status, f);
         let e = "SUM(CAST(x.emissions_ug AS DOUBLE PRECISION))";
         // Ranked after grouping; sums of integers below 2⁵³ are exact, so the `n`th's ties
         // share its rank and all come.
         let sql = format!(
             "SELECT g.u, g.e FROM (SELECT NULLIF(x.user_key, '') AS u, {e} AS e, \
-             RANK() OVER (ORDER BY {e} DESC) AS k FROM {table} x{joins} \
+             RANK() OVER (ORDER BY {e} DESC) AS k FROM {table} \
              WHERE 1 = 1{filter} GROUP BY x.user_key \
              HAVING SUM(CAST(x.runs AS DOUBLE PRECISION)) <> 0 OR {e} <> 0) g WHERE g.k <= ?"
         );
@@ -490,6 +478,18 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.opt_text(0)?, r.f64(1)? / PER_KG)))
             .collect()
+    }
+
+    /// What the dashboard's readers read for the runs matching `f`: the rollup table (with the
+    /// journal on PostgreSQL, per host when `f` names one) as `x` with the joins its filters
+    /// need, and the filter (` AND …`, its values pushed to `params`).
+    fn dash_source(&self, f: &RunFilter, params: &mut Vec<Val>) -> Result<(String, String)> {
+        let Some((filter, host)) = rollup_filter(f, params) else {
+            anyhow::bail!("dashboard filters must fall on month starts");
+        };
+        let table = rollup_schema::source(self.db.dialect(), host);
+        let joins = joins_for(GroupBy::Status, f);
+        Ok((format!("{table} x{joins}"), filter))
     }
 
     /// Project id → (team name, project name), for the projects visible in `scope`.
@@ -699,15 +699,26 @@ impl Store {
 pub const FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The background task folding the rollups' journal every [`FOLD_EVERY`] (PostgreSQL; `None` on
-/// SQLite), until the handle is aborted. Several servers may run it at once.
+/// SQLite), until the handle is aborted, and giving young tables their first statistics
+/// ([`crate::db::young_tables`]). Several servers may run it at once.
 pub fn spawn_fold(store: Store) -> Option<tokio::task::JoinHandle<()>> {
     if store.db.dialect() != crate::db::Dialect::Postgres {
         return None;
     }
     Some(tokio::spawn(async move {
+        // Young tables get their first statistics here (`crate::db::young_tables`).
+        let mut young = true;
         loop {
             if let Err(e) = store.fold_rollups().await {
                 eprintln!("wattprint serve: rollups: folding the journal failed: {e:#} (retried)");
+            }
+            if young {
+                match crate::db::young_tables::analyze(store.db.as_ref()).await {
+                    Ok((_, all)) => young = !all,
+                    Err(e) => {
+                        eprintln!("wattprint serve: analysing new tables failed: {e:#} (retried)")
+                    }
+                }
             }
             tokio::time::sleep(FOLD_EVERY).await;
         }

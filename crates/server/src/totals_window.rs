@@ -17,28 +17,26 @@
 /// Seconds per day.
 const DAY: i64 = 86_400;
 
-/// A `[lo, hi)` range of `started_unix` whose runs count `sign` (1 or −1) times.
+/// A `[lo, hi)` range whose contents count `sign` (1 or −1) times: of `started_unix` (a
+/// [`RunRange`]: its runs) or of UTC days (a [`DayRange`]: their per-day rollups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunRange {
+pub struct SignedRange {
     pub lo: i64,
     pub hi: i64,
     pub sign: i64,
 }
+
+/// Seconds of `started_unix`, `[lo, hi)`, whose runs count `sign` times.
+pub type RunRange = SignedRange;
+/// UTC days (`started_unix` / 86 400, rounded down), `[lo, hi)`, whose per-day rollups count
+/// `sign` times.
+pub type DayRange = SignedRange;
 
 /// Months `[from, to)` (`YYYY-MM`, either end open when `None`) read from the rollups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Months {
     pub from: Option<String>,
     pub to: Option<String>,
-}
-
-/// A `[lo, hi)` range of UTC days (`started_unix` / 86 400, rounded down) whose per-day
-/// rollups count `sign` (1 or −1) times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DayRange {
-    pub lo: i64,
-    pub hi: i64,
-    pub sign: i64,
 }
 
 /// The parts of a window: months from the rollups (`None`: none), ranges of days from the

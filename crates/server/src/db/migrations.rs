@@ -229,6 +229,11 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "rollups per day, team, project, status",
     statements: &[],
     build: Some(super::rollup_days::migration),
+}, Migration {
+    version: 9,
+    name: "PostgreSQL: samples in sets of arrays",
+    statements: &[],
+    build: Some(sample_sets),
 }];
 
 /// PostgreSQL checked `samples.run_pk REFERENCES runs(pk)` once per sample row — a query and a
@@ -243,6 +248,43 @@ fn samples_unchecked(d: Dialect) -> Vec<String> {
         Dialect::Postgres => {
             vec!["ALTER TABLE samples DROP CONSTRAINT IF EXISTS samples_run_pk_fkey".into()]
         }
+        Dialect::Sqlite => Vec::new(),
+    }
+}
+
+/// PostgreSQL stores a run's samples in sets of arrays, one row per (run, device) and stretch
+/// of up to `SET_MAX` samples (see `crate::store_samples`): an upload writes a row per device,
+/// not per sample. The rows already stored are gathered into sets in start order; a view named
+/// `samples` unnests the sets for the SQL that reads samples. SQLite keeps its rows.
+fn sample_sets(d: Dialect) -> Vec<String> {
+    match d {
+        Dialect::Postgres => vec![
+            "CREATE TABLE sample_sets (
+                run_pk BIGINT NOT NULL,
+                device_id TEXT NOT NULL,
+                t0_first DOUBLE PRECISION NOT NULL,
+                t0_last DOUBLE PRECISION NOT NULL,
+                n BIGINT NOT NULL,
+                t0 DOUBLE PRECISION[] NOT NULL,
+                t1 DOUBLE PRECISION[] NOT NULL,
+                energy_j DOUBLE PRECISION[] NOT NULL,
+                PRIMARY KEY (run_pk, device_id, t0_last)
+            )"
+            .into(),
+            format!(
+                "INSERT INTO sample_sets (run_pk, device_id, t0_first, t0_last, n, t0, t1, energy_j) \
+                 SELECT run_pk, device_id, MIN(t0), MAX(t0), COUNT(*), ARRAY_AGG(t0 ORDER BY t0), \
+                   ARRAY_AGG(t1 ORDER BY t0), ARRAY_AGG(energy_j ORDER BY t0) \
+                 FROM (SELECT s.*, (ROW_NUMBER() OVER (PARTITION BY run_pk, device_id ORDER BY t0) - 1) \
+                         / {} AS part FROM samples s) x \
+                 GROUP BY run_pk, device_id, part",
+                crate::store_samples::SET_MAX
+            ),
+            "DROP TABLE samples".into(),
+            "CREATE VIEW samples AS SELECT s.run_pk, s.device_id, u.t0, u.t1, u.energy_j \
+             FROM sample_sets s CROSS JOIN LATERAL unnest(s.t0, s.t1, s.energy_j) AS u(t0, t1, energy_j)"
+                .into(),
+        ],
         Dialect::Sqlite => Vec::new(),
     }
 }

@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod rollup_days;
 pub mod rollup_schema;
 pub mod sqlite;
+pub mod young_tables;
 
 /// A bound parameter. Integers are 64-bit and reals are doubles on both databases (PostgreSQL
 /// columns are `BIGINT` / `DOUBLE PRECISION`, so the types match exactly).
@@ -33,6 +34,8 @@ pub enum Val {
     TextArray(Vec<String>),
     /// A real array (PostgreSQL only: `CAST(? AS DOUBLE PRECISION[])`).
     FloatArray(Vec<f64>),
+    /// An integer array (PostgreSQL only: `CAST(? AS BIGINT[])`).
+    IntArray(Vec<i64>),
 }
 
 impl From<i64> for Val {
@@ -190,18 +193,16 @@ pub trait Db: Send + Sync {
     /// Run the statements in one transaction; any error rolls all of them back. A statement
     /// whose SQL contains `RETURNING` or starts with `SELECT` gives rows.
     async fn transaction(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>>;
-    /// Run independent statements together, each with its own outcome: those that succeed are
-    /// committed, one that fails changes nothing and fails alone. PostgreSQL runs them in one
-    /// transaction with one commit (group commit, `crate::group_commit`), re-running the rest
-    /// without a failing one; if that commit fails, every statement fails. The default runs
-    /// each as its own transaction. The outer error is for a failure before any statement ran.
-    async fn group(&self, stmts: Vec<Stmt>) -> Result<Vec<Result<StmtResult>>> {
-        let mut out = Vec::with_capacity(stmts.len());
-        for s in stmts {
-            out.push(self.transaction(vec![s]).await.and_then(|mut r| {
-                r.pop()
-                    .ok_or_else(|| anyhow::anyhow!("a statement gave no result"))
-            }));
+    /// Run independent units together, each a list of statements with its own outcome: the
+    /// units that succeed are committed, one that fails changes nothing and fails alone.
+    /// PostgreSQL runs them in one transaction with one commit (group commit,
+    /// `crate::group_commit`), re-running the rest without a failing unit; if that commit fails,
+    /// every unit fails. The default runs each unit as its own transaction. The outer error is
+    /// for a failure before any statement ran.
+    async fn group(&self, units: Vec<Vec<Stmt>>) -> Result<Vec<Result<Vec<StmtResult>>>> {
+        let mut out = Vec::with_capacity(units.len());
+        for u in units {
+            out.push(self.transaction(u).await);
         }
         Ok(out)
     }

@@ -33,6 +33,7 @@ impl ToSql for Val {
             Val::OptF(v) => v.to_sql_checked(ty, out),
             Val::TextArray(v) => v.to_sql_checked(ty, out),
             Val::FloatArray(v) => v.to_sql_checked(ty, out),
+            Val::IntArray(v) => v.to_sql_checked(ty, out),
         }
     }
 
@@ -232,32 +233,50 @@ impl Db for PgDb {
         Ok(out)
     }
 
-    async fn group(&self, stmts: Vec<Stmt>) -> Result<Vec<Result<StmtResult>>> {
+    async fn group(&self, units: Vec<Vec<Stmt>>) -> Result<Vec<Result<Vec<StmtResult>>>> {
         let client = self.client().await?;
         let begin = client
             .prepare_cached("BEGIN")
             .await
             .map_err(|e| pg_err(e, "preparing BEGIN"))?;
+        // Uploads' statements keep their generic plans: with their array parameters, a
+        // custom plan looks cheaper to PostgreSQL's plan cache, which then plans the samples'
+        // statement anew on some executions (measured: a twentieth of them, as long to plan as
+        // to run).
+        let generic = client
+            .prepare_cached("SET LOCAL plan_cache_mode = force_generic_plan")
+            .await
+            .map_err(|e| pg_err(e, "preparing SET LOCAL"))?;
         let commit = client
             .prepare_cached("COMMIT")
             .await
             .map_err(|e| pg_err(e, "preparing COMMIT"))?;
-        let mut prepared = Vec::with_capacity(stmts.len());
-        for s in &stmts {
-            prepared.push(
-                client
-                    .prepare_cached(&pg_placeholders(&s.sql))
-                    .await
-                    .map_err(|e| pg_err(e, "preparing a statement"))?,
-            );
+        let mut prepared = Vec::with_capacity(units.len());
+        for u in &units {
+            let mut ps = Vec::with_capacity(u.len());
+            for s in u {
+                ps.push(
+                    client
+                        .prepare_cached(&pg_placeholders(&s.sql))
+                        .await
+                        .map_err(|e| pg_err(e, "preparing a statement"))?,
+                );
+            }
+            prepared.push(ps);
         }
-        let mut out: Vec<Option<Result<StmtResult>>> = stmts.iter().map(|_| None).collect();
-        let mut live: Vec<usize> = (0..stmts.len()).collect();
-        // Each pass removes a failing statement or ends: at most one pass per statement.
+        let mut out: Vec<Option<Result<Vec<StmtResult>>>> = units.iter().map(|_| None).collect();
+        let mut live: Vec<usize> = (0..units.len()).collect();
+        // Each pass removes a failing unit or ends: at most one pass per unit.
         while !live.is_empty() {
-            let pass =
-                crate::group_commit::pipeline(&client, &begin, &commit, &prepared, &stmts, &live)
-                    .await;
+            let pass = crate::group_commit::pipeline(
+                &client,
+                &[&begin, &generic],
+                &commit,
+                &prepared,
+                &units,
+                &live,
+            )
+            .await;
             match pass {
                 crate::group_commit::Pass::Committed(results) => {
                     for (i, r) in live.iter().zip(results) {
@@ -266,7 +285,7 @@ impl Db for PgDb {
                     live.clear();
                 }
                 crate::group_commit::Pass::Failed { at, error } => {
-                    // This statement's own error: the others are run again without it.
+                    // This unit's own error: the others are run again without it.
                     let i = live.remove(at);
                     out[i] = Some(Err(pg_err(error, "statement")));
                 }
@@ -280,7 +299,7 @@ impl Db for PgDb {
         }
         Ok(out
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(anyhow!("a statement of the group was not run"))))
+            .map(|r| r.unwrap_or_else(|| Err(anyhow!("a unit of the group was not run"))))
             .collect())
     }
 }

@@ -40,7 +40,7 @@ impl ToSql for Val {
                 Some(v) => ToSqlOutput::from(*v),
                 None => ToSqlOutput::from(rusqlite::types::Null),
             },
-            Val::TextArray(_) | Val::FloatArray(_) => {
+            Val::TextArray(_) | Val::FloatArray(_) | Val::IntArray(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "array parameters are PostgreSQL-only; this query was not meant for SQLite"
                         .into(),
