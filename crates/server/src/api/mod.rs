@@ -263,15 +263,22 @@ fn find_nul(v: &Value, path: &mut String) -> Option<String> {
 
 /// Deserialize a JSON value into `T`; a type mismatch is a 422 naming the field.
 pub fn typed<T: DeserializeOwned>(v: Value, what: &str) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            ApiError::invalid(format!("{what}: {inner}"))
-        } else {
-            ApiError::invalid(format!("{what}: field `{path}`: {inner}"))
-        }
-    })
+    serde_path_to_error::deserialize(v).map_err(|e| path_error(e, what))
+}
+
+/// [`typed`] reading `v` in place (a large body is not copied to be read).
+pub fn typed_ref<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(v).map_err(|e| path_error(e, what))
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>, what: &str) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." || path.is_empty() {
+        ApiError::invalid(format!("{what}: {inner}"))
+    } else {
+        ApiError::invalid(format!("{what}: field `{path}`: {inner}"))
+    }
 }
 
 /// A query string rejected by axum becomes a JSON 400.

@@ -76,7 +76,7 @@ pub async fn ingest(
         None => None,
     };
     let record_value = Value::Object(obj);
-    let rec: RunRecord = typed(record_value.clone(), "run record")?;
+    let rec: RunRecord = super::typed_ref(&record_value, "run record")?;
     validate_record(&rec)?;
     validate_samples("series", &samples)?;
     if let Some(u) = &body_user {

@@ -217,23 +217,26 @@ pub(crate) fn returns_rows(sql: &str) -> bool {
 
 /// Rewrite `?` placeholders to PostgreSQL's `$1, $2…` (outside quoted literals).
 pub fn pg_placeholders(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
+    use std::fmt::Write;
+    // Every statement passes here on each execution (the prepared-statement cache is keyed by
+    // the rewritten text): copy the stretches between placeholders whole.
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut n = 0u32;
     let mut in_quote = false;
-    for c in sql.chars() {
-        match c {
-            '\'' => {
-                in_quote = !in_quote;
-                out.push(c);
-            }
-            '?' if !in_quote => {
+    let mut from = 0;
+    for (i, b) in sql.bytes().enumerate() {
+        match b {
+            b'\'' => in_quote = !in_quote,
+            b'?' if !in_quote => {
+                out.push_str(&sql[from..i]);
                 n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
+                let _ = write!(out, "${n}");
+                from = i + 1;
             }
-            _ => out.push(c),
+            _ => {}
         }
     }
+    out.push_str(&sql[from..]);
     out
 }
 
@@ -308,6 +311,14 @@ mod tests {
             pg_placeholders("SELECT ? , '?' , ? WHERE x = ?"),
             "SELECT $1 , '?' , $2 WHERE x = $3"
         );
+        assert_eq!(
+            pg_placeholders("é?'ü?'?ß??"),
+            "é$1'ü?'$2ß$3$4",
+            "multi-byte text around placeholders"
+        );
+        assert_eq!(pg_placeholders(""), "");
+        let many = "?,".repeat(12);
+        assert!(pg_placeholders(&many).ends_with("$11,$12,"));
     }
 
     #[test]
