@@ -449,14 +449,8 @@ fn rollups_stay_exact_postgres() {
 /// A database written before the rollups (schema 3) is upgraded: the rollups are back-filled
 /// from its runs, and the dashboard's derived figures from their records.
 async fn upgrade_backfills(b: Backend) {
-    use wattprint_server::db::{self, migrations, Stmt};
-    let (url, _dir) = common::database(b).await;
-    let raw = db::open_unmigrated(&url).await.unwrap();
-    migrations::migrate_to(raw.as_ref(), 3).await.unwrap();
-    let mut stmts = vec![
-        Stmt::new("INSERT INTO teams (org_id, name, created_at) VALUES (1, 'physics', 'x')", vec![]),
-        Stmt::new("INSERT INTO projects (org_id, team_id, name, created_at) VALUES (1, 1, 'climate', 'x')", vec![]),
-    ];
+    use wattprint_server::db::Stmt;
+    let (raw, url, _dir, mut stmts) = common::older_database(b, 3).await;
     for i in 0..5i64 {
         let rec = Rec::new(&format!("old{i}"), "climate")
             .progress(60.0, 0.5 + i as f64, 0.1)
@@ -520,14 +514,8 @@ both!(upgrade_backfills);
 /// back-fills the days from `runs`, and from then on the days follow writes (journal and fold
 /// on PostgreSQL, triggers on SQLite); a mid-month window reads them.
 async fn upgrade_adds_days(b: Backend) {
-    use wattprint_server::db::{self, migrations, Stmt};
-    let (url, _dir) = common::database(b).await;
-    let raw = db::open_unmigrated(&url).await.unwrap();
-    migrations::migrate_to(raw.as_ref(), 7).await.unwrap();
-    let mut stmts = vec![
-        Stmt::new("INSERT INTO teams (org_id, name, created_at) VALUES (1, 'physics', 'x')", vec![]),
-        Stmt::new("INSERT INTO projects (org_id, team_id, name, created_at) VALUES (1, 1, 'climate', 'x')", vec![]),
-    ];
+    use wattprint_server::db::Stmt;
+    let (raw, url, _dir, mut stmts) = common::older_database(b, 7).await;
     // Five runs a day and a half apart from 10 March 2025 12:00 UTC, 1 kWh more each.
     for i in 0..5i64 {
         stmts.push(Stmt::new(

@@ -274,17 +274,8 @@ async fn concurrent_overlapping_uploads_from_two_servers_store_each_sample_once(
 /// Samples stored as rows by version 8 are the same samples, in sets, after the upgrade.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sample_rows_move_into_sets_on_upgrade() {
-    use wattprint_server::db::{self, migrations, Stmt};
-    let (url, _dir) = common::database(Backend::Postgres).await;
-    let raw = db::open_unmigrated(&url).await.unwrap();
-    migrations::migrate_to(raw.as_ref(), 8).await.unwrap();
-    let mut stmts = vec![
-        Stmt::new("INSERT INTO teams (org_id, name, created_at) VALUES (1, 'physics', 'x')", vec![]),
-        Stmt::new(
-            "INSERT INTO projects (org_id, team_id, name, created_at) VALUES (1, 1, 'climate', 'x')",
-            vec![],
-        ),
-    ];
+    use wattprint_server::db::{migrations, Stmt};
+    let (raw, url, _dir, mut stmts) = common::older_database(Backend::Postgres, 8).await;
     for i in 0..3i64 {
         stmts.push(Stmt::new(
             "INSERT INTO runs (org_id, team_id, project_id, run_id, user_name, status, status_rank, \

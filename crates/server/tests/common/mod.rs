@@ -35,6 +35,33 @@ pub async fn database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// A database as a wattprint at schema `version` left it, and the first statements of its
+/// contents (team `physics`, id 1, and its project `climate`, id 1, in the default
+/// organisation), for upgrade tests: the database (not migrated further), its URL and its
+/// temp dir (SQLite).
+pub async fn older_database(
+    backend: Backend,
+    version: i64,
+) -> (
+    std::sync::Arc<dyn wattprint_server::db::Db>,
+    String,
+    Option<tempfile::TempDir>,
+    Vec<wattprint_server::db::Stmt>,
+) {
+    use wattprint_server::db::{self, migrations, Stmt};
+    let (url, dir) = database(backend).await;
+    let raw = db::open_unmigrated(&url).await.unwrap();
+    migrations::migrate_to(raw.as_ref(), version).await.unwrap();
+    let stmts = vec![
+        Stmt::new("INSERT INTO teams (org_id, name, created_at) VALUES (1, 'physics', 'x')", vec![]),
+        Stmt::new(
+            "INSERT INTO projects (org_id, team_id, name, created_at) VALUES (1, 1, 'climate', 'x')",
+            vec![],
+        ),
+    ];
+    (raw, url, dir, stmts)
+}
+
 /// The real app serving on a loopback port.
 pub struct TestServer {
     pub base: String,
