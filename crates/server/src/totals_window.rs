@@ -117,42 +117,18 @@ pub fn plan(since: Option<i64>, until: Option<i64>, by_day: bool) -> Window {
     let lo_day = since.map(|s| {
         let d = s.div_euclid(DAY);
         let start = d * DAY;
-        if s == start {
-            d
-        } else if s - start < start + DAY - s {
-            runs.push(RunRange {
-                lo: start,
-                hi: s,
-                sign: -1,
-            });
+        if edge((s, start + DAY), (start, s), &mut runs) {
             d
         } else {
-            runs.push(RunRange {
-                lo: s,
-                hi: start + DAY,
-                sign: 1,
-            });
             d + 1
         }
     });
     let hi_day = until.map(|u| {
         let d = u.div_euclid(DAY);
         let start = d * DAY;
-        if u == start {
-            d
-        } else if start + DAY - u < u - start {
-            runs.push(RunRange {
-                lo: u,
-                hi: start + DAY,
-                sign: -1,
-            });
+        if edge((start, u), (u, start + DAY), &mut runs) {
             d + 1
         } else {
-            runs.push(RunRange {
-                lo: start,
-                hi: u,
-                sign: 1,
-            });
             d
         }
     });
@@ -201,17 +177,15 @@ fn plan_days(lo: Option<i64>, hi: Option<i64>) -> Option<(Option<Months>, Vec<Da
             ));
         }
     }
+    // Each edge month from its smaller side: the whole month from the rollups less the days
+    // outside the window, or only the days inside it.
     let from = match lo {
         None => None,
         Some(l) => {
             let (start, next, name) = month_of_day(l)?;
-            if l == start {
-                Some(name)
-            } else if l - start < next - l {
-                days.push(range(start, l, -1));
+            if edge((l, next), (start, l), &mut days) {
                 Some(name)
             } else {
-                days.push(range(l, next, 1));
                 Some(month_of_day(next)?.2)
             }
         }
@@ -220,13 +194,9 @@ fn plan_days(lo: Option<i64>, hi: Option<i64>) -> Option<(Option<Months>, Vec<Da
         None => None,
         Some(h) => {
             let (start, next, name) = month_of_day(h)?;
-            if h == start {
-                Some(name)
-            } else if next - h < h - start {
-                days.push(range(h, next, -1));
+            if edge((start, h), (h, next), &mut days) {
                 Some(month_of_day(next)?.2)
             } else {
-                days.push(range(start, h, 1));
                 Some(name)
             }
         }
@@ -234,18 +204,26 @@ fn plan_days(lo: Option<i64>, hi: Option<i64>) -> Option<(Option<Months>, Vec<Da
     Some((Some(Months { from, to }), days))
 }
 
+/// A window's edge cuts a month or day: `[inside.0, inside.1)` is in the window, `outside`
+/// not. Read from its smaller side: when the inside is larger, the whole (from the coarser
+/// source) less the outside (`true`); else the inside alone (`false`). The range read finely is
+/// pushed to `parts` unless it is empty.
+fn edge(inside: (i64, i64), outside: (i64, i64), parts: &mut Vec<SignedRange>) -> bool {
+    let whole = inside.1 - inside.0 > outside.1 - outside.0;
+    let (part, sign) = if whole { (outside, -1) } else { (inside, 1) };
+    if part.0 < part.1 {
+        parts.push(SignedRange {
+            lo: part.0,
+            hi: part.1,
+            sign,
+        });
+    }
+    whole
+}
+
 /// The parts of the window `[since, until)` from the monthly rollups and `runs` only: the
 /// partial month at each edge from `runs`, from its smaller side.
 fn plan_months(since: Option<i64>, until: Option<i64>) -> Window {
-    let direct = |lo: Option<i64>, hi: Option<i64>| Window {
-        months: None,
-        days: vec![],
-        runs: vec![RunRange {
-            lo: lo.unwrap_or(i64::MIN),
-            hi: hi.unwrap_or(i64::MAX),
-            sign: 1,
-        }],
-    };
     if let (Some(s), Some(u)) = (since, until) {
         if s >= u {
             return Window {
@@ -272,21 +250,9 @@ fn plan_months(since: Option<i64>, until: Option<i64>) -> Window {
     let mut runs = Vec::new();
     let from = match (since, ms) {
         (Some(s), Some((start, next, name))) => {
-            if s == start {
-                Some(name)
-            } else if s - start < next - s {
-                runs.push(RunRange {
-                    lo: start,
-                    hi: s,
-                    sign: -1,
-                });
+            if edge((s, next), (start, s), &mut runs) {
                 Some(name)
             } else {
-                runs.push(RunRange {
-                    lo: s,
-                    hi: next,
-                    sign: 1,
-                });
                 match month_name(next) {
                     Some(n) => Some(n),
                     None => return direct(since, until),
@@ -297,24 +263,12 @@ fn plan_months(since: Option<i64>, until: Option<i64>) -> Window {
     };
     let to = match (until, mu) {
         (Some(u), Some((start, next, name))) => {
-            if u == start {
-                Some(name)
-            } else if next - u < u - start {
-                runs.push(RunRange {
-                    lo: u,
-                    hi: next,
-                    sign: -1,
-                });
+            if edge((start, u), (u, next), &mut runs) {
                 match month_name(next) {
                     Some(n) => Some(n),
                     None => return direct(since, until),
                 }
             } else {
-                runs.push(RunRange {
-                    lo: start,
-                    hi: u,
-                    sign: 1,
-                });
                 Some(name)
             }
         }

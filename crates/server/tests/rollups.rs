@@ -394,42 +394,36 @@ fn rollups_stay_exact(b: Backend, cases: u32) {
     assert!(days > 0, "{days} per-day rollup rows");
     // And the check sees a difference of one unit in one row, of either table.
     rt.block_on(async {
-        s.state
-            .store
-            .db
-            .transaction(vec![wattprint_server::db::Stmt::new(
-                "UPDATE rollup_days SET emissions_ug = emissions_ug - 1 \
-                 WHERE day = (SELECT MIN(day) FROM rollup_days WHERE runs > 0) AND runs > 0",
-                vec![],
-            )])
-            .await
-            .unwrap();
+        let db = s.state.store.db.clone();
+        let change = |sql: &'static str| {
+            let db = db.clone();
+            async move {
+                db.transaction(vec![wattprint_server::db::Stmt::new(sql, vec![])])
+                    .await
+                    .unwrap();
+            }
+        };
+        change(
+            "UPDATE rollup_days SET emissions_ug = emissions_ug - 1 \
+             WHERE day = (SELECT MIN(day) FROM rollup_days WHERE runs > 0) AND runs > 0",
+        )
+        .await;
         let drift = s.state.store.rollup_drift().await.unwrap();
         assert!(
             drift.iter().any(|l| l.starts_with("rollup_days")),
             "{drift:#?}"
         );
-        s.state
-            .store
-            .db
-            .transaction(vec![wattprint_server::db::Stmt::new(
-                "UPDATE rollup_days SET emissions_ug = emissions_ug + 1 \
-                 WHERE day = (SELECT MIN(day) FROM rollup_days WHERE runs > 0) AND runs > 0",
-                vec![],
-            )])
-            .await
-            .unwrap();
+        change(
+            "UPDATE rollup_days SET emissions_ug = emissions_ug + 1 \
+             WHERE day = (SELECT MIN(day) FROM rollup_days WHERE runs > 0) AND runs > 0",
+        )
+        .await;
         assert!(s.state.store.rollup_drift().await.unwrap().is_empty());
-        s.state
-            .store
-            .db
-            .transaction(vec![wattprint_server::db::Stmt::new(
-                "UPDATE rollup_hosts SET energy_uwh = energy_uwh + 1 \
-                 WHERE hostname = (SELECT MIN(hostname) FROM rollup_hosts WHERE runs > 0) AND runs > 0",
-                vec![],
-            )])
-            .await
-            .unwrap();
+        change(
+            "UPDATE rollup_hosts SET energy_uwh = energy_uwh + 1 \
+             WHERE hostname = (SELECT MIN(hostname) FROM rollup_hosts WHERE runs > 0) AND runs > 0",
+        )
+        .await;
         let drift = s.state.store.rollup_drift().await.unwrap();
         assert!(!drift.is_empty());
     });
